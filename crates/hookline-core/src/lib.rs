@@ -1,0 +1,22 @@
+//! Hookline's pure core: everything about webhook delivery that can be decided without
+//! touching a network or a disk.
+//!
+//! - [`id`]: time-ordered, prefixed identifiers (`msg_…`, `ep_…`).
+//! - [`names`]: validated newtypes for every outside value (parse, don't validate).
+//! - [`json`]: the one-time payload minifier.
+//! - [`signing`]: Standard Webhooks secrets and signatures.
+//! - [`retry`]: the retry schedule with jitter.
+//! - [`outcome`]: how an HTTP attempt's result is classified.
+//! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
+//! - [`ports`]: the small traits that the RabbitMQ and Redis adapters implement.
+//!
+//! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
+
+pub mod id;
+pub mod json;
+pub mod model;
+pub mod names;
+pub mod outcome;
+pub mod ports;
+pub mod retry;
+pub mod signing;

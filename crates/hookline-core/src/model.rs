@@ -1,0 +1,318 @@
+//! The domain records Hookline keeps and the delivery task it queues.
+//!
+//! These derive serde because adapters persist them; the HTTP API has its own shapes in the
+//! ingest crate and maps to and from these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use crate::names::{Channel, EventId, EventTypeName, Uid};
+use crate::outcome::TransportError;
+
+/// A tenant of the platform: one customer of the producer, owning endpoints and messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct App {
+    pub id: String,
+    pub uid: Option<Uid>,
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+    pub rate_limit: Option<u16>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A URL that receives an app's messages, with its filters and signing secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<Uid>,
+    pub url: String,
+    pub description: String,
+    /// Event types this endpoint wants; `None` means every type.
+    pub event_types: Option<Vec<EventTypeName>>,
+    /// Channels this endpoint listens to; `None` means every message.
+    pub channels: Option<Vec<Channel>>,
+    pub disabled: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub rate_limit: Option<u16>,
+    /// The `whsec_…` signing secret.
+    pub secret: String,
+    /// Extra headers sent with every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Endpoint {
+    /// Whether a message of `event_type` on `channels` should be delivered here.
+    ///
+    /// Disabled endpoints accept nothing. An endpoint with a channel list only takes messages
+    /// that name one of its channels; one without takes every message.
+    pub fn accepts(&self, event_type: &EventTypeName, channels: Option<&[Channel]>) -> bool {
+        if self.disabled {
+            return false;
+        }
+        let type_ok = self
+            .event_types
+            .as_ref()
+            .is_none_or(|types| types.contains(event_type));
+        let channel_ok = match (&self.channels, channels) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(wanted), Some(given)) => given.iter().any(|c| wanted.contains(c)),
+        };
+        type_ok && channel_ok
+    }
+}
+
+/// A kind of event the producer sends, with optional JSON schemas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventType {
+    pub name: EventTypeName,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    pub schemas: Option<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One event accepted for an app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_type: EventTypeName,
+    pub event_id: Option<EventId>,
+    pub channels: Option<Vec<Channel>>,
+    /// The payload, minified once at ingest; delivered byte for byte.
+    pub payload: Box<RawValue>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+}
+
+/// Delivery status of a message to one endpoint, or of one attempt (Svix numbering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageStatus {
+    Success,
+    Pending,
+    Fail,
+    Sending,
+}
+
+impl MessageStatus {
+    /// The Svix wire number: Success 0, Pending 1, Fail 2, Sending 3.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Pending => 1,
+            Self::Fail => 2,
+            Self::Sending => 3,
+        }
+    }
+
+    /// The Svix `statusText`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Pending => "pending",
+            Self::Fail => "fail",
+            Self::Sending => "sending",
+        }
+    }
+}
+
+/// Why an attempt was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TriggerType {
+    /// The normal pipeline: first delivery or a scheduled retry.
+    Scheduled,
+    /// A person asked for it (resend, recover).
+    Manual,
+}
+
+impl TriggerType {
+    /// The Svix wire number: Scheduled 0, Manual 1.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Scheduled => 0,
+            Self::Manual => 1,
+        }
+    }
+}
+
+/// One HTTP attempt to deliver a message to an endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub id: String,
+    pub app_id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    /// 1-based number of this attempt for the (message, endpoint) pair.
+    pub attempt_number: u32,
+    pub status: MessageStatus,
+    /// HTTP status; 0 when no response arrived.
+    pub response_status_code: u16,
+    /// The first bytes of the response body (bounded by the dispatcher's limit).
+    pub response: String,
+    pub response_duration_ms: u64,
+    pub error: Option<TransportError>,
+    pub trigger_type: TriggerType,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+}
+
+/// Where delivery of one message to one endpoint stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationStatus {
+    pub endpoint_id: String,
+    pub status: MessageStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt: Option<OffsetDateTime>,
+}
+
+/// The unit of work on the queue: deliver one message to one endpoint, once.
+///
+/// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, payload?, traceparent?}`.
+/// The payload rides inline so a dispatcher needs no read of the message to deliver it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryTask {
+    pub msg_id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    /// 1-based number of the attempt this task will make.
+    pub attempt: u32,
+    pub trigger: TriggerType,
+    pub payload: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl DeliveryTask {
+    /// The same delivery, one attempt later.
+    pub fn next_attempt(&self) -> Self {
+        Self {
+            attempt: self.attempt.saturating_add(1),
+            ..self.clone()
+        }
+    }
+
+    /// Identifies this (message, endpoint, attempt) in the retry schedule, so scheduling the
+    /// same retry twice (after a redelivery) stores it once.
+    pub fn schedule_key(&self) -> String {
+        format!("{}:{}:{}", self.msg_id, self.endpoint_id, self.attempt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(types: Option<&[&str]>, channels: Option<&[&str]>, disabled: bool) -> Endpoint {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "http://127.0.0.1/".into(),
+            description: String::new(),
+            event_types: types.map(|t| {
+                t.iter()
+                    .map(|n| EventTypeName::parse(*n).unwrap())
+                    .collect()
+            }),
+            channels: channels.map(|c| c.iter().map(|n| Channel::parse(*n).unwrap()).collect()),
+            disabled,
+            metadata: BTreeMap::new(),
+            rate_limit: None,
+            secret: String::new(),
+            headers: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn filters_by_type_channel_and_disabled() {
+        let paid = EventTypeName::parse("invoice.paid").unwrap();
+        let created = EventTypeName::parse("customer.created").unwrap();
+        let eu = [Channel::parse("eu").unwrap()];
+        let us = [Channel::parse("us").unwrap()];
+        let cases = [
+            (endpoint(None, None, false), &paid, None, true),
+            (
+                endpoint(Some(&["invoice.paid"]), None, false),
+                &paid,
+                None,
+                true,
+            ),
+            (
+                endpoint(Some(&["invoice.paid"]), None, false),
+                &created,
+                None,
+                false,
+            ),
+            (endpoint(None, None, true), &paid, None, false),
+            (endpoint(None, Some(&["eu"]), false), &paid, None, false),
+            (
+                endpoint(None, Some(&["eu"]), false),
+                &paid,
+                Some(&eu[..]),
+                true,
+            ),
+            (
+                endpoint(None, Some(&["eu"]), false),
+                &paid,
+                Some(&us[..]),
+                false,
+            ),
+            (endpoint(None, None, false), &paid, Some(&us[..]), true),
+        ];
+        for (i, (ep, ty, ch, expected)) in cases.iter().enumerate() {
+            assert_eq!(ep.accepts(ty, *ch), *expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn task_wire_form_is_camel_case_with_inline_payload() {
+        let task = DeliveryTask {
+            msg_id: "msg_1".into(),
+            app_id: "app_1".into(),
+            endpoint_id: "ep_1".into(),
+            attempt: 1,
+            trigger: TriggerType::Scheduled,
+            payload: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
+            traceparent: None,
+        };
+        let json = serde_json::to_string(&task).unwrap();
+        assert_eq!(
+            json,
+            r#"{"msgId":"msg_1","appId":"app_1","endpointId":"ep_1","attempt":1,"trigger":"scheduled","payload":{"a":1}}"#
+        );
+        assert_eq!(task.next_attempt().schedule_key(), "msg_1:ep_1:2");
+    }
+}

@@ -1,0 +1,77 @@
+//! What one HTTP attempt's result means for the task.
+
+use serde::{Deserialize, Serialize};
+
+/// Why an attempt produced no HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportError {
+    /// No response within the configured timeout.
+    Timeout,
+    /// The TCP connection could not be made (refused, unreachable, DNS).
+    Connect,
+    /// The TLS handshake failed.
+    Tls,
+    /// The destination address is not allowed (SSRF protection).
+    Blocked,
+    /// Anything else that broke the exchange (reset mid-body, protocol error).
+    Other,
+}
+
+/// What happened to an attempt, as the dispatcher reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The endpoint answered with this status code.
+    Status(u16),
+    /// The exchange failed before a status arrived.
+    Transport(TransportError),
+}
+
+/// What the dispatcher must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delivered: any 2xx.
+    Delivered,
+    /// Try again later, per the retry schedule.
+    Retry,
+    /// 410 Gone: the receiver asks never to be called again; disable the endpoint.
+    Gone,
+}
+
+/// Classifies an attempt: 2xx delivers, 410 disables, everything else retries.
+pub fn classify(result: AttemptResult) -> Verdict {
+    match result {
+        AttemptResult::Status(code) if (200..300).contains(&code) => Verdict::Delivered,
+        AttemptResult::Status(410) => Verdict::Gone,
+        _ => Verdict::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_table() {
+        let table = [
+            (AttemptResult::Status(200), Verdict::Delivered),
+            (AttemptResult::Status(204), Verdict::Delivered),
+            (AttemptResult::Status(299), Verdict::Delivered),
+            (AttemptResult::Status(301), Verdict::Retry),
+            (AttemptResult::Status(410), Verdict::Gone),
+            (AttemptResult::Status(429), Verdict::Retry),
+            (AttemptResult::Status(500), Verdict::Retry),
+            (
+                AttemptResult::Transport(TransportError::Timeout),
+                Verdict::Retry,
+            ),
+            (
+                AttemptResult::Transport(TransportError::Blocked),
+                Verdict::Retry,
+            ),
+        ];
+        for (result, verdict) in table {
+            assert_eq!(classify(result), verdict, "{result:?}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The small traits behind which the RabbitMQ, Redis and embedded adapters live.
+//!
+//! Roles hold them as `Arc<dyn …>` so the same role code runs on any backend. Errors say what
+//! the caller must do: [`QueueError::Unavailable`] and [`StoreError::Unavailable`] mean "answer
+//! 503 / try again later", never "the data is gone".
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::model::{App, Attempt, DeliveryTask, DestinationStatus, Endpoint, EventType, Message};
+
+/// Failures of the task queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The broker cannot be reached or refused the operation; retry later.
+    #[error("message broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker answered, but did not take the task (nack, unroutable).
+    #[error("message broker rejected the task: {0}")]
+    Rejected(String),
+}
+
+/// Failures of the Redis (or embedded) store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or timed out; retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be decoded: a bug or a manual edit, not the caller's fault.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// A unique key (uid, event type name) is already taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+}
+
+/// Publishes delivery tasks durably.
+#[async_trait]
+pub trait TaskPublisher: Send + Sync {
+    /// Returns only after the broker has confirmed every task (persistent, routed to the
+    /// durable queue). Tasks are published pipelined, not one round trip each.
+    async fn publish(&self, tasks: &[DeliveryTask]) -> Result<(), QueueError>;
+
+    /// Whether the publisher currently holds a live broker connection.
+    async fn is_ready(&self) -> bool;
+}
+
+/// Settles one received task.
+#[async_trait]
+pub trait TaskAcker: Send + Sync {
+    /// The outcome is durable elsewhere: remove the task from the queue.
+    async fn ack(&self) -> Result<(), QueueError>;
+    /// Give the task back to the queue for another consumer (shutdown, transient failure).
+    async fn requeue(&self) -> Result<(), QueueError>;
+}
+
+/// A task taken from the queue, to be settled by its acker exactly once.
+pub struct ReceivedTask {
+    pub task: DeliveryTask,
+    pub acker: Box<dyn TaskAcker>,
+}
+
+/// A stream of tasks from the queue. Reconnects internally; undecodable tasks are
+/// dead-lettered by the adapter and never reach the caller.
+#[async_trait]
+pub trait TaskSource: Send {
+    /// The next task; waits through broker outages. `None` once [`TaskSource::close`] ran.
+    async fn next(&mut self) -> Option<ReceivedTask>;
+    /// Stop receiving new tasks; tasks already handed out can still be settled.
+    async fn close(&mut self);
+}
+
+/// One page of a listing, newest first unless asked otherwise.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back to get the following page; `None` when `done`.
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+/// Which page of a listing to read.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// Continue after this item id (exclusive).
+    pub iterator: Option<String>,
+    /// Oldest first instead of newest first.
+    pub ascending: bool,
+}
+
+/// Apps, endpoints and event types: the configuration producers manage.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Stores a new app; [`StoreError::Conflict`] if its uid is taken.
+    async fn create_app(&self, app: &App) -> Result<(), StoreError>;
+    /// Finds an app by id or uid.
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<App>, StoreError>;
+    async fn list_apps(&self, page: &PageRequest) -> Result<Page<App>, StoreError>;
+    /// Replaces an app; `previous` is the stored version (for uid bookkeeping).
+    async fn update_app(&self, previous: &App, app: &App) -> Result<(), StoreError>;
+    /// Deletes an app with its endpoints.
+    async fn delete_app(&self, app: &App) -> Result<(), StoreError>;
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+    /// Finds an endpoint of `app_id` by id or uid.
+    async fn get_endpoint(
+        &self,
+        app_id: &str,
+        id_or_uid: &str,
+    ) -> Result<Option<Endpoint>, StoreError>;
+    /// Every endpoint of an app, oldest first: the fan-out list at ingest.
+    async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError>;
+    async fn update_endpoint(
+        &self,
+        previous: &Endpoint,
+        endpoint: &Endpoint,
+    ) -> Result<(), StoreError>;
+    async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+
+    async fn create_event_type(&self, event_type: &EventType) -> Result<(), StoreError>;
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>, StoreError>;
+    async fn list_event_types(&self) -> Result<Vec<EventType>, StoreError>;
+    async fn update_event_type(&self, event_type: &EventType) -> Result<(), StoreError>;
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// The state of an idempotency claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// This request owns the keys and must finish or release them.
+    Claimed,
+    /// Another request owns them and has not finished.
+    InProgress,
+    /// An earlier request finished; this is its stored response.
+    Done(String),
+}
+
+/// Messages, their idempotency keys and their per-endpoint delivery state.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Claims every key in `keys` (all or none) for `owner` for `lease_ms`.
+    async fn claim_idempotency(
+        &self,
+        app_id: &str,
+        keys: &[String],
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<IdempotencyClaim, StoreError>;
+    /// Records `response` under every key for `ttl_secs`.
+    async fn complete_idempotency(
+        &self,
+        app_id: &str,
+        keys: &[String],
+        response: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError>;
+    /// Gives up a claim so a retry of the request can proceed.
+    async fn release_idempotency(
+        &self,
+        app_id: &str,
+        keys: &[String],
+        owner: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a message and marks it pending for each of `endpoint_ids`, atomically.
+    async fn insert_message(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+    ) -> Result<(), StoreError>;
+    /// Removes a message that was never accepted (its tasks could not be queued).
+    async fn remove_message(&self, app_id: &str, msg_id: &str) -> Result<(), StoreError>;
+    async fn get_message(&self, app_id: &str, msg_id: &str) -> Result<Option<Message>, StoreError>;
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError>;
+    /// Per-endpoint delivery state of a message.
+    async fn destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<Vec<DestinationStatus>, StoreError>;
+}
+
+/// The attempt log.
+#[async_trait]
+pub trait AttemptLog: Send + Sync {
+    /// Records an attempt and the destination's new state in one write.
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        destination: &DestinationStatus,
+        retention_secs: u64,
+    ) -> Result<(), StoreError>;
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>, StoreError>;
+    async fn attempts_by_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Attempt>, StoreError>;
+    async fn attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Attempt>, StoreError>;
+}
+
+/// A task claimed from the retry schedule, held under a lease until completed.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub key: String,
+    pub task: DeliveryTask,
+}
+
+/// The durable schedule of future deliveries (retries, `deliverAt`).
+#[async_trait]
+pub trait RetrySchedule: Send + Sync {
+    /// Stores `task` to be due at `due`; the same `schedule_key` is stored once.
+    async fn schedule(&self, task: &DeliveryTask, due: OffsetDateTime) -> Result<(), StoreError>;
+    /// Atomically moves up to `limit` due tasks under a lease that ends `lease_ms` from
+    /// `now`. Claims whose lease ran out (their scheduler died) are due again first.
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedTask>, StoreError>;
+    /// Forgets claimed tasks once they are safely back on the queue.
+    async fn complete(&self, keys: &[String]) -> Result<(), StoreError>;
+    /// When the earliest task is due, if any.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+    /// Tasks waiting (due or not) plus tasks under lease.
+    async fn backlog(&self) -> Result<u64, StoreError>;
+}
