@@ -1,0 +1,108 @@
+//! Every Redis key Hookline uses, in one place.
+//!
+//! Keys of one app share the hash tag `{<app_id>}` and the schedule's keys share `{sched}`,
+//! so multi-key scripts and transactions stay on one Redis Cluster slot.
+
+/// Builds keys under a prefix (default `hl:`).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Sorted set (lex) of all app ids.
+    pub fn apps(&self) -> String {
+        format!("{}apps", self.prefix)
+    }
+    /// Hash uid → app id.
+    pub fn app_uids(&self) -> String {
+        format!("{}app_uids", self.prefix)
+    }
+    /// Hash event type name → JSON.
+    pub fn event_types(&self) -> String {
+        format!("{}event_types", self.prefix)
+    }
+    /// The app's JSON.
+    pub fn app(&self, app: &str) -> String {
+        format!("{}{{{app}}}:app", self.prefix)
+    }
+    /// Hash endpoint id → JSON.
+    pub fn endpoints(&self, app: &str) -> String {
+        format!("{}{{{app}}}:eps", self.prefix)
+    }
+    /// Hash endpoint uid → endpoint id.
+    pub fn endpoint_uids(&self, app: &str) -> String {
+        format!("{}{{{app}}}:ep_uids", self.prefix)
+    }
+    /// An idempotency record (`idem:<key>` or `eventid:<id>`).
+    pub fn idempotency(&self, app: &str, key: &str) -> String {
+        format!("{}{{{app}}}:idem:{key}", self.prefix)
+    }
+    /// A message's JSON (expires with its retention).
+    pub fn message(&self, app: &str, msg: &str) -> String {
+        format!("{}{{{app}}}:msg:{msg}", self.prefix)
+    }
+    /// Sorted set (lex) of the app's message ids.
+    pub fn messages(&self, app: &str) -> String {
+        format!("{}{{{app}}}:msgs", self.prefix)
+    }
+    /// Hash endpoint id → destination status of one message.
+    pub fn destinations(&self, app: &str, msg: &str) -> String {
+        format!("{}{{{app}}}:dest:{msg}", self.prefix)
+    }
+    /// An attempt's JSON.
+    pub fn attempt(&self, app: &str, attempt: &str) -> String {
+        format!("{}{{{app}}}:atmpt:{attempt}", self.prefix)
+    }
+    /// Sorted set (lex) of a message's attempt ids.
+    pub fn message_attempts(&self, app: &str, msg: &str) -> String {
+        format!("{}{{{app}}}:msg_atmpts:{msg}", self.prefix)
+    }
+    /// Sorted set (lex) of an endpoint's attempt ids.
+    pub fn endpoint_attempts(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:ep_atmpts:{endpoint}", self.prefix)
+    }
+    /// Sorted set schedule key → due time (ms).
+    pub fn schedule_due(&self) -> String {
+        format!("{}{{sched}}:due", self.prefix)
+    }
+    /// Sorted set schedule key → lease expiry (ms) for claimed tasks.
+    pub fn schedule_leases(&self) -> String {
+        format!("{}{{sched}}:leases", self.prefix)
+    }
+    /// Hash schedule key → task JSON.
+    pub fn schedule_tasks(&self) -> String {
+        format!("{}{{sched}}:tasks", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_app_keys_share_one_hash_tag() {
+        let keys = Keys::new("hl:");
+        for key in [
+            keys.app("app_1"),
+            keys.endpoints("app_1"),
+            keys.message("app_1", "msg_1"),
+            keys.attempt("app_1", "atmpt_1"),
+            keys.idempotency("app_1", "idem:k"),
+        ] {
+            assert!(key.starts_with("hl:{app_1}:"), "{key}");
+        }
+        assert!(keys.schedule_due().contains("{sched}"));
+        assert!(keys.schedule_tasks().contains("{sched}"));
+    }
+}

@@ -1,0 +1,141 @@
+//! Hookline's Redis adapter. One [`RedisStore`] implements every store port of
+//! `hookline-core`: [`Registry`](hookline_core::ports::Registry),
+//! [`MessageStore`](hookline_core::ports::MessageStore),
+//! [`AttemptLog`](hookline_core::ports::AttemptLog) and
+//! [`RetrySchedule`](hookline_core::ports::RetrySchedule).
+//!
+//! Keyspace (see [`keys`]): per-app keys carry the app id as a hash tag (`hl:{app_…}:…`) and the
+//! schedule carries `{sched}`, so every script and transaction touches one cluster slot.
+//!
+//! Architecture invariants:
+//! - Ids sort by creation time (`hookline_core::id`), so listings page with lexicographic
+//!   ranges over sorted sets whose scores are all zero.
+//! - A write that must be atomic (message + pending destinations; attempt + destination
+//!   state; schedule claims) is one `MULTI` or one Lua script on one slot.
+
+mod attempts;
+pub mod keys;
+mod messages;
+mod paging;
+mod registry;
+mod schedule;
+
+use std::time::Duration;
+
+use hookline_core::ports::StoreError;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use keys::Keys;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Key prefix, `hl:` by default; tests use a unique one each.
+    pub prefix: String,
+    /// Per-command timeout. The crate's own default (500 ms) is too short for large claims.
+    pub response_timeout: Duration,
+    pub connection_timeout: Duration,
+    /// Attempts kept per endpoint before the oldest are trimmed.
+    pub max_attempts_per_endpoint: u64,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`: prefix `hl:`, 2 s command timeout, 100,000 attempts per endpoint.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "hl:".into(),
+            response_timeout: Duration::from_secs(2),
+            connection_timeout: Duration::from_secs(2),
+            max_attempts_per_endpoint: 100_000,
+        }
+    }
+}
+
+/// The Redis-backed store. Cheap to clone: clones share one multiplexed connection that
+/// reconnects by itself.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    max_attempts_per_endpoint: u64,
+}
+
+impl RedisStore {
+    /// Connects lazily: a Redis that is down at start-up makes calls fail with
+    /// [`StoreError::Unavailable`] until it is back, instead of failing start-up.
+    pub fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connection_timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            keys: Keys::new(&config.prefix),
+            max_attempts_per_endpoint: config.max_attempts_per_endpoint,
+        })
+    }
+
+    /// Round trip to Redis: readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    /// Deletes every key under this store's prefix (test teardown).
+    pub async fn delete_all(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", self.keys.prefix());
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if !batch.is_empty() {
+                redis::cmd("UNLINK")
+                    .arg(&batch)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+pub(crate) fn unavailable(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,305 @@
+//! Apps, endpoints and event types.
+
+use async_trait::async_trait;
+use hookline_core::model::{App, Endpoint, EventType};
+use hookline_core::ports::{Page, PageRequest, Registry, StoreError};
+use redis::AsyncCommands;
+
+use crate::paging::{page, page_ids};
+use crate::{decode, encode, unavailable, RedisStore};
+
+#[async_trait]
+impl Registry for RedisStore {
+    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        if let Some(uid) = &app.uid {
+            self.claim_app_uid(uid.as_str(), &app.id).await?;
+        }
+        redis::pipe()
+            .atomic()
+            .set(self.keys.app(&app.id), encode(app)?)
+            .ignore()
+            .zadd(self.keys.apps(), &app.id, 0)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<App>, StoreError> {
+        let mut conn = self.conn();
+        if let Some(app) = self.app_by_id(id_or_uid).await? {
+            return Ok(Some(app));
+        }
+        let id: Option<String> = conn
+            .hget(self.keys.app_uids(), id_or_uid)
+            .await
+            .map_err(unavailable)?;
+        match id {
+            Some(id) => self.app_by_id(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list_apps(&self, request: &PageRequest) -> Result<Page<App>, StoreError> {
+        let mut conn = self.conn();
+        let (ids, more) = page_ids(&mut conn, &self.keys.apps(), request).await?;
+        // App records live on different cluster slots, so they are read with a pipeline of
+        // GETs rather than one MGET.
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.get(self.keys.app(id));
+        }
+        let bodies: Vec<Option<String>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let mut apps = Vec::with_capacity(bodies.len());
+        for body in bodies.into_iter().flatten() {
+            apps.push(decode::<App>("app", &body)?);
+        }
+        Ok(page(apps, ids.last().cloned(), more, ids.first().cloned()))
+    }
+
+    async fn update_app(&self, previous: &App, app: &App) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        if app.uid != previous.uid {
+            if let Some(uid) = &app.uid {
+                self.claim_app_uid(uid.as_str(), &app.id).await?;
+            }
+            if let Some(old) = &previous.uid {
+                let _: () = conn
+                    .hdel(self.keys.app_uids(), old.as_str())
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        conn.set(self.keys.app(&app.id), encode(app)?)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn delete_app(&self, app: &App) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.del(self.keys.app(&app.id))
+            .ignore()
+            .del(self.keys.endpoints(&app.id))
+            .ignore()
+            .del(self.keys.endpoint_uids(&app.id))
+            .ignore()
+            .del(self.keys.messages(&app.id))
+            .ignore()
+            .zrem(self.keys.apps(), &app.id)
+            .ignore();
+        if let Some(uid) = &app.uid {
+            pipe.hdel(self.keys.app_uids(), uid.as_str()).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        if let Some(uid) = &endpoint.uid {
+            self.claim_endpoint_uid(&endpoint.app_id, uid.as_str(), &endpoint.id)
+                .await?;
+        }
+        conn.hset(
+            self.keys.endpoints(&endpoint.app_id),
+            &endpoint.id,
+            encode(endpoint)?,
+        )
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn get_endpoint(
+        &self,
+        app_id: &str,
+        id_or_uid: &str,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let mut conn = self.conn();
+        let key = self.keys.endpoints(app_id);
+        let body: Option<String> = conn.hget(&key, id_or_uid).await.map_err(unavailable)?;
+        let body = match body {
+            Some(body) => Some(body),
+            None => {
+                let id: Option<String> = conn
+                    .hget(self.keys.endpoint_uids(app_id), id_or_uid)
+                    .await
+                    .map_err(unavailable)?;
+                match id {
+                    Some(id) => conn.hget(&key, id).await.map_err(unavailable)?,
+                    None => None,
+                }
+            }
+        };
+        body.map(|b| decode("endpoint", &b)).transpose()
+    }
+
+    async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let mut conn = self.conn();
+        let bodies: Vec<String> = conn
+            .hvals(self.keys.endpoints(app_id))
+            .await
+            .map_err(unavailable)?;
+        let mut endpoints = bodies
+            .iter()
+            .map(|b| decode::<Endpoint>("endpoint", b))
+            .collect::<Result<Vec<_>, _>>()?;
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(endpoints)
+    }
+
+    async fn update_endpoint(
+        &self,
+        previous: &Endpoint,
+        endpoint: &Endpoint,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        if endpoint.uid != previous.uid {
+            if let Some(uid) = &endpoint.uid {
+                self.claim_endpoint_uid(&endpoint.app_id, uid.as_str(), &endpoint.id)
+                    .await?;
+            }
+            if let Some(old) = &previous.uid {
+                let _: () = conn
+                    .hdel(self.keys.endpoint_uids(&endpoint.app_id), old.as_str())
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        conn.hset(
+            self.keys.endpoints(&endpoint.app_id),
+            &endpoint.id,
+            encode(endpoint)?,
+        )
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(self.keys.endpoints(&endpoint.app_id), &endpoint.id)
+            .ignore();
+        if let Some(uid) = &endpoint.uid {
+            pipe.hdel(self.keys.endpoint_uids(&endpoint.app_id), uid.as_str())
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn create_event_type(&self, event_type: &EventType) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let created: bool = conn
+            .hset_nx(
+                self.keys.event_types(),
+                event_type.name.as_str(),
+                encode(event_type)?,
+            )
+            .await
+            .map_err(unavailable)?;
+        if created {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict("event type"))
+        }
+    }
+
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>, StoreError> {
+        let mut conn = self.conn();
+        let body: Option<String> = conn
+            .hget(self.keys.event_types(), name)
+            .await
+            .map_err(unavailable)?;
+        body.map(|b| decode("event type", &b)).transpose()
+    }
+
+    async fn list_event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        let mut conn = self.conn();
+        let bodies: Vec<String> = conn
+            .hvals(self.keys.event_types())
+            .await
+            .map_err(unavailable)?;
+        let mut types = bodies
+            .iter()
+            .map(|b| decode::<EventType>("event type", b))
+            .collect::<Result<Vec<_>, _>>()?;
+        types.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(types)
+    }
+
+    async fn update_event_type(&self, event_type: &EventType) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        conn.hset(
+            self.keys.event_types(),
+            event_type.name.as_str(),
+            encode(event_type)?,
+        )
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let removed: u32 = conn
+            .hdel(self.keys.event_types(), name)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+}
+
+impl RedisStore {
+    async fn app_by_id(&self, id: &str) -> Result<Option<App>, StoreError> {
+        let mut conn = self.conn();
+        let body: Option<String> = conn.get(self.keys.app(id)).await.map_err(unavailable)?;
+        body.map(|b| decode("app", &b)).transpose()
+    }
+
+    /// Takes `uid` for `app_id`. A uid left behind by a half-finished create (its app record
+    /// missing) is taken over rather than blocking the name forever.
+    async fn claim_app_uid(&self, uid: &str, app_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let key = self.keys.app_uids();
+        if conn.hset_nx(&key, uid, app_id).await.map_err(unavailable)? {
+            return Ok(());
+        }
+        let owner: Option<String> = conn.hget(&key, uid).await.map_err(unavailable)?;
+        match owner {
+            Some(owner) if owner != app_id && self.app_by_id(&owner).await?.is_some() => {
+                Err(StoreError::Conflict("application uid"))
+            }
+            _ => conn.hset(&key, uid, app_id).await.map_err(unavailable),
+        }
+    }
+
+    async fn claim_endpoint_uid(
+        &self,
+        app_id: &str,
+        uid: &str,
+        endpoint_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let key = self.keys.endpoint_uids(app_id);
+        if conn
+            .hset_nx(&key, uid, endpoint_id)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(());
+        }
+        let owner: Option<String> = conn.hget(&key, uid).await.map_err(unavailable)?;
+        let owner_exists = match &owner {
+            Some(owner) if owner != endpoint_id => conn
+                .hexists(self.keys.endpoints(app_id), owner)
+                .await
+                .map_err(unavailable)?,
+            _ => false,
+        };
+        if owner_exists {
+            Err(StoreError::Conflict("endpoint uid"))
+        } else {
+            conn.hset(&key, uid, endpoint_id).await.map_err(unavailable)
+        }
+    }
+}

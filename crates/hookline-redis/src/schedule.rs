@@ -1,0 +1,122 @@
+//! The retry schedule: a sorted set of due times, a hash of task bodies, and a sorted set of
+//! leases for claimed tasks. A scheduler that dies between claim and publish loses nothing:
+//! its lease runs out and the next claim makes the task due again.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use hookline_core::model::DeliveryTask;
+use hookline_core::ports::{ClaimedTask, RetrySchedule, StoreError};
+use redis::{AsyncCommands, Script};
+use time::OffsetDateTime;
+
+use crate::{decode, encode, unavailable, RedisStore};
+
+/// KEYS: due, leases, tasks. ARGV: now_ms, lease_until_ms, limit.
+/// Returns a flat list key1, body1, key2, body2, ...
+static CLAIM_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+        for _, key in ipairs(expired) do
+            redis.call('ZREM', KEYS[2], key)
+            redis.call('ZADD', KEYS[1], ARGV[1], key)
+        end
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+        local out = {}
+        for _, key in ipairs(due) do
+            redis.call('ZREM', KEYS[1], key)
+            local body = redis.call('HGET', KEYS[3], key)
+            if body then
+                redis.call('ZADD', KEYS[2], ARGV[2], key)
+                out[#out + 1] = key
+                out[#out + 1] = body
+            end
+        end
+        return out
+        ",
+    )
+});
+
+#[async_trait]
+impl RetrySchedule for RedisStore {
+    async fn schedule(&self, task: &DeliveryTask, due: OffsetDateTime) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let key = task.schedule_key();
+        redis::pipe()
+            .atomic()
+            .hset(self.keys.schedule_tasks(), &key, encode(task)?)
+            .ignore()
+            .zadd(self.keys.schedule_due(), &key, unix_ms(due))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        let mut conn = self.conn();
+        let now_ms = unix_ms(now);
+        let flat: Vec<String> = CLAIM_DUE
+            .key(self.keys.schedule_due())
+            .key(self.keys.schedule_leases())
+            .key(self.keys.schedule_tasks())
+            .arg(now_ms)
+            .arg(now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX)))
+            .arg(limit.max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut claimed = Vec::with_capacity(flat.len() / 2);
+        for pair in flat.chunks_exact(2) {
+            claimed.push(ClaimedTask {
+                key: pair[0].clone(),
+                task: decode("scheduled task", &pair[1])?,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn complete(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        redis::pipe()
+            .atomic()
+            .zrem(self.keys.schedule_leases(), keys)
+            .ignore()
+            .hdel(self.keys.schedule_tasks(), keys)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let mut conn = self.conn();
+        let first: Vec<(String, i64)> = conn
+            .zrange_withscores(self.keys.schedule_due(), 0, 0)
+            .await
+            .map_err(unavailable)?;
+        Ok(first.first().and_then(|(_, ms)| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000).ok()
+        }))
+    }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        conn.hlen(self.keys.schedule_tasks())
+            .await
+            .map_err(unavailable)
+    }
+}
+
+fn unix_ms(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
