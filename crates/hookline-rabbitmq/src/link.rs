@@ -1,0 +1,75 @@
+//! The state every part of the adapter shares: the current connection (if any), published
+//! by the supervisor, plus the configuration and the queue of pending publishes.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RabbitConfig;
+use crate::error::RabbitError;
+use crate::publisher::PublishRequest;
+use crate::topology::TopologyNames;
+
+/// Where the supervisor stands. Every change is broadcast on [`Shared::link`].
+#[derive(Clone)]
+pub(crate) enum Link {
+    /// Connecting or reconnecting.
+    Down,
+    /// A connection with declared topology and a ready publisher pool.
+    Up(Arc<LiveLink>),
+    /// [`RabbitBroker::shutdown`](crate::RabbitBroker::shutdown) ran; nothing will reconnect.
+    Shutdown,
+}
+
+/// One established connection. `lost` fires once when it dies, so every channel, consumer
+/// and publisher task bound to it stops together; the next connection gets a new
+/// generation.
+pub(crate) struct LiveLink {
+    pub(crate) generation: u64,
+    pub(crate) connection: lapin::Connection,
+    pub(crate) lost: CancellationToken,
+}
+
+impl LiveLink {
+    /// Whether the connection still looks usable.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.lost.is_cancelled() && self.connection.status().connected()
+    }
+}
+
+/// Everything the broker handle, the supervisor, publishers and sources share.
+pub(crate) struct Shared {
+    pub(crate) config: RabbitConfig,
+    pub(crate) names: TopologyNames,
+    pub(crate) link: watch::Sender<Link>,
+    /// Fires on shutdown (explicit, or when every handle is dropped).
+    pub(crate) shutdown: CancellationToken,
+    /// Publish requests wait here for one of the current connection's publisher tasks.
+    /// The queue outlives connections, so a request made during a reconnect is served by
+    /// the next connection if its deadline allows.
+    pub(crate) requests: flume::Sender<PublishRequest>,
+    pub(crate) pending: flume::Receiver<PublishRequest>,
+}
+
+impl Shared {
+    /// The live connection, or why there is none.
+    pub(crate) fn live(&self) -> Result<Arc<LiveLink>, RabbitError> {
+        match &*self.link.borrow() {
+            Link::Up(live) if live.is_alive() => Ok(Arc::clone(live)),
+            Link::Shutdown => Err(RabbitError::Shutdown),
+            Link::Up(_) | Link::Down => Err(RabbitError::NotConnected),
+        }
+    }
+
+    /// Opens a short-lived channel on the live connection for an administrative call.
+    pub(crate) async fn admin_channel(&self) -> Result<lapin::Channel, RabbitError> {
+        let live = self.live()?;
+        crate::error::bounded(
+            "open channel",
+            self.config.rpc_timeout,
+            live.connection.create_channel(),
+        )
+        .await
+    }
+}

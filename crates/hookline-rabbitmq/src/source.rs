@@ -1,0 +1,306 @@
+//! Consuming delivery tasks, across reconnects.
+//!
+//! A [`RabbitTaskSource`] owns at most one subscription (a channel with `basic.qos` and a
+//! consumer) bound to one connection generation. When that connection dies it drops the
+//! subscription and opens a new one on the next connection the supervisor publishes, so a
+//! caller of [`TaskSource::next`] just waits.
+//!
+//! Architecture invariant: every acker keeps its own channel alive (lapin closes a channel
+//! when its last handle drops, and closing it would requeue the task), so settling works
+//! even after the source moved on or closed; once the connection is gone settling fails and
+//! the broker redelivers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use hookline_core::model::DeliveryTask;
+use hookline_core::ports::{QueueError, ReceivedTask, TaskAcker, TaskSource};
+use lapin::acker::Acker;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use tokio::sync::watch;
+use tokio_util::sync::DropGuard;
+use tracing::{debug, info, warn};
+
+use crate::error::{bounded, RabbitError};
+use crate::link::{Link, LiveLink, Shared};
+use crate::supervisor::Backoff;
+
+/// A stream of delivery tasks from the quorum queue; see [`TaskSource`].
+///
+/// Made by [`RabbitBroker::source`](crate::RabbitBroker::source). `next` is cancel-safe:
+/// dropping its future (in a `select!`) loses no task.
+pub struct RabbitTaskSource {
+    shared: Arc<Shared>,
+    _guard: Arc<DropGuard>,
+    link: watch::Receiver<Link>,
+    tag_prefix: String,
+    subscriptions: u64,
+    active: Option<Subscription>,
+    closed: bool,
+}
+
+/// A consumer on one channel of one connection generation.
+struct Subscription {
+    live: Arc<LiveLink>,
+    channel: Arc<Channel>,
+    consumer: Consumer,
+    tag: String,
+}
+
+/// What woke a waiting `next`.
+// Lives on the stack for one loop turn; boxing each delivery would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    Delivery(Option<lapin::Result<Delivery>>),
+    ConnectionLost,
+    Shutdown,
+}
+
+impl std::fmt::Debug for RabbitTaskSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitTaskSource")
+            .field("tag_prefix", &self.tag_prefix)
+            .field("subscribed", &self.active.is_some())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RabbitTaskSource {
+    pub(crate) fn new(shared: Arc<Shared>, guard: Arc<DropGuard>, tag_prefix: &str) -> Self {
+        let link = shared.link.subscribe();
+        Self {
+            shared,
+            _guard: guard,
+            link,
+            tag_prefix: tag_prefix.to_owned(),
+            subscriptions: 0,
+            active: None,
+            closed: false,
+        }
+    }
+
+    /// Waits for a live connection and subscribes on it; `None` on shutdown.
+    async fn subscribe(&mut self) -> Option<Subscription> {
+        let config = &self.shared.config;
+        let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
+        loop {
+            if self.shared.shutdown.is_cancelled() {
+                return None;
+            }
+            let current = self.link.borrow_and_update().clone();
+            let live = match current {
+                Link::Shutdown => return None,
+                Link::Up(live) if live.is_alive() => live,
+                Link::Up(_) | Link::Down => {
+                    // The supervisor announces every change; a closed sender means shutdown.
+                    if self.link.changed().await.is_err() {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            self.subscriptions += 1;
+            let tag = format!(
+                "{}-{}-{}",
+                self.tag_prefix, live.generation, self.subscriptions
+            );
+            match self.open(&live, &tag).await {
+                Ok((channel, consumer)) => {
+                    info!(generation = live.generation, consumer_tag = %tag, "rabbitmq: consuming");
+                    return Some(Subscription {
+                        live,
+                        channel: Arc::new(channel),
+                        consumer,
+                        tag,
+                    });
+                }
+                Err(error) => {
+                    warn!(generation = live.generation, %error, "rabbitmq: subscribing failed");
+                    tokio::select! {
+                        () = self.shared.shutdown.cancelled() => return None,
+                        () = live.lost.cancelled() => {}
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn open(&self, live: &LiveLink, tag: &str) -> Result<(Channel, Consumer), RabbitError> {
+        let config = &self.shared.config;
+        let limit = config.rpc_timeout;
+        let channel = bounded("open channel", limit, live.connection.create_channel()).await?;
+        bounded(
+            "basic.qos",
+            limit,
+            channel.basic_qos(config.prefetch, BasicQosOptions { global: false }),
+        )
+        .await?;
+        let consumer = bounded(
+            "basic.consume",
+            limit,
+            channel.basic_consume(
+                &self.shared.names.queue,
+                tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        Ok((channel, consumer))
+    }
+}
+
+#[async_trait]
+impl TaskSource for RabbitTaskSource {
+    async fn next(&mut self) -> Option<ReceivedTask> {
+        loop {
+            if self.closed {
+                return None;
+            }
+            let Some(subscription) = self.active.as_mut() else {
+                self.active = Some(self.subscribe().await?);
+                continue;
+            };
+            let event = tokio::select! {
+                biased;
+                () = self.shared.shutdown.cancelled() => Event::Shutdown,
+                () = subscription.live.lost.cancelled() => Event::ConnectionLost,
+                delivery = subscription.consumer.next() => Event::Delivery(delivery),
+            };
+            match event {
+                Event::Shutdown => return None,
+                Event::ConnectionLost => {
+                    info!(consumer_tag = %subscription.tag, "rabbitmq: connection lost; will resubscribe");
+                    self.active = None;
+                }
+                Event::Delivery(Some(Ok(delivery))) => {
+                    let limit = self.shared.config.rpc_timeout;
+                    if let Some(task) = accept(subscription, delivery, limit).await {
+                        return Some(task);
+                    }
+                }
+                Event::Delivery(Some(Err(error))) => {
+                    warn!(consumer_tag = %subscription.tag, %error, "rabbitmq: consumer failed; will resubscribe");
+                    self.active = None;
+                }
+                Event::Delivery(None) => {
+                    warn!(consumer_tag = %subscription.tag, "rabbitmq: consumer cancelled by the broker; will resubscribe");
+                    self.active = None;
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        self.closed = true;
+        let Some(mut subscription) = self.active.take() else {
+            return;
+        };
+        let limit = self.shared.config.rpc_timeout;
+        let cancel = subscription
+            .channel
+            .basic_cancel(&subscription.tag, BasicCancelOptions::default());
+        if let Err(error) = bounded("basic.cancel", limit, cancel).await {
+            // The connection is probably gone, and with it every unacked delivery.
+            debug!(consumer_tag = %subscription.tag, %error, "rabbitmq: cancel failed");
+            return;
+        }
+        // Deliveries prefetched but never handed out go back to the queue now, rather than
+        // when the channel finally closes.
+        let mut requeued = 0_usize;
+        while let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(limit, subscription.consumer.next()).await
+        {
+            let requeue = delivery.acker.nack(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            });
+            if bounded("requeue", limit, requeue).await.is_ok() {
+                requeued += 1;
+            }
+        }
+        info!(consumer_tag = %subscription.tag, requeued, "rabbitmq: consumer closed");
+    }
+}
+
+/// Decodes a delivery into a task for the caller, or dead-letters it.
+async fn accept(
+    subscription: &Subscription,
+    delivery: Delivery,
+    limit: Duration,
+) -> Option<ReceivedTask> {
+    match serde_json::from_slice::<DeliveryTask>(&delivery.data) {
+        Ok(task) => Some(ReceivedTask {
+            task,
+            acker: Box::new(RabbitAcker {
+                acker: delivery.acker,
+                delivery_tag: delivery.delivery_tag,
+                _channel: Arc::clone(&subscription.channel),
+                limit,
+            }),
+        }),
+        Err(error) => {
+            warn!(
+                consumer_tag = %subscription.tag,
+                delivery_tag = delivery.delivery_tag,
+                bytes = delivery.data.len(),
+                %error,
+                "rabbitmq: undecodable task; dead-lettering it"
+            );
+            let reject = delivery.acker.reject(BasicRejectOptions { requeue: false });
+            if let Err(error) = bounded("reject", limit, reject).await {
+                warn!(delivery_tag = delivery.delivery_tag, %error, "rabbitmq: dead-lettering failed; the broker will redeliver it");
+            }
+            None
+        }
+    }
+}
+
+/// Settles one delivery on the channel it arrived on.
+struct RabbitAcker {
+    acker: Acker,
+    delivery_tag: u64,
+    /// Keeps the channel open until this delivery is settled or dropped.
+    _channel: Arc<Channel>,
+    limit: Duration,
+}
+
+impl RabbitAcker {
+    async fn settle(
+        &self,
+        operation: &'static str,
+        settling: impl std::future::Future<Output = lapin::Result<()>>,
+    ) -> Result<(), QueueError> {
+        bounded(operation, self.limit, settling).await.map_err(|error| {
+            // Expected after a reconnect: the broker redelivers the task anyway.
+            debug!(delivery_tag = self.delivery_tag, %error, "rabbitmq: settling a task failed");
+            QueueError::from(error)
+        })
+    }
+}
+
+#[async_trait]
+impl TaskAcker for RabbitAcker {
+    async fn ack(&self) -> Result<(), QueueError> {
+        self.settle("ack", self.acker.ack(BasicAckOptions::default()))
+            .await
+    }
+
+    async fn requeue(&self) -> Result<(), QueueError> {
+        let options = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        self.settle("requeue", self.acker.nack(options)).await
+    }
+}
