@@ -1,0 +1,88 @@
+//! Request extractors whose failures answer in Hookline's error shape instead of axum's
+//! plain-text rejections.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+
+/// A JSON body: 413 past the body limit, 422 naming the field for malformed or mistyped JSON.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                }
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Decodes JSON, reporting the path of the first bad field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        let inner = error.into_inner();
+        ApiError::Validation(vec![FieldError {
+            loc: std::iter::once("body".to_owned())
+                .chain(
+                    field
+                        .split('.')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                )
+                .collect(),
+            msg: inner.to_string(),
+            kind: if inner.is_syntax() || inner.is_eof() {
+                "json_invalid"
+            } else {
+                "type_error"
+            },
+        }])
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::field("", e.to_string()))?;
+    Ok(value)
+}
+
+/// The configured body limit, made visible to [`ApiJson`] for its 413 message.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Query parameters with 422 on bad values.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| {
+                    ApiError::Validation(vec![FieldError {
+                        loc: vec!["query".into()],
+                        msg: rejection.body_text(),
+                        kind: "value_error",
+                    }])
+                })?;
+        Ok(ApiQuery(value))
+    }
+}

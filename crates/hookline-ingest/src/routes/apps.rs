@@ -1,0 +1,202 @@
+//! `/api/v1/app`: applications.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::id;
+use hookline_core::model::App;
+use hookline_core::names::Uid;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::common::{find_app, now, nullable, unix_ms, ListQuery, ListResponse};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::ApiState;
+
+/// `ApplicationIn` (create and PUT).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    pub name: String,
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(alias = "throttleRate")]
+    pub rate_limit: Option<u16>,
+}
+
+/// `ApplicationPatch`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub uid: Option<Option<String>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    pub rate_limit: Option<Option<u16>>,
+}
+
+/// `ApplicationOut`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    pub id: String,
+    pub uid: Option<Uid>,
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+    pub rate_limit: Option<u16>,
+    pub throttle_rate: Option<u16>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<App> for ApplicationOut {
+    fn from(app: App) -> Self {
+        Self {
+            id: app.id,
+            uid: app.uid,
+            name: app.name,
+            metadata: app.metadata,
+            rate_limit: app.rate_limit,
+            throttle_rate: app.rate_limit,
+            created_at: app.created_at,
+            updated_at: app.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateQuery {
+    #[serde(default)]
+    get_if_exists: bool,
+}
+
+fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
+    uid.map(|u| Uid::parse(u).map_err(|e| ApiError::field("uid", e.to_string())))
+        .transpose()
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::field("name", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Builds a new app record from `ApplicationIn`.
+pub fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
+    check_name(&input.name)?;
+    let now = now();
+    Ok(App {
+        id: id::new_id("app", unix_ms(now)),
+        uid: parse_uid(input.uid)?,
+        name: input.name,
+        metadata: input.metadata,
+        rate_limit: input.rate_limit,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListResponse<ApplicationOut>>, ApiError> {
+    let page = state
+        .registry()
+        .list_apps(&query.page_request(false)?)
+        .await?;
+    Ok(Json(ListResponse::from_page(page, ApplicationOut::from)))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<CreateQuery>,
+    ApiJson(input): ApiJson<ApplicationIn>,
+) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
+    let app = new_app(input)?;
+    if let Some(uid) = &app.uid {
+        if let Some(existing) = state.registry().get_app(uid.as_str()).await? {
+            if query.get_if_exists {
+                return Ok((StatusCode::OK, Json(existing.into())));
+            }
+            return Err(ApiError::Conflict("application uid already exists".into()));
+        }
+    }
+    state.registry().create_app(&app).await?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+) -> Result<Json<ApplicationOut>, ApiError> {
+    Ok(Json(find_app(&state, &app_id).await?.into()))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    ApiJson(input): ApiJson<ApplicationIn>,
+) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
+    let Some(previous) = state.registry().get_app(&app_id).await? else {
+        // PUT creates when the app does not exist yet (Svix: 201).
+        let mut app = new_app(input)?;
+        if app.uid.is_none() {
+            app.uid = Some(Uid::parse(app_id).map_err(|e| ApiError::field("uid", e.to_string()))?);
+        }
+        state.registry().create_app(&app).await?;
+        return Ok((StatusCode::CREATED, Json(app.into())));
+    };
+    check_name(&input.name)?;
+    let app = App {
+        uid: parse_uid(input.uid)?,
+        name: input.name,
+        metadata: input.metadata,
+        rate_limit: input.rate_limit,
+        updated_at: now(),
+        ..previous.clone()
+    };
+    state.registry().update_app(&previous, &app).await?;
+    Ok((StatusCode::OK, Json(app.into())))
+}
+
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    ApiJson(input): ApiJson<ApplicationPatch>,
+) -> Result<Json<ApplicationOut>, ApiError> {
+    let previous = find_app(&state, &app_id).await?;
+    let mut app = previous.clone();
+    if let Some(name) = input.name {
+        check_name(&name)?;
+        app.name = name;
+    }
+    if let Some(uid) = input.uid {
+        app.uid = parse_uid(uid)?;
+    }
+    if let Some(metadata) = input.metadata {
+        app.metadata = metadata;
+    }
+    if let Some(rate_limit) = input.rate_limit {
+        app.rate_limit = rate_limit;
+    }
+    app.updated_at = now();
+    state.registry().update_app(&previous, &app).await?;
+    Ok(Json(app.into()))
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    state.registry().delete_app(&app).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

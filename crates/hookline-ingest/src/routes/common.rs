@@ -1,0 +1,193 @@
+//! Pieces every resource uses: list paging, timestamps, nullable patches, app lookup.
+
+use hookline_core::model::App;
+use hookline_core::ports::{Page, PageRequest};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// Default page size when `limit` is absent (Svix: 50).
+const DEFAULT_LIMIT: usize = 50;
+/// Largest page size accepted.
+const MAX_LIMIT: usize = 250;
+
+/// The query parameters of every list operation.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub limit: Option<usize>,
+    pub iterator: Option<String>,
+    pub order: Option<Ordering>,
+}
+
+/// `order` query values.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    Ascending,
+    Descending,
+}
+
+impl ListQuery {
+    /// Newest first unless `order=ascending`.
+    pub fn page_request(&self, default_ascending: bool) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ApiError::Validation(vec![crate::error::FieldError {
+                loc: vec!["query".into(), "limit".into()],
+                msg: format!("must be between 1 and {MAX_LIMIT}"),
+                kind: "value_error",
+            }]));
+        }
+        Ok(PageRequest {
+            limit,
+            iterator: self.iterator.clone().filter(|i| !i.is_empty()),
+            ascending: match self.order {
+                Some(order) => order == Ordering::Ascending,
+                None => default_ascending,
+            },
+        })
+    }
+}
+
+/// Svix's list envelope.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+impl<T> ListResponse<T> {
+    /// Maps a store page to the wire envelope.
+    pub fn from_page<U>(page: Page<U>, map: impl FnMut(U) -> T) -> Self {
+        Self {
+            data: page.items.into_iter().map(map).collect(),
+            iterator: page.iterator,
+            prev_iterator: page.prev_iterator,
+            done: page.done,
+        }
+    }
+
+    /// Pages an in-memory list already sorted oldest first by `id`.
+    pub fn from_sorted<U>(
+        items: Vec<U>,
+        request: &PageRequest,
+        id: impl Fn(&U) -> &str,
+        map: impl FnMut(U) -> T,
+    ) -> Self {
+        let mut items = items;
+        if !request.ascending {
+            items.reverse();
+        }
+        let start = match &request.iterator {
+            Some(after) => items
+                .iter()
+                .position(|item| {
+                    let key = id(item);
+                    if request.ascending {
+                        key > after.as_str()
+                    } else {
+                        key < after.as_str()
+                    }
+                })
+                .unwrap_or(items.len()),
+            None => 0,
+        };
+        let rest: Vec<U> = items.into_iter().skip(start).collect();
+        let more = rest.len() > request.limit;
+        let page: Vec<U> = rest.into_iter().take(request.limit).collect();
+        let iterator = if more {
+            page.last().map(|item| id(item).to_owned())
+        } else {
+            None
+        };
+        let prev_iterator = page.first().map(|item| id(item).to_owned());
+        Self {
+            data: page.into_iter().map(map).collect(),
+            iterator,
+            prev_iterator,
+            done: !more,
+        }
+    }
+}
+
+/// The current time, truncated to milliseconds so stored and returned values agree.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
+
+/// Unix milliseconds of `time` (ids are stamped with it).
+pub fn unix_ms(time: OffsetDateTime) -> u64 {
+    u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in PATCH
+/// bodies: `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Finds the app named by a path segment (id or uid), or answers 404.
+pub async fn find_app(state: &ApiState, app_id: &str) -> Result<App, ApiError> {
+    state
+        .registry()
+        .get_app(app_id)
+        .await?
+        .ok_or(ApiError::NotFound("application"))
+}
+
+/// Parses a list of names, reporting the index of the first bad one.
+pub fn parse_names<T>(
+    field: &str,
+    values: Vec<String>,
+    parse: impl Fn(String) -> Result<T, hookline_core::names::NameError>,
+) -> Result<Vec<T>, ApiError> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| parse(v).map_err(|e| ApiError::field(&format!("{field}.{i}"), e.to_string())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_paging_walks_both_directions() {
+        let items: Vec<String> = (1..=5).map(|i| format!("ep_{i}")).collect();
+        let mut request = PageRequest {
+            limit: 2,
+            iterator: None,
+            ascending: false,
+        };
+        let first = ListResponse::from_sorted(items.clone(), &request, |s| s, |s| s);
+        assert_eq!(first.data, ["ep_5", "ep_4"]);
+        assert!(!first.done);
+        request.iterator = first.iterator.clone();
+        let second = ListResponse::from_sorted(items.clone(), &request, |s| s, |s| s);
+        assert_eq!(second.data, ["ep_3", "ep_2"]);
+        request.iterator = second.iterator.clone();
+        let third = ListResponse::from_sorted(items.clone(), &request, |s| s, |s| s);
+        assert_eq!(third.data, ["ep_1"]);
+        assert!(third.done);
+        request = PageRequest {
+            limit: 10,
+            iterator: Some("ep_2".into()),
+            ascending: true,
+        };
+        let ascending = ListResponse::from_sorted(items, &request, |s| s, |s| s);
+        assert_eq!(ascending.data, ["ep_3", "ep_4", "ep_5"]);
+        assert!(ascending.done);
+    }
+}

@@ -1,0 +1,321 @@
+//! `/api/v1/app/{app_id}/endpoint`: endpoints, their filters and secrets.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::id;
+use hookline_core::model::Endpoint;
+use hookline_core::names::{Channel, EventTypeName, Uid};
+use hookline_core::signing::SigningSecret;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::common::{find_app, now, nullable, parse_names, unix_ms, ListQuery, ListResponse};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::ApiState;
+
+/// Longest endpoint URL accepted (Svix's limit).
+const MAX_URL_LEN: usize = 65_536;
+/// Most channels one endpoint may filter on (Svix's limit).
+const MAX_CHANNELS: usize = 10;
+
+/// `EndpointIn` / `EndpointUpdate`. Today's SDKs send `eventTypes` and `throttleRate`; older
+/// ones `filterTypes` and `rateLimit`: both are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub uid: Option<String>,
+    #[serde(alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(alias = "throttleRate")]
+    pub rate_limit: Option<u16>,
+    /// Only on create; PUT leaves the secret alone.
+    pub secret: Option<String>,
+}
+
+/// `EndpointPatch`: absent fields stay, `null` clears.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub disabled: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub uid: Option<Option<String>>,
+    #[serde(default, alias = "filterTypes", deserialize_with = "nullable")]
+    pub event_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub channels: Option<Option<Vec<String>>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    pub rate_limit: Option<Option<u16>>,
+}
+
+/// `EndpointOut`, with both the current and the older filter and rate names.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub uid: Option<Uid>,
+    pub url: String,
+    pub description: String,
+    pub version: u32,
+    pub disabled: bool,
+    pub event_types: Option<Vec<EventTypeName>>,
+    pub filter_types: Option<Vec<EventTypeName>>,
+    pub channels: Option<Vec<Channel>>,
+    pub metadata: BTreeMap<String, String>,
+    pub rate_limit: Option<u16>,
+    pub throttle_rate: Option<u16>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(ep: Endpoint) -> Self {
+        Self {
+            id: ep.id,
+            uid: ep.uid,
+            url: ep.url,
+            description: ep.description,
+            version: 1,
+            disabled: ep.disabled,
+            filter_types: ep.event_types.clone(),
+            event_types: ep.event_types,
+            channels: ep.channels,
+            metadata: ep.metadata,
+            rate_limit: ep.rate_limit,
+            throttle_rate: ep.rate_limit,
+            created_at: ep.created_at,
+            updated_at: ep.updated_at,
+        }
+    }
+}
+
+/// `EndpointSecretOut`.
+#[derive(Debug, Serialize)]
+pub struct EndpointSecretOut {
+    pub key: String,
+}
+
+fn parse_url(url: String) -> Result<String, ApiError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(ApiError::field(
+            "url",
+            format!("must be at most {MAX_URL_LEN} characters"),
+        ));
+    }
+    let parsed = url::Url::parse(&url).map_err(|e| ApiError::field("url", e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::field("url", "scheme must be http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::field("url", "must name a host"));
+    }
+    Ok(url)
+}
+
+fn parse_event_types(types: Option<Vec<String>>) -> Result<Option<Vec<EventTypeName>>, ApiError> {
+    types
+        .map(|t| {
+            if t.is_empty() {
+                return Err(ApiError::field(
+                    "eventTypes",
+                    "must not be empty; omit it for all types",
+                ));
+            }
+            parse_names("eventTypes", t, EventTypeName::parse)
+        })
+        .transpose()
+}
+
+fn parse_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<Channel>>, ApiError> {
+    channels
+        .map(|c| {
+            if c.is_empty() || c.len() > MAX_CHANNELS {
+                return Err(ApiError::field(
+                    "channels",
+                    format!("must list 1 to {MAX_CHANNELS} channels; omit it for all"),
+                ));
+            }
+            parse_names("channels", c, Channel::parse)
+        })
+        .transpose()
+}
+
+fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
+    uid.map(|u| Uid::parse(u).map_err(|e| ApiError::field("uid", e.to_string())))
+        .transpose()
+}
+
+/// Finds an endpoint of the app by id or uid, or answers 404.
+pub async fn find_endpoint(
+    state: &ApiState,
+    app_id: &str,
+    endpoint_id: &str,
+) -> Result<Endpoint, ApiError> {
+    state
+        .registry()
+        .get_endpoint(app_id, endpoint_id)
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListResponse<EndpointOut>>, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let request = query.page_request(false)?;
+    let endpoints = state.registry().endpoints_of_app(&app.id).await?;
+    Ok(Json(ListResponse::from_sorted(
+        endpoints,
+        &request,
+        |ep| ep.id.as_str(),
+        EndpointOut::from,
+    )))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    ApiJson(input): ApiJson<EndpointIn>,
+) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let secret = match &input.secret {
+        Some(text) => {
+            SigningSecret::parse(text).map_err(|e| ApiError::field("secret", e.to_string()))?
+        }
+        None => SigningSecret::generate(),
+    };
+    let now = now();
+    let endpoint = Endpoint {
+        id: id::new_id("ep", unix_ms(now)),
+        app_id: app.id,
+        uid: parse_uid(input.uid)?,
+        url: parse_url(input.url)?,
+        description: input.description,
+        event_types: parse_event_types(input.event_types)?,
+        channels: parse_channels(input.channels)?,
+        disabled: input.disabled,
+        metadata: input.metadata,
+        rate_limit: input.rate_limit,
+        secret: secret.expose(),
+        headers: BTreeMap::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    state.registry().create_endpoint(&endpoint).await?;
+    Ok((StatusCode::CREATED, Json(endpoint.into())))
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointOut>, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    Ok(Json(
+        find_endpoint(&state, &app.id, &endpoint_id).await?.into(),
+    ))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<EndpointIn>,
+) -> Result<Json<EndpointOut>, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let endpoint = Endpoint {
+        uid: parse_uid(input.uid)?,
+        url: parse_url(input.url)?,
+        description: input.description,
+        event_types: parse_event_types(input.event_types)?,
+        channels: parse_channels(input.channels)?,
+        disabled: input.disabled,
+        metadata: input.metadata,
+        rate_limit: input.rate_limit,
+        updated_at: now(),
+        ..previous.clone()
+    };
+    state
+        .registry()
+        .update_endpoint(&previous, &endpoint)
+        .await?;
+    Ok(Json(endpoint.into()))
+}
+
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<EndpointPatch>,
+) -> Result<Json<EndpointOut>, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let mut endpoint = previous.clone();
+    if let Some(url) = input.url {
+        endpoint.url = parse_url(url)?;
+    }
+    if let Some(description) = input.description {
+        endpoint.description = description;
+    }
+    if let Some(disabled) = input.disabled {
+        endpoint.disabled = disabled;
+    }
+    if let Some(uid) = input.uid {
+        endpoint.uid = parse_uid(uid)?;
+    }
+    if let Some(types) = input.event_types {
+        endpoint.event_types = parse_event_types(types)?;
+    }
+    if let Some(channels) = input.channels {
+        endpoint.channels = parse_channels(channels)?;
+    }
+    if let Some(metadata) = input.metadata {
+        endpoint.metadata = metadata;
+    }
+    if let Some(rate_limit) = input.rate_limit {
+        endpoint.rate_limit = rate_limit;
+    }
+    endpoint.updated_at = now();
+    state
+        .registry()
+        .update_endpoint(&previous, &endpoint)
+        .await?;
+    Ok(Json(endpoint.into()))
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    state.registry().delete_endpoint(&endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_secret(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointSecretOut>, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret,
+    }))
+}

@@ -1,0 +1,195 @@
+//! `/api/v1/event-type`: the catalog of event types.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::model::EventType;
+use hookline_core::names::EventTypeName;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::common::{now, nullable, ListQuery, ListResponse};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::ApiState;
+
+/// `EventTypeIn`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `EventTypeUpdate` (PUT): everything but the name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeUpdate {
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `EventTypePatch`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    pub description: Option<String>,
+    pub archived: Option<bool>,
+    pub deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub feature_flag: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub schemas: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// `EventTypeOut`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: EventTypeName,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    pub schemas: Option<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<EventType> for EventTypeOut {
+    fn from(et: EventType) -> Self {
+        Self {
+            name: et.name,
+            description: et.description,
+            archived: et.archived,
+            deprecated: et.deprecated,
+            feature_flag: et.feature_flag,
+            schemas: et.schemas,
+            created_at: et.created_at,
+            updated_at: et.updated_at,
+        }
+    }
+}
+
+async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
+    state
+        .registry()
+        .get_event_type(name)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
+    let request = query.page_request(true)?;
+    let types = state.registry().list_event_types().await?;
+    Ok(Json(ListResponse::from_sorted(
+        types,
+        &request,
+        |et| et.name.as_str(),
+        EventTypeOut::from,
+    )))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    ApiJson(input): ApiJson<EventTypeIn>,
+) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
+    let now = now();
+    let event_type = EventType {
+        name: EventTypeName::parse(input.name)
+            .map_err(|e| ApiError::field("name", e.to_string()))?,
+        description: input.description,
+        archived: input.archived,
+        deprecated: input.deprecated,
+        feature_flag: input.feature_flag,
+        schemas: input.schemas.map(serde_json::Value::Object),
+        created_at: now,
+        updated_at: now,
+    };
+    state.registry().create_event_type(&event_type).await?;
+    Ok((StatusCode::CREATED, Json(event_type.into())))
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<EventTypeOut>, ApiError> {
+    Ok(Json(find(&state, &name).await?.into()))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiJson(input): ApiJson<EventTypeUpdate>,
+) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
+    let now = now();
+    let (status, created_at) = match state.registry().get_event_type(&name).await? {
+        Some(existing) => (StatusCode::OK, existing.created_at),
+        None => (StatusCode::CREATED, now),
+    };
+    let event_type = EventType {
+        name: EventTypeName::parse(name).map_err(|e| ApiError::field("name", e.to_string()))?,
+        description: input.description,
+        archived: input.archived,
+        deprecated: input.deprecated,
+        feature_flag: input.feature_flag,
+        schemas: input.schemas.map(serde_json::Value::Object),
+        created_at,
+        updated_at: now,
+    };
+    state.registry().update_event_type(&event_type).await?;
+    Ok((status, Json(event_type.into())))
+}
+
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiJson(input): ApiJson<EventTypePatch>,
+) -> Result<Json<EventTypeOut>, ApiError> {
+    let mut event_type = find(&state, &name).await?;
+    if let Some(description) = input.description {
+        event_type.description = description;
+    }
+    if let Some(archived) = input.archived {
+        event_type.archived = archived;
+    }
+    if let Some(deprecated) = input.deprecated {
+        event_type.deprecated = deprecated;
+    }
+    if let Some(flag) = input.feature_flag {
+        event_type.feature_flag = flag;
+    }
+    if let Some(schemas) = input.schemas {
+        event_type.schemas = schemas.map(serde_json::Value::Object);
+    }
+    event_type.updated_at = now();
+    state.registry().update_event_type(&event_type).await?;
+    Ok(Json(event_type.into()))
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.registry().delete_event_type(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("event type"))
+    }
+}

@@ -1,0 +1,272 @@
+//! `/api/v1/app/{app_id}/msg`: message intake and reading.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hookline_core::id;
+use hookline_core::json::{minify, nesting_depth};
+use hookline_core::model::Message;
+use hookline_core::names::{Channel, EventId, EventTypeName, IdempotencyKey};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use super::apps::{new_app, ApplicationIn};
+use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::intake::{accept, NewMessage};
+use crate::state::ApiState;
+
+/// Most channels one message may carry (Svix's limit).
+const MAX_CHANNELS: usize = 5;
+/// `payloadRetentionPeriod` bounds in days (Svix's).
+const MIN_RETENTION_DAYS: u64 = 1;
+
+/// `MessageIn`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub payload: Box<RawValue>,
+    pub channels: Option<Vec<String>>,
+    pub payload_retention_period: Option<u64>,
+    /// Creates the application alongside the message when it does not exist.
+    pub application: Option<ApplicationIn>,
+}
+
+/// `MessageOut`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut<'a> {
+    pub id: &'a str,
+    pub event_type: &'a EventTypeName,
+    pub event_id: Option<&'a EventId>,
+    pub channels: Option<&'a [Channel]>,
+    pub payload: &'a RawValue,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+}
+
+impl<'a> From<&'a Message> for MessageOut<'a> {
+    fn from(m: &'a Message) -> Self {
+        Self {
+            id: &m.id,
+            event_type: &m.event_type,
+            event_id: m.event_id.as_ref(),
+            channels: m.channels.as_deref(),
+            payload: &m.payload,
+            timestamp: m.timestamp,
+        }
+    }
+}
+
+/// `MessageEndpointOut`-like destination state (Hookline keeps no endpoint copy per message).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationOut {
+    pub id: String,
+    pub status: u8,
+    pub status_text: &'static str,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt: Option<OffsetDateTime>,
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<MessageIn>,
+) -> Result<Response, ApiError> {
+    let idempotency_header = match headers.get("idempotency-key") {
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::BadRequest("idempotency-key must be visible ASCII".into())
+            })?;
+            Some(
+                IdempotencyKey::parse(text)
+                    .map_err(|e| ApiError::BadRequest(format!("idempotency-key {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let app = match state.registry().get_app(&app_id).await? {
+        Some(app) => app,
+        None => create_app_for_message(&state, &app_id, input.application.as_ref()).await?,
+    };
+    let new = validate(&state, &app.id, input, idempotency_header)?;
+    let accepted = accept(&state, &app, new, |message| {
+        serde_json::to_string(&MessageOut::from(message))
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        accepted.0,
+    )
+        .into_response())
+}
+
+/// Svix's `application` field: create the app named by the path with the message.
+async fn create_app_for_message(
+    state: &ApiState,
+    app_id: &str,
+    given: Option<&ApplicationIn>,
+) -> Result<hookline_core::model::App, ApiError> {
+    let Some(given) = given else {
+        return Err(ApiError::NotFound("application"));
+    };
+    let app = new_app(ApplicationIn {
+        name: given.name.clone(),
+        uid: given.uid.clone().or_else(|| Some(app_id.to_owned())),
+        metadata: given.metadata.clone(),
+        rate_limit: given.rate_limit,
+    })
+    .map_err(|_| ApiError::field("application.name", "must not be empty"))?;
+    match state.registry().create_app(&app).await {
+        Ok(()) => Ok(app),
+        // Lost a race with a concurrent create of the same uid: use the winner.
+        Err(hookline_core::ports::StoreError::Conflict(_)) => state
+            .registry()
+            .get_app(app_id)
+            .await?
+            .ok_or(ApiError::NotFound("application")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn validate(
+    state: &ApiState,
+    app_id: &str,
+    input: MessageIn,
+    idempotency_header: Option<IdempotencyKey>,
+) -> Result<NewMessage, ApiError> {
+    let event_type = EventTypeName::parse(input.event_type)
+        .map_err(|e| ApiError::field("eventType", e.to_string()))?;
+    let event_id = input
+        .event_id
+        .map(|e| EventId::parse(e).map_err(|err| ApiError::field("eventId", err.to_string())))
+        .transpose()?;
+    let channels = input
+        .channels
+        .map(|c| {
+            if c.is_empty() || c.len() > MAX_CHANNELS {
+                return Err(ApiError::field(
+                    "channels",
+                    format!("must list 1 to {MAX_CHANNELS} channels"),
+                ));
+            }
+            parse_names("channels", c, Channel::parse)
+        })
+        .transpose()?;
+    let raw = input.payload.get();
+    if !raw.trim_start().starts_with('{') {
+        return Err(ApiError::field("payload", "must be a JSON object"));
+    }
+    let max_depth = state.config().max_payload_depth;
+    if nesting_depth(raw) > max_depth {
+        return Err(ApiError::field(
+            "payload",
+            format!("must not nest deeper than {max_depth} levels"),
+        ));
+    }
+    let payload = RawValue::from_string(minify(raw))
+        .map_err(|e| ApiError::Internal(format!("minified payload is not JSON: {e}")))?;
+    let max_days = state.config().max_retention_days;
+    let days = input.payload_retention_period.unwrap_or(max_days);
+    if !(MIN_RETENTION_DAYS..=max_days).contains(&days) {
+        return Err(ApiError::field(
+            "payloadRetentionPeriod",
+            format!("must be between {MIN_RETENTION_DAYS} and {max_days} days"),
+        ));
+    }
+    let mut idempotency_keys = Vec::new();
+    if let Some(event_id) = &event_id {
+        idempotency_keys.push(format!("eventid:{event_id}"));
+    }
+    if let Some(header) = &idempotency_header {
+        idempotency_keys.push(format!("idem:{}", header.as_str()));
+    }
+    let timestamp = now();
+    Ok(NewMessage {
+        message: Message {
+            id: id::new_id("msg", unix_ms(timestamp)),
+            app_id: app_id.to_owned(),
+            event_type,
+            event_id,
+            channels,
+            payload,
+            timestamp,
+        },
+        retention_secs: days * 24 * 3600,
+        idempotency_keys,
+    })
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let app = super::common::find_app(&state, &app_id).await?;
+    let page = state
+        .messages()
+        .list_messages(&app.id, &query.page_request(false)?)
+        .await?;
+    let body = ListResponse {
+        data: page.items.iter().map(MessageOut::from).collect(),
+        iterator: page.iterator.clone(),
+        prev_iterator: page.prev_iterator.clone(),
+        done: page.done,
+    };
+    Ok(Json(body).into_response())
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let app = super::common::find_app(&state, &app_id).await?;
+    let message = state
+        .messages()
+        .get_message(&app.id, &msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    Ok(Json(MessageOut::from(&message)).into_response())
+}
+
+/// Per-endpoint delivery state of one message (`list-attempted-destinations`).
+pub async fn destinations(
+    State(state): State<ApiState>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
+    let app = super::common::find_app(&state, &app_id).await?;
+    if state
+        .messages()
+        .get_message(&app.id, &msg_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("message"));
+    }
+    let destinations = state.messages().destinations(&app.id, &msg_id).await?;
+    Ok(Json(ListResponse {
+        data: destinations
+            .into_iter()
+            .map(|d| DestinationOut {
+                id: d.endpoint_id,
+                status: d.status.code(),
+                status_text: d.status.text(),
+                attempts: d.attempts,
+                next_attempt: d.next_attempt,
+            })
+            .collect(),
+        iterator: None,
+        prev_iterator: None,
+        done: true,
+    }))
+}

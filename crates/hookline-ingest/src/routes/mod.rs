@@ -1,0 +1,9 @@
+//! The HTTP routes, one module per resource.
+
+pub mod apps;
+pub mod attempts;
+pub mod common;
+pub mod endpoints;
+pub mod event_types;
+pub mod health;
+pub mod messages;

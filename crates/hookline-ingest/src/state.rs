@@ -1,0 +1,89 @@
+//! What every handler can reach: the store and queue ports plus the API's own settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookline_core::ports::{AttemptLog, MessageStore, Registry, TaskPublisher};
+
+use crate::auth::AdminTokens;
+
+/// Limits and lifetimes the API enforces.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Largest accepted request body (413 beyond).
+    pub max_body_bytes: usize,
+    /// Deepest accepted JSON nesting in a message payload (422 beyond).
+    pub max_payload_depth: usize,
+    /// Upper bound for a message's `payloadRetentionPeriod`, in days.
+    pub max_retention_days: u64,
+    /// How long an idempotency key is remembered after its request finished.
+    pub idempotency_ttl: Duration,
+    /// How long a request may hold an idempotency key while it works; a concurrent duplicate
+    /// waits up to this long for the first request's answer.
+    pub idempotency_lease: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_payload_depth: 64,
+            max_retention_days: 90,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_lease: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Something `/readyz` must see working (broker, store).
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    /// A short name for the check, shown in `/readyz`.
+    fn name(&self) -> &'static str;
+    /// `Err` with a reason when the dependency is not usable.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// The ports and settings the API runs on.
+pub struct Services {
+    pub registry: Arc<dyn Registry>,
+    pub messages: Arc<dyn MessageStore>,
+    pub attempts: Arc<dyn AttemptLog>,
+    pub publisher: Arc<dyn TaskPublisher>,
+    pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+    pub admin_tokens: AdminTokens,
+    pub config: IngestConfig,
+}
+
+/// Shared, cheaply cloned handler state.
+#[derive(Clone)]
+pub struct ApiState(Arc<Services>);
+
+impl ApiState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+
+    pub fn registry(&self) -> &dyn Registry {
+        self.0.registry.as_ref()
+    }
+    pub fn messages(&self) -> &dyn MessageStore {
+        self.0.messages.as_ref()
+    }
+    pub fn attempts(&self) -> &dyn AttemptLog {
+        self.0.attempts.as_ref()
+    }
+    pub fn publisher(&self) -> &dyn TaskPublisher {
+        self.0.publisher.as_ref()
+    }
+    pub fn readiness(&self) -> &[Arc<dyn ReadinessCheck>] {
+        &self.0.readiness
+    }
+    pub fn admin_tokens(&self) -> &AdminTokens {
+        &self.0.admin_tokens
+    }
+    pub fn config(&self) -> &IngestConfig {
+        &self.0.config
+    }
+}
