@@ -1,0 +1,35 @@
+//! Dispatcher settings.
+
+use std::time::Duration;
+
+use hookline_core::retry::RetryPolicy;
+
+/// What an operator tunes on a dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Deliveries in flight at once in this process.
+    pub concurrency: usize,
+    /// Whole-exchange limit for one HTTP attempt (connect, send, read the response).
+    pub request_timeout: Duration,
+    /// How much of a response body is read and kept in the attempt log.
+    pub max_response_bytes: usize,
+    /// The waits between attempts.
+    pub retry: RetryPolicy,
+    /// How long attempts are kept.
+    pub retention_secs: u64,
+    /// The `user-agent` sent with every delivery.
+    pub user_agent: String,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 256,
+            request_timeout: Duration::from_secs(15),
+            max_response_bytes: 64 * 1024,
+            retry: RetryPolicy::default(),
+            retention_secs: 30 * 24 * 3600,
+            user_agent: concat!("Hookline/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}

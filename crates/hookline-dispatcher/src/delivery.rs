@@ -1,0 +1,230 @@
+//! One delivery task, start to finish.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hookline_core::id::new_id;
+use hookline_core::model::{Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus};
+use hookline_core::outcome::{classify, AttemptResult, Verdict};
+use hookline_core::ports::{AttemptLog, MessageStore, Registry, RetrySchedule, StoreError};
+use hookline_core::signing::{signature_header, SigningSecret};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use time::OffsetDateTime;
+
+use crate::config::DispatcherConfig;
+use crate::sender::{Sender, SenderError};
+
+/// What became of one task. Every variant means "ack it".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The endpoint answered 2xx.
+    Succeeded,
+    /// The attempt failed and the next one is in the retry schedule.
+    RetryScheduled,
+    /// The last attempt failed; the destination is marked failed.
+    Exhausted,
+    /// The endpoint answered 410 Gone and has been disabled.
+    Disabled,
+    /// Nothing to do: the endpoint or message was deleted, or the endpoint is disabled.
+    Skipped,
+}
+
+/// Why a task could not be settled; the task must go back to the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The stores a dispatcher reads and writes.
+#[derive(Clone)]
+pub struct Stores {
+    pub registry: Arc<dyn Registry>,
+    pub messages: Arc<dyn MessageStore>,
+    pub attempts: Arc<dyn AttemptLog>,
+    pub schedule: Arc<dyn RetrySchedule>,
+}
+
+/// Delivers tasks. Stateless apart from its HTTP connection pool.
+pub struct Dispatcher {
+    config: DispatcherConfig,
+    stores: Stores,
+    sender: Sender,
+}
+
+impl Dispatcher {
+    pub fn new(config: DispatcherConfig, stores: Stores) -> Result<Self, SenderError> {
+        let sender = Sender::new(
+            config.request_timeout,
+            config.max_response_bytes,
+            &config.user_agent,
+        )?;
+        Ok(Self {
+            config,
+            stores,
+            sender,
+        })
+    }
+
+    pub fn config(&self) -> &DispatcherConfig {
+        &self.config
+    }
+
+    /// Makes the task's attempt and makes its outcome durable. Safe to repeat: a redelivered
+    /// task makes one more attempt with the same `webhook-id`.
+    pub async fn deliver(&self, task: &DeliveryTask) -> Result<Outcome, DeliveryError> {
+        let registry = &self.stores.registry;
+        let Some(endpoint) = registry
+            .get_endpoint(&task.app_id, &task.endpoint_id)
+            .await?
+        else {
+            tracing::debug!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, "endpoint gone; dropping task");
+            return Ok(Outcome::Skipped);
+        };
+        if endpoint.disabled {
+            return Ok(Outcome::Skipped);
+        }
+        let Some(body) = self.payload(task).await? else {
+            tracing::debug!(msg_id = %task.msg_id, "message gone; dropping task");
+            return Ok(Outcome::Skipped);
+        };
+
+        let Ok(secret) = SigningSecret::parse(&endpoint.secret) else {
+            // Secrets are generated or validated on save, so this is a damaged record. Never
+            // send unsigned; leave the task for an operator rather than retry it forever.
+            tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
+            return Ok(Outcome::Skipped);
+        };
+        let headers = signed_headers(&endpoint, &secret, task, &body, OffsetDateTime::now_utc());
+        let exchange = self.sender.post(&endpoint.url, headers, body).await;
+        let verdict = classify(exchange.result);
+        let now = OffsetDateTime::now_utc();
+        let next_due = match verdict {
+            Verdict::Retry => self
+                .config
+                .retry
+                .delay_after_random(task.attempt)
+                .map(|delay| now + delay),
+            Verdict::Delivered | Verdict::Gone => None,
+        };
+        let (attempt_status, destination_status) = match (verdict, next_due) {
+            (Verdict::Delivered, _) => (MessageStatus::Success, MessageStatus::Success),
+            (Verdict::Retry, Some(_)) => (MessageStatus::Fail, MessageStatus::Pending),
+            (Verdict::Retry, None) | (Verdict::Gone, _) => {
+                (MessageStatus::Fail, MessageStatus::Fail)
+            }
+        };
+        let (status_code, error) = match exchange.result {
+            AttemptResult::Status(code) => (code, None),
+            AttemptResult::Transport(kind) => (0, Some(kind)),
+        };
+        let attempt = Attempt {
+            id: new_id("atmpt", unix_ms(now)),
+            app_id: task.app_id.clone(),
+            msg_id: task.msg_id.clone(),
+            endpoint_id: endpoint.id.clone(),
+            url: endpoint.url.clone(),
+            attempt_number: task.attempt,
+            status: attempt_status,
+            response_status_code: status_code,
+            response: exchange.response_body,
+            response_duration_ms: u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX),
+            error,
+            trigger_type: task.trigger,
+            timestamp: now,
+        };
+        let destination = DestinationStatus {
+            endpoint_id: endpoint.id.clone(),
+            status: destination_status,
+            attempts: task.attempt,
+            next_attempt: next_due,
+        };
+        // Record first, then schedule: a crash between the two redelivers the task, which
+        // repeats the attempt; the reverse order could leave a retry with no record of why.
+        self.stores
+            .attempts
+            .record_attempt(&attempt, &destination, self.config.retention_secs)
+            .await?;
+
+        let outcome = match (verdict, next_due) {
+            (Verdict::Delivered, _) => Outcome::Succeeded,
+            (Verdict::Retry, Some(due)) => {
+                self.stores
+                    .schedule
+                    .schedule(&task.next_attempt(), due)
+                    .await?;
+                Outcome::RetryScheduled
+            }
+            (Verdict::Retry, None) => Outcome::Exhausted,
+            (Verdict::Gone, _) => {
+                let mut disabled = endpoint.clone();
+                disabled.disabled = true;
+                disabled.updated_at = now;
+                registry.update_endpoint(&endpoint, &disabled).await?;
+                tracing::info!(endpoint_id = %endpoint.id, "endpoint answered 410 Gone; disabled");
+                Outcome::Disabled
+            }
+        };
+        tracing::debug!(
+            msg_id = %task.msg_id,
+            endpoint_id = %endpoint.id,
+            attempt = task.attempt,
+            status = status_code,
+            ?outcome,
+            "attempt recorded"
+        );
+        Ok(outcome)
+    }
+
+    /// The payload rides in the task; older or trimmed tasks fall back to the stored message.
+    async fn payload(&self, task: &DeliveryTask) -> Result<Option<Bytes>, StoreError> {
+        if let Some(payload) = &task.payload {
+            return Ok(Some(Bytes::copy_from_slice(payload.get().as_bytes())));
+        }
+        let message = self
+            .stores
+            .messages
+            .get_message(&task.app_id, &task.msg_id)
+            .await?;
+        Ok(message.map(|m| Bytes::copy_from_slice(m.payload.get().as_bytes())))
+    }
+}
+
+/// The Standard Webhooks headers plus the endpoint's own. The message id is the
+/// `webhook-id`, so a repeated delivery carries the same id and receivers can deduplicate.
+fn signed_headers(
+    endpoint: &Endpoint,
+    secret: &SigningSecret,
+    task: &DeliveryTask,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &endpoint.headers {
+        // Names and values were validated when the endpoint was saved; skip rather than fail
+        // a delivery if a stored record disagrees.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let timestamp = now.unix_timestamp();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    insert(&mut headers, "webhook-id", &task.msg_id);
+    insert(&mut headers, "webhook-timestamp", &timestamp.to_string());
+    let signature = signature_header([secret], &task.msg_id, timestamp, body);
+    insert(&mut headers, "webhook-signature", &signature);
+    headers
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+fn unix_ms(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}

@@ -1,0 +1,19 @@
+//! The dispatcher role: take a delivery task from the queue, sign it, POST it, record the
+//! attempt, schedule the next one if it failed, and only then settle the task.
+//!
+//! - [`config`]: what an operator tunes (concurrency, timeout, retry schedule).
+//! - [`sender`]: the outbound HTTP exchange and how its failures are named.
+//! - [`delivery`]: one task, start to finish, as a function of the stores ([`Dispatcher::deliver`]).
+//! - [`worker`]: the consume loop with bounded concurrency and graceful shutdown.
+//!
+//! Invariant: a task is acked only after its outcome (attempt record, and the next retry when
+//! there is one) is durable in the store. Any store failure requeues the task instead, so a
+//! crash at any point repeats an attempt rather than losing one.
+
+pub mod config;
+pub mod delivery;
+pub mod sender;
+pub mod worker;
+
+pub use config::DispatcherConfig;
+pub use delivery::{DeliveryError, Dispatcher, Outcome};
