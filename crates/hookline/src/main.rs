@@ -1,0 +1,104 @@
+//! `hookline`: one binary for every role.
+
+mod cli;
+mod roles;
+mod settings;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command};
+use crate::roles::Backends;
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("hookline: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hookline: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hookline: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    // Check what the role needs before connecting anywhere.
+    if matches!(command, Command::Ingest | Command::Serve) {
+        settings.require_admin_tokens()?;
+    }
+    let backends = Backends::connect(&settings)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tracing::info!(role = command.name(), "starting");
+
+    let result = match command {
+        Command::Ingest => roles::ingest(&settings, &backends, shutdown.clone()).await,
+        Command::Dispatcher => roles::dispatcher(&settings, &backends, shutdown.clone()).await,
+        Command::Scheduler => roles::scheduler(&settings, &backends, shutdown.clone()).await,
+        Command::Serve => {
+            // Any role failing stops the others: a half-running process would look healthy.
+            let stop_all = shutdown.clone();
+            let first_error = |r: anyhow::Result<()>| {
+                if r.is_err() {
+                    stop_all.cancel();
+                }
+                r
+            };
+            let (ingest, dispatcher, scheduler) = tokio::join!(
+                async { first_error(roles::ingest(&settings, &backends, shutdown.clone()).await) },
+                async {
+                    first_error(roles::dispatcher(&settings, &backends, shutdown.clone()).await)
+                },
+                async {
+                    first_error(roles::scheduler(&settings, &backends, shutdown.clone()).await)
+                },
+            );
+            ingest.and(dispatcher).and(scheduler)
+        }
+    };
+    backends.broker.shutdown().await;
+    result
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C starts a graceful shutdown.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

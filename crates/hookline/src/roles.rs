@@ -1,0 +1,155 @@
+//! Wiring: each role takes the adapters and runs until shutdown. No logic lives here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use hookline_dispatcher::delivery::Stores;
+use hookline_dispatcher::{Dispatcher, DispatcherConfig};
+use hookline_ingest::auth::AdminTokens;
+use hookline_ingest::{ApiState, IngestConfig, ReadinessCheck, Services};
+use hookline_rabbitmq::RabbitBroker;
+use hookline_redis::RedisStore;
+use hookline_scheduler::{Scheduler, SchedulerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+
+/// The adapters every role shares within one process.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: RedisStore,
+    pub broker: RabbitBroker,
+}
+
+impl Backends {
+    /// Starts connecting; neither adapter fails because its service is down right now.
+    pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let store = RedisStore::connect(&settings.redis_config()?).context("redis")?;
+        let broker = RabbitBroker::start(settings.rabbit_config()?);
+        Ok(Self { store, broker })
+    }
+
+    fn stores(&self) -> Stores {
+        Stores {
+            registry: Arc::new(self.store.clone()),
+            messages: Arc::new(self.store.clone()),
+            attempts: Arc::new(self.store.clone()),
+            schedule: Arc::new(self.store.clone()),
+        }
+    }
+}
+
+pub async fn ingest(
+    settings: &Settings,
+    backends: &Backends,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let tokens = settings.require_admin_tokens()?;
+    let api = &settings.api;
+    let config = IngestConfig {
+        max_body_bytes: api.max_body_bytes,
+        max_payload_depth: api.max_payload_depth,
+        idempotency_ttl: Duration::from_secs(api.idempotency_ttl_secs),
+        ..IngestConfig::default()
+    };
+    let stores = backends.stores();
+    let state = ApiState::new(Services {
+        registry: stores.registry,
+        messages: stores.messages,
+        attempts: stores.attempts,
+        publisher: backends.broker.publisher(),
+        readiness: vec![
+            Arc::new(RabbitReady(backends.broker.clone())),
+            Arc::new(RedisReady(backends.store.clone())),
+        ],
+        admin_tokens: AdminTokens::new(tokens.iter().map(String::as_str)),
+        config,
+    });
+    let listener = tokio::net::TcpListener::bind(&api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", api.listen))?;
+    let address = listener.local_addr()?;
+    // Printed on stdout so scripts and tests can find the port when `listen` used port 0.
+    println!("hookline: ingest listening on http://{address}");
+    tracing::info!(%address, "ingest listening");
+    hookline_ingest::run(listener, state, shutdown)
+        .await
+        .context("ingest server")
+}
+
+pub async fn dispatcher(
+    settings: &Settings,
+    backends: &Backends,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let d = &settings.delivery;
+    let config = DispatcherConfig {
+        concurrency: d.concurrency,
+        request_timeout: Duration::from_millis(d.timeout_ms),
+        max_response_bytes: d.max_response_bytes,
+        retry: settings.retry_policy(),
+        retention_secs: d.retention_days.saturating_mul(24 * 3600),
+        ..DispatcherConfig::default()
+    };
+    let dispatcher = Arc::new(Dispatcher::new(config, backends.stores())?);
+    let tag = format!("dispatcher-{}", std::process::id());
+    let source = Box::new(backends.broker.source(&tag));
+    println!("hookline: dispatcher consuming");
+    let grace = Duration::from_millis(settings.shutdown.grace_ms);
+    let drained = dispatcher.run(source, shutdown, grace).await;
+    tracing::info!(abandoned = drained.abandoned, "dispatcher stopped");
+    Ok(())
+}
+
+pub async fn scheduler(
+    settings: &Settings,
+    backends: &Backends,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let s = &settings.scheduler;
+    let config = SchedulerConfig {
+        batch_size: s.batch_size,
+        lease: Duration::from_millis(s.lease_ms),
+        max_idle_wait: Duration::from_millis(s.poll_ms),
+        pause_after_claim: s.pause_after_claim_ms.map(Duration::from_millis),
+    };
+    let scheduler = Arc::new(Scheduler::new(
+        config,
+        Arc::new(backends.store.clone()),
+        backends.broker.publisher(),
+    ));
+    println!("hookline: scheduler running");
+    scheduler.run(shutdown).await;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+struct RabbitReady(RabbitBroker);
+
+#[async_trait]
+impl ReadinessCheck for RabbitReady {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_ready() {
+            Ok(())
+        } else {
+            Err("not connected".into())
+        }
+    }
+}
+
+struct RedisReady(RedisStore);
+
+#[async_trait]
+impl ReadinessCheck for RedisReady {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,398 @@
+//! Configuration: built-in defaults < `hookline.toml` (or `--config`) < `HOOKLINE__SECTION__KEY`
+//! environment variables. The keys are a public contract (see `hookline.example.toml`).
+//!
+//! Everything is checked here, before any port binds or connection opens, so a bad value stops
+//! start-up with one line naming the key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookline_core::retry::RetryPolicy;
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration, as the operator wrote it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: Option<String>,
+    pub api: ApiSettings,
+    pub auth: AuthSettings,
+    pub rabbitmq: RabbitSettings,
+    pub redis: RedisSettings,
+    pub delivery: DeliverySettings,
+    pub scheduler: SchedulerSettings,
+    pub shutdown: ShutdownSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address the ingest API listens on.
+    pub listen: String,
+    pub max_body_bytes: usize,
+    pub max_payload_depth: usize,
+    pub idempotency_ttl_secs: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8071".into(),
+            max_body_bytes: 1024 * 1024,
+            max_payload_depth: 64,
+            idempotency_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Bearer tokens with full access; comma-separated in the environment.
+    #[serde(deserialize_with = "string_list")]
+    pub admin_tokens: Vec<String>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field(
+                "admin_tokens",
+                &format_args!("<{} redacted>", self.admin_tokens.len()),
+            )
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RabbitSettings {
+    /// AMQP URL; several comma-separated URLs are tried in order.
+    #[serde(deserialize_with = "string_list")]
+    pub url: Vec<String>,
+    pub prefix: String,
+    pub prefetch: u16,
+    pub delivery_limit: u32,
+    pub publisher_channels: usize,
+    pub publish_timeout_ms: u64,
+    /// `x-expires` on the queues; for throw-away test queues only.
+    pub queue_expires_ms: Option<u64>,
+}
+
+impl Default for RabbitSettings {
+    fn default() -> Self {
+        let base = hookline_rabbitmq::RabbitConfig::default();
+        Self {
+            url: Vec::new(),
+            prefix: base.prefix,
+            prefetch: base.prefetch,
+            delivery_limit: base.delivery_limit,
+            publisher_channels: base.publisher_channels,
+            publish_timeout_ms: millis(base.publish_timeout),
+            queue_expires_ms: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RabbitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self
+            .url
+            .iter()
+            .map(|u| hookline_rabbitmq::redact_url(u))
+            .collect();
+        f.debug_struct("RabbitSettings")
+            .field("url", &urls)
+            .field("prefix", &self.prefix)
+            .field("prefetch", &self.prefetch)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Option<String>,
+    pub prefix: String,
+    pub response_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: "hl:".into(),
+            response_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field(
+                "url",
+                &self.url.as_deref().map(hookline_rabbitmq::redact_url),
+            )
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Waits between attempts, comma-separated milliseconds.
+    #[serde(deserialize_with = "u64_list")]
+    pub retry_schedule_ms: Vec<u64>,
+    /// Spread of each wait, as a fraction (0.1 = ±10%).
+    pub retry_jitter: f64,
+    pub timeout_ms: u64,
+    /// Deliveries in flight per dispatcher process.
+    pub concurrency: usize,
+    pub max_response_bytes: usize,
+    pub retention_days: u64,
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_subnets: Vec<String>,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule_ms: hookline_core::retry::DEFAULT_DELAYS_MS.to_vec(),
+            retry_jitter: 0.1,
+            timeout_ms: 30_000,
+            concurrency: 256,
+            max_response_bytes: 64 * 1024,
+            retention_days: 30,
+            allowed_subnets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub batch_size: usize,
+    pub lease_ms: u64,
+    pub poll_ms: u64,
+    /// Fault injection for crash tests: pause between claiming and publishing.
+    pub pause_after_claim_ms: Option<u64>,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            lease_ms: 30_000,
+            poll_ms: 100,
+            pause_after_claim_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// How long in-flight work may take to finish after SIGTERM.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { grace_ms: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,hookline_dispatcher=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            // lapin logs returned message bodies at warn: keep payloads out of the logs.
+            filter: "info,lapin=error".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that cannot work, named by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    /// Reads defaults, then the file (`explicit` must exist; `hookline.toml` may), then the
+    /// environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = match explicit {
+            Some(path) => config::File::from(path).required(true),
+            None => config::File::with_name("hookline.toml")
+                .format(config::FileFormat::Toml)
+                .required(false),
+        };
+        let settings: Settings = config::Config::builder()
+            .add_source(file)
+            .add_source(
+                config::Environment::with_prefix("HOOKLINE")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Rules the types alone cannot state.
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.delivery.timeout_ms == 0 {
+            return Err(invalid("delivery.timeout_ms", "must be greater than 0"));
+        }
+        if self.delivery.concurrency == 0 {
+            return Err(invalid("delivery.concurrency", "must be greater than 0"));
+        }
+        if !(0.0..=1.0).contains(&self.delivery.retry_jitter) {
+            return Err(invalid("delivery.retry_jitter", "must be between 0 and 1"));
+        }
+        if self.scheduler.batch_size == 0 {
+            return Err(invalid("scheduler.batch_size", "must be greater than 0"));
+        }
+        if self.scheduler.lease_ms < 100 {
+            return Err(invalid("scheduler.lease_ms", "must be at least 100"));
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "api.listen",
+                "must be an address such as 0.0.0.0:8071",
+            ));
+        }
+        if self.auth.admin_tokens.iter().any(|t| t.len() < 16) {
+            return Err(invalid(
+                "auth.admin_tokens",
+                "each token must be at least 16 characters",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        let delays = self
+            .delivery
+            .retry_schedule_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect();
+        RetryPolicy::new(delays, self.delivery.retry_jitter)
+    }
+
+    /// The admin tokens, or the error that stops a role needing them.
+    pub fn require_admin_tokens(&self) -> Result<&[String], SettingsError> {
+        if self.auth.admin_tokens.is_empty() {
+            return Err(invalid(
+                "auth.admin_tokens",
+                "no admin token configured; set HOOKLINE__AUTH__ADMIN_TOKENS",
+            ));
+        }
+        Ok(&self.auth.admin_tokens)
+    }
+
+    pub fn rabbit_config(&self) -> Result<hookline_rabbitmq::RabbitConfig, SettingsError> {
+        if self.rabbitmq.url.is_empty() {
+            return Err(invalid(
+                "rabbitmq.url",
+                "not set; set HOOKLINE__RABBITMQ__URL (embedded mode is not available yet)",
+            ));
+        }
+        let r = &self.rabbitmq;
+        let config = hookline_rabbitmq::RabbitConfig {
+            urls: r.url.clone(),
+            prefix: r.prefix.clone(),
+            prefetch: r.prefetch,
+            delivery_limit: r.delivery_limit,
+            publisher_channels: r.publisher_channels,
+            publish_timeout: Duration::from_millis(r.publish_timeout_ms),
+            queue_expires: r.queue_expires_ms.map(Duration::from_millis),
+            ..hookline_rabbitmq::RabbitConfig::default()
+        };
+        config
+            .validate()
+            .map_err(|e| invalid("rabbitmq", e.to_string()))?;
+        Ok(config)
+    }
+
+    pub fn redis_config(&self) -> Result<hookline_redis::RedisConfig, SettingsError> {
+        let Some(url) = &self.redis.url else {
+            return Err(invalid(
+                "redis.url",
+                "not set; set HOOKLINE__REDIS__URL (embedded mode is not available yet)",
+            ));
+        };
+        let mut config = hookline_redis::RedisConfig::new(url.clone());
+        config.prefix = self.redis.prefix.clone();
+        config.response_timeout = Duration::from_millis(self.redis.response_timeout_ms);
+        Ok(config)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A list given either as a TOML array or as one comma-separated string (the env form).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListForm<T> {
+    List(Vec<T>),
+    Text(String),
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match ListForm::<String>::deserialize(d)? {
+        ListForm::List(items) => items,
+        ListForm::Text(text) => split(&text).map(str::to_owned).collect(),
+    })
+}
+
+fn u64_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    match ListForm::<u64>::deserialize(d)? {
+        ListForm::List(items) => Ok(items),
+        ListForm::Text(text) => split(&text)
+            .map(|item| {
+                item.parse().map_err(|_| {
+                    serde::de::Error::custom(format!("`{item}` is not a number of milliseconds"))
+                })
+            })
+            .collect(),
+    }
+}
+
+fn split(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
