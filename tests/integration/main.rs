@@ -1,1 +1,14 @@
-//! placeholder
+//! Hookline's integration suite: the `hookline` binary against the real RabbitMQ and Redis on
+//! 127.0.0.1, delivering to real HTTP receivers on loopback.
+//!
+//! Every test gets its own RabbitMQ names and Redis key prefix, so tests run in parallel on
+//! the shared services without seeing each other's tasks.
+
+mod testkit;
+
+mod broker_outage;
+mod crashes;
+mod delivery;
+mod filters;
+mod idempotency;
+mod svix_sdk;

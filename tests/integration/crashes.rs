@@ -1,0 +1,152 @@
+//! Must-shows 5 and 6: `kill -9` of a dispatcher or a scheduler loses nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+
+/// 2,000 messages; the dispatcher is killed with deliveries in flight and restarted. Every
+/// message arrives, and a message delivered twice carries the same `webhook-id` and body.
+#[tokio::test]
+async fn kill_dispatcher_mid_run_loses_no_message() {
+    const MESSAGES: usize = 2_000;
+    let stack = Stack::new("killdisp")
+        .with("HOOKLINE__DELIVERY__CONCURRENCY", "64")
+        .with("HOOKLINE__RABBITMQ__PREFETCH", "64");
+    let ingest = stack.start(Role::Ingest).await;
+    let _scheduler = stack.start(Role::Scheduler).await;
+    let api = stack.api(&ingest);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("kill-app").await;
+    // A little latency keeps many deliveries in flight when the kill lands.
+    let url = receiver.url("sink", Reply::Slow(Duration::from_millis(10)));
+    api.create_endpoint(&app, json!({"url": url})).await;
+
+    // All 2,000 are accepted (queued) before any dispatcher runs.
+    let mut sent = HashSet::new();
+    for batch in 0..MESSAGES / 50 {
+        let sends = (0..50).map(|i| {
+            let api = api.clone();
+            let app = app.clone();
+            async move {
+                api.send(&app, "order.created", json!({"n": batch * 50 + i}))
+                    .await
+            }
+        });
+        sent.extend(futures::future::join_all(sends).await);
+    }
+    assert_eq!(sent.len(), MESSAGES);
+
+    let mut dispatcher = stack.start(Role::Dispatcher).await;
+    eventually("deliveries under way", Duration::from_secs(60), || async {
+        (receiver.count("sink") >= 300).then_some(())
+    })
+    .await;
+    dispatcher.kill9().await;
+    let killed_at = receiver.count("sink");
+    assert!(
+        killed_at < MESSAGES,
+        "the kill landed before everything was delivered"
+    );
+    let _restarted = stack.start(Role::Dispatcher).await;
+
+    let seen = eventually(
+        "every message at the receiver",
+        Duration::from_secs(180),
+        || async {
+            let deliveries = receiver.deliveries("sink");
+            let ids: HashSet<String> = deliveries
+                .iter()
+                .map(|d| d.webhook_id().to_owned())
+                .collect();
+            (ids.len() == MESSAGES).then_some(deliveries)
+        },
+    )
+    .await;
+    let mut bodies: HashMap<&str, &str> = HashMap::new();
+    for delivery in &seen {
+        let id = delivery.webhook_id();
+        assert!(
+            sent.contains(id),
+            "delivered an id that was never sent: {id}"
+        );
+        let first = bodies.entry(id).or_insert(&delivery.body);
+        assert_eq!(*first, delivery.body, "a duplicate of {id} differs");
+    }
+    println!(
+        "killed the dispatcher after {killed_at} deliveries; {} deliveries for {MESSAGES} messages ({} duplicates)",
+        seen.len(),
+        seen.len() - MESSAGES
+    );
+}
+
+/// The scheduler claims a due retry and is killed before publishing it. Once the lease runs
+/// out, another scheduler takes the retry over and it is delivered.
+#[tokio::test]
+async fn kill_scheduler_between_claim_and_publish_loses_no_retry() {
+    let stack = Stack::new("killsched")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "100")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        .with("HOOKLINE__SCHEDULER__LEASE_MS", "1500");
+    let ingest = stack.start(Role::Ingest).await;
+    let _dispatcher = stack.start(Role::Dispatcher).await;
+    // This scheduler claims, then stalls long enough to be killed before it publishes.
+    let mut stalled = stack
+        .start_with(
+            Role::Scheduler,
+            &[("HOOKLINE__SCHEDULER__PAUSE_AFTER_CLAIM_MS", "600000")],
+        )
+        .await;
+    let api = stack.api(&ingest);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("sched-app").await;
+    let url = receiver.url("once-failing", Reply::Sequence(vec![500, 200]));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"x": 1})).await;
+
+    let mut redis = stack.redis().await;
+    let leases = stack.keys().schedule_leases();
+    eventually(
+        "the stalled scheduler to claim the retry",
+        Duration::from_secs(20),
+        || {
+            let mut redis = redis.clone();
+            let leases = leases.clone();
+            async move {
+                let claimed: u64 = redis::cmd("ZCARD")
+                    .arg(&leases)
+                    .query_async(&mut redis)
+                    .await
+                    .ok()?;
+                (claimed == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    stalled.kill9().await;
+    assert_eq!(
+        receiver.count("once-failing"),
+        1,
+        "the retry was not published before the kill"
+    );
+
+    let _successor = stack.start(Role::Scheduler).await;
+    eventually(
+        "the retry delivered after the lease expired",
+        Duration::from_secs(20),
+        || async {
+            let d = api.destination(&app, &msg, &endpoint).await?;
+            (d["status"] == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(receiver.count("once-failing"), 2);
+    let claimed: u64 = redis::cmd("ZCARD")
+        .arg(&leases)
+        .query_async(&mut redis)
+        .await
+        .expect("zcard");
+    assert_eq!(claimed, 0, "the successor completed the claim");
+}

@@ -1,0 +1,110 @@
+//! Retries: attempts follow the schedule, stop at success, and stop for good when exhausted.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Must-show 2: 500, 500, 200 gives exactly three attempts, spaced by the schedule, listed
+/// in order through the API.
+#[tokio::test]
+async fn failing_endpoint_is_retried_on_schedule_until_it_succeeds() {
+    let stack = Stack::new("retry")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "200,400")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+
+    let app = api.create_app("retry-app").await;
+    let url = receiver.url("flaky", Reply::Sequence(vec![500, 500, 200]));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"invoice": 7})).await;
+
+    let destination = eventually("the third attempt to succeed", DEADLINE, || async {
+        let d = api.destination(&app, &msg, &endpoint).await?;
+        (d["status"] == 0).then_some(d)
+    })
+    .await;
+    assert_eq!(destination["attempts"], 3);
+    assert_eq!(destination["statusText"], "success");
+
+    let deliveries = receiver.deliveries("flaky");
+    assert_eq!(deliveries.len(), 3, "exactly three attempts");
+    let gaps: Vec<Duration> = deliveries.windows(2).map(|w| w[1].at - w[0].at).collect();
+    for (gap, planned) in gaps.iter().zip([200u64, 400]) {
+        let planned = Duration::from_millis(planned);
+        assert!(
+            *gap >= planned,
+            "retry came after {gap:?}, before the planned {planned:?}"
+        );
+        assert!(
+            *gap < planned + Duration::from_millis(1500),
+            "retry came after {gap:?}, long after the planned {planned:?}"
+        );
+    }
+    // Every attempt is the same message: same id, same body.
+    assert!(deliveries.iter().all(|d| d.webhook_id() == msg));
+    assert!(deliveries.iter().all(|d| d.body == r#"{"invoice":7}"#));
+
+    let attempts = api.attempts_of_message(&app, &msg).await;
+    let codes: Vec<_> = attempts
+        .iter()
+        .map(|a| a["responseStatusCode"].clone())
+        .collect();
+    assert_eq!(codes, [json!(500), json!(500), json!(200)]);
+    let statuses: Vec<_> = attempts.iter().map(|a| a["status"].clone()).collect();
+    assert_eq!(statuses, [json!(2), json!(2), json!(0)]);
+    assert!(attempts[0]["response"]
+        .as_str()
+        .is_some_and(|r| r.contains("answer 500")));
+}
+
+/// Must-show 3: an endpoint that always fails gets 1 + len(schedule) attempts, then none,
+/// and the message shows as failed for it.
+#[tokio::test]
+async fn always_failing_endpoint_is_given_up_after_the_last_attempt() {
+    let stack = Stack::new("exhaust")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "100,200")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+
+    let app = api.create_app("exhaust-app").await;
+    let url = receiver.url("down", Reply::Always(503));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"n": 1})).await;
+
+    let destination = eventually("the destination to be marked failed", DEADLINE, || async {
+        let d = api.destination(&app, &msg, &endpoint).await?;
+        (d["status"] == 2).then_some(d)
+    })
+    .await;
+    assert_eq!(destination["statusText"], "fail");
+    assert_eq!(destination["attempts"], 3);
+    assert_eq!(destination["nextAttempt"], serde_json::Value::Null);
+
+    // Nothing is left anywhere that could make a fourth attempt: the retry schedule of this
+    // deployment is empty, and the receiver saw three requests.
+    let mut redis = stack.redis().await;
+    let keys = stack.keys();
+    let waiting: u64 = redis::cmd("ZCARD")
+        .arg(keys.schedule_due())
+        .query_async(&mut redis)
+        .await
+        .expect("zcard");
+    let leased: u64 = redis::cmd("ZCARD")
+        .arg(keys.schedule_leases())
+        .query_async(&mut redis)
+        .await
+        .expect("zcard");
+    assert_eq!((waiting, leased), (0, 0), "no retry left in the schedule");
+    assert_eq!(receiver.count("down"), 3);
+    let attempts = api.attempts_of_message(&app, &msg).await;
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a["responseStatusCode"] == 503));
+}

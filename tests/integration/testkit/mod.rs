@@ -1,0 +1,12 @@
+//! What the integration tests share: a Hookline deployment per test, loopback receivers, an
+//! API client and condition waits with deadlines.
+
+pub mod api;
+pub mod process;
+pub mod receiver;
+pub mod wait;
+
+pub use api::Api;
+pub use process::{Role, Stack};
+pub use receiver::{Receiver, Reply};
+pub use wait::eventually;

@@ -1,0 +1,208 @@
+//! One Hookline deployment per test: its own RabbitMQ names and Redis prefix, and the
+//! `hookline` binary run as real processes that a test can `kill -9`.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::api::Api;
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+pub fn amqp_url() -> String {
+    std::env::var("HOOKLINE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HOOKLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Serve,
+    Ingest,
+    Dispatcher,
+    Scheduler,
+}
+
+impl Role {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Ingest => "ingest",
+            Self::Dispatcher => "dispatcher",
+            Self::Scheduler => "scheduler",
+        }
+    }
+
+    /// The stdout line the role prints once it runs.
+    fn ready_line(self) -> &'static str {
+        match self {
+            Self::Serve | Self::Ingest => "hookline: ingest listening on ",
+            Self::Dispatcher => "hookline: dispatcher consuming",
+            Self::Scheduler => "hookline: scheduler running",
+        }
+    }
+}
+
+/// A running `hookline` process, killed when dropped.
+pub struct Process {
+    pub child: Child,
+    /// The API's base URL for roles that serve it.
+    pub api_url: Option<String>,
+}
+
+impl Process {
+    /// `kill -9`: no chance to ack, requeue or clean up anything.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("reap");
+    }
+}
+
+/// The settings shared by every process of one test's deployment.
+pub struct Stack {
+    pub prefix: String,
+    env: Vec<(String, String)>,
+}
+
+impl Stack {
+    /// A deployment with a fresh prefix; `name` shows up in queue names and keys.
+    pub fn new(name: &str) -> Self {
+        let unique = format!(
+            "t{}-{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed),
+            name
+        );
+        let env = [
+            ("HOOKLINE__AUTH__ADMIN_TOKENS", TOKEN.to_owned()),
+            ("HOOKLINE__RABBITMQ__URL", amqp_url()),
+            ("HOOKLINE__RABBITMQ__PREFIX", unique.clone()),
+            // Throw-away queues vanish a minute after the test stops using them.
+            ("HOOKLINE__RABBITMQ__QUEUE_EXPIRES_MS", "60000".to_owned()),
+            ("HOOKLINE__REDIS__URL", redis_url()),
+            ("HOOKLINE__REDIS__PREFIX", format!("{unique}:")),
+            ("HOOKLINE__API__LISTEN", "127.0.0.1:0".to_owned()),
+            ("HOOKLINE__DELIVERY__TIMEOUT_MS", "5000".to_owned()),
+            ("HOOKLINE__SHUTDOWN__GRACE_MS", "2000".to_owned()),
+            ("HOOKLINE__LOG__FILTER", "warn,lapin=error".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Self {
+            prefix: unique,
+            env,
+        }
+    }
+
+    /// Sets (or overrides) one `HOOKLINE__…` variable for processes started from now on.
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.set(key, value);
+        self
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    pub fn redis_prefix(&self) -> String {
+        format!("{}:", self.prefix)
+    }
+
+    /// Starts `role` and waits until it says it runs.
+    pub async fn start(&self, role: Role) -> Process {
+        self.start_with(role, &[]).await
+    }
+
+    /// Starts `role` with extra variables for this process only.
+    pub async fn start_with(&self, role: Role, extra: &[(&str, &str)]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+        command
+            .arg(role.arg())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn hookline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let wanted = role.ready_line();
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix(wanted) {
+                    return Some(rest.to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let rest = match found {
+            Ok(Some(rest)) => rest,
+            Ok(None) => panic!("hookline {} exited before it was ready", role.arg()),
+            Err(_) => panic!("hookline {} not ready within 30 s", role.arg()),
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let api_url = matches!(role, Role::Serve | Role::Ingest).then_some(rest);
+        if let Some(url) = &api_url {
+            // Listening comes before the broker connection; wait until the API can accept.
+            let readyz = format!("{url}/readyz");
+            super::eventually("the API to be ready", Duration::from_secs(30), || async {
+                let response = reqwest::get(&readyz).await.ok()?;
+                response.status().is_success().then_some(())
+            })
+            .await;
+        }
+        Process { child, api_url }
+    }
+
+    pub fn api(&self, process: &Process) -> Api {
+        Api::new(process.api_url.as_deref().expect("an API role"), TOKEN)
+    }
+
+    /// A direct handle on this deployment's Redis keys, for checks the API does not expose.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    pub fn keys(&self) -> hookline_redis::Keys {
+        hookline_redis::Keys::new(&self.redis_prefix())
+    }
+}
+
+impl Drop for Stack {
+    /// Removes the deployment's Redis keys; its queues expire on their own.
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let pattern = format!("{}*", self.redis_prefix());
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut conn)
+            .unwrap_or_default();
+        for chunk in keys.chunks(500) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A real HTTP receiver on loopback that records every delivery and answers as told.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Router;
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl Delivery {
+    pub fn webhook_id(&self) -> &str {
+        self.headers.get("webhook-id").map_or("", String::as_str)
+    }
+}
+
+/// How a path answers its n-th request (0-based).
+#[derive(Clone)]
+pub enum Reply {
+    Always(u16),
+    /// These codes in turn, then the last one forever.
+    Sequence(Vec<u16>),
+    /// Answer 200 after a delay.
+    Slow(Duration),
+}
+
+impl Reply {
+    fn status(&self, n: usize) -> (u16, Option<Duration>) {
+        match self {
+            Self::Always(code) => (*code, None),
+            Self::Sequence(codes) => (codes.get(n).or(codes.last()).copied().unwrap_or(200), None),
+            Self::Slow(delay) => (200, Some(*delay)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    replies: HashMap<String, Reply>,
+    deliveries: Vec<Delivery>,
+}
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+    server: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.server) == 1 {
+            self.server.abort();
+        }
+    }
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/{path}", axum::routing::post(receive))
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base,
+            inner,
+            server: Arc::new(server),
+        }
+    }
+
+    /// The URL of `path`, answering per `reply`.
+    pub fn url(&self, path: &str, reply: Reply) -> String {
+        self.lock().replies.insert(path.to_owned(), reply);
+        format!("{}/{path}", self.base)
+    }
+
+    pub fn deliveries(&self, path: &str) -> Vec<Delivery> {
+        self.lock()
+            .deliveries
+            .iter()
+            .filter(|d| d.path == path)
+            .cloned()
+            .collect()
+    }
+
+    pub fn count(&self, path: &str) -> usize {
+        self.lock()
+            .deliveries
+            .iter()
+            .filter(|d| d.path == path)
+            .count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+async fn receive(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let delivery = Delivery {
+        path: path.clone(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        at: Instant::now(),
+    };
+    let (code, delay) = {
+        let mut inner = inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = inner.deliveries.iter().filter(|d| d.path == path).count();
+        inner.deliveries.push(delivery);
+        inner
+            .replies
+            .get(&path)
+            .map_or((200, None), |reply| reply.status(n))
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, format!("answer {code} to request {path}"))
+}
