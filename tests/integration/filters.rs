@@ -43,7 +43,7 @@ async fn filtered_and_disabled_endpoints_receive_only_what_they_subscribed_to() 
     // Ingest fanned out only to subscribed, enabled endpoints...
     let created_to: Vec<_> = destination_ids(&api, &app, &created).await;
     let paid_to: Vec<_> = destination_ids(&api, &app, &paid).await;
-    assert_eq!(created_to, [all_ep.clone()]);
+    assert_eq!(created_to, vec![all_ep.clone()]);
     let mut expected = vec![all_ep.clone(), paid_ep.clone()];
     expected.sort();
     assert_eq!(paid_to, expected);
