@@ -61,6 +61,16 @@ async fn failing_endpoint_is_retried_on_schedule_until_it_succeeds() {
     assert!(attempts[0]["response"]
         .as_str()
         .is_some_and(|r| r.contains("answer 500")));
+    // One attempt by id, and the endpoint's attempt log, agree with the message's.
+    let last_id = attempts[2]["id"].as_str().expect("attempt id");
+    let one = api
+        .get(&format!("/api/v1/app/{app}/msg/{msg}/attempt/{last_id}"))
+        .await;
+    assert_eq!(one, attempts[2]);
+    let by_endpoint = api
+        .get(&format!("/api/v1/app/{app}/attempt/endpoint/{endpoint}"))
+        .await;
+    assert_eq!(by_endpoint["data"].as_array().map(Vec::len), Some(3));
 }
 
 /// Must-show 3: an endpoint that always fails gets 1 + len(schedule) attempts, then none,

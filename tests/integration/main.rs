@@ -6,6 +6,7 @@
 
 mod testkit;
 
+mod api;
 mod broker_outage;
 mod crashes;
 mod delivery;

@@ -39,21 +39,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         let field = if path == "." { String::new() } else { path };
         let inner = error.into_inner();
+        let message = inner.to_string();
+        let mut loc: Vec<String> = std::iter::once("body".to_owned())
+            .chain(
+                field
+                    .split('.')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            )
+            .collect();
+        // serde reports a missing field at its parent's path; name the field itself.
+        if let Some(missing) = missing_field(&message) {
+            loc.push(missing.to_owned());
+        }
+        let kind = if inner.is_syntax() || inner.is_eof() {
+            "json_invalid"
+        } else if loc.len() > 1 && missing_field(&message).is_some() {
+            "missing"
+        } else {
+            "type_error"
+        };
         ApiError::Validation(vec![FieldError {
-            loc: std::iter::once("body".to_owned())
-                .chain(
-                    field
-                        .split('.')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned),
-                )
-                .collect(),
-            msg: inner.to_string(),
-            kind: if inner.is_syntax() || inner.is_eof() {
-                "json_invalid"
-            } else {
-                "type_error"
-            },
+            loc,
+            msg: message,
+            kind,
         }])
     })?;
     deserializer
@@ -85,4 +94,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 })?;
         Ok(ApiQuery(value))
     }
+}
+
+/// The field name in serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
 }
