@@ -12,4 +12,5 @@ mod crashes;
 mod delivery;
 mod filters;
 mod idempotency;
+mod startup;
 mod svix_sdk;

@@ -16,7 +16,14 @@ use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let needs_tokens = matches!(cli.command, Command::Ingest | Command::Serve);
+    let loaded = Settings::load(cli.config.as_deref()).and_then(|settings| {
+        if needs_tokens {
+            settings.require_admin_tokens()?;
+        }
+        Ok(settings)
+    });
+    let settings = match loaded {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("hookline: invalid configuration: {error}");
@@ -44,10 +51,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    // Check what the role needs before connecting anywhere.
-    if matches!(command, Command::Ingest | Command::Serve) {
-        settings.require_admin_tokens()?;
-    }
     let backends = Backends::connect(&settings)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
