@@ -396,3 +396,42 @@ fn u64_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
 fn split(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped example must stay loadable and match the built-in defaults.
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../../../hookline.example.toml");
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .expect("example parses");
+        settings.check().expect("example is valid");
+        let defaults = Settings::default();
+        assert_eq!(settings.api.listen, defaults.api.listen);
+        assert_eq!(
+            settings.delivery.retry_schedule_ms,
+            defaults.delivery.retry_schedule_ms
+        );
+        assert_eq!(settings.delivery.timeout_ms, defaults.delivery.timeout_ms);
+        assert_eq!(settings.scheduler.lease_ms, defaults.scheduler.lease_ms);
+        assert_eq!(settings.rabbitmq.prefetch, defaults.rabbitmq.prefetch);
+    }
+
+    #[test]
+    fn lists_come_as_arrays_or_comma_separated_text() {
+        let text = "[auth]\nadmin_tokens = \"aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb\"\n[delivery]\nretry_schedule_ms = \"10,20\"\n";
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .expect("parses");
+        assert_eq!(settings.auth.admin_tokens.len(), 2);
+        assert_eq!(settings.delivery.retry_schedule_ms, [10, 20]);
+        assert_eq!(settings.retry_policy().max_attempts(), 3);
+    }
+}
