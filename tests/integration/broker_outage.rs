@@ -57,7 +57,10 @@ impl Drop for PrivateNode {
 
 #[tokio::test]
 async fn broker_outage_answers_503_and_recovers_without_restart() {
-    let port = 5790 + u16::try_from(std::process::id() % 100).unwrap_or(0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let node = PrivateNode::start(&format!("hlout{port}"), port);
     let stack = Stack::new("outage")
         .with(

@@ -77,6 +77,11 @@ async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks()
         .as_array()
         .is_some_and(|ids| ids.contains(&json!(msg_id))));
     assert_eq!(result["got_event_type"], "invoice.paid");
+    assert_eq!(
+        result["got_payload"],
+        json!({"id": "inv_1", "amount": 4200})
+    );
+    assert_eq!(result["endpoint_event_types"], json!(["invoice.paid"]));
 
     let delivery = eventually(
         "the SDK's message at the receiver",
