@@ -135,15 +135,9 @@ impl Registry for RedisStore {
     }
 
     async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError> {
-        let mut conn = self.conn();
-        let bodies: Vec<String> = conn
-            .hvals(self.keys.endpoints(app_id))
-            .await
-            .map_err(unavailable)?;
-        let mut endpoints = bodies
-            .iter()
-            .map(|b| decode::<Endpoint>("endpoint", b))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut endpoints: Vec<Endpoint> = self
+            .hash_records(&self.keys.endpoints(app_id), "endpoint")
+            .await?;
         endpoints.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(endpoints)
     }
@@ -215,15 +209,9 @@ impl Registry for RedisStore {
     }
 
     async fn list_event_types(&self) -> Result<Vec<EventType>, StoreError> {
-        let mut conn = self.conn();
-        let bodies: Vec<String> = conn
-            .hvals(self.keys.event_types())
-            .await
-            .map_err(unavailable)?;
-        let mut types = bodies
-            .iter()
-            .map(|b| decode::<EventType>("event type", b))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut types: Vec<EventType> = self
+            .hash_records(&self.keys.event_types(), "event type")
+            .await?;
         types.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(types)
     }
@@ -301,5 +289,18 @@ impl RedisStore {
         } else {
             conn.hset(&key, uid, endpoint_id).await.map_err(unavailable)
         }
+    }
+}
+
+impl RedisStore {
+    /// Every record stored as a value of the hash at `key`.
+    async fn hash_records<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut conn = self.conn();
+        let bodies: Vec<String> = conn.hvals(key).await.map_err(unavailable)?;
+        bodies.iter().map(|b| decode::<T>(what, b)).collect()
     }
 }

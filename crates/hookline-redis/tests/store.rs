@@ -1,0 +1,177 @@
+//! The Redis adapter against the real Redis on 127.0.0.1: the atomic parts (schedule
+//! claims, leases, idempotency claims) under concurrency.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hookline_core::model::{DeliveryTask, TriggerType};
+use hookline_core::ports::{IdempotencyClaim, MessageStore, RetrySchedule};
+use hookline_redis::{RedisConfig, RedisStore};
+use time::OffsetDateTime;
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// A store with a prefix of its own, emptied when the guard drops.
+struct Fresh(RedisStore);
+
+impl Fresh {
+    fn new() -> Self {
+        let url = std::env::var("HOOKLINE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut config = RedisConfig::new(url);
+        config.prefix = format!(
+            "tstore{}-{}:",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        Self(RedisStore::connect(&config).expect("redis config"))
+    }
+}
+
+fn task(n: u32) -> DeliveryTask {
+    DeliveryTask {
+        msg_id: format!("msg_{n}"),
+        app_id: "app_1".into(),
+        endpoint_id: "ep_1".into(),
+        attempt: 2,
+        trigger: TriggerType::Scheduled,
+        payload: None,
+        traceparent: None,
+    }
+}
+
+#[tokio::test]
+async fn only_due_tasks_are_claimed_and_completed_ones_are_gone() {
+    let store = Fresh::new();
+    let now = OffsetDateTime::now_utc();
+    store
+        .0
+        .schedule(&task(1), now - Duration::from_secs(1))
+        .await
+        .expect("schedule");
+    store
+        .0
+        .schedule(&task(2), now + Duration::from_secs(60))
+        .await
+        .expect("schedule");
+    assert_eq!(store.0.backlog().await.expect("backlog"), 2);
+
+    let claimed = store.0.claim_due(now, 10_000, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].task.msg_id, "msg_1");
+    let next = store
+        .0
+        .next_due()
+        .await
+        .expect("next due")
+        .expect("one waiting");
+    assert!(next > now, "the future task is next");
+
+    store
+        .0
+        .complete(&[claimed[0].key.clone()])
+        .await
+        .expect("complete");
+    assert_eq!(store.0.backlog().await.expect("backlog"), 1);
+    let later = store
+        .0
+        .claim_due(now + Duration::from_secs(3600), 10_000, 10)
+        .await
+        .expect("claim");
+    let ids: Vec<_> = later.iter().map(|c| c.task.msg_id.as_str()).collect();
+    assert_eq!(ids, ["msg_2"], "the completed task never comes back");
+    store.0.delete_all().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn an_expired_lease_makes_the_task_due_again() {
+    let store = Fresh::new();
+    let now = OffsetDateTime::now_utc();
+    store.0.schedule(&task(7), now).await.expect("schedule");
+    let first = store.0.claim_due(now, 500, 10).await.expect("claim");
+    assert_eq!(first.len(), 1);
+    // Within the lease, nobody else gets it...
+    let during = store
+        .0
+        .claim_due(now + Duration::from_millis(400), 500, 10)
+        .await
+        .expect("claim");
+    assert!(during.is_empty());
+    // ...after it, the next claim takes it over (the first claimer died).
+    let after = store
+        .0
+        .claim_due(now + Duration::from_millis(600), 500, 10)
+        .await
+        .expect("claim");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].key, first[0].key);
+    store.0.delete_all().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn concurrent_schedulers_never_claim_the_same_task() {
+    let store = Fresh::new();
+    let now = OffsetDateTime::now_utc();
+    for n in 0..1_000 {
+        store.0.schedule(&task(n), now).await.expect("schedule");
+    }
+    let claimers = (0..8).map(|_| {
+        let store = store.0.clone();
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_due(now, 60_000, 37).await.expect("claim");
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.key));
+            }
+        }
+    });
+    let results = futures::future::join_all(claimers).await;
+    let all: Vec<&String> = results.iter().flatten().collect();
+    let distinct: HashSet<&String> = all.iter().copied().collect();
+    assert_eq!(all.len(), 1_000, "every task claimed");
+    assert_eq!(distinct.len(), 1_000, "no task claimed twice");
+    store.0.delete_all().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn one_of_many_concurrent_idempotency_claims_wins() {
+    let store = Fresh::new();
+    let keys = vec!["idem:k1".to_owned(), "eventid:e1".to_owned()];
+    let claims = (0..20).map(|i| {
+        let store = store.0.clone();
+        let keys = keys.clone();
+        async move {
+            store
+                .claim_idempotency("app_1", &keys, &format!("owner{i}"), 10_000)
+                .await
+                .expect("claim")
+        }
+    });
+    let results = futures::future::join_all(claims).await;
+    let winners = results
+        .iter()
+        .filter(|c| **c == IdempotencyClaim::Claimed)
+        .count();
+    assert_eq!(winners, 1);
+    assert!(results
+        .iter()
+        .all(|c| matches!(c, IdempotencyClaim::Claimed | IdempotencyClaim::InProgress)));
+
+    store
+        .0
+        .complete_idempotency("app_1", &keys, "{\"id\":\"msg_1\"}", 60)
+        .await
+        .expect("complete");
+    // A later request sharing either key gets the stored answer.
+    let later = store
+        .0
+        .claim_idempotency("app_1", &["eventid:e1".to_owned()], "late", 10_000)
+        .await
+        .expect("claim");
+    assert_eq!(later, IdempotencyClaim::Done("{\"id\":\"msg_1\"}".into()));
+    store.0.delete_all().await.expect("cleanup");
+}
