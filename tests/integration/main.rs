@@ -7,7 +7,7 @@
 mod testkit;
 
 mod api;
-mod broker_outage;
+mod outages;
 mod crashes;
 mod delivery;
 mod filters;

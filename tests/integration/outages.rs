@@ -1,5 +1,6 @@
-//! Must-show 7: with RabbitMQ stopped, message creation answers 503 and stores nothing as
-//! accepted; once it is back, messages flow again without restarting Hookline.
+//! Must-show 7 and its Redis twin: with RabbitMQ (or Redis) stopped, message creation answers
+//! 503 and stores nothing as accepted; once it is back, messages flow again without
+//! restarting Hookline.
 //!
 //! Runs on a private RabbitMQ node (scripts/rabbitmq-node) so stopping it does not disturb
 //! the tests sharing the main broker.
@@ -143,6 +144,119 @@ async fn broker_outage_answers_503_and_recovers_without_restart() {
                 .deliveries("sink")
                 .iter()
                 .any(|d| d.webhook_id() == after)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// A Redis server of the test's own, on a free port, killed when dropped.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// With Redis down, message creation answers 503; once it is back, messages flow again.
+/// (The private Redis keeps nothing on disk, so the app is created again afterwards.)
+#[tokio::test]
+async fn redis_outage_answers_503_and_recovers_without_restart() {
+    let mut redis = PrivateRedis::start();
+    let stack = Stack::new("redisout").with("HOOKLINE__REDIS__URL", &redis.url());
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let url = receiver.url("sink", Reply::Always(200));
+    let app = api.create_app("redis-outage-app").await;
+    api.create_endpoint(&app, json!({"url": url})).await;
+
+    redis.kill();
+    let path = format!("/api/v1/app/{app}/msg");
+    let body = json!({"eventType": "invoice.paid", "payload": {"phase": "during"}});
+    let (status, error) = api.call(Method::POST, &path, Some(&body), &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert!(
+        error["code"].is_string() && error["detail"].is_string(),
+        "{error}"
+    );
+    let (status, _) = api.call(Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "readiness reports the outage"
+    );
+
+    redis.restart();
+    let app = eventually(
+        "the API to reach Redis again",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let (status, app) = api
+                    .call(
+                        Method::POST,
+                        "/api/v1/app",
+                        Some(&json!({"name": "again", "uid": "again"})),
+                        &[],
+                    )
+                    .await;
+                (status == StatusCode::CREATED)
+                    .then(|| app["id"].as_str().unwrap_or_default().to_owned())
+            }
+        },
+    )
+    .await;
+    api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api
+        .send(&app, "invoice.paid", json!({"phase": "after"}))
+        .await;
+    eventually(
+        "delivery after the outage",
+        Duration::from_secs(30),
+        || async {
+            receiver
+                .deliveries("sink")
+                .iter()
+                .any(|d| d.webhook_id() == msg)
                 .then_some(())
         },
     )
