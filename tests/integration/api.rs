@@ -10,6 +10,9 @@ async fn apps_endpoints_and_event_types_support_crud_with_svix_shapes() {
     let stack = Stack::new("crud");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
+    let empty = api.get("/api/v1/app").await;
+    assert_eq!(empty["data"], json!([]), "a fresh deployment lists no apps");
+    assert_eq!(empty["done"], true);
 
     // Apps: create, uid lookup, get_if_exists, conflict, update, delete.
     let app = api

@@ -44,6 +44,10 @@ impl Registry for RedisStore {
     async fn list_apps(&self, request: &PageRequest) -> Result<Page<App>, StoreError> {
         let mut conn = self.conn();
         let (ids, more) = page_ids(&mut conn, &self.keys.apps(), request).await?;
+        if ids.is_empty() {
+            // An empty pipeline is an error to Redis ("empty command").
+            return Ok(page(Vec::new(), None, false, None));
+        }
         // App records live on different cluster slots, so they are read with a pipeline of
         // GETs rather than one MGET.
         let mut pipe = redis::pipe();
