@@ -7,10 +7,11 @@
 mod testkit;
 
 mod api;
-mod outages;
 mod crashes;
 mod delivery;
 mod filters;
 mod idempotency;
+mod outages;
+mod ssrf;
 mod startup;
 mod svix_sdk;

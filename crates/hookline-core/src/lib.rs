@@ -1,6 +1,7 @@
 //! Hookline's pure core: everything about webhook delivery that can be decided without
 //! touching a network or a disk.
 //!
+//! - [`address`]: which network addresses deliveries may reach (SSRF protection).
 //! - [`id`]: time-ordered, prefixed identifiers (`msg_…`, `ep_…`).
 //! - [`names`]: validated newtypes for every outside value (parse, don't validate).
 //! - [`json`]: the one-time payload minifier.
@@ -12,6 +13,7 @@
 //!
 //! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
 
+pub mod address;
 pub mod id;
 pub mod json;
 pub mod model;

@@ -8,6 +8,7 @@ use hookline_core::model::{Attempt, DeliveryTask, DestinationStatus, Endpoint, M
 use hookline_core::outcome::{classify, AttemptResult, Verdict};
 use hookline_core::ports::{AttemptLog, MessageStore, Registry, RetrySchedule, StoreError};
 use hookline_core::signing::{signature_header, SigningSecret};
+use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
 
@@ -53,11 +54,17 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(config: DispatcherConfig, stores: Stores) -> Result<Self, SenderError> {
+    /// Deliveries connect only to addresses `resolver` permits.
+    pub fn new(
+        config: DispatcherConfig,
+        stores: Stores,
+        resolver: Resolver,
+    ) -> Result<Self, SenderError> {
         let sender = Sender::new(
             config.request_timeout,
             config.max_response_bytes,
             &config.user_agent,
+            resolver,
         )?;
         Ok(Self {
             config,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookline_core::outcome::{AttemptResult, TransportError};
+use hookline_net::{ResolveError, Resolver};
 use reqwest::header::HeaderMap;
 
 /// What came back from one POST.
@@ -26,17 +27,21 @@ pub struct SenderError(#[source] reqwest::Error);
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    resolver: Resolver,
     timeout: Duration,
     max_response_bytes: usize,
 }
 
 impl Sender {
+    /// Every connection goes to an address `resolver` let through.
     pub fn new(
         timeout: Duration,
         max_response_bytes: usize,
         user_agent: &str,
+        resolver: Resolver,
     ) -> Result<Self, SenderError> {
         let client = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(resolver.clone()))
             // A redirect could point anywhere, including the platform's own network; a receiver
             // that moved must have its endpoint URL updated instead.
             .redirect(reqwest::redirect::Policy::none())
@@ -48,6 +53,7 @@ impl Sender {
             .map_err(SenderError)?;
         Ok(Self {
             client,
+            resolver,
             timeout,
             max_response_bytes,
         })
@@ -56,6 +62,24 @@ impl Sender {
     /// POSTs `body` to `url` and reads at most the configured number of response bytes.
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> Exchange {
         let started = Instant::now();
+        // Literal IP hosts never reach the resolver, so the policy is applied to them here.
+        let refused = match url::Url::parse(url) {
+            Ok(parsed) => self
+                .resolver
+                .policy()
+                .check_url(&parsed)
+                .err()
+                .map(|e| e.to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(reason) = refused {
+            tracing::warn!(%reason, "delivery refused by the address policy");
+            return Exchange {
+                result: AttemptResult::Transport(TransportError::Blocked),
+                response_body: String::new(),
+                duration: started.elapsed(),
+            };
+        }
         // reqwest's timeout covers the headers; this one also bounds the body read, so a
         // receiver that trickles its response cannot hold a worker past the limit.
         let outcome = tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await;
@@ -112,6 +136,12 @@ fn transport_error(error: &reqwest::Error) -> TransportError {
     if error.is_timeout() {
         return TransportError::Timeout;
     }
+    if let Some(resolve) = find_cause::<ResolveError>(error) {
+        return match resolve {
+            ResolveError::Blocked(_) => TransportError::Blocked,
+            ResolveError::Lookup { .. } => TransportError::Connect,
+        };
+    }
     if caused_by_tls(error) {
         return TransportError::Tls;
     }
@@ -122,10 +152,15 @@ fn transport_error(error: &reqwest::Error) -> TransportError {
 }
 
 fn caused_by_tls(error: &reqwest::Error) -> bool {
+    find_cause::<rustls::Error>(error).is_some()
+}
+
+/// The first error of type `E` in `error`'s chain.
+fn find_cause<E: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&E> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = error.source();
     while let Some(cause) = next {
-        if cause.is::<rustls::Error>() {
-            return true;
+        if let Some(found) = cause.downcast_ref::<E>() {
+            return Some(found);
         }
         // `io::Error::source` skips the error it wraps, and rustls errors arrive wrapped in
         // one or two io::Errors, so descend through `get_ref` instead.
@@ -136,17 +171,57 @@ fn caused_by_tls(error: &reqwest::Error) -> bool {
             None => cause.source(),
         };
     }
-    false
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookline_core::address::AddressPolicy;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    fn loopback_allowed() -> Resolver {
+        let allowed = AddressPolicy::parse_allowed(&["127.0.0.0/8".into()]).expect("cidr");
+        Resolver::system(AddressPolicy::new(allowed, false))
+    }
+
     fn sender(timeout_ms: u64, max: usize) -> Sender {
-        Sender::new(Duration::from_millis(timeout_ms), max, "test").expect("client")
+        Sender::new(
+            Duration::from_millis(timeout_ms),
+            max,
+            "test",
+            loopback_allowed(),
+        )
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn internal_destinations_are_blocked_before_connecting() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let strict = Sender::new(
+            Duration::from_secs(2),
+            16,
+            "test",
+            Resolver::system(AddressPolicy::default()),
+        )
+        .expect("client");
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+        ] {
+            let exchange = strict.post(&url, HeaderMap::new(), Bytes::new()).await;
+            assert_eq!(
+                exchange.result,
+                AttemptResult::Transport(TransportError::Blocked),
+                "{url}"
+            );
+        }
+        // Nothing connected: the listener has no pending connection.
+        let pending = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(pending.is_err(), "a blocked delivery must not connect");
     }
 
     #[tokio::test]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hookline_core::ports::{AttemptLog, MessageStore, Registry, TaskPublisher};
 
+use hookline_net::Resolver;
+
 use crate::auth::AdminTokens;
 
 /// Limits and lifetimes the API enforces.
@@ -53,6 +55,8 @@ pub struct Services {
     pub publisher: Arc<dyn TaskPublisher>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub admin_tokens: AdminTokens,
+    /// Checks endpoint URLs against the SSRF policy.
+    pub resolver: Resolver,
     pub config: IngestConfig,
 }
 
@@ -82,6 +86,9 @@ impl ApiState {
     }
     pub fn admin_tokens(&self) -> &AdminTokens {
         &self.0.admin_tokens
+    }
+    pub fn resolver(&self) -> &Resolver {
+        &self.0.resolver
     }
     pub fn config(&self) -> &IngestConfig {
         &self.0.config

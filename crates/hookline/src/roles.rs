@@ -65,6 +65,7 @@ pub async fn ingest(
             Arc::new(RedisReady(backends.store.clone())),
         ],
         admin_tokens: AdminTokens::new(tokens.iter().map(String::as_str)),
+        resolver: settings.resolver()?,
         config,
     });
     let listener = tokio::net::TcpListener::bind(&api.listen)
@@ -93,7 +94,11 @@ pub async fn dispatcher(
         retention_secs: d.retention_days.saturating_mul(24 * 3600),
         ..DispatcherConfig::default()
     };
-    let dispatcher = Arc::new(Dispatcher::new(config, backends.stores())?);
+    let dispatcher = Arc::new(Dispatcher::new(
+        config,
+        backends.stores(),
+        settings.resolver()?,
+    )?);
     let tag = format!("dispatcher-{}", std::process::id());
     let source = Box::new(backends.broker.source(&tag));
     println!("hookline: dispatcher consuming");

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hookline_core::address::AddressPolicy;
 use hookline_core::retry::RetryPolicy;
 use serde::{Deserialize, Deserializer};
 
@@ -153,8 +154,13 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     pub max_response_bytes: usize,
     pub retention_days: u64,
+    /// CIDRs exempt from the SSRF policy (internal addresses are refused otherwise).
     #[serde(deserialize_with = "string_list")]
     pub allowed_subnets: Vec<String>,
+    /// Refuse plain-http endpoint URLs.
+    pub https_only: bool,
+    /// A DNS server (`ip:port`) to resolve endpoint hosts with, instead of the system's.
+    pub dns_server: Option<String>,
 }
 
 impl Default for DeliverySettings {
@@ -167,6 +173,8 @@ impl Default for DeliverySettings {
             max_response_bytes: 64 * 1024,
             retention_days: 30,
             allowed_subnets: Vec::new(),
+            https_only: false,
+            dns_server: None,
         }
     }
 }
@@ -293,6 +301,7 @@ impl Settings {
                 "must be an address such as 0.0.0.0:8071",
             ));
         }
+        self.resolver()?;
         if self.auth.admin_tokens.iter().any(|t| t.len() < 16) {
             return Err(invalid(
                 "auth.admin_tokens",
@@ -300,6 +309,26 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The resolver that applies the SSRF policy, for the API and the dispatcher.
+    pub fn resolver(&self) -> Result<hookline_net::Resolver, SettingsError> {
+        let d = &self.delivery;
+        let allowed = AddressPolicy::parse_allowed(&d.allowed_subnets)
+            .map_err(|problem| invalid("delivery.allowed_subnets", problem))?;
+        let policy = AddressPolicy::new(allowed, d.https_only);
+        match &d.dns_server {
+            None => Ok(hookline_net::Resolver::system(policy)),
+            Some(server) => {
+                let server = server.parse().map_err(|_| {
+                    invalid(
+                        "delivery.dns_server",
+                        "must be an address such as 10.0.0.2:53",
+                    )
+                })?;
+                Ok(hookline_net::Resolver::with_server(policy, server))
+            }
+        }
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {

@@ -2,6 +2,7 @@
 //! API client and condition waits with deadlines.
 
 pub mod api;
+pub mod dns;
 pub mod process;
 pub mod receiver;
 pub mod wait;

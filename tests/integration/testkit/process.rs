@@ -91,6 +91,11 @@ impl Stack {
             ("HOOKLINE__REDIS__PREFIX", format!("{unique}:")),
             ("HOOKLINE__API__LISTEN", "127.0.0.1:0".to_owned()),
             ("HOOKLINE__DELIVERY__TIMEOUT_MS", "5000".to_owned()),
+            // Test receivers live on loopback, which the SSRF policy refuses by default.
+            (
+                "HOOKLINE__DELIVERY__ALLOWED_SUBNETS",
+                "127.0.0.0/8,::1/128".to_owned(),
+            ),
             ("HOOKLINE__SHUTDOWN__GRACE_MS", "2000".to_owned()),
             ("HOOKLINE__LOG__FILTER", "warn,lapin=error".to_owned()),
         ]

@@ -111,7 +111,9 @@ pub struct EndpointSecretOut {
     pub key: String,
 }
 
-fn parse_url(url: String) -> Result<String, ApiError> {
+/// A well-formed http(s) URL whose host is not, and does not now resolve to, an internal
+/// address (the SSRF policy); the dispatcher checks again at every connection.
+async fn parse_url(state: &ApiState, url: String) -> Result<String, ApiError> {
     if url.len() > MAX_URL_LEN {
         return Err(ApiError::field(
             "url",
@@ -119,12 +121,14 @@ fn parse_url(url: String) -> Result<String, ApiError> {
         ));
     }
     let parsed = url::Url::parse(&url).map_err(|e| ApiError::field("url", e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::field("url", "scheme must be http or https"));
-    }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::field("url", "must name a host"));
     }
+    state
+        .resolver()
+        .check_destination(&parsed)
+        .await
+        .map_err(|e| ApiError::field("url", e.to_string()))?;
     Ok(url)
 }
 
@@ -207,7 +211,7 @@ pub async fn create(
         id: id::new_id("ep", unix_ms(now)),
         app_id: app.id,
         uid: parse_uid(input.uid)?,
-        url: parse_url(input.url)?,
+        url: parse_url(&state, input.url).await?,
         description: input.description,
         event_types: parse_event_types(input.event_types)?,
         channels: parse_channels(input.channels)?,
@@ -242,7 +246,7 @@ pub async fn update(
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let endpoint = Endpoint {
         uid: parse_uid(input.uid)?,
-        url: parse_url(input.url)?,
+        url: parse_url(&state, input.url).await?,
         description: input.description,
         event_types: parse_event_types(input.event_types)?,
         channels: parse_channels(input.channels)?,
@@ -268,7 +272,7 @@ pub async fn patch(
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut endpoint = previous.clone();
     if let Some(url) = input.url {
-        endpoint.url = parse_url(url)?;
+        endpoint.url = parse_url(&state, url).await?;
     }
     if let Some(description) = input.description {
         endpoint.description = description;
