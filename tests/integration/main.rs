@@ -15,3 +15,4 @@ mod outages;
 mod ssrf;
 mod startup;
 mod svix_sdk;
+mod tenancy;

@@ -194,6 +194,17 @@ pub struct DestinationStatus {
     pub next_attempt: Option<OffsetDateTime>,
 }
 
+/// An app-scoped API token (an app portal session): sees and changes only its app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppToken {
+    pub app_id: String,
+    /// Only reads are allowed.
+    pub read_only: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
 /// The unit of work on the queue: deliver one message to one endpoint, once.
 ///
 /// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, payload?, traceparent?}`.

@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::model::{App, Attempt, DeliveryTask, DestinationStatus, Endpoint, EventType, Message};
+use crate::model::{
+    App, AppToken, Attempt, DeliveryTask, DestinationStatus, Endpoint, EventType, Message,
+};
 
 /// Failures of the task queue.
 #[derive(Debug, thiserror::Error)]
@@ -242,4 +244,15 @@ pub trait RetrySchedule: Send + Sync {
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
     /// Tasks waiting (due or not) plus tasks under lease.
     async fn backlog(&self) -> Result<u64, StoreError>;
+}
+
+/// App-scoped tokens, stored by the SHA-256 digest of the token (never the token itself).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a token until its expiry.
+    async fn create_app_token(&self, digest: &str, token: &AppToken) -> Result<(), StoreError>;
+    /// The token with this digest, if it exists and was not revoked.
+    async fn find_app_token(&self, digest: &str) -> Result<Option<AppToken>, StoreError>;
+    /// Revokes every token of an app; answers how many were revoked.
+    async fn revoke_app_tokens(&self, app_id: &str) -> Result<u64, StoreError>;
 }

@@ -1,10 +1,15 @@
-//! Bearer-token authentication.
+//! Bearer-token authentication and scope.
 //!
 //! Admin tokens come from configuration; only their SHA-256 digests are kept in memory and
 //! a presented token's digest is compared in constant time, so neither the tokens nor their
 //! length leak through memory dumps or timing.
+//!
+//! App tokens (`hlapp_…`, minted by `app-portal-access`) are stored by digest in the store.
+//! They reach only their own app: another app's ids answer 404, exactly as ids that do not
+//! exist, so a token never confirms that another tenant's resource is there; routes outside
+//! any app answer 403.
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -46,15 +51,37 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The prefix of app tokens, so a token's kind is known without a lookup.
+pub const APP_TOKEN_PREFIX: &str = "hlapp_";
+
+/// A new random app token and the digest it is stored under.
+pub fn new_app_token() -> (String, String) {
+    use rand::distr::{Alphanumeric, SampleString};
+    let token = format!(
+        "{APP_TOKEN_PREFIX}{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 40)
+    );
+    let digest = app_token_digest(&token);
+    (token, digest)
+}
+
+/// The key an app token is stored under: its SHA-256, hex.
+pub fn app_token_digest(token: &str) -> String {
+    hex::encode(digest(token))
+}
+
 /// Who is calling, attached to the request by [`require_token`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Admin,
+    App { app_id: String, read_only: bool },
 }
 
-/// Rejects requests without a valid bearer token (401).
+/// Authenticates the bearer token (401 when missing, unknown, expired or revoked) and
+/// enforces its scope (403 for routes outside its app, 404 for another app's ids).
 pub async fn require_token(
     State(state): State<ApiState>,
+    params: RawPathParams,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -65,11 +92,85 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
-    if !state.admin_tokens().accepts(token) {
+    let principal = authenticate(&state, token).await?;
+    if let Principal::App { app_id, read_only } = &principal {
+        let path_app = params
+            .iter()
+            .find(|(name, _)| *name == "app_id")
+            .map(|(_, value)| value.to_owned());
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        authorize_app(
+            &state,
+            app_id,
+            *read_only,
+            path_app.as_deref(),
+            &route,
+            request.method(),
+        )
+        .await?;
+    }
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+    if state.admin_tokens().accepts(token) {
+        return Ok(Principal::Admin);
+    }
+    if !token.starts_with(APP_TOKEN_PREFIX) {
         return Err(ApiError::Unauthorized);
     }
-    request.extensions_mut().insert(Principal::Admin);
-    Ok(next.run(request).await)
+    let stored = state
+        .tokens()
+        .find_app_token(&app_token_digest(token))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if stored.expires_at <= time::OffsetDateTime::now_utc() {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(Principal::App {
+        app_id: stored.app_id,
+        read_only: stored.read_only,
+    })
+}
+
+/// What an app token may do: anything inside its own app except changing or deleting the
+/// app itself, and reading the event type catalog.
+async fn authorize_app(
+    state: &ApiState,
+    own_app: &str,
+    read_only: bool,
+    path_app: Option<&str>,
+    route: &str,
+    method: &http::Method,
+) -> Result<(), ApiError> {
+    let reading = method == http::Method::GET;
+    if read_only && !reading {
+        return Err(ApiError::Forbidden);
+    }
+    if route.contains("/auth/") {
+        return Err(ApiError::Forbidden);
+    }
+    let Some(path_app) = path_app else {
+        return if reading && route.contains("/event-type") {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        };
+    };
+    // The path may name the app by id or uid: resolve it before comparing.
+    let app = state.registry().get_app(path_app).await?;
+    if app.is_none_or(|app| app.id != own_app) {
+        return Err(ApiError::NotFound("application"));
+    }
+    if route.ends_with("/app/{app_id}") && !reading {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

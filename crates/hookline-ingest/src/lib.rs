@@ -23,6 +23,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 
 use crate::extract::BodyLimit;
+use crate::routes::auth as auth_routes;
 use crate::routes::{apps, attempts, endpoints, event_types, health, messages};
 
 /// The full router: authenticated `/api/v1` plus unauthenticated health probes.
@@ -83,6 +84,14 @@ pub fn router(state: ApiState) -> Router {
                 .put(event_types::update)
                 .patch(event_types::patch)
                 .delete(event_types::delete),
+        )
+        .route(
+            "/auth/app-portal-access/{app_id}",
+            post(auth_routes::app_portal_access),
+        )
+        .route(
+            "/auth/app/{app_id}/expire-all",
+            post(auth_routes::expire_all),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookline_core::ports::{AttemptLog, MessageStore, Registry, TaskPublisher};
+use hookline_core::ports::{AttemptLog, MessageStore, Registry, TaskPublisher, TokenStore};
 
 use hookline_net::Resolver;
 
@@ -24,6 +24,10 @@ pub struct IngestConfig {
     /// How long a request may hold an idempotency key while it works; a concurrent duplicate
     /// waits up to this long for the first request's answer.
     pub idempotency_lease: Duration,
+    /// Where people reach this API (for app portal links).
+    pub public_url: String,
+    /// Longest life of an app portal token.
+    pub max_app_token_lifetime: Duration,
 }
 
 impl Default for IngestConfig {
@@ -34,6 +38,8 @@ impl Default for IngestConfig {
             max_retention_days: 90,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_lease: Duration::from_secs(10),
+            public_url: "http://localhost:8071".into(),
+            max_app_token_lifetime: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -53,6 +59,7 @@ pub struct Services {
     pub messages: Arc<dyn MessageStore>,
     pub attempts: Arc<dyn AttemptLog>,
     pub publisher: Arc<dyn TaskPublisher>,
+    pub tokens: Arc<dyn TokenStore>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub admin_tokens: AdminTokens,
     /// Checks endpoint URLs against the SSRF policy.
@@ -80,6 +87,9 @@ impl ApiState {
     }
     pub fn publisher(&self) -> &dyn TaskPublisher {
         self.0.publisher.as_ref()
+    }
+    pub fn tokens(&self) -> &dyn TokenStore {
+        self.0.tokens.as_ref()
     }
     pub fn readiness(&self) -> &[Arc<dyn ReadinessCheck>] {
         &self.0.readiness

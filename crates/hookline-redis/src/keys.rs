@@ -32,6 +32,14 @@ impl Keys {
     pub fn event_types(&self) -> String {
         format!("{}event_types", self.prefix)
     }
+    /// One app token's JSON, by the digest of the token; expires with the token.
+    pub fn app_token(&self, digest: &str) -> String {
+        format!("{}app_token:{digest}", self.prefix)
+    }
+    /// Set of the digests of an app's tokens, for revoking them all.
+    pub fn app_tokens(&self, app: &str) -> String {
+        format!("{}{{{app}}}:tokens", self.prefix)
+    }
     /// The app's JSON.
     pub fn app(&self, app: &str) -> String {
         format!("{}{{{app}}}:app", self.prefix)

@@ -19,6 +19,7 @@ mod messages;
 mod paging;
 mod registry;
 mod schedule;
+mod tokens;
 
 use std::time::Duration;
 

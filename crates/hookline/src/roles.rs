@@ -52,6 +52,7 @@ pub async fn ingest(
         max_body_bytes: api.max_body_bytes,
         max_payload_depth: api.max_payload_depth,
         idempotency_ttl: Duration::from_secs(api.idempotency_ttl_secs),
+        public_url: api.public_url.clone(),
         ..IngestConfig::default()
     };
     let stores = backends.stores();
@@ -60,6 +61,7 @@ pub async fn ingest(
         messages: stores.messages,
         attempts: stores.attempts,
         publisher: backends.broker.publisher(),
+        tokens: Arc::new(backends.store.clone()),
         readiness: vec![
             Arc::new(RabbitReady(backends.broker.clone())),
             Arc::new(RedisReady(backends.store.clone())),

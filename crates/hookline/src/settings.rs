@@ -34,6 +34,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     pub max_payload_depth: usize,
     pub idempotency_ttl_secs: u64,
+    /// Where people reach the API; app portal links start with it.
+    pub public_url: String,
 }
 
 impl Default for ApiSettings {
@@ -43,6 +45,7 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             max_payload_depth: 64,
             idempotency_ttl_secs: 24 * 3600,
+            public_url: "http://localhost:8071".into(),
         }
     }
 }

@@ -73,9 +73,10 @@ pub async fn list_by_message(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<MessageAttemptOut>>, ApiError> {
     let app = find_app(&state, &app_id).await?;
+    let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let page = state
         .attempts()
-        .attempts_by_message(&app.id, &msg_id, &query.page_request(false)?)
+        .attempts_by_message(&app.id, &message.id, &query.page_request(false)?)
         .await?;
     Ok(Json(ListResponse::from_page(page, MessageAttemptOut::from)))
 }

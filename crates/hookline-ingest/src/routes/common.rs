@@ -146,6 +146,19 @@ pub async fn find_app(state: &ApiState, app_id: &str) -> Result<App, ApiError> {
         .ok_or(ApiError::NotFound("application"))
 }
 
+/// The message `msg_id` of the app, or 404.
+pub async fn find_message(
+    state: &ApiState,
+    app_id: &str,
+    msg_id: &str,
+) -> Result<hookline_core::model::Message, ApiError> {
+    state
+        .messages()
+        .get_message(app_id, msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))
+}
+
 /// Parses a list of names, reporting the index of the first bad one.
 pub fn parse_names<T>(
     field: &str,

@@ -231,11 +231,7 @@ pub async fn get(
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let app = super::common::find_app(&state, &app_id).await?;
-    let message = state
-        .messages()
-        .get_message(&app.id, &msg_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
+    let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     Ok(Json(MessageOut::from(&message)).into_response())
 }
 
@@ -245,14 +241,7 @@ pub async fn destinations(
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
     let app = super::common::find_app(&state, &app_id).await?;
-    if state
-        .messages()
-        .get_message(&app.id, &msg_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::NotFound("message"));
-    }
+    super::common::find_message(&state, &app.id, &msg_id).await?;
     let destinations = state.messages().destinations(&app.id, &msg_id).await?;
     Ok(Json(ListResponse {
         data: destinations

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod attempts;
+pub mod auth;
 pub mod common;
 pub mod endpoints;
 pub mod event_types;

@@ -1,0 +1,86 @@
+//! App portal access: app-scoped tokens minted and revoked by an admin.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::model::AppToken;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::common::find_app;
+use crate::auth::{new_app_token, Principal};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::ApiState;
+
+/// Svix `AppPortalAccessIn` (the fields Hookline honours).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppPortalAccessIn {
+    /// Lifetime in seconds; at most the configured maximum (7 days by default).
+    pub expiry: Option<u64>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub feature_flags: Vec<String>,
+    pub session_id: Option<String>,
+}
+
+/// Svix `AppPortalAccessOut`.
+#[derive(Debug, Serialize)]
+pub struct AppPortalAccessOut {
+    pub url: String,
+    pub token: String,
+}
+
+pub async fn app_portal_access(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(app_id): Path<String>,
+    body: Option<ApiJson<AppPortalAccessIn>>,
+) -> Result<Json<AppPortalAccessOut>, ApiError> {
+    require_admin(&principal)?;
+    let input = body.map(|ApiJson(input)| input).unwrap_or_default();
+    let app = find_app(&state, &app_id).await?;
+    let max = state.config().max_app_token_lifetime.as_secs();
+    let lifetime = input.expiry.unwrap_or(max);
+    if lifetime == 0 || lifetime > max {
+        return Err(ApiError::field(
+            "expiry",
+            format!("must be between 1 and {max} seconds"),
+        ));
+    }
+    let (token, digest) = new_app_token();
+    let record = AppToken {
+        app_id: app.id,
+        read_only: input.read_only,
+        expires_at: OffsetDateTime::now_utc()
+            + time::Duration::seconds(lifetime.try_into().unwrap_or(i64::MAX)),
+    };
+    state.tokens().create_app_token(&digest, &record).await?;
+    let base = state.config().public_url.trim_end_matches('/');
+    Ok(Json(AppPortalAccessOut {
+        url: format!("{base}/dashboard/login#token={token}"),
+        token,
+    }))
+}
+
+/// Revokes every app token of the app at once.
+pub async fn expire_all(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(app_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&principal)?;
+    let app = find_app(&state, &app_id).await?;
+    let revoked = state.tokens().revoke_app_tokens(&app.id).await?;
+    tracing::info!(app_id = %app.id, revoked, "app tokens revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+    match principal {
+        Principal::Admin => Ok(()),
+        Principal::App { .. } => Err(ApiError::Forbidden),
+    }
+}

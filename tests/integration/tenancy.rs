@@ -1,0 +1,318 @@
+//! Tenant isolation: an app-scoped token (from `app-portal-access`) sees and changes only its
+//! own app. Another app's resources answer 403 or 404 with no data; expired and revoked
+//! tokens answer 401.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::testkit::{eventually, Api, Receiver, Reply, Role, Stack};
+
+struct Tenant {
+    id: String,
+    endpoint: String,
+    msg: String,
+    attempt: String,
+}
+
+/// An app with an endpoint, a delivered message and its attempt.
+async fn tenant(api: &Api, receiver: &Receiver, uid: &str) -> Tenant {
+    let id = api.create_app(uid).await;
+    let url = receiver.url(uid, Reply::Always(200));
+    let endpoint = api.create_endpoint(&id, json!({"url": url})).await;
+    let msg = api
+        .send(
+            &id,
+            "invoice.paid",
+            json!({"owner": format!("secret-of-{uid}")}),
+        )
+        .await;
+    let attempt = eventually("the tenant's attempt", Duration::from_secs(20), || async {
+        let attempts = api.attempts_of_message(&id, &msg).await;
+        attempts
+            .first()
+            .and_then(|a| a["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    Tenant {
+        id,
+        endpoint,
+        msg,
+        attempt,
+    }
+}
+
+async fn portal_token(admin: &Api, app: &str, body: Value) -> String {
+    let access = admin
+        .post(
+            &format!("/api/v1/auth/app-portal-access/{app}"),
+            body,
+            StatusCode::OK,
+        )
+        .await;
+    assert!(access["url"]
+        .as_str()
+        .is_some_and(|u| u.contains("/dashboard")));
+    access["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn an_app_token_reaches_nothing_of_another_app() {
+    let stack = Stack::new("tenancy");
+    let hookline = stack.start(Role::Serve).await;
+    let admin = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let a = tenant(&admin, &receiver, "tenant-a").await;
+    let b = tenant(&admin, &receiver, "tenant-b").await;
+    let base = hookline.api_url.clone().expect("url");
+    let token_a = Api::new(&base, &portal_token(&admin, &a.id, json!({})).await);
+    let b_secret = admin.endpoint_secret(&b.id, &b.endpoint).await;
+
+    let (bid, bep, bmsg, batt, aid) = (&b.id, &b.endpoint, &b.msg, &b.attempt, &a.id);
+    let endpoint_body = json!({"url": "https://example.com/x"});
+    let msg_body = json!({"eventType": "x", "payload": {}});
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/v1/app/{bid}"), None),
+        (Method::GET, "/api/v1/app/tenant-b".into(), None),
+        (
+            Method::PUT,
+            format!("/api/v1/app/{bid}"),
+            Some(json!({"name": "stolen"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/app/{bid}"),
+            Some(json!({"name": "stolen"})),
+        ),
+        (Method::DELETE, format!("/api/v1/app/{bid}"), None),
+        (Method::GET, format!("/api/v1/app/{bid}/endpoint"), None),
+        (
+            Method::POST,
+            format!("/api/v1/app/{bid}/endpoint"),
+            Some(endpoint_body.clone()),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{bid}/endpoint/{bep}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/app/{bid}/endpoint/{bep}"),
+            Some(endpoint_body.clone()),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/app/{bid}/endpoint/{bep}"),
+            Some(json!({"disabled": true})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/app/{bid}/endpoint/{bep}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{bid}/endpoint/{bep}/secret"),
+            None,
+        ),
+        (Method::GET, format!("/api/v1/app/{bid}/msg"), None),
+        (
+            Method::POST,
+            format!("/api/v1/app/{bid}/msg"),
+            Some(msg_body.clone()),
+        ),
+        (Method::GET, format!("/api/v1/app/{bid}/msg/{bmsg}"), None),
+        (
+            Method::GET,
+            format!("/api/v1/app/{bid}/msg/{bmsg}/endpoint"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{bid}/msg/{bmsg}/attempt/{batt}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{bid}/attempt/endpoint/{bep}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{bid}/attempt/msg/{bmsg}"),
+            None,
+        ),
+        // B's ids under A's own app path.
+        (
+            Method::GET,
+            format!("/api/v1/app/{aid}/endpoint/{bep}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{aid}/endpoint/{bep}/secret"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/app/{aid}/endpoint/{bep}"),
+            None,
+        ),
+        (Method::GET, format!("/api/v1/app/{aid}/msg/{bmsg}"), None),
+        (
+            Method::GET,
+            format!("/api/v1/app/{aid}/msg/{bmsg}/attempt/{batt}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{aid}/attempt/endpoint/{bep}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/app/{aid}/attempt/msg/{bmsg}"),
+            None,
+        ),
+        // Routes outside any app, and token minting.
+        (Method::GET, "/api/v1/app".into(), None),
+        (
+            Method::POST,
+            "/api/v1/app".into(),
+            Some(json!({"name": "mine"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/event-type".into(),
+            Some(json!({"name": "x.y", "description": "d"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/auth/app-portal-access/{bid}"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/auth/app-portal-access/{aid}"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/auth/app/{bid}/expire-all"),
+            Some(json!({})),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let (status, answer) = token_a.call(method.clone(), path, body.as_ref(), &[]).await;
+        assert!(
+            status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+            "{method} {path} answered {status}: {answer}"
+        );
+        let text = answer.to_string();
+        for leaked in [
+            bid.as_str(),
+            bep,
+            bmsg,
+            batt,
+            "secret-of-tenant-b",
+            b_secret.as_str(),
+        ] {
+            assert!(
+                !text.contains(leaked),
+                "{method} {path} leaked {leaked}: {text}"
+            );
+        }
+    }
+
+    // B is untouched, and A's token works on A.
+    let b_app = admin.get(&format!("/api/v1/app/{bid}")).await;
+    assert_eq!(b_app["name"], "tenant-b");
+    let b_endpoints = admin.get(&format!("/api/v1/app/{bid}/endpoint")).await;
+    assert_eq!(b_endpoints["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(b_endpoints["data"][0]["disabled"], false);
+    let b_msgs = admin.get(&format!("/api/v1/app/{bid}/msg")).await;
+    assert_eq!(b_msgs["data"].as_array().map(Vec::len), Some(1));
+    let own = token_a.get(&format!("/api/v1/app/{aid}/msg")).await;
+    assert_eq!(own["data"][0]["id"], a.msg.as_str());
+    token_a
+        .post(
+            &format!("/api/v1/app/{aid}/msg"),
+            msg_body,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    token_a.get("/api/v1/event-type").await;
+    assert!(token_a
+        .endpoint_secret(aid, &a.endpoint)
+        .await
+        .starts_with("whsec_"));
+}
+
+#[tokio::test]
+async fn expired_revoked_and_read_only_app_tokens_are_limited() {
+    let stack = Stack::new("tokens");
+    let hookline = stack.start(Role::Serve).await;
+    let admin = stack.api(&hookline);
+    let base = hookline.api_url.clone().expect("url");
+    let app = admin.create_app("token-app").await;
+    let path = format!("/api/v1/app/{app}/msg");
+
+    let short = Api::new(
+        &base,
+        &portal_token(&admin, &app, json!({"expiry": 1})).await,
+    );
+    short.get(&path).await;
+    eventually(
+        "the one-second token to expire",
+        Duration::from_secs(10),
+        || async {
+            let (status, _) = short.call(Method::GET, &path, None, &[]).await;
+            (status == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+
+    let revoked = Api::new(&base, &portal_token(&admin, &app, json!({})).await);
+    revoked.get(&path).await;
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            &format!("/api/v1/auth/app/{app}/expire-all"),
+            Some(&json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = revoked.call(Method::GET, &path, None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let reader = Api::new(
+        &base,
+        &portal_token(&admin, &app, json!({"readOnly": true})).await,
+    );
+    reader.get(&path).await;
+    let (status, _) = reader
+        .call(
+            Method::POST,
+            &path,
+            Some(&json!({"eventType": "x", "payload": {}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let forged = Api::new(&base, "hlapp_notarealtokenatall0123456789abcdefgh");
+    let (status, _) = forged.call(Method::GET, &path, None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            &format!("/api/v1/auth/app-portal-access/{app}"),
+            Some(&json!({"expiry": 99_999_999})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
