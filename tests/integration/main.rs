@@ -11,6 +11,7 @@ mod crashes;
 mod delivery;
 mod filters;
 mod idempotency;
+mod limits;
 mod outages;
 mod ssrf;
 mod startup;

@@ -18,7 +18,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::limit::RequestBodyLimitLayer;
 
 pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 
@@ -105,8 +104,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(axum::Extension(BodyLimit(limit)))
+        // Bodies are read only by the ApiJson extractor, which turns this limit into a 413 in
+        // the JSON error shape (tower-http's limit layer would answer in plain text).
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(RequestBodyLimitLayer::new(limit.saturating_add(1)))
         .with_state(state)
 }
 

@@ -53,6 +53,7 @@ pub async fn ingest(
         max_payload_depth: api.max_payload_depth,
         idempotency_ttl: Duration::from_secs(api.idempotency_ttl_secs),
         public_url: api.public_url.clone(),
+        max_endpoints_per_app: api.max_endpoints_per_app,
         ..IngestConfig::default()
     };
     let stores = backends.stores();

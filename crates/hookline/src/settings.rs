@@ -36,6 +36,7 @@ pub struct ApiSettings {
     pub idempotency_ttl_secs: u64,
     /// Where people reach the API; app portal links start with it.
     pub public_url: String,
+    pub max_endpoints_per_app: usize,
 }
 
 impl Default for ApiSettings {
@@ -46,6 +47,7 @@ impl Default for ApiSettings {
             max_payload_depth: 64,
             idempotency_ttl_secs: 24 * 3600,
             public_url: "http://localhost:8071".into(),
+            max_endpoints_per_app: 100,
         }
     }
 }

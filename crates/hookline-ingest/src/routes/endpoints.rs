@@ -200,6 +200,13 @@ pub async fn create(
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     let app = find_app(&state, &app_id).await?;
+    // A soft limit: two creates racing at the limit may both pass, which is harmless.
+    let max = state.config().max_endpoints_per_app;
+    if state.registry().endpoints_of_app(&app.id).await?.len() >= max {
+        return Err(ApiError::Conflict(format!(
+            "this application already has the maximum of {max} endpoints"
+        )));
+    }
     let secret = match &input.secret {
         Some(text) => {
             SigningSecret::parse(text).map_err(|e| ApiError::field("secret", e.to_string()))?
