@@ -13,6 +13,7 @@ mod filters;
 mod idempotency;
 mod limits;
 mod outages;
+mod secrets;
 mod ssrf;
 mod startup;
 mod svix_sdk;

@@ -6,6 +6,7 @@
 //! - [`names`]: validated newtypes for every outside value (parse, don't validate).
 //! - [`json`]: the one-time payload minifier.
 //! - [`signing`]: Standard Webhooks secrets and signatures.
+//! - [`sealing`]: endpoint secrets encrypted at rest under a main key.
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
@@ -21,4 +22,5 @@ pub mod names;
 pub mod outcome;
 pub mod ports;
 pub mod retry;
+pub mod sealing;
 pub mod signing;

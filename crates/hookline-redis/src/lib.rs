@@ -24,6 +24,7 @@ mod tokens;
 use std::time::Duration;
 
 use hookline_core::ports::StoreError;
+use hookline_core::sealing::MainKey;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use keys::Keys;
@@ -39,6 +40,8 @@ pub struct RedisConfig {
     pub connection_timeout: Duration,
     /// Attempts kept per endpoint before the oldest are trimmed.
     pub max_attempts_per_endpoint: u64,
+    /// Seals endpoint secrets at rest when set.
+    pub main_key: Option<MainKey>,
 }
 
 impl RedisConfig {
@@ -50,6 +53,7 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
             max_attempts_per_endpoint: 100_000,
+            main_key: None,
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     max_attempts_per_endpoint: u64,
+    main_key: Option<MainKey>,
 }
 
 impl RedisStore {
@@ -79,6 +84,7 @@ impl RedisStore {
             conn,
             keys: Keys::new(&config.prefix),
             max_attempts_per_endpoint: config.max_attempts_per_endpoint,
+            main_key: config.main_key.clone(),
         })
     }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use hookline_core::model::{App, Endpoint, EventType};
 use hookline_core::ports::{Page, PageRequest, Registry, StoreError};
+use hookline_core::sealing;
 use redis::AsyncCommands;
 
 use crate::paging::{page, page_ids};
@@ -108,7 +109,7 @@ impl Registry for RedisStore {
         conn.hset(
             self.keys.endpoints(&endpoint.app_id),
             &endpoint.id,
-            encode(endpoint)?,
+            self.encode_endpoint(endpoint)?,
         )
         .await
         .map_err(unavailable)
@@ -135,13 +136,16 @@ impl Registry for RedisStore {
                 }
             }
         };
-        body.map(|b| decode("endpoint", &b)).transpose()
+        body.map(|b| self.decode_endpoint(&b)).transpose()
     }
 
     async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError> {
-        let mut endpoints: Vec<Endpoint> = self
-            .hash_records(&self.keys.endpoints(app_id), "endpoint")
-            .await?;
+        let mut endpoints = self
+            .hash_records::<Endpoint>(&self.keys.endpoints(app_id), "endpoint")
+            .await?
+            .into_iter()
+            .map(|e| self.opened(e))
+            .collect::<Result<Vec<_>, _>>()?;
         endpoints.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(endpoints)
     }
@@ -167,7 +171,7 @@ impl Registry for RedisStore {
         conn.hset(
             self.keys.endpoints(&endpoint.app_id),
             &endpoint.id,
-            encode(endpoint)?,
+            self.encode_endpoint(endpoint)?,
         )
         .await
         .map_err(unavailable)
@@ -297,6 +301,25 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// The stored form of an endpoint: its secret sealed when a main key is configured.
+    fn encode_endpoint(&self, endpoint: &Endpoint) -> Result<String, StoreError> {
+        let mut stored = endpoint.clone();
+        stored.secret = sealing::seal(self.main_key.as_ref(), &endpoint.secret)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        encode(&stored)
+    }
+
+    fn decode_endpoint(&self, body: &str) -> Result<Endpoint, StoreError> {
+        self.opened(decode::<Endpoint>("endpoint", body)?)
+    }
+
+    /// The endpoint with its secret opened.
+    fn opened(&self, mut endpoint: Endpoint) -> Result<Endpoint, StoreError> {
+        endpoint.secret = sealing::open(self.main_key.as_ref(), &endpoint.secret)
+            .map_err(|e| StoreError::Corrupt(format!("endpoint {}: {e}", endpoint.id)))?;
+        Ok(endpoint)
+    }
+
     /// Every record stored as a value of the hash at `key`.
     async fn hash_records<T: serde::de::DeserializeOwned>(
         &self,

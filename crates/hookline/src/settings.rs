@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hookline_core::address::AddressPolicy;
 use hookline_core::retry::RetryPolicy;
+use hookline_core::sealing::MainKey;
 use serde::{Deserialize, Deserializer};
 
 /// The whole configuration, as the operator wrote it.
@@ -58,6 +59,8 @@ pub struct AuthSettings {
     /// Bearer tokens with full access; comma-separated in the environment.
     #[serde(deserialize_with = "string_list")]
     pub admin_tokens: Vec<String>,
+    /// Base64 of 32 random bytes; when set, endpoint secrets are encrypted at rest.
+    pub main_key: Option<String>,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -307,6 +310,7 @@ impl Settings {
             ));
         }
         self.resolver()?;
+        self.main_key()?;
         if self.auth.admin_tokens.iter().any(|t| t.len() < 16) {
             return Err(invalid(
                 "auth.admin_tokens",
@@ -381,6 +385,14 @@ impl Settings {
         Ok(config)
     }
 
+    fn main_key(&self) -> Result<Option<MainKey>, SettingsError> {
+        self.auth
+            .main_key
+            .as_deref()
+            .map(|text| MainKey::parse(text).map_err(|e| invalid("auth.main_key", e.to_string())))
+            .transpose()
+    }
+
     pub fn redis_config(&self) -> Result<hookline_redis::RedisConfig, SettingsError> {
         let Some(url) = &self.redis.url else {
             return Err(invalid(
@@ -391,6 +403,7 @@ impl Settings {
         let mut config = hookline_redis::RedisConfig::new(url.clone());
         config.prefix = self.redis.prefix.clone();
         config.response_timeout = Duration::from_millis(self.redis.response_timeout_ms);
+        config.main_key = self.main_key()?;
         Ok(config)
     }
 }

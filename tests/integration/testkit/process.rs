@@ -128,8 +128,30 @@ impl Stack {
         self.start_with(role, &[]).await
     }
 
+    /// Starts `role` with its stderr (the logs) collected into the returned buffer.
+    pub async fn start_capturing_logs(
+        &self,
+        role: Role,
+        extra: &[(&str, &str)],
+    ) -> (Process, std::sync::Arc<std::sync::Mutex<String>>) {
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let process = self
+            .spawn(role, extra, Some(std::sync::Arc::clone(&logs)))
+            .await;
+        (process, logs)
+    }
+
     /// Starts `role` with extra variables for this process only.
     pub async fn start_with(&self, role: Role, extra: &[(&str, &str)]) -> Process {
+        self.spawn(role, extra, None).await
+    }
+
+    async fn spawn(
+        &self,
+        role: Role,
+        extra: &[(&str, &str)],
+        logs: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    ) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
         command
             .arg(role.arg())
@@ -139,9 +161,25 @@ impl Stack {
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if logs.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn hookline");
+        if let (Some(logs), Some(stderr)) = (logs, child.stderr.take()) {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut logs = logs
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let wanted = role.ready_line();
