@@ -12,11 +12,12 @@ use serde::Serialize;
 use serde_json::json;
 
 /// One bad field: where it is and what is wrong with it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub loc: Vec<String>,
     pub msg: String,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
 }
 

@@ -11,10 +11,14 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod intake;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
-use axum::routing::{get, post};
+use axum::routing::get;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,81 +29,56 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{apps, attempts, endpoints, event_types, health, messages};
 
-/// The full router: authenticated `/api/v1` plus unauthenticated health probes.
+/// The authenticated API and its OpenAPI document, built together: `routes!` registers a
+/// handler and its documented path in one step.
+pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::get, apps::update, apps::patch, apps::delete))
+        .routes(routes!(endpoints::list, endpoints::create))
+        .routes(routes!(
+            endpoints::get,
+            endpoints::update,
+            endpoints::patch,
+            endpoints::delete
+        ))
+        .routes(routes!(endpoints::get_secret))
+        .routes(routes!(messages::list, messages::create))
+        .routes(routes!(messages::get))
+        .routes(routes!(messages::destinations))
+        .routes(routes!(attempts::get))
+        .routes(routes!(attempts::list_by_endpoint))
+        .routes(routes!(attempts::list_by_message))
+        .routes(routes!(event_types::list, event_types::create))
+        .routes(routes!(
+            event_types::get,
+            event_types::update,
+            event_types::patch,
+            event_types::delete
+        ))
+        .routes(routes!(auth_routes::app_portal_access))
+        .routes(routes!(auth_routes::expire_all))
+        .split_for_parts()
+}
+
+/// The full router: authenticated `/api/v1` plus the unauthenticated health probes and the
+/// OpenAPI document.
 pub fn router(state: ApiState) -> Router {
     let limit = state.config().max_body_bytes;
-    let api = Router::new()
-        .route("/app", get(apps::list).post(apps::create))
-        .route(
-            "/app/{app_id}",
-            get(apps::get)
-                .put(apps::update)
-                .patch(apps::patch)
-                .delete(apps::delete),
-        )
-        .route(
-            "/app/{app_id}/endpoint",
-            get(endpoints::list).post(endpoints::create),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}",
-            get(endpoints::get)
-                .put(endpoints::update)
-                .patch(endpoints::patch)
-                .delete(endpoints::delete),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/secret",
-            get(endpoints::get_secret),
-        )
-        .route(
-            "/app/{app_id}/msg",
-            get(messages::list).post(messages::create),
-        )
-        .route("/app/{app_id}/msg/{msg_id}", get(messages::get))
-        .route(
-            "/app/{app_id}/msg/{msg_id}/endpoint",
-            get(messages::destinations),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
-            get(attempts::get),
-        )
-        .route(
-            "/app/{app_id}/attempt/endpoint/{endpoint_id}",
-            get(attempts::list_by_endpoint),
-        )
-        .route(
-            "/app/{app_id}/attempt/msg/{msg_id}",
-            get(attempts::list_by_message),
-        )
-        .route(
-            "/event-type",
-            get(event_types::list).post(event_types::create),
-        )
-        .route(
-            "/event-type/{name}",
-            get(event_types::get)
-                .put(event_types::update)
-                .patch(event_types::patch)
-                .delete(event_types::delete),
-        )
-        .route(
-            "/auth/app-portal-access/{app_id}",
-            post(auth_routes::app_portal_access),
-        )
-        .route(
-            "/auth/app/{app_id}/expire-all",
-            post(auth_routes::expire_all),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
-        .route("/health", get(health::api_health))
-        .route("/health/ping", get(health::api_health));
+    let (api, doc) = api_routes();
+    let doc = std::sync::Arc::new(doc);
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
     Router::new()
-        .nest("/api/v1", api)
+        .merge(api)
+        .route("/api/v1/health", get(health::api_health))
+        .route("/api/v1/health/ping", get(health::api_health))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { axum::Json(doc.as_ref().clone()) }),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { error::ApiError::NotFound("route") })
@@ -121,6 +100,3 @@ pub async fn run(
         .await
 }
 
-/// Keeps `post` imported for future routes without a warning.
-#[allow(unused_imports)]
-use post as _;

@@ -17,7 +17,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::state::ApiState;
 
 /// `ApplicationIn` (create and PUT).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     pub name: String,
@@ -29,22 +29,25 @@ pub struct ApplicationIn {
 }
 
 /// `ApplicationPatch`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
 }
 
 /// `ApplicationOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     pub id: String,
+    #[schema(value_type = Option<String>)]
     pub uid: Option<Uid>,
     pub name: String,
     pub metadata: BTreeMap<String, String>,
@@ -71,7 +74,8 @@ impl From<App> for ApplicationOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
     #[serde(default)]
     get_if_exists: bool,
@@ -104,6 +108,7 @@ pub fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/app", params(ListQuery), responses((status = 200, body = ListResponse<ApplicationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn list(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -115,6 +120,7 @@ pub async fn list(
     Ok(Json(ListResponse::from_page(page, ApplicationOut::from)))
 }
 
+#[utoipa::path(post, path = "/api/v1/app", params(CreateQuery), request_body = ApplicationIn, responses((status = 201, body = ApplicationOut), (status = 200, description = "Existing application (get_if_exists)", body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn create(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<CreateQuery>,
@@ -133,6 +139,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 200, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn get(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -140,6 +147,7 @@ pub async fn get(
     Ok(Json(find_app(&state, &app_id).await?.into()))
 }
 
+#[utoipa::path(put, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = ApplicationIn, responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn update(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -167,6 +175,7 @@ pub async fn update(
     Ok((StatusCode::OK, Json(app.into())))
 }
 
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = ApplicationPatch, responses((status = 200, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn patch(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -192,6 +201,7 @@ pub async fn patch(
     Ok(Json(app.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn delete(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,

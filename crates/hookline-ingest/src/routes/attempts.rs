@@ -14,7 +14,7 @@ use crate::extract::ApiQuery;
 use crate::state::ApiState;
 
 /// `MessageAttemptOut`, plus Hookline's `attemptNumber` and `errorKind`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
     pub id: String,
@@ -28,6 +28,7 @@ pub struct MessageAttemptOut {
     pub status_text: &'static str,
     pub trigger_type: u8,
     pub attempt_number: u32,
+    #[schema(value_type = Option<String>)]
     pub error_kind: Option<TransportError>,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
@@ -53,6 +54,7 @@ impl From<Attempt> for MessageAttemptOut {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ListQuery), responses((status = 200, body = ListResponse<MessageAttemptOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn list_by_endpoint(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -67,6 +69,7 @@ pub async fn list_by_endpoint(
     Ok(Json(ListResponse::from_page(page, MessageAttemptOut::from)))
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ListQuery), responses((status = 200, body = ListResponse<MessageAttemptOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn list_by_message(
     State(state): State<ApiState>,
     Path((app_id, msg_id)): Path<(String, String)>,
@@ -81,6 +84,7 @@ pub async fn list_by_message(
     Ok(Json(ListResponse::from_page(page, MessageAttemptOut::from)))
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("attempt_id" = String, Path, description = "Attempt id")), responses((status = 200, body = MessageAttemptOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn get(
     State(state): State<ApiState>,
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,

@@ -14,7 +14,7 @@ use crate::extract::ApiJson;
 use crate::state::ApiState;
 
 /// Svix `AppPortalAccessIn` (the fields Hookline honours).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppPortalAccessIn {
     /// Lifetime in seconds; at most the configured maximum (7 days by default).
@@ -27,12 +27,13 @@ pub struct AppPortalAccessIn {
 }
 
 /// Svix `AppPortalAccessOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppPortalAccessOut {
     pub url: String,
     pub token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = Option<AppPortalAccessIn>, responses((status = 200, body = AppPortalAccessOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn app_portal_access(
     State(state): State<ApiState>,
     axum::Extension(principal): axum::Extension<Principal>,
@@ -66,6 +67,7 @@ pub async fn app_portal_access(
 }
 
 /// Revokes every app token of the app at once.
+#[utoipa::path(post, path = "/api/v1/auth/app/{app_id}/expire-all", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 204, description = "Every app token revoked"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn expire_all(
     State(state): State<ApiState>,
     axum::Extension(principal): axum::Extension<Principal>,

@@ -14,7 +14,8 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 250;
 
 /// The query parameters of every list operation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<usize>,
     pub iterator: Option<String>,
@@ -22,7 +23,7 @@ pub struct ListQuery {
 }
 
 /// `order` query values.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ordering {
     Ascending,
@@ -52,7 +53,7 @@ impl ListQuery {
 }
 
 /// Svix's list envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse<T> {
     pub data: Vec<T>,

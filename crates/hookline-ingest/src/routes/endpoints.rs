@@ -24,7 +24,7 @@ const MAX_CHANNELS: usize = 10;
 
 /// `EndpointIn` / `EndpointUpdate`. Today's SDKs send `eventTypes` and `throttleRate`; older
 /// ones `filterTypes` and `rateLimit`: both are accepted.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     pub url: String,
@@ -45,35 +45,43 @@ pub struct EndpointIn {
 }
 
 /// `EndpointPatch`: absent fields stay, `null` clears.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     pub url: Option<String>,
     pub description: Option<String>,
     pub disabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
     #[serde(default, alias = "filterTypes", deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
 }
 
 /// `EndpointOut`, with both the current and the older filter and rate names.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
+    #[schema(value_type = Option<String>)]
     pub uid: Option<Uid>,
     pub url: String,
     pub description: String,
     pub version: u32,
     pub disabled: bool,
+    #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Vec<EventTypeName>>,
+    #[schema(value_type = Option<Vec<String>>)]
     pub filter_types: Option<Vec<EventTypeName>>,
+    #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Vec<Channel>>,
     pub metadata: BTreeMap<String, String>,
     pub rate_limit: Option<u16>,
@@ -106,7 +114,7 @@ impl From<Endpoint> for EndpointOut {
 }
 
 /// `EndpointSecretOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointSecretOut {
     pub key: String,
 }
@@ -178,6 +186,7 @@ pub async fn find_endpoint(
         .ok_or(ApiError::NotFound("endpoint"))
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ListQuery), responses((status = 200, body = ListResponse<EndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn list(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -194,6 +203,7 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid")), request_body = EndpointIn, responses((status = 201, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -234,6 +244,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -244,6 +255,7 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointIn, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -270,6 +282,7 @@ pub async fn update(
     Ok(Json(endpoint.into()))
 }
 
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointPatch, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn patch(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -310,6 +323,7 @@ pub async fn patch(
     Ok(Json(endpoint.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn delete(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -320,6 +334,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get_secret(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,

@@ -14,7 +14,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::state::ApiState;
 
 /// `EventTypeIn`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
     pub name: String,
@@ -24,11 +24,12 @@ pub struct EventTypeIn {
     #[serde(default)]
     pub deprecated: bool,
     pub feature_flag: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `EventTypeUpdate` (PUT): everything but the name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeUpdate {
     pub description: String,
@@ -37,31 +38,36 @@ pub struct EventTypeUpdate {
     #[serde(default)]
     pub deprecated: bool,
     pub feature_flag: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `EventTypePatch`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypePatch {
     pub description: Option<String>,
     pub archived: Option<bool>,
     pub deprecated: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub feature_flag: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<Option<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// `EventTypeOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeOut {
+    #[schema(value_type = String)]
     pub name: EventTypeName,
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
     pub feature_flag: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Value>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -92,6 +98,7 @@ async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
         .ok_or(ApiError::NotFound("event type"))
 }
 
+#[utoipa::path(get, path = "/api/v1/event-type", params(ListQuery), responses((status = 200, body = ListResponse<EventTypeOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn list(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -106,6 +113,7 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(post, path = "/api/v1/event-type", request_body = EventTypeIn, responses((status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn create(
     State(state): State<ApiState>,
     ApiJson(input): ApiJson<EventTypeIn>,
@@ -126,6 +134,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(event_type.into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn get(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -133,6 +142,7 @@ pub async fn get(
     Ok(Json(find(&state, &name).await?.into()))
 }
 
+#[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypeUpdate, responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn update(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -157,6 +167,7 @@ pub async fn update(
     Ok((status, Json(event_type.into())))
 }
 
+#[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypePatch, responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn patch(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -183,6 +194,7 @@ pub async fn patch(
     Ok(Json(event_type.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,

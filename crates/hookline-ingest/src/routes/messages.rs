@@ -25,11 +25,12 @@ const MAX_CHANNELS: usize = 5;
 const MIN_RETENTION_DAYS: u64 = 1;
 
 /// `MessageIn`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
     pub event_type: String,
     pub event_id: Option<String>,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
     pub payload_retention_period: Option<u64>,
@@ -38,13 +39,18 @@ pub struct MessageIn {
 }
 
 /// `MessageOut`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut<'a> {
+    #[schema(value_type = String)]
     pub id: &'a str,
+    #[schema(value_type = String)]
     pub event_type: &'a EventTypeName,
+    #[schema(value_type = Option<String>)]
     pub event_id: Option<&'a EventId>,
+    #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<&'a [Channel]>,
+    #[schema(value_type = Object)]
     pub payload: &'a RawValue,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
@@ -64,7 +70,7 @@ impl<'a> From<&'a Message> for MessageOut<'a> {
 }
 
 /// `MessageEndpointOut`-like destination state (Hookline keeps no endpoint copy per message).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationOut {
     pub id: String,
@@ -75,6 +81,7 @@ pub struct DestinationOut {
     pub next_attempt: Option<OffsetDateTime>,
 }
 
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ("idempotency-key" = Option<String>, Header, description = "Repeats with the same key return the original message")), request_body = MessageIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -207,6 +214,7 @@ fn validate(
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ListQuery), responses((status = 200, body = ListResponse<MessageOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn list(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -226,6 +234,7 @@ pub async fn list(
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn get(
     State(state): State<ApiState>,
     Path((app_id, msg_id)): Path<(String, String)>,
@@ -236,6 +245,7 @@ pub async fn get(
 }
 
 /// Per-endpoint delivery state of one message (`list-attempted-destinations`).
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = ListResponse<DestinationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn destinations(
     State(state): State<ApiState>,
     Path((app_id, msg_id)): Path<(String, String)>,
