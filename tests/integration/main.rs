@@ -12,6 +12,7 @@ mod delivery;
 mod filters;
 mod idempotency;
 mod limits;
+mod openapi;
 mod outages;
 mod secrets;
 mod ssrf;

@@ -16,12 +16,12 @@ pub mod routes;
 pub mod state;
 
 use axum::routing::get;
-use utoipa::OpenApi as _;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 
@@ -99,4 +99,3 @@ pub async fn run(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
-

@@ -8,6 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use crate::error::FieldError;
+use crate::routes::common::Ordering;
 
 /// Every error but validation: `{"code": "...", "detail": "..."}`.
 #[derive(ToSchema)]
@@ -28,19 +29,31 @@ pub struct HttpValidationErrorOut {
 pub enum ErrorResponses {
     #[response(status = 400, description = "Malformed request")]
     BadRequest(#[to_schema] HttpErrorOut),
-    #[response(status = 401, description = "Missing, unknown, expired or revoked token")]
+    #[response(
+        status = 401,
+        description = "Missing, unknown, expired or revoked token"
+    )]
     Unauthorized(HttpErrorOut),
-    #[response(status = 403, description = "The token's scope does not cover this route")]
+    #[response(
+        status = 403,
+        description = "The token's scope does not cover this route"
+    )]
     Forbidden(HttpErrorOut),
     #[response(status = 404, description = "Not found (or another tenant's)")]
     NotFound(HttpErrorOut),
-    #[response(status = 409, description = "Conflict (uid or name taken, limit reached)")]
+    #[response(
+        status = 409,
+        description = "Conflict (uid or name taken, limit reached)"
+    )]
     Conflict(HttpErrorOut),
     #[response(status = 413, description = "Request body too large")]
     PayloadTooLarge(HttpErrorOut),
     #[response(status = 422, description = "Invalid field; `loc` names it")]
     Validation(#[to_schema] HttpValidationErrorOut),
-    #[response(status = 503, description = "RabbitMQ or Redis unavailable; nothing was accepted")]
+    #[response(
+        status = 503,
+        description = "RabbitMQ or Redis unavailable; nothing was accepted"
+    )]
     Unavailable(HttpErrorOut),
 }
 
@@ -61,6 +74,6 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Hookline API", description = "Svix v1 compatible webhook delivery API"),
     modifiers(&BearerAuth),
-    components(schemas(HttpErrorOut, HttpValidationErrorOut, FieldError))
+    components(schemas(HttpErrorOut, HttpValidationErrorOut, FieldError, Ordering))
 )]
 pub struct ApiDoc;
