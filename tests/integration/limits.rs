@@ -115,6 +115,19 @@ async fn limits_answer_clear_errors_and_lose_nothing() {
         "{error}"
     );
 
+    // Oversized request headers are refused by the HTTP layer (431), not processed.
+    let mut request = reqwest::Client::new()
+        .get(format!("{}{path}", api.base))
+        .bearer_auth(&api.token);
+    for n in 0..200 {
+        request = request.header(format!("x-filler-{n}"), "y".repeat(100));
+    }
+    let status = request.send().await.map(|r| r.status());
+    assert!(
+        matches!(status, Ok(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)) || status.is_err(),
+        "{status:?}"
+    );
+
     // Still serving, and only the valid message exists.
     let ok = api.send(&app, "fine", nested(16)).await;
     let listed = api.get(&path).await;
