@@ -118,3 +118,62 @@ async fn always_failing_endpoint_is_given_up_after_the_last_attempt() {
     assert_eq!(attempts.len(), 3);
     assert!(attempts.iter().all(|a| a["responseStatusCode"] == 503));
 }
+
+/// Custom endpoint headers are sent with every delivery; reserved or malformed ones are
+/// refused with 422 naming `headers`.
+#[tokio::test]
+async fn custom_endpoint_headers_travel_with_deliveries() {
+    use reqwest::{Method, StatusCode};
+
+    let stack = Stack::new("headers");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("headers-app").await;
+    let url = receiver.url("with-headers", Reply::Always(200));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let path = format!("/api/v1/app/{app}/endpoint/{endpoint}/headers");
+
+    let put = json!({"headers": {"X-Tenant": "acme", "X-Remove-Me": "soon"}});
+    let (status, body) = api.call(Method::PUT, &path, Some(&put), &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let patch = json!({"headers": {"Authorization": "Bearer downstream", "x-remove-me": null}});
+    let (status, body) = api.call(Method::PATCH, &path, Some(&patch), &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let shown = api.get(&path).await;
+    assert_eq!(
+        shown["headers"],
+        json!({"authorization": "Bearer downstream", "x-tenant": "acme"})
+    );
+
+    for bad in [
+        json!({"headers": {"webhook-signature": "v1,forged"}}),
+        json!({"headers": {"Host": "evil.example"}}),
+        json!({"headers": {"bad name": "x"}}),
+        json!({"headers": {"x-ok": "line\nbreak"}}),
+    ] {
+        let (status, error) = api.call(Method::PUT, &path, Some(&bad), &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {error}");
+        assert!(error["detail"].to_string().contains("headers"), "{error}");
+    }
+
+    let msg = api.send(&app, "invoice.paid", json!({"h": 1})).await;
+    let delivery = eventually("the delivery", DEADLINE, || async {
+        receiver.deliveries("with-headers").into_iter().next()
+    })
+    .await;
+    assert_eq!(delivery.webhook_id(), msg);
+    assert_eq!(
+        delivery.headers.get("x-tenant").map(String::as_str),
+        Some("acme")
+    );
+    assert_eq!(
+        delivery.headers.get("authorization").map(String::as_str),
+        Some("Bearer downstream")
+    );
+    assert!(!delivery.headers.contains_key("x-remove-me"));
+    assert!(delivery
+        .headers
+        .get("webhook-signature")
+        .is_some_and(|s| s.starts_with("v1,")));
+}

@@ -2,6 +2,7 @@
 //! touching a network or a disk.
 //!
 //! - [`address`]: which network addresses deliveries may reach (SSRF protection).
+//! - [`headers`]: the rules for custom delivery headers.
 //! - [`id`]: time-ordered, prefixed identifiers (`msg_…`, `ep_…`).
 //! - [`names`]: validated newtypes for every outside value (parse, don't validate).
 //! - [`json`]: the one-time payload minifier.
@@ -15,6 +16,7 @@
 //! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
 
 pub mod address;
+pub mod headers;
 pub mod id;
 pub mod json;
 pub mod model;

@@ -27,7 +27,7 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
-use crate::routes::{apps, attempts, endpoints, event_types, health, messages};
+use crate::routes::{apps, attempts, endpoint_headers, endpoints, event_types, health, messages};
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
 /// handler and its documented path in one step.
@@ -43,6 +43,11 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoints::delete
         ))
         .routes(routes!(endpoints::get_secret))
+        .routes(routes!(
+            endpoint_headers::get,
+            endpoint_headers::update,
+            endpoint_headers::patch
+        ))
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(messages::get))
         .routes(routes!(messages::destinations))

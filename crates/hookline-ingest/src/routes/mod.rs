@@ -4,6 +4,7 @@ pub mod apps;
 pub mod attempts;
 pub mod auth;
 pub mod common;
+pub mod endpoint_headers;
 pub mod endpoints;
 pub mod event_types;
 pub mod health;
