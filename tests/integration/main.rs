@@ -13,6 +13,7 @@ mod filters;
 mod idempotency;
 mod limits;
 mod openapi;
+mod operations;
 mod outages;
 mod secrets;
 mod ssrf;

@@ -10,6 +10,7 @@
 //! - [`sealing`]: endpoint secrets encrypted at rest under a main key.
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
+//! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
 //! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
 //! - [`ports`]: the small traits that the RabbitMQ and Redis adapters implement.
 //!
@@ -22,6 +23,7 @@ pub mod json;
 pub mod model;
 pub mod names;
 pub mod outcome;
+pub mod plan;
 pub mod ports;
 pub mod retry;
 pub mod sealing;

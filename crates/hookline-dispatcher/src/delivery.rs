@@ -4,8 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hookline_core::id::new_id;
-use hookline_core::model::{Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus};
-use hookline_core::outcome::{classify, AttemptResult, Verdict};
+use hookline_core::model::{
+    Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, TriggerType,
+};
+use hookline_core::outcome::{classify, AttemptResult};
+use hookline_core::plan::plan_after_attempt;
 use hookline_core::ports::{AttemptLog, MessageStore, Registry, RetrySchedule, StoreError};
 use hookline_core::signing::{signature_header, SigningSecret};
 use hookline_net::Resolver;
@@ -24,6 +27,8 @@ pub enum Outcome {
     RetryScheduled,
     /// The last attempt failed; the destination is marked failed.
     Exhausted,
+    /// A manual attempt (resend) failed; the pair's retry plan is unchanged.
+    ManualFailed,
     /// The endpoint answered 410 Gone and has been disabled.
     Disabled,
     /// Nothing to do: the endpoint or message was deleted, or the endpoint is disabled.
@@ -91,6 +96,26 @@ impl Dispatcher {
         if endpoint.disabled {
             return Ok(Outcome::Skipped);
         }
+        // Retries and manual attempts need the pair's state: a retry whose message a resend
+        // already delivered is dropped, and a failed resend keeps the pending retry plan.
+        // First attempts skip the read.
+        let previous = if task.attempt > 1 || task.trigger == TriggerType::Manual {
+            self.stores
+                .messages
+                .destinations(&task.app_id, &task.msg_id)
+                .await?
+                .into_iter()
+                .find(|d| d.endpoint_id == endpoint.id)
+        } else {
+            None
+        };
+        if task.trigger == TriggerType::Scheduled
+            && previous
+                .as_ref()
+                .is_some_and(|p| p.status == MessageStatus::Success)
+        {
+            return Ok(Outcome::Skipped);
+        }
         let Some(body) = self.payload(task).await? else {
             tracing::debug!(msg_id = %task.msg_id, "message gone; dropping task");
             return Ok(Outcome::Skipped);
@@ -106,21 +131,13 @@ impl Dispatcher {
         let exchange = self.sender.post(&endpoint.url, headers, body).await;
         let verdict = classify(exchange.result);
         let now = OffsetDateTime::now_utc();
-        let next_due = match verdict {
-            Verdict::Retry => self
-                .config
-                .retry
-                .delay_after_random(task.attempt)
-                .map(|delay| now + delay),
-            Verdict::Delivered | Verdict::Gone => None,
-        };
-        let (attempt_status, destination_status) = match (verdict, next_due) {
-            (Verdict::Delivered, _) => (MessageStatus::Success, MessageStatus::Success),
-            (Verdict::Retry, Some(_)) => (MessageStatus::Fail, MessageStatus::Pending),
-            (Verdict::Retry, None) | (Verdict::Gone, _) => {
-                (MessageStatus::Fail, MessageStatus::Fail)
-            }
-        };
+        let plan = plan_after_attempt(
+            verdict,
+            task.trigger,
+            self.config.retry.delay_after_random(task.attempt),
+            previous.as_ref(),
+            now,
+        );
         let (status_code, error) = match exchange.result {
             AttemptResult::Status(code) => (code, None),
             AttemptResult::Transport(kind) => (0, Some(kind)),
@@ -132,7 +149,7 @@ impl Dispatcher {
             endpoint_id: endpoint.id.clone(),
             url: endpoint.url.clone(),
             attempt_number: task.attempt,
-            status: attempt_status,
+            status: plan.attempt_status,
             response_status_code: status_code,
             response: exchange.response_body,
             response_duration_ms: u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX),
@@ -142,9 +159,11 @@ impl Dispatcher {
         };
         let destination = DestinationStatus {
             endpoint_id: endpoint.id.clone(),
-            status: destination_status,
-            attempts: task.attempt,
-            next_attempt: next_due,
+            status: plan.destination_status,
+            attempts: task
+                .attempt
+                .max(previous.as_ref().map_or(0, |p| p.attempts)),
+            next_attempt: plan.next_attempt,
         };
         // Record first, then schedule: a crash between the two redelivers the task, which
         // repeats the attempt; the reverse order could leave a retry with no record of why.
@@ -153,24 +172,25 @@ impl Dispatcher {
             .record_attempt(&attempt, &destination, self.config.retention_secs)
             .await?;
 
-        let outcome = match (verdict, next_due) {
-            (Verdict::Delivered, _) => Outcome::Succeeded,
-            (Verdict::Retry, Some(due)) => {
-                self.stores
-                    .schedule
-                    .schedule(&task.next_attempt(), due)
-                    .await?;
-                Outcome::RetryScheduled
-            }
-            (Verdict::Retry, None) => Outcome::Exhausted,
-            (Verdict::Gone, _) => {
-                let mut disabled = endpoint.clone();
-                disabled.disabled = true;
-                disabled.updated_at = now;
-                registry.update_endpoint(&endpoint, &disabled).await?;
-                tracing::info!(endpoint_id = %endpoint.id, "endpoint answered 410 Gone; disabled");
-                Outcome::Disabled
-            }
+        if let Some(due) = plan.schedule_at {
+            self.stores
+                .schedule
+                .schedule(&task.next_attempt(), due)
+                .await?;
+        }
+        if plan.disable_endpoint {
+            let mut disabled = endpoint.clone();
+            disabled.disabled = true;
+            disabled.updated_at = now;
+            registry.update_endpoint(&endpoint, &disabled).await?;
+            tracing::info!(endpoint_id = %endpoint.id, "endpoint answered 410 Gone; disabled");
+        }
+        let outcome = match (plan.attempt_status, plan.schedule_at, plan.disable_endpoint) {
+            (_, _, true) => Outcome::Disabled,
+            (MessageStatus::Success, _, _) => Outcome::Succeeded,
+            (_, Some(_), _) => Outcome::RetryScheduled,
+            _ if task.trigger == TriggerType::Manual => Outcome::ManualFailed,
+            _ => Outcome::Exhausted,
         };
         tracing::debug!(
             msg_id = %task.msg_id,

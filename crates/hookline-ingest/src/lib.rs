@@ -27,7 +27,9 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
-use crate::routes::{apps, attempts, endpoint_headers, endpoints, event_types, health, messages};
+use crate::routes::{
+    apps, attempts, endpoint_headers, endpoints, event_types, health, manual, messages,
+};
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
 /// handler and its documented path in one step.
@@ -51,6 +53,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(messages::get))
         .routes(routes!(messages::destinations))
+        .routes(routes!(manual::resend))
         .routes(routes!(attempts::get))
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::list_by_message))

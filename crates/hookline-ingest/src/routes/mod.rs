@@ -8,4 +8,5 @@ pub mod endpoint_headers;
 pub mod endpoints;
 pub mod event_types;
 pub mod health;
+pub mod manual;
 pub mod messages;

@@ -1,0 +1,63 @@
+//! Delivery operations people use every day: resend.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Resend makes one more attempt with trigger type manual and the same `webhook-id`.
+#[tokio::test]
+async fn resend_makes_a_manual_attempt_with_the_same_webhook_id() {
+    let stack = Stack::new("resend")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("resend-app").await;
+    let url = receiver.url("flaky", Reply::Always(500));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"r": 1})).await;
+    eventually("both scheduled attempts to fail", DEADLINE, || async {
+        let d = api.destination(&app, &msg, &endpoint).await?;
+        (d["status"] == 2).then_some(())
+    })
+    .await;
+
+    // The receiver is fixed; a person resends.
+    receiver.url("flaky", Reply::Always(200));
+    let path = format!("/api/v1/app/{app}/msg/{msg}/endpoint/{endpoint}/resend");
+    let (status, body) = api.call(Method::POST, &path, None, &[]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let destination = eventually("the resend to succeed", DEADLINE, || async {
+        let d = api.destination(&app, &msg, &endpoint).await?;
+        (d["status"] == 0).then_some(d)
+    })
+    .await;
+    assert_eq!(destination["attempts"], 3);
+
+    let attempts = api.attempts_of_message(&app, &msg).await;
+    let triggers: Vec<_> = attempts.iter().map(|a| a["triggerType"].clone()).collect();
+    assert_eq!(
+        triggers,
+        [json!(0), json!(0), json!(1)],
+        "scheduled, scheduled, manual"
+    );
+    assert_eq!(attempts[2]["attemptNumber"], 3);
+    assert_eq!(attempts[2]["responseStatusCode"], 200);
+    let deliveries = receiver.deliveries("flaky");
+    assert_eq!(deliveries.len(), 3);
+    assert!(
+        deliveries.iter().all(|d| d.webhook_id() == msg),
+        "one webhook-id throughout"
+    );
+
+    // Resending what does not exist is a 404, not a queued task.
+    let missing = format!("/api/v1/app/{app}/msg/msg_missing/endpoint/{endpoint}/resend");
+    let (status, _) = api.call(Method::POST, &missing, None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
