@@ -61,3 +61,78 @@ async fn resend_makes_a_manual_attempt_with_the_same_webhook_id() {
     let (status, _) = api.call(Method::POST, &missing, None, &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// After a rotation both secrets sign until the grace period ends, then only the new one;
+/// checked with the `standardwebhooks` reference verifier.
+#[tokio::test]
+async fn rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends() {
+    use crate::testkit::python::verify_delivery;
+
+    const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const NEW: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdA==";
+    let stack = Stack::new("rotate").with("HOOKLINE__DELIVERY__SECRET_ROTATION_GRACE_SECS", "2");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("rotate-app").await;
+    let url = receiver.url("rotating", Reply::Always(200));
+    let endpoint = api
+        .create_endpoint(&app, json!({"url": url, "secret": OLD}))
+        .await;
+
+    let rotate = format!("/api/v1/app/{app}/endpoint/{endpoint}/secret/rotate");
+    let (status, body) = api
+        .call(Method::POST, &rotate, Some(&json!({"key": NEW})), &[])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(api.endpoint_secret(&app, &endpoint).await, NEW);
+
+    let during = api
+        .send(&app, "invoice.paid", json!({"phase": "grace"}))
+        .await;
+    let delivery = eventually("the delivery during the grace period", DEADLINE, || async {
+        receiver
+            .deliveries("rotating")
+            .into_iter()
+            .find(|d| d.webhook_id() == during)
+    })
+    .await;
+    let signature = delivery
+        .headers
+        .get("webhook-signature")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        signature.split(' ').count(),
+        2,
+        "two signatures: {signature}"
+    );
+    for secret in [OLD, NEW] {
+        let (ok, answer) = verify_delivery(secret, &delivery.headers, &delivery.body).await;
+        assert!(ok, "during the grace period {secret} verifies: {answer}");
+    }
+
+    // Once the grace period is over, deliveries carry one signature, by the new secret.
+    let after = eventually("a delivery after the grace period", DEADLINE, || async {
+        let msg = api
+            .send(&app, "invoice.paid", json!({"phase": "after"}))
+            .await;
+        let delivery = eventually("its delivery", DEADLINE, || async {
+            receiver
+                .deliveries("rotating")
+                .into_iter()
+                .find(|d| d.webhook_id() == msg)
+        })
+        .await;
+        let signature = delivery.headers.get("webhook-signature")?;
+        (!signature.contains(' ')).then_some(delivery)
+    })
+    .await;
+    let (ok, answer) = verify_delivery(NEW, &after.headers, &after.body).await;
+    assert!(ok, "the new secret verifies: {answer}");
+    let (ok, _) = verify_delivery(OLD, &after.headers, &after.body).await;
+    assert!(
+        !ok,
+        "the old secret no longer verifies after the grace period"
+    );
+}

@@ -1,51 +1,13 @@
 //! Must-show 1: the official `svix` Python SDK drives Hookline, and the `standardwebhooks`
 //! package verifies what the receiver got.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
+use serde_json::json;
 
 use crate::testkit::process::TOKEN;
+use crate::testkit::python::{run_python, verify_delivery};
 use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/python-env (scripts/test does)",
-        python.display()
-    );
-    python
-}
-
-async fn run_python(script: &str, env: &[(&str, &str)], stdin: Option<&str>) -> (bool, Value) {
-    let mut child = tokio::process::Command::new(python())
-        .arg(repo().join("tests/python").join(script))
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    let output = child.wait_with_output().await.expect("python output");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let last = text.lines().last().unwrap_or("");
-    let value = serde_json::from_str(last).unwrap_or_else(|_| panic!("{script} printed: {text}"));
-    (output.status.success(), value)
-}
 
 #[tokio::test]
 async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks() {
@@ -92,24 +54,15 @@ async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks()
     assert_eq!(delivery.webhook_id(), msg_id);
     let secret = api.endpoint_secret(&app_id, &endpoint_id).await;
 
-    let check = |secret: String, body: String| {
-        let headers = delivery.headers.clone();
-        async move {
-            let input = json!({"secret": secret, "headers": headers, "body": body}).to_string();
-            run_python("verify_delivery.py", &[], Some(&input)).await
-        }
-    };
-    let (verified, answer) = check(secret.clone(), delivery.body.clone()).await;
+    let (verified, answer) = verify_delivery(&secret, &delivery.headers, &delivery.body).await;
     assert!(verified, "standardwebhooks rejected the delivery: {answer}");
     assert_eq!(answer["ok"], true);
 
     // The verifier is not a rubber stamp: a changed body or another secret fails.
-    let (tampered, _) = check(secret, delivery.body.replace("4200", "4201")).await;
-    assert!(!tampered, "a tampered body must not verify");
-    let (wrong_key, _) = check(
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-        delivery.body.clone(),
-    )
-    .await;
-    assert!(!wrong_key, "another secret must not verify");
+    let tampered = delivery.body.replace("4200", "4201");
+    let (ok, _) = verify_delivery(&secret, &delivery.headers, &tampered).await;
+    assert!(!ok, "a tampered body must not verify");
+    let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (ok, _) = verify_delivery(other, &delivery.headers, &delivery.body).await;
+    assert!(!ok, "another secret must not verify");
 }

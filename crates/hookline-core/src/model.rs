@@ -45,6 +45,10 @@ pub struct Endpoint {
     pub rate_limit: Option<u16>,
     /// The `whsec_…` signing secret.
     pub secret: String,
+    /// Secrets replaced by a rotation that still sign until they expire, so receivers can
+    /// switch keys without rejecting a delivery.
+    #[serde(default)]
+    pub old_secrets: Vec<RetiredSecret>,
     /// Extra headers sent with every delivery.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -54,7 +58,43 @@ pub struct Endpoint {
     pub updated_at: OffsetDateTime,
 }
 
+/// A secret replaced by a rotation, still signing until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredSecret {
+    pub secret: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
 impl Endpoint {
+    /// Every secret that signs a delivery at `now`: the current one first, then retired ones
+    /// that have not expired.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &str> {
+        std::iter::once(self.secret.as_str()).chain(
+            self.old_secrets
+                .iter()
+                .filter(move |old| old.expires_at > now)
+                .map(|old| old.secret.as_str()),
+        )
+    }
+
+    /// Replaces the secret; the old one keeps signing for `grace`. Expired retired secrets
+    /// are dropped.
+    pub fn rotate_secret(
+        &mut self,
+        new_secret: String,
+        grace: std::time::Duration,
+        now: OffsetDateTime,
+    ) {
+        self.old_secrets.retain(|old| old.expires_at > now);
+        let old = std::mem::replace(&mut self.secret, new_secret);
+        self.old_secrets.push(RetiredSecret {
+            secret: old,
+            expires_at: now + grace,
+        });
+    }
+
     /// Whether a message of `event_type` on `channels` should be delivered here.
     ///
     /// Disabled endpoints accept nothing. An endpoint with a channel list only takes messages
@@ -261,6 +301,7 @@ mod tests {
             metadata: BTreeMap::new(),
             rate_limit: None,
             secret: String::new(),
+            old_secrets: Vec::new(),
             headers: BTreeMap::new(),
             created_at: now,
             updated_at: now,
@@ -306,6 +347,21 @@ mod tests {
         for (i, (ep, ty, ch, expected)) in cases.iter().enumerate() {
             assert_eq!(ep.accepts(ty, *ch), *expected, "case {i}");
         }
+    }
+
+    #[test]
+    fn rotated_secrets_sign_until_they_expire() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut ep = endpoint(None, None, false);
+        ep.secret = "first".into();
+        ep.rotate_secret("second".into(), std::time::Duration::from_secs(60), now);
+        let during: Vec<_> = ep.signing_secrets(now).collect();
+        assert_eq!(during, ["second", "first"]);
+        let later = now + std::time::Duration::from_secs(61);
+        let after: Vec<_> = ep.signing_secrets(later).collect();
+        assert_eq!(after, ["second"]);
+        ep.rotate_secret("third".into(), std::time::Duration::from_secs(60), later);
+        assert_eq!(ep.old_secrets.len(), 1, "the expired one is dropped");
     }
 
     #[test]

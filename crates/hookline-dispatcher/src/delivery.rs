@@ -121,13 +121,18 @@ impl Dispatcher {
             return Ok(Outcome::Skipped);
         };
 
-        let Ok(secret) = SigningSecret::parse(&endpoint.secret) else {
+        let signed_at = OffsetDateTime::now_utc();
+        let secrets: Result<Vec<SigningSecret>, _> = endpoint
+            .signing_secrets(signed_at)
+            .map(SigningSecret::parse)
+            .collect();
+        let Ok(secrets) = secrets else {
             // Secrets are generated or validated on save, so this is a damaged record. Never
             // send unsigned; leave the task for an operator rather than retry it forever.
             tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
             return Ok(Outcome::Skipped);
         };
-        let headers = signed_headers(&endpoint, &secret, task, &body, OffsetDateTime::now_utc());
+        let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
         let exchange = self.sender.post(&endpoint.url, headers, body).await;
         let verdict = classify(exchange.result);
         let now = OffsetDateTime::now_utc();
@@ -221,7 +226,7 @@ impl Dispatcher {
 /// `webhook-id`, so a repeated delivery carries the same id and receivers can deduplicate.
 fn signed_headers(
     endpoint: &Endpoint,
-    secret: &SigningSecret,
+    secrets: &[SigningSecret],
     task: &DeliveryTask,
     body: &[u8],
     now: OffsetDateTime,
@@ -241,7 +246,7 @@ fn signed_headers(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     insert(&mut headers, "webhook-id", &task.msg_id);
     insert(&mut headers, "webhook-timestamp", &timestamp.to_string());
-    let signature = signature_header([secret], &task.msg_id, timestamp, body);
+    let signature = signature_header(secrets, &task.msg_id, timestamp, body);
     insert(&mut headers, "webhook-signature", &signature);
     headers
 }

@@ -28,7 +28,8 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, endpoint_headers, endpoints, event_types, health, manual, messages,
+    apps, attempts, endpoint_headers, endpoint_secret, endpoints, event_types, health, manual,
+    messages,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -44,7 +45,8 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoints::patch,
             endpoints::delete
         ))
-        .routes(routes!(endpoints::get_secret))
+        .routes(routes!(endpoint_secret::get))
+        .routes(routes!(endpoint_secret::rotate))
         .routes(routes!(
             endpoint_headers::get,
             endpoint_headers::update,

@@ -24,6 +24,8 @@ pub struct IngestConfig {
     /// How long a request may hold an idempotency key while it works; a concurrent duplicate
     /// waits up to this long for the first request's answer.
     pub idempotency_lease: Duration,
+    /// How long a rotated-out endpoint secret keeps signing.
+    pub secret_rotation_grace: Duration,
     /// Endpoints one app may have (409 beyond).
     pub max_endpoints_per_app: usize,
     /// Where people reach this API (for app portal links).
@@ -40,6 +42,7 @@ impl Default for IngestConfig {
             max_retention_days: 90,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_lease: Duration::from_secs(10),
+            secret_rotation_grace: Duration::from_secs(24 * 3600),
             max_endpoints_per_app: 100,
             public_url: "http://localhost:8071".into(),
             max_app_token_lifetime: Duration::from_secs(7 * 24 * 3600),

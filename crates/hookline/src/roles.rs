@@ -54,6 +54,7 @@ pub async fn ingest(
         idempotency_ttl: Duration::from_secs(api.idempotency_ttl_secs),
         public_url: api.public_url.clone(),
         max_endpoints_per_app: api.max_endpoints_per_app,
+        secret_rotation_grace: Duration::from_secs(settings.delivery.secret_rotation_grace_secs),
         ..IngestConfig::default()
     };
     let stores = backends.stores();

@@ -169,6 +169,8 @@ pub struct DeliverySettings {
     pub https_only: bool,
     /// A DNS server (`ip:port`) to resolve endpoint hosts with, instead of the system's.
     pub dns_server: Option<String>,
+    /// How long a rotated-out endpoint secret keeps signing.
+    pub secret_rotation_grace_secs: u64,
 }
 
 impl Default for DeliverySettings {
@@ -183,6 +185,7 @@ impl Default for DeliverySettings {
             allowed_subnets: Vec::new(),
             https_only: false,
             dns_server: None,
+            secret_rotation_grace_secs: 24 * 3600,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod dns;
 pub mod process;
+pub mod python;
 pub mod receiver;
 pub mod wait;
 

@@ -113,12 +113,6 @@ impl From<Endpoint> for EndpointOut {
     }
 }
 
-/// `EndpointSecretOut`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EndpointSecretOut {
-    pub key: String,
-}
-
 /// A well-formed http(s) URL whose host is not, and does not now resolve to, an internal
 /// address (the SSRF policy); the dispatcher checks again at every connection.
 async fn parse_url(state: &ApiState, url: String) -> Result<String, ApiError> {
@@ -236,6 +230,7 @@ pub async fn create(
         metadata: input.metadata,
         rate_limit: input.rate_limit,
         secret: secret.expose(),
+        old_secrets: Vec::new(),
         headers: BTreeMap::new(),
         created_at: now,
         updated_at: now,
@@ -332,16 +327,4 @@ pub async fn delete(
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     state.registry().delete_endpoint(&endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
-pub async fn get_secret(
-    State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
-) -> Result<Json<EndpointSecretOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
-    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret,
-    }))
 }

@@ -1,0 +1,66 @@
+//! An endpoint's signing secret: read it, rotate it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::signing::SigningSecret;
+use serde::{Deserialize, Serialize};
+
+use super::common::{find_app, now};
+use super::endpoints::find_endpoint;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::ApiState;
+
+/// `EndpointSecretOut`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointSecretOut {
+    pub key: String,
+}
+
+/// `EndpointSecretRotateIn`: the new key, or none to generate one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSecretRotateIn {
+    pub key: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointSecretOut>, ApiError> {
+    let app = find_app(&state, &app_id).await?;
+    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret,
+    }))
+}
+
+/// Replaces the secret. The previous one keeps signing (a second, space-separated
+/// signature) for the configured grace period, so receivers can switch without a gap.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = Option<EndpointSecretRotateIn>, responses((status = 204, description = "Rotated"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+pub async fn rotate(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    body: Option<ApiJson<EndpointSecretRotateIn>>,
+) -> Result<StatusCode, ApiError> {
+    let input = body.map(|ApiJson(input)| input).unwrap_or_default();
+    let app = find_app(&state, &app_id).await?;
+    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let secret = match &input.key {
+        Some(text) => {
+            SigningSecret::parse(text).map_err(|e| ApiError::field("key", e.to_string()))?
+        }
+        None => SigningSecret::generate(),
+    };
+    let mut endpoint = previous.clone();
+    let now = now();
+    endpoint.rotate_secret(secret.expose(), state.config().secret_rotation_grace, now);
+    endpoint.updated_at = now;
+    state
+        .registry()
+        .update_endpoint(&previous, &endpoint)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
