@@ -136,3 +136,93 @@ async fn rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends() {
         "the old secret no longer verifies after the grace period"
     );
 }
+
+/// The per-endpoint schemes: hex HMAC-SHA256 of the body in a named header, checked with an
+/// independent HMAC computation, and Svix header names.
+#[tokio::test]
+async fn hex_and_svix_signature_schemes_verify_independently() {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let stack = Stack::new("schemes");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("schemes-app").await;
+    let hex_url = receiver.url("hex", Reply::Always(200));
+    let svix_url = receiver.url("svix", Reply::Always(200));
+    let scheme = json!({"type": "hexBody", "header": "Byl-Signature"});
+    let hex_ep = api
+        .create_endpoint(
+            &app,
+            json!({"url": hex_url, "secret": SECRET, "signatureScheme": scheme}),
+        )
+        .await;
+    api.create_endpoint(
+        &app,
+        json!({"url": svix_url, "secret": SECRET, "signatureScheme": {"type": "svix"}}),
+    )
+    .await;
+    let shown = api
+        .get(&format!("/api/v1/app/{app}/endpoint/{hex_ep}"))
+        .await;
+    assert_eq!(
+        shown["signatureScheme"],
+        json!({"type": "hexBody", "header": "byl-signature"})
+    );
+    let (status, error) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/app/{app}/endpoint"),
+            Some(&json!({"url": "https://example.com/", "signatureScheme": {"type": "hexBody", "header": "webhook-signature"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+
+    let msg = api
+        .send(
+            &app,
+            "payment.paid",
+            json!({"amount": 100, "currency": "MNT"}),
+        )
+        .await;
+    let (hex, svix) = eventually("both deliveries", DEADLINE, || async {
+        let hex = receiver.deliveries("hex").into_iter().next()?;
+        let svix = receiver.deliveries("svix").into_iter().next()?;
+        Some((hex, svix))
+    })
+    .await;
+
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(hex.body.as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(hex.headers.get("byl-signature"), Some(&expected));
+    assert!(!hex.headers.contains_key("webhook-signature"));
+    assert_eq!(hex.webhook_id(), msg);
+
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .expect("base64");
+    let timestamp = svix
+        .headers
+        .get("svix-timestamp")
+        .cloned()
+        .unwrap_or_default();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+    mac.update(format!("{msg}.{timestamp}.{}", svix.body).as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(svix.headers.get("svix-id"), Some(&msg));
+    assert_eq!(
+        svix.headers.get("svix-signature"),
+        Some(&format!("v1,{signature}"))
+    );
+    assert!(!svix.headers.contains_key("webhook-id"));
+}

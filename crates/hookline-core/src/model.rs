@@ -52,10 +52,29 @@ pub struct Endpoint {
     /// Extra headers sent with every delivery.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How deliveries are signed.
+    #[serde(default)]
+    pub signature_scheme: SignatureScheme,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// How an endpoint's deliveries are signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SignatureScheme {
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    #[default]
+    Standard,
+    /// The same signature under Svix's header names (`svix-id`, `svix-timestamp`,
+    /// `svix-signature`), for receivers written against Svix.
+    Svix,
+    /// Hex HMAC-SHA256 of the raw body in the named header (`Byl-Signature`), keyed by the
+    /// secret's text.
+    #[serde(rename_all = "camelCase")]
+    HexBody { header: String },
 }
 
 /// A secret replaced by a rotation, still signing until `expires_at`.
@@ -303,6 +322,7 @@ mod tests {
             secret: String::new(),
             old_secrets: Vec::new(),
             headers: BTreeMap::new(),
+            signature_scheme: SignatureScheme::Standard,
             created_at: now,
             updated_at: now,
         }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hookline_core::id::new_id;
 use hookline_core::model::{
-    Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, TriggerType,
+    Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, SignatureScheme, TriggerType,
 };
 use hookline_core::outcome::{classify, AttemptResult};
 use hookline_core::plan::plan_after_attempt;
 use hookline_core::ports::{AttemptLog, MessageStore, Registry, RetrySchedule, StoreError};
-use hookline_core::signing::{signature_header, SigningSecret};
+use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
 use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
@@ -222,8 +222,8 @@ impl Dispatcher {
     }
 }
 
-/// The Standard Webhooks headers plus the endpoint's own. The message id is the
-/// `webhook-id`, so a repeated delivery carries the same id and receivers can deduplicate.
+/// The signature headers of the endpoint's scheme plus its own headers. The message id is
+/// the `webhook-id`, so a repeated delivery carries the same id and receivers can deduplicate.
 fn signed_headers(
     endpoint: &Endpoint,
     secrets: &[SigningSecret],
@@ -244,10 +244,30 @@ fn signed_headers(
     }
     let timestamp = now.unix_timestamp();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    insert(&mut headers, "webhook-id", &task.msg_id);
-    insert(&mut headers, "webhook-timestamp", &timestamp.to_string());
-    let signature = signature_header(secrets, &task.msg_id, timestamp, body);
-    insert(&mut headers, "webhook-signature", &signature);
+    let (id, time, signature) = match &endpoint.signature_scheme {
+        SignatureScheme::Standard | SignatureScheme::HexBody { .. } => {
+            ("webhook-id", "webhook-timestamp", "webhook-signature")
+        }
+        SignatureScheme::Svix => ("svix-id", "svix-timestamp", "svix-signature"),
+    };
+    insert(&mut headers, id, &task.msg_id);
+    insert(&mut headers, time, &timestamp.to_string());
+    match &endpoint.signature_scheme {
+        SignatureScheme::HexBody { header } => {
+            // Only the current secret: this scheme has no room for a second signature.
+            let value = hex_body_signature(&endpoint.secret, body);
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(header.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        SignatureScheme::Standard | SignatureScheme::Svix => {
+            let value = signature_header(secrets, &task.msg_id, timestamp, body);
+            insert(&mut headers, signature, &value);
+        }
+    }
     headers
 }
 

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookline_core::id;
-use hookline_core::model::Endpoint;
+use hookline_core::model::{Endpoint, SignatureScheme};
 use hookline_core::names::{Channel, EventTypeName, Uid};
 use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,52 @@ pub struct EndpointIn {
     pub rate_limit: Option<u16>,
     /// Only on create; PUT leaves the secret alone.
     pub secret: Option<String>,
+    /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
+    pub signature_scheme: Option<SignatureSchemeIo>,
+}
+
+/// How deliveries are signed: `{"type": "standard"}` (Standard Webhooks), `{"type": "svix"}`
+/// (the same under `svix-*` header names) or `{"type": "hexBody", "header": "Byl-Signature"}`
+/// (hex HMAC-SHA256 of the body, keyed by the secret's text).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SignatureSchemeIo {
+    Standard,
+    Svix,
+    #[serde(rename_all = "camelCase")]
+    HexBody {
+        header: String,
+    },
+}
+
+impl SignatureSchemeIo {
+    fn into_scheme(self) -> Result<SignatureScheme, ApiError> {
+        Ok(match self {
+            Self::Standard => SignatureScheme::Standard,
+            Self::Svix => SignatureScheme::Svix,
+            Self::HexBody { header } => SignatureScheme::HexBody {
+                header: hookline_core::headers::check(&header, "")
+                    .map_err(|e| ApiError::field("signatureScheme.header", e.to_string()))?,
+            },
+        })
+    }
+}
+
+fn scheme_or_default(given: Option<SignatureSchemeIo>) -> Result<SignatureScheme, ApiError> {
+    given.map_or(
+        Ok(SignatureScheme::Standard),
+        SignatureSchemeIo::into_scheme,
+    )
+}
+
+impl From<SignatureScheme> for SignatureSchemeIo {
+    fn from(scheme: SignatureScheme) -> Self {
+        match scheme {
+            SignatureScheme::Standard => Self::Standard,
+            SignatureScheme::Svix => Self::Svix,
+            SignatureScheme::HexBody { header } => Self::HexBody { header },
+        }
+    }
 }
 
 /// `EndpointPatch`: absent fields stay, `null` clears.
@@ -64,6 +110,7 @@ pub struct EndpointPatch {
     #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
+    pub signature_scheme: Option<SignatureSchemeIo>,
 }
 
 /// `EndpointOut`, with both the current and the older filter and rate names.
@@ -86,6 +133,7 @@ pub struct EndpointOut {
     pub metadata: BTreeMap<String, String>,
     pub rate_limit: Option<u16>,
     pub throttle_rate: Option<u16>,
+    pub signature_scheme: SignatureSchemeIo,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -106,6 +154,7 @@ impl From<Endpoint> for EndpointOut {
             channels: ep.channels,
             metadata: ep.metadata,
             rate_limit: ep.rate_limit,
+            signature_scheme: ep.signature_scheme.into(),
             throttle_rate: ep.rate_limit,
             created_at: ep.created_at,
             updated_at: ep.updated_at,
@@ -232,6 +281,7 @@ pub async fn create(
         secret: secret.expose(),
         old_secrets: Vec::new(),
         headers: BTreeMap::new(),
+        signature_scheme: scheme_or_default(input.signature_scheme)?,
         created_at: now,
         updated_at: now,
     };
@@ -267,6 +317,7 @@ pub async fn update(
         disabled: input.disabled,
         metadata: input.metadata,
         rate_limit: input.rate_limit,
+        signature_scheme: scheme_or_default(input.signature_scheme)?,
         updated_at: now(),
         ..previous.clone()
     };
@@ -306,6 +357,9 @@ pub async fn patch(
     }
     if let Some(metadata) = input.metadata {
         endpoint.metadata = metadata;
+    }
+    if let Some(scheme) = input.signature_scheme {
+        endpoint.signature_scheme = scheme.into_scheme()?;
     }
     if let Some(rate_limit) = input.rate_limit {
         endpoint.rate_limit = rate_limit;
