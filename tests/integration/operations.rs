@@ -226,3 +226,109 @@ async fn hex_and_svix_signature_schemes_verify_independently() {
     );
     assert!(!svix.headers.contains_key("webhook-id"));
 }
+
+/// 500 messages fail against a down endpoint; it comes back; recovering since T (started twice
+/// at once) delivers each exactly once more and reports the summary.
+#[tokio::test]
+async fn recover_after_an_outage_delivers_each_failed_message_once() {
+    const MESSAGES: usize = 500;
+    let stack = Stack::new("recover")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let app = api.create_app("recover-app").await;
+    // Nothing listens on this port yet: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let endpoint = api
+        .create_endpoint(
+            &app,
+            json!({"url": format!("http://127.0.0.1:{port}/down")}),
+        )
+        .await;
+    let since = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+    for batch in 0..MESSAGES / 50 {
+        let sends = (0..50).map(|i| {
+            let (api, app) = (api.clone(), app.clone());
+            async move {
+                api.send(&app, "order.created", json!({"n": batch * 50 + i}))
+                    .await
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+    let redis = stack.redis().await;
+    let attempts_key = stack.keys().endpoint_attempts(&app, &endpoint);
+    eventually(
+        "both attempts of every message to fail",
+        Duration::from_secs(90),
+        || {
+            let (mut redis, key) = (redis.clone(), attempts_key.clone());
+            async move {
+                let n: usize = redis::cmd("ZCARD")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .ok()?;
+                (n >= 2 * MESSAGES).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let receiver = crate::testkit::Receiver::start_on(port).await;
+    receiver.url("down", Reply::Always(200));
+    let path = format!("/api/v1/app/{app}/endpoint/{endpoint}/recover");
+    let body = json!({"since": since.format(&time::format_description::well_known::Rfc3339).expect("time")});
+    let (first, second) = tokio::join!(
+        api.call(Method::POST, &path, Some(&body), &[]),
+        api.call(Method::POST, &path, Some(&body), &[]),
+    );
+    assert_eq!(first.0, StatusCode::ACCEPTED, "{}", first.1);
+    assert_eq!(second.0, StatusCode::ACCEPTED, "{}", second.1);
+    assert_eq!(first.1["id"], second.1["id"], "one recovery, started twice");
+    let job = first.1["id"].as_str().expect("id").to_owned();
+    let summary = eventually(
+        "the recovery to finish",
+        Duration::from_secs(120),
+        || async {
+            let status = api.get(&format!("{path}/{job}")).await;
+            (status["status"] == "finished").then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(summary["total"], MESSAGES);
+    assert_eq!(summary["succeeded"], MESSAGES);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["connectionErrors"], 0);
+    let deliveries = receiver.deliveries("down");
+    let distinct: std::collections::HashSet<_> = deliveries
+        .iter()
+        .map(|d| d.webhook_id().to_owned())
+        .collect();
+    assert_eq!(distinct.len(), MESSAGES);
+    assert_eq!(
+        deliveries.len(),
+        MESSAGES,
+        "each failed message delivered exactly once more"
+    );
+
+    // Nothing failed any more: another recovery resends nothing.
+    let again = api.post(&path, body, StatusCode::ACCEPTED).await;
+    let again_id = again["id"].as_str().expect("id").to_owned();
+    assert_ne!(again_id, job);
+    let summary = eventually(
+        "the second recovery to finish",
+        Duration::from_secs(60),
+        || async {
+            let status = api.get(&format!("{path}/{again_id}")).await;
+            (status["status"] == "finished").then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(summary["total"], 0);
+    assert_eq!(receiver.count("down"), MESSAGES);
+}

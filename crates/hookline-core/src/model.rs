@@ -264,6 +264,46 @@ pub struct AppToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// A background recovery of an endpoint: resend every failed message in a time range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverJob {
+    pub id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    pub status: JobStatus,
+    /// Messages resent.
+    pub total: u64,
+    pub succeeded: u64,
+    /// The receiver answered, but not with 2xx.
+    pub failed: u64,
+    /// No answer: refused, unreachable, timed out, TLS failure or blocked.
+    pub connection_errors: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl RecoverJob {
+    /// Resends whose outcome is not known yet.
+    pub fn outstanding(&self) -> u64 {
+        self.total
+            .saturating_sub(self.succeeded + self.failed + self.connection_errors)
+    }
+}
+
+/// Where a background job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
 /// The unit of work on the queue: deliver one message to one endpoint, once.
 ///
 /// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, payload?, traceparent?}`.

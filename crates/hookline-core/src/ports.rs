@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::model::{
     App, AppToken, Attempt, DeliveryTask, DestinationStatus, Endpoint, EventType, Message,
+    RecoverJob,
 };
 
 /// Failures of the task queue.
@@ -255,4 +256,21 @@ pub trait TokenStore: Send + Sync {
     async fn find_app_token(&self, digest: &str) -> Result<Option<AppToken>, StoreError>;
     /// Revokes every token of an app; answers how many were revoked.
     async fn revoke_app_tokens(&self, app_id: &str) -> Result<u64, StoreError>;
+}
+
+/// Background recovery jobs, one at a time per endpoint.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores `job` and takes the endpoint's recovery lock for `lock_ttl_secs`, or, when
+    /// another job holds it, answers that job and stores nothing.
+    async fn begin_recover(
+        &self,
+        job: &RecoverJob,
+        lock_ttl_secs: u64,
+    ) -> Result<Option<RecoverJob>, StoreError>;
+    /// Records progress.
+    async fn save_job(&self, job: &RecoverJob) -> Result<(), StoreError>;
+    async fn get_job(&self, app_id: &str, job_id: &str) -> Result<Option<RecoverJob>, StoreError>;
+    /// Releases the endpoint's lock if `job` still holds it.
+    async fn end_recover(&self, job: &RecoverJob) -> Result<(), StoreError>;
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod openapi;
+pub mod recovery;
 pub mod routes;
 pub mod state;
 
@@ -56,6 +57,8 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::get))
         .routes(routes!(messages::destinations))
         .routes(routes!(manual::resend))
+        .routes(routes!(manual::recover))
+        .routes(routes!(manual::recover_status))
         .routes(routes!(attempts::get))
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::list_by_message))

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookline_core::ports::{AttemptLog, MessageStore, Registry, TaskPublisher, TokenStore};
+use hookline_core::ports::{
+    AttemptLog, JobStore, MessageStore, Registry, TaskPublisher, TokenStore,
+};
 
 use hookline_net::Resolver;
 
@@ -66,6 +68,7 @@ pub struct Services {
     pub attempts: Arc<dyn AttemptLog>,
     pub publisher: Arc<dyn TaskPublisher>,
     pub tokens: Arc<dyn TokenStore>,
+    pub jobs: Arc<dyn JobStore>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub admin_tokens: AdminTokens,
     /// Checks endpoint URLs against the SSRF policy.
@@ -96,6 +99,9 @@ impl ApiState {
     }
     pub fn tokens(&self) -> &dyn TokenStore {
         self.0.tokens.as_ref()
+    }
+    pub fn jobs(&self) -> &dyn JobStore {
+        self.0.jobs.as_ref()
     }
     pub fn readiness(&self) -> &[Arc<dyn ReadinessCheck>] {
         &self.0.readiness

@@ -40,6 +40,14 @@ impl Keys {
     pub fn app_tokens(&self, app: &str) -> String {
         format!("{}{{{app}}}:tokens", self.prefix)
     }
+    /// The id of the recovery job running for an endpoint.
+    pub fn recover_lock(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:recover_lock:{endpoint}", self.prefix)
+    }
+    /// A background job's JSON.
+    pub fn job(&self, app: &str, job: &str) -> String {
+        format!("{}{{{app}}}:job:{job}", self.prefix)
+    }
     /// The app's JSON.
     pub fn app(&self, app: &str) -> String {
         format!("{}{{{app}}}:app", self.prefix)

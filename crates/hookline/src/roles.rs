@@ -64,6 +64,7 @@ pub async fn ingest(
         attempts: stores.attempts,
         publisher: backends.broker.publisher(),
         tokens: Arc::new(backends.store.clone()),
+        jobs: Arc::new(backends.store.clone()),
         readiness: vec![
             Arc::new(RabbitReady(backends.broker.clone())),
             Arc::new(RedisReady(backends.store.clone())),

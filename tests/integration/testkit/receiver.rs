@@ -67,11 +67,16 @@ impl Drop for Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// A receiver on a given loopback port (0: any), e.g. one that comes back after an outage.
+    pub async fn start_on(port: u16) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/{path}", axum::routing::post(receive))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind receiver");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
