@@ -20,3 +20,4 @@ mod ssrf;
 mod startup;
 mod svix_sdk;
 mod tenancy;
+mod tools;

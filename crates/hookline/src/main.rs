@@ -4,6 +4,7 @@ mod cli;
 mod roles;
 mod settings;
 mod telemetry;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,15 @@ use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(result) = run_tool(&cli.command) {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("hookline: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let needs_tokens = matches!(cli.command, Command::Ingest | Command::Serve);
     let loaded = Settings::load(cli.config.as_deref()).and_then(|settings| {
         if needs_tokens {
@@ -50,6 +60,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// The terminal tools need no server configuration; `None` for the server roles.
+fn run_tool(command: &Command) -> Option<anyhow::Result<()>> {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+    };
+    let result = match command {
+        Command::Listen { listen, secret } => {
+            runtime().and_then(|rt| rt.block_on(tools::listen::run(*listen, secret)))
+        }
+        Command::Send {
+            api,
+            app,
+            event_type,
+            payload,
+            idempotency_key,
+        } => runtime().and_then(|rt| {
+            rt.block_on(tools::send::run(
+                api,
+                app,
+                event_type,
+                payload,
+                idempotency_key.as_deref(),
+            ))
+        }),
+        Command::Recover {
+            api,
+            app,
+            endpoint,
+            since,
+            until,
+        } => runtime().and_then(|rt| {
+            rt.block_on(tools::recover::run(
+                api,
+                app,
+                endpoint,
+                since,
+                until.as_deref(),
+            ))
+        }),
+        Command::Ingest | Command::Dispatcher | Command::Scheduler | Command::Serve => return None,
+    };
+    Some(result)
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let backends = Backends::connect(&settings)?;
     let shutdown = CancellationToken::new();
@@ -80,6 +137,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             ingest.and(dispatcher).and(scheduler)
         }
+        Command::Listen { .. } | Command::Send { .. } | Command::Recover { .. } => Err(
+            anyhow::anyhow!("terminal tools run before any configuration is loaded"),
+        ),
     };
     backends.broker.shutdown().await;
     result

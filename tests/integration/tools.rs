@@ -1,0 +1,162 @@
+//! The terminal tools: `hookline listen` verifies and prints deliveries, `hookline send`
+//! creates a message, `hookline recover` shows progress and the summary on a terminal.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::testkit::process::TOKEN;
+use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[tokio::test]
+async fn listen_prints_verified_deliveries_that_send_created() {
+    let stack = Stack::new("listen");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let base = hookline.api_url.clone().expect("url");
+    let port = free_port();
+    let mut listen = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["listen", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOOKLINE_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hookline listen");
+    let mut lines = BufReader::new(listen.stdout.take().expect("stdout")).lines();
+    let first = lines.next_line().await.expect("read").expect("a line");
+    assert!(first.contains("listening on"), "{first}");
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&printed);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+        }
+    });
+
+    let app = api.create_app("listen-app").await;
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    api.create_endpoint(&app, json!({"url": url, "secret": SECRET}))
+        .await;
+    // A second endpoint signs with another secret: the listener must reject it.
+    api.create_endpoint(&app, json!({"url": format!("{url}/other")}))
+        .await;
+
+    let sent = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["send", "--app", &app, "--event-type", "invoice.paid"])
+        .args(["--payload", r#"{"invoice": 42}"#])
+        .env("HOOKLINE_URL", &base)
+        .env("HOOKLINE_TOKEN", TOKEN)
+        .output()
+        .await
+        .expect("hookline send");
+    let said = String::from_utf8_lossy(&sent.stdout).into_owned();
+    assert!(
+        sent.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let msg = said
+        .split_whitespace()
+        .find(|w| w.starts_with("msg_"))
+        .expect("the message id")
+        .to_owned();
+
+    let output = eventually(
+        "the listener to print both deliveries",
+        Duration::from_secs(20),
+        || {
+            let printed = std::sync::Arc::clone(&printed);
+            let msg = msg.clone();
+            async move {
+                let lines = printed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let verified = lines
+                    .iter()
+                    .any(|l| l == &format!("verified {msg} (14 bytes)"));
+                let rejected = lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("REJECTED {msg}")));
+                (verified && rejected).then_some(lines.join("\n"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        output.contains("\"invoice\": 42"),
+        "the payload is printed: {output}"
+    );
+    drop(listen);
+}
+
+#[tokio::test]
+async fn recover_on_a_terminal_shows_progress_and_the_summary() {
+    const MESSAGES: usize = 20;
+    let stack = Stack::new("clirecover")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let base = hookline.api_url.clone().expect("url");
+    let app = api.create_app("cli-recover-app").await;
+    let port = free_port();
+    let endpoint = api
+        .create_endpoint(
+            &app,
+            json!({"url": format!("http://127.0.0.1:{port}/back")}),
+        )
+        .await;
+    let mut msgs = Vec::new();
+    for n in 0..MESSAGES {
+        msgs.push(api.send(&app, "order.created", json!({"n": n})).await);
+    }
+    for msg in &msgs {
+        eventually("the message to fail", Duration::from_secs(30), || async {
+            let d = api.destination(&app, msg, &endpoint).await?;
+            (d["status"] == 2).then_some(())
+        })
+        .await;
+    }
+    let receiver = Receiver::start_on(port).await;
+    receiver.url("back", Reply::Always(200));
+
+    // `script` gives the command a real terminal, as a person would have.
+    let command = format!(
+        "{} recover --app {app} --endpoint {endpoint} --since 1h",
+        env!("CARGO_BIN_EXE_hookline")
+    );
+    let output = tokio::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("HOOKLINE_URL", &base)
+        .env("HOOKLINE_TOKEN", TOKEN)
+        .output()
+        .await
+        .expect("script");
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{screen}");
+    assert!(
+        screen.contains("resent"),
+        "a progress bar was drawn: {screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "succeeded {MESSAGES} / failed 0 / connection errors 0 / total {MESSAGES}"
+        )),
+        "{screen}"
+    );
+    assert_eq!(receiver.count("back"), MESSAGES);
+}
