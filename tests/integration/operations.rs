@@ -332,3 +332,59 @@ async fn recover_after_an_outage_delivers_each_failed_message_once() {
     assert_eq!(summary["total"], 0);
     assert_eq!(receiver.count("down"), MESSAGES);
 }
+
+/// `rateLimit: 20` with 200 messages and two dispatcher processes: never more than about
+/// 20 deliveries in any second, and all 200 arrive.
+#[tokio::test]
+async fn rate_limit_holds_across_two_dispatchers() {
+    const MESSAGES: usize = 200;
+    let stack = Stack::new("ratelimit");
+    let ingest = stack.start(Role::Ingest).await;
+    let _scheduler = stack.start(Role::Scheduler).await;
+    let _first = stack.start(Role::Dispatcher).await;
+    let _second = stack.start(Role::Dispatcher).await;
+    let api = stack.api(&ingest);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("ratelimit-app").await;
+    let url = receiver.url("limited", Reply::Always(200));
+    api.create_endpoint(&app, json!({"url": url, "rateLimit": 20}))
+        .await;
+    for batch in 0..MESSAGES / 50 {
+        let sends = (0..50).map(|i| {
+            let (api, app) = (api.clone(), app.clone());
+            async move { api.send(&app, "tick", json!({"n": batch * 50 + i})).await }
+        });
+        futures::future::join_all(sends).await;
+    }
+    let deliveries = eventually("all 200 deliveries", Duration::from_secs(120), || async {
+        let deliveries = receiver.deliveries("limited");
+        (deliveries.len() >= MESSAGES).then_some(deliveries)
+    })
+    .await;
+    let distinct: std::collections::HashSet<_> = deliveries
+        .iter()
+        .map(|d| d.webhook_id().to_owned())
+        .collect();
+    assert_eq!(distinct.len(), MESSAGES);
+    let times: Vec<_> = deliveries.iter().map(|d| d.at).collect();
+    let busiest = times
+        .iter()
+        .map(|start| {
+            times
+                .iter()
+                .filter(|t| **t >= *start && **t < *start + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!("busiest second: {busiest} deliveries");
+    assert!(
+        busiest <= 22,
+        "{busiest} deliveries within one second (limit 20 + 10%)"
+    );
+    let span = times[times.len() - 1] - times[0];
+    assert!(
+        span >= Duration::from_secs(9),
+        "200 at 20/s take about 10 s, not {span:?}"
+    );
+}

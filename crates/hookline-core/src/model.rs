@@ -320,6 +320,10 @@ pub struct DeliveryTask {
     pub payload: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// This attempt already holds a rate-limit slot (it was deferred to it): send it
+    /// without asking the limiter again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rate_slot: bool,
 }
 
 impl DeliveryTask {
@@ -327,14 +331,30 @@ impl DeliveryTask {
     pub fn next_attempt(&self) -> Self {
         Self {
             attempt: self.attempt.saturating_add(1),
+            rate_slot: false,
+            ..self.clone()
+        }
+    }
+
+    /// The same attempt, deferred to a rate-limit slot it already holds.
+    pub fn deferred(&self) -> Self {
+        Self {
+            rate_slot: true,
             ..self.clone()
         }
     }
 
     /// Identifies this (message, endpoint, attempt) in the retry schedule, so scheduling the
     /// same retry twice (after a redelivery) stores it once.
+    ///
+    /// A deferral to a rate-limit slot has a key of its own: the scheduler may still be
+    /// completing the entry that brought the attempt, and must not remove the deferral.
     pub fn schedule_key(&self) -> String {
-        format!("{}:{}:{}", self.msg_id, self.endpoint_id, self.attempt)
+        let slot = if self.rate_slot { ":slot" } else { "" };
+        format!(
+            "{}:{}:{}{slot}",
+            self.msg_id, self.endpoint_id, self.attempt
+        )
     }
 }
 
@@ -434,6 +454,7 @@ mod tests {
             trigger: TriggerType::Scheduled,
             payload: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
             traceparent: None,
+            rate_slot: false,
         };
         let json = serde_json::to_string(&task).unwrap();
         assert_eq!(

@@ -274,3 +274,30 @@ pub trait JobStore: Send + Sync {
     /// Releases the endpoint's lock if `job` still holds it.
     async fn end_recover(&self, job: &RecoverJob) -> Result<(), StoreError>;
 }
+
+/// Per-endpoint delivery rate limits shared by every dispatcher (GCRA).
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Reserves the endpoint's next send slot at `per_second`, answering how long from `now`
+    /// until that slot (zero: send now). The slot is taken either way, so a deferred task
+    /// must be sent at its slot without asking again.
+    async fn reserve(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        per_second: u16,
+        now: OffsetDateTime,
+    ) -> Result<std::time::Duration, StoreError>;
+
+    /// The last gate before sending: records a send at `now` when the previous send of the
+    /// endpoint was at least one interval (1 / `per_second`) earlier and answers `None`;
+    /// otherwise answers how long until the interval has passed. Slots can arrive late and
+    /// bunch up; this keeps any one-second window within the limit.
+    async fn admit(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        per_second: u16,
+        now: OffsetDateTime,
+    ) -> Result<Option<std::time::Duration>, StoreError>;
+}

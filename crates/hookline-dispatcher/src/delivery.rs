@@ -9,7 +9,9 @@ use hookline_core::model::{
 };
 use hookline_core::outcome::{classify, AttemptResult};
 use hookline_core::plan::plan_after_attempt;
-use hookline_core::ports::{AttemptLog, MessageStore, Registry, RetrySchedule, StoreError};
+use hookline_core::ports::{
+    AttemptLog, MessageStore, RateLimiter, Registry, RetrySchedule, StoreError,
+};
 use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
 use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -33,6 +35,9 @@ pub enum Outcome {
     Disabled,
     /// Nothing to do: the endpoint or message was deleted, or the endpoint is disabled.
     Skipped,
+    /// The endpoint's rate limit gave this attempt a later slot; it waits in the schedule,
+    /// not in a worker.
+    Deferred,
 }
 
 /// Why a task could not be settled; the task must go back to the queue.
@@ -49,6 +54,7 @@ pub struct Stores {
     pub messages: Arc<dyn MessageStore>,
     pub attempts: Arc<dyn AttemptLog>,
     pub schedule: Arc<dyn RetrySchedule>,
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// Delivers tasks. Stateless apart from its HTTP connection pool.
@@ -121,6 +127,14 @@ impl Dispatcher {
             return Ok(Outcome::Skipped);
         };
 
+        if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
+            if !self
+                .within_rate_limit(task, &endpoint.id, per_second)
+                .await?
+            {
+                return Ok(Outcome::Deferred);
+            }
+        }
         let signed_at = OffsetDateTime::now_utc();
         let secrets: Result<Vec<SigningSecret>, _> = endpoint
             .signing_secrets(signed_at)
@@ -206,6 +220,46 @@ impl Dispatcher {
             "attempt recorded"
         );
         Ok(outcome)
+    }
+
+    /// Whether the task may be sent now under the endpoint's rate limit. When not, it has
+    /// been deferred to a reserved slot through the schedule, so it holds no worker.
+    async fn within_rate_limit(
+        &self,
+        task: &DeliveryTask,
+        endpoint_id: &str,
+        per_second: u16,
+    ) -> Result<bool, StoreError> {
+        let limiter = &self.stores.limiter;
+        let now = OffsetDateTime::now_utc();
+        // A task deferred to its slot already holds one; others reserve theirs now.
+        if !task.rate_slot {
+            let wait = limiter
+                .reserve(&task.app_id, endpoint_id, per_second, now)
+                .await?;
+            if !wait.is_zero() {
+                self.stores
+                    .schedule
+                    .schedule(&task.deferred(), now + wait)
+                    .await?;
+                return Ok(false);
+            }
+        }
+        match limiter
+            .admit(&task.app_id, endpoint_id, per_second, now)
+            .await?
+        {
+            None => Ok(true),
+            // Its slot came too close to the previous send (slots arrive late and bunch):
+            // keep the slot and try again once the interval has passed.
+            Some(left) => {
+                self.stores
+                    .schedule
+                    .schedule(&task.deferred(), now + left)
+                    .await?;
+                Ok(false)
+            }
+        }
     }
 
     /// The payload rides in the task; older or trimmed tasks fall back to the stored message.

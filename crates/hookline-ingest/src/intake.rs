@@ -136,6 +136,7 @@ async fn store_and_enqueue(
             trigger: TriggerType::Scheduled,
             payload: Some(message.payload.clone()),
             traceparent: None,
+            rate_slot: false,
         })
         .collect();
     if tasks.is_empty() {

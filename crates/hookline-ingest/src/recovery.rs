@@ -122,6 +122,7 @@ async fn queue_failed(
                 trigger: TriggerType::Manual,
                 payload: Some(message.payload),
                 traceparent: None,
+                rate_slot: false,
             });
         }
         if !tasks.is_empty() {

@@ -48,6 +48,14 @@ impl Keys {
     pub fn job(&self, app: &str, job: &str) -> String {
         format!("{}{{{app}}}:job:{job}", self.prefix)
     }
+    /// The theoretical arrival time (GCRA) of an endpoint's rate limit.
+    pub fn rate_limit(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:gcra:{endpoint}", self.prefix)
+    }
+    /// When an endpoint's last rate-limited send went out.
+    pub fn rate_limit_last(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:gcra_last:{endpoint}", self.prefix)
+    }
     /// The app's JSON.
     pub fn app(&self, app: &str) -> String {
         format!("{}{{{app}}}:app", self.prefix)

@@ -18,6 +18,7 @@ mod jobs;
 pub mod keys;
 mod messages;
 mod paging;
+mod ratelimit;
 mod registry;
 mod schedule;
 mod tokens;

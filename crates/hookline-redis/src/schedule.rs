@@ -38,6 +38,23 @@ static CLAIM_DUE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// KEYS: due, leases, tasks. ARGV: the completed keys.
+/// A key scheduled again while its claim was in flight (a deferral of the attempt the claim
+/// carried) is back in `due`: its lease goes, but its body must stay for the next claim.
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        for _, key in ipairs(ARGV) do
+            redis.call('ZREM', KEYS[2], key)
+            if not redis.call('ZSCORE', KEYS[1], key) then
+                redis.call('HDEL', KEYS[3], key)
+            end
+        end
+        return 1
+        ",
+    )
+});
+
 #[async_trait]
 impl RetrySchedule for RedisStore {
     async fn schedule(&self, task: &DeliveryTask, due: OffsetDateTime) -> Result<(), StoreError> {
@@ -87,14 +104,17 @@ impl RetrySchedule for RedisStore {
             return Ok(());
         }
         let mut conn = self.conn();
-        redis::pipe()
-            .atomic()
-            .zrem(self.keys.schedule_leases(), keys)
-            .ignore()
-            .hdel(self.keys.schedule_tasks(), keys)
-            .ignore()
-            .query_async::<()>(&mut conn)
+        let mut invocation = COMPLETE.key(self.keys.schedule_due());
+        invocation
+            .key(self.keys.schedule_leases())
+            .key(self.keys.schedule_tasks());
+        for key in keys {
+            invocation.arg(key);
+        }
+        invocation
+            .invoke_async::<i64>(&mut conn)
             .await
+            .map(|_| ())
             .map_err(unavailable)
     }
 

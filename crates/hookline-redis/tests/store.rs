@@ -38,6 +38,7 @@ fn task(n: u32) -> DeliveryTask {
         trigger: TriggerType::Scheduled,
         payload: None,
         traceparent: None,
+        rate_slot: false,
     }
 }
 
@@ -173,5 +174,33 @@ async fn one_of_many_concurrent_idempotency_claims_wins() {
         .await
         .expect("claim");
     assert_eq!(later, IdempotencyClaim::Done("{\"id\":\"msg_1\"}".into()));
+    store.0.delete_all().await.expect("cleanup");
+}
+
+/// A task scheduled again while its claim is in flight (a deferral of the attempt the claim
+/// carried) survives the claim's completion.
+#[tokio::test]
+async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes() {
+    let store = Fresh::new();
+    let now = OffsetDateTime::now_utc();
+    store.0.schedule(&task(9), now).await.expect("schedule");
+    let claimed = store.0.claim_due(now, 10_000, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // The dispatcher defers the same attempt to a later slot before the scheduler completes.
+    let later = now + Duration::from_millis(50);
+    store.0.schedule(&task(9), later).await.expect("reschedule");
+    store
+        .0
+        .complete(&[claimed[0].key.clone()])
+        .await
+        .expect("complete");
+    let again = store.0.claim_due(later, 10_000, 10).await.expect("claim");
+    assert_eq!(again.len(), 1, "the deferral survived the completion");
+    store
+        .0
+        .complete(&[again[0].key.clone()])
+        .await
+        .expect("complete");
+    assert_eq!(store.0.backlog().await.expect("backlog"), 0);
     store.0.delete_all().await.expect("cleanup");
 }

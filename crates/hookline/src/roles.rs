@@ -37,6 +37,7 @@ impl Backends {
             messages: Arc::new(self.store.clone()),
             attempts: Arc::new(self.store.clone()),
             schedule: Arc::new(self.store.clone()),
+            limiter: Arc::new(self.store.clone()),
         }
     }
 }

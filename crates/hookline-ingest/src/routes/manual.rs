@@ -39,6 +39,7 @@ pub async fn resend(
         trigger: TriggerType::Manual,
         payload: Some(message.payload),
         traceparent: None,
+        rate_slot: false,
     };
     if !state.publisher().is_ready().await {
         return Err(ApiError::Unavailable("broker: not connected".into()));

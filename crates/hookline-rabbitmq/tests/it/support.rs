@@ -73,6 +73,7 @@ pub fn task_with_payload(n: usize, payload: &str) -> DeliveryTask {
         trigger: TriggerType::Scheduled,
         payload: Some(RawValue::from_string(payload.to_owned()).expect("valid JSON")),
         traceparent: None,
+        rate_slot: false,
     }
 }
 
