@@ -10,6 +10,7 @@ mod api;
 mod crashes;
 mod delivery;
 mod filters;
+mod health;
 mod idempotency;
 mod limits;
 mod openapi;

@@ -14,6 +14,8 @@ pub enum TransportError {
     Tls,
     /// The destination address is not allowed (SSRF protection).
     Blocked,
+    /// Not attempted: the endpoint's circuit breaker is open after repeated failures.
+    CircuitOpen,
     /// Anything else that broke the exchange (reset mid-body, protocol error).
     Other,
 }

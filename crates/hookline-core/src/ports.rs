@@ -301,3 +301,49 @@ pub trait RateLimiter: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<std::time::Duration>, StoreError>;
 }
+
+/// An endpoint's circuit: may a delivery try it now?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Healthy: send.
+    Closed,
+    /// Failing: do not call it; the task goes to its next retry slot.
+    Open,
+    /// The open period ended: this task is the one probe that may close the circuit.
+    Probe,
+}
+
+/// An endpoint's current run of failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureStreak {
+    pub consecutive: u32,
+    /// When the run began (the first failure since the last success); `None` after a success.
+    pub failing_since: Option<OffsetDateTime>,
+}
+
+/// Per-endpoint health shared by every dispatcher: the circuit breaker and the failure
+/// streak that auto-disables an endpoint.
+#[async_trait]
+pub trait EndpointHealth: Send + Sync {
+    /// Whether a delivery may call the endpoint. After the open period exactly one caller
+    /// gets [`Gate::Probe`] (for `probe_ttl`, after which another may probe).
+    async fn gate(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: OffsetDateTime,
+        probe_ttl: std::time::Duration,
+    ) -> Result<Gate, StoreError>;
+
+    /// Records an attempt's result. A success clears the streak and closes the circuit; the
+    /// `threshold`-th consecutive failure opens it for `open_for`.
+    async fn record(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        success: bool,
+        now: OffsetDateTime,
+        threshold: u32,
+        open_for: std::time::Duration,
+    ) -> Result<FailureStreak, StoreError>;
+}

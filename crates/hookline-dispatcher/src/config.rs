@@ -19,6 +19,12 @@ pub struct DispatcherConfig {
     pub retention_secs: u64,
     /// The `user-agent` sent with every delivery.
     pub user_agent: String,
+    /// Consecutive failures that open an endpoint's circuit.
+    pub circuit_failure_threshold: u32,
+    /// How long an open circuit skips calls before one probe may try again.
+    pub circuit_open_for: Duration,
+    /// An endpoint failing without a single success this long is disabled.
+    pub disable_after_failing_for: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -30,6 +36,9 @@ impl Default for DispatcherConfig {
             retry: RetryPolicy::default(),
             retention_secs: 30 * 24 * 3600,
             user_agent: concat!("Hookline/", env!("CARGO_PKG_VERSION")).to_owned(),
+            circuit_failure_threshold: 5,
+            circuit_open_for: Duration::from_secs(30),
+            disable_after_failing_for: Duration::from_secs(5 * 24 * 3600),
         }
     }
 }

@@ -7,18 +7,20 @@ use hookline_core::id::new_id;
 use hookline_core::model::{
     Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, SignatureScheme, TriggerType,
 };
-use hookline_core::outcome::{classify, AttemptResult};
+use hookline_core::outcome::{classify, AttemptResult, TransportError};
 use hookline_core::plan::plan_after_attempt;
 use hookline_core::ports::{
-    AttemptLog, MessageStore, RateLimiter, Registry, RetrySchedule, StoreError,
+    AttemptLog, EndpointHealth, Gate, MessageStore, RateLimiter, Registry, RetrySchedule,
+    StoreError,
 };
 use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
+use hookline_events::OperationalEvents;
 use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
 
 use crate::config::DispatcherConfig;
-use crate::sender::{Sender, SenderError};
+use crate::sender::{Exchange, Sender, SenderError};
 
 /// What became of one task. Every variant means "ack it".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +57,15 @@ pub struct Stores {
     pub attempts: Arc<dyn AttemptLog>,
     pub schedule: Arc<dyn RetrySchedule>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub health: Arc<dyn EndpointHealth>,
 }
 
 /// Delivers tasks. Stateless apart from its HTTP connection pool.
 pub struct Dispatcher {
-    config: DispatcherConfig,
-    stores: Stores,
+    pub(crate) config: DispatcherConfig,
+    pub(crate) stores: Stores,
     sender: Sender,
+    pub(crate) events: OperationalEvents,
 }
 
 impl Dispatcher {
@@ -70,6 +74,7 @@ impl Dispatcher {
         config: DispatcherConfig,
         stores: Stores,
         resolver: Resolver,
+        events: OperationalEvents,
     ) -> Result<Self, SenderError> {
         let sender = Sender::new(
             config.request_timeout,
@@ -81,6 +86,7 @@ impl Dispatcher {
             config,
             stores,
             sender,
+            events,
         })
     }
 
@@ -127,12 +133,17 @@ impl Dispatcher {
             return Ok(Outcome::Skipped);
         };
 
-        if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
-            if !self
-                .within_rate_limit(task, &endpoint.id, per_second)
-                .await?
-            {
-                return Ok(Outcome::Deferred);
+        // An open circuit skips the call (and the rate limit); the attempt is still recorded
+        // and the task moves to its next retry slot.
+        let gate = self.gate(&task.app_id, &endpoint.id).await?;
+        if gate != Gate::Open {
+            if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
+                if !self
+                    .within_rate_limit(task, &endpoint.id, per_second)
+                    .await?
+                {
+                    return Ok(Outcome::Deferred);
+                }
             }
         }
         let signed_at = OffsetDateTime::now_utc();
@@ -146,8 +157,16 @@ impl Dispatcher {
             tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
             return Ok(Outcome::Skipped);
         };
-        let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
-        let exchange = self.sender.post(&endpoint.url, headers, body).await;
+        let exchange = if gate == Gate::Open {
+            Exchange {
+                result: AttemptResult::Transport(TransportError::CircuitOpen),
+                response_body: String::new(),
+                duration: std::time::Duration::ZERO,
+            }
+        } else {
+            let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
+            self.sender.post(&endpoint.url, headers, body).await
+        };
         let verdict = classify(exchange.result);
         let now = OffsetDateTime::now_utc();
         let plan = plan_after_attempt(
@@ -197,14 +216,23 @@ impl Dispatcher {
                 .schedule(&task.next_attempt(), due)
                 .await?;
         }
-        if plan.disable_endpoint {
-            let mut disabled = endpoint.clone();
-            disabled.disabled = true;
-            disabled.updated_at = now;
-            registry.update_endpoint(&endpoint, &disabled).await?;
-            tracing::info!(endpoint_id = %endpoint.id, "endpoint answered 410 Gone; disabled");
+        let success = plan.attempt_status == MessageStatus::Success;
+        let streak = if gate == Gate::Open {
+            None
+        } else {
+            Some(
+                self.record_health(&task.app_id, &endpoint.id, success, now)
+                    .await?,
+            )
+        };
+        let failing_too_long = streak
+            .and_then(|s| s.failing_since)
+            .filter(|since| now - *since >= self.config.disable_after_failing_for);
+        let disable = plan.disable_endpoint || failing_too_long.is_some();
+        if disable {
+            self.disable(&endpoint, failing_too_long, now).await?;
         }
-        let outcome = match (plan.attempt_status, plan.schedule_at, plan.disable_endpoint) {
+        let outcome = match (plan.attempt_status, plan.schedule_at, disable) {
             (_, _, true) => Outcome::Disabled,
             (MessageStatus::Success, _, _) => Outcome::Succeeded,
             (_, Some(_), _) => Outcome::RetryScheduled,
@@ -219,6 +247,8 @@ impl Dispatcher {
             ?outcome,
             "attempt recorded"
         );
+        self.announce_attempt(task, &endpoint, &attempt, outcome)
+            .await;
         Ok(outcome)
     }
 

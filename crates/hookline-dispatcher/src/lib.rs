@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod delivery;
+mod health;
 pub mod sender;
 pub mod worker;
 

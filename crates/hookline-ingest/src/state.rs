@@ -8,6 +8,7 @@ use hookline_core::ports::{
     AttemptLog, JobStore, MessageStore, Registry, TaskPublisher, TokenStore,
 };
 
+use hookline_events::OperationalEvents;
 use hookline_net::Resolver;
 
 use crate::auth::AdminTokens;
@@ -69,6 +70,8 @@ pub struct Services {
     pub publisher: Arc<dyn TaskPublisher>,
     pub tokens: Arc<dyn TokenStore>,
     pub jobs: Arc<dyn JobStore>,
+    /// Operational webhooks (endpoint.created, ...).
+    pub events: OperationalEvents,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub admin_tokens: AdminTokens,
     /// Checks endpoint URLs against the SSRF policy.
@@ -102,6 +105,9 @@ impl ApiState {
     }
     pub fn jobs(&self) -> &dyn JobStore {
         self.0.jobs.as_ref()
+    }
+    pub fn events(&self) -> &OperationalEvents {
+        &self.0.events
     }
     pub fn readiness(&self) -> &[Arc<dyn ReadinessCheck>] {
         &self.0.readiness

@@ -56,6 +56,14 @@ impl Keys {
     pub fn rate_limit_last(&self, app: &str, endpoint: &str) -> String {
         format!("{}{{{app}}}:gcra_last:{endpoint}", self.prefix)
     }
+    /// Hash of an endpoint's health: consecutive failures, failing since, open until.
+    pub fn health(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:health:{endpoint}", self.prefix)
+    }
+    /// Held by the one delivery probing a half-open circuit.
+    pub fn health_probe(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:probe:{endpoint}", self.prefix)
+    }
     /// The app's JSON.
     pub fn app(&self, app: &str) -> String {
         format!("{}{{{app}}}:app", self.prefix)

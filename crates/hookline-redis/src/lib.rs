@@ -14,6 +14,7 @@
 //!   state; schedule claims) is one `MULTI` or one Lua script on one slot.
 
 mod attempts;
+mod health;
 mod jobs;
 pub mod keys;
 mod messages;

@@ -204,3 +204,65 @@ async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes() {
     assert_eq!(store.0.backlog().await.expect("backlog"), 0);
     store.0.delete_all().await.expect("cleanup");
 }
+
+/// The circuit opens at the threshold, lets exactly one probe through after the open
+/// period, and closes on a success.
+#[tokio::test]
+async fn the_circuit_opens_probes_once_and_closes_on_success() {
+    use hookline_core::ports::{EndpointHealth, Gate};
+
+    let store = Fresh::new();
+    let now = OffsetDateTime::now_utc();
+    let open_for = Duration::from_millis(100);
+    let probe_ttl = Duration::from_secs(5);
+    for n in 1..=3 {
+        let streak = store
+            .0
+            .record("app_1", "ep_1", false, now, 3, open_for)
+            .await
+            .expect("record");
+        assert_eq!(streak.consecutive, n);
+        assert!(streak.failing_since.is_some());
+    }
+    assert_eq!(
+        store
+            .0
+            .gate("app_1", "ep_1", now, probe_ttl)
+            .await
+            .expect("gate"),
+        Gate::Open
+    );
+    let later = now + Duration::from_millis(150);
+    assert_eq!(
+        store
+            .0
+            .gate("app_1", "ep_1", later, probe_ttl)
+            .await
+            .expect("gate"),
+        Gate::Probe
+    );
+    assert_eq!(
+        store
+            .0
+            .gate("app_1", "ep_1", later, probe_ttl)
+            .await
+            .expect("gate"),
+        Gate::Open,
+        "one probe at a time"
+    );
+    let streak = store
+        .0
+        .record("app_1", "ep_1", true, later, 3, open_for)
+        .await
+        .expect("record");
+    assert_eq!((streak.consecutive, streak.failing_since), (0, None));
+    assert_eq!(
+        store
+            .0
+            .gate("app_1", "ep_1", later, probe_ttl)
+            .await
+            .expect("gate"),
+        Gate::Closed
+    );
+    store.0.delete_all().await.expect("cleanup");
+}

@@ -7,6 +7,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hookline_dispatcher::delivery::Stores;
 use hookline_dispatcher::{Dispatcher, DispatcherConfig};
+use hookline_events::OperationalEvents;
 use hookline_ingest::auth::AdminTokens;
 use hookline_ingest::{ApiState, IngestConfig, ReadinessCheck, Services};
 use hookline_rabbitmq::RabbitBroker;
@@ -21,6 +22,7 @@ use crate::settings::Settings;
 pub struct Backends {
     pub store: RedisStore,
     pub broker: RabbitBroker,
+    pub events: OperationalEvents,
 }
 
 impl Backends {
@@ -28,7 +30,17 @@ impl Backends {
     pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let store = RedisStore::connect(&settings.redis_config()?).context("redis")?;
         let broker = RabbitBroker::start(settings.rabbit_config()?);
-        Ok(Self { store, broker })
+        let events = OperationalEvents::new(
+            settings.operator_target()?,
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            broker.publisher(),
+        );
+        Ok(Self {
+            store,
+            broker,
+            events,
+        })
     }
 
     fn stores(&self) -> Stores {
@@ -38,6 +50,7 @@ impl Backends {
             attempts: Arc::new(self.store.clone()),
             schedule: Arc::new(self.store.clone()),
             limiter: Arc::new(self.store.clone()),
+            health: Arc::new(self.store.clone()),
         }
     }
 }
@@ -66,6 +79,7 @@ pub async fn ingest(
         publisher: backends.broker.publisher(),
         tokens: Arc::new(backends.store.clone()),
         jobs: Arc::new(backends.store.clone()),
+        events: backends.events.clone(),
         readiness: vec![
             Arc::new(RabbitReady(backends.broker.clone())),
             Arc::new(RedisReady(backends.store.clone())),
@@ -98,12 +112,16 @@ pub async fn dispatcher(
         max_response_bytes: d.max_response_bytes,
         retry: settings.retry_policy(),
         retention_secs: d.retention_days.saturating_mul(24 * 3600),
+        circuit_failure_threshold: d.circuit_failure_threshold,
+        circuit_open_for: Duration::from_millis(d.circuit_open_ms),
+        disable_after_failing_for: Duration::from_secs(d.endpoint_failure_disable_after_secs),
         ..DispatcherConfig::default()
     };
     let dispatcher = Arc::new(Dispatcher::new(
         config,
         backends.stores(),
         settings.resolver()?,
+        backends.events.clone(),
     )?);
     let tag = format!("dispatcher-{}", std::process::id());
     let source = Box::new(backends.broker.source(&tag));

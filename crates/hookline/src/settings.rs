@@ -23,6 +23,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub delivery: DeliverySettings,
     pub scheduler: SchedulerSettings,
+    pub operational_webhooks: OperationalWebhookSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
 }
@@ -171,6 +172,12 @@ pub struct DeliverySettings {
     pub dns_server: Option<String>,
     /// How long a rotated-out endpoint secret keeps signing.
     pub secret_rotation_grace_secs: u64,
+    /// Consecutive failures that open an endpoint's circuit.
+    pub circuit_failure_threshold: u32,
+    /// How long an open circuit skips calls before one probe tries again.
+    pub circuit_open_ms: u64,
+    /// An endpoint failing without a single success this long is disabled.
+    pub endpoint_failure_disable_after_secs: u64,
 }
 
 impl Default for DeliverySettings {
@@ -186,7 +193,28 @@ impl Default for DeliverySettings {
             https_only: false,
             dns_server: None,
             secret_rotation_grace_secs: 24 * 3600,
+            circuit_failure_threshold: 5,
+            circuit_open_ms: 30_000,
+            endpoint_failure_disable_after_secs: 5 * 24 * 3600,
         }
+    }
+}
+
+/// Where operational webhooks (endpoint.disabled, message.attempt.exhausted, ...) go.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationalWebhookSettings {
+    pub url: Option<String>,
+    /// `whsec_…`; generated receivers verify with it.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for OperationalWebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationalWebhookSettings")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -314,6 +342,13 @@ impl Settings {
         }
         self.resolver()?;
         self.main_key()?;
+        self.operator_target()?;
+        if self.delivery.circuit_failure_threshold == 0 {
+            return Err(invalid(
+                "delivery.circuit_failure_threshold",
+                "must be at least 1",
+            ));
+        }
         if self.auth.admin_tokens.iter().any(|t| t.len() < 16) {
             return Err(invalid(
                 "auth.admin_tokens",
@@ -386,6 +421,31 @@ impl Settings {
             .validate()
             .map_err(|e| invalid("rabbitmq", e.to_string()))?;
         Ok(config)
+    }
+
+    /// The operator endpoint for operational webhooks, when configured.
+    pub fn operator_target(
+        &self,
+    ) -> Result<Option<hookline_events::OperatorTarget>, SettingsError> {
+        let o = &self.operational_webhooks;
+        match (&o.url, &o.secret) {
+            (None, None) => Ok(None),
+            (Some(url), Some(secret)) => {
+                url::Url::parse(url)
+                    .map_err(|e| invalid("operational_webhooks.url", e.to_string()))?;
+                hookline_core::signing::SigningSecret::parse(secret)
+                    .map_err(|e| invalid("operational_webhooks.secret", e.to_string()))?;
+                Ok(Some(hookline_events::OperatorTarget {
+                    url: url.clone(),
+                    secret: secret.clone(),
+                }))
+            }
+            (Some(_), None) => Err(invalid(
+                "operational_webhooks.secret",
+                "set it too (a whsec_ secret the operator verifies with)",
+            )),
+            (None, Some(_)) => Err(invalid("operational_webhooks.url", "set it too")),
+        }
     }
 
     fn main_key(&self) -> Result<Option<MainKey>, SettingsError> {

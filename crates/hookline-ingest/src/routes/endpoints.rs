@@ -269,7 +269,7 @@ pub async fn create(
     let now = now();
     let endpoint = Endpoint {
         id: id::new_id("ep", unix_ms(now)),
-        app_id: app.id,
+        app_id: app.id.clone(),
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
@@ -286,6 +286,10 @@ pub async fn create(
         updated_at: now,
     };
     state.registry().create_endpoint(&endpoint).await?;
+    state
+        .events()
+        .endpoint_changed("endpoint.created", &app, &endpoint)
+        .await;
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }
 
@@ -325,6 +329,10 @@ pub async fn update(
         .registry()
         .update_endpoint(&previous, &endpoint)
         .await?;
+    state
+        .events()
+        .endpoint_changed("endpoint.updated", &app, &endpoint)
+        .await;
     Ok(Json(endpoint.into()))
 }
 
@@ -369,6 +377,10 @@ pub async fn patch(
         .registry()
         .update_endpoint(&previous, &endpoint)
         .await?;
+    state
+        .events()
+        .endpoint_changed("endpoint.updated", &app, &endpoint)
+        .await;
     Ok(Json(endpoint.into()))
 }
 
@@ -380,5 +392,9 @@ pub async fn delete(
     let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     state.registry().delete_endpoint(&endpoint).await?;
+    state
+        .events()
+        .endpoint_changed("endpoint.deleted", &app, &endpoint)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

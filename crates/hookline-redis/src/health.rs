@@ -1,0 +1,114 @@
+//! Endpoint health: a hash per endpoint with the failure streak and the circuit's open-until
+//! time, and a probe key held by the one delivery trying a half-open circuit.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookline_core::ports::{EndpointHealth, FailureStreak, Gate, StoreError};
+use redis::Script;
+use time::OffsetDateTime;
+
+use crate::{unavailable, RedisStore};
+
+/// KEYS: health, probe. ARGV: now_ms, probe_ttl_ms. 0 closed, 1 open, 2 probe.
+static GATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+        if open_until == 0 then return 0 end
+        if tonumber(ARGV[1]) < open_until then return 1 end
+        if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 2 end
+        return 1
+        ",
+    )
+});
+
+/// KEYS: health, probe. ARGV: success (1/0), now_ms, threshold, open_ms.
+/// Returns {consecutive, failing_since_ms (0 when none)}.
+static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if ARGV[1] == '1' then
+            redis.call('DEL', KEYS[1], KEYS[2])
+            return {0, 0}
+        end
+        local now = tonumber(ARGV[2])
+        local consecutive = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
+        local since = tonumber(redis.call('HGET', KEYS[1], 'failing_since') or '0')
+        if since == 0 then
+            since = now
+            redis.call('HSET', KEYS[1], 'failing_since', now)
+        end
+        if consecutive >= tonumber(ARGV[3]) then
+            redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[4]))
+            redis.call('DEL', KEYS[2])
+        end
+        return {consecutive, since}
+        ",
+    )
+});
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl EndpointHealth for RedisStore {
+    async fn gate(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: OffsetDateTime,
+        probe_ttl: Duration,
+    ) -> Result<Gate, StoreError> {
+        let mut conn = self.conn();
+        let state: i64 = GATE
+            .key(self.keys.health(app_id, endpoint_id))
+            .key(self.keys.health_probe(app_id, endpoint_id))
+            .arg(unix_ms(now))
+            .arg(millis(probe_ttl).max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(match state {
+            0 => Gate::Closed,
+            2 => Gate::Probe,
+            _ => Gate::Open,
+        })
+    }
+
+    async fn record(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        success: bool,
+        now: OffsetDateTime,
+        threshold: u32,
+        open_for: Duration,
+    ) -> Result<FailureStreak, StoreError> {
+        let mut conn = self.conn();
+        let (consecutive, since_ms): (i64, i64) = RECORD
+            .key(self.keys.health(app_id, endpoint_id))
+            .key(self.keys.health_probe(app_id, endpoint_id))
+            .arg(if success { 1 } else { 0 })
+            .arg(unix_ms(now))
+            .arg(threshold.max(1))
+            .arg(millis(open_for))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(FailureStreak {
+            consecutive: u32::try_from(consecutive).unwrap_or(u32::MAX),
+            failing_since: (since_ms > 0)
+                .then(|| {
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(since_ms) * 1_000_000).ok()
+                })
+                .flatten(),
+        })
+    }
+}

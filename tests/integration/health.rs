@@ -1,0 +1,126 @@
+//! Endpoint health: a dead endpoint trips its circuit breaker (few connection attempts, a
+//! healthy endpoint unaffected), is disabled after failing too long, and an
+//! `endpoint.disabled` operational webhook arrives, signed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::testkit::python::verify_delivery;
+use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+
+const OPERATOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A TCP port that accepts and drops every connection, counting them: a dead endpoint
+/// whose connection attempts can be counted from outside Hookline.
+async fn dead_endpoint() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/dead", listener.local_addr().expect("addr"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+            drop(socket);
+        }
+    });
+    (url, connections)
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_webhook() {
+    const MESSAGES: usize = 1_000;
+    let receiver = Receiver::start().await;
+    let operator_url = receiver.url("operator", Reply::Always(200));
+    let stack = Stack::new("breaker")
+        .with("HOOKLINE__DELIVERY__CONCURRENCY", "32")
+        .with("HOOKLINE__RABBITMQ__PREFETCH", "32")
+        .with(
+            "HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS",
+            "300,300,300,300,300,300",
+        )
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "3")
+        .with("HOOKLINE__DELIVERY__CIRCUIT_OPEN_MS", "500")
+        .with(
+            "HOOKLINE__DELIVERY__ENDPOINT_FAILURE_DISABLE_AFTER_SECS",
+            "3",
+        )
+        .with("HOOKLINE__OPERATIONAL_WEBHOOKS__URL", &operator_url)
+        .with("HOOKLINE__OPERATIONAL_WEBHOOKS__SECRET", OPERATOR_SECRET);
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let app = api.create_app("breaker-app").await;
+    let (dead_url, connections) = dead_endpoint().await;
+    let dead = api.create_endpoint(&app, json!({"url": dead_url})).await;
+    let healthy_url = receiver.url("healthy", Reply::Always(200));
+    api.create_endpoint(&app, json!({"url": healthy_url})).await;
+
+    let started = Instant::now();
+    for batch in 0..MESSAGES / 50 {
+        let sends = (0..50).map(|i| {
+            let (api, app) = (api.clone(), app.clone());
+            async move {
+                api.send(&app, "order.created", json!({"n": batch * 50 + i}))
+                    .await
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+    eventually(
+        "every message at the healthy endpoint",
+        Duration::from_secs(60),
+        || async { (receiver.count("healthy") >= MESSAGES).then_some(()) },
+    )
+    .await;
+    let healthy_done = started.elapsed();
+
+    let disabled = eventually(
+        "the dead endpoint to be disabled",
+        Duration::from_secs(60),
+        || async {
+            let endpoint = api.get(&format!("/api/v1/app/{app}/endpoint/{dead}")).await;
+            (endpoint["disabled"] == true).then_some(endpoint)
+        },
+    )
+    .await;
+    assert_eq!(disabled["id"], dead.as_str());
+    let notice = eventually(
+        "the endpoint.disabled webhook",
+        Duration::from_secs(30),
+        || async {
+            receiver.deliveries("operator").into_iter().find(|d| {
+                serde_json::from_str::<Value>(&d.body).is_ok_and(|b| {
+                    b["type"] == "endpoint.disabled" && b["data"]["endpointId"] == dead.as_str()
+                })
+            })
+        },
+    )
+    .await;
+    let (verified, answer) = verify_delivery(OPERATOR_SECRET, &notice.headers, &notice.body).await;
+    assert!(verified, "the operational webhook is signed: {answer}");
+    let body: Value = serde_json::from_str(&notice.body).expect("json");
+    assert_eq!(body["data"]["appId"], app.as_str());
+    assert_eq!(body["data"]["trigger"], "automatic");
+    assert!(body["data"]["failSince"].is_string(), "{body}");
+
+    let attempts = connections.load(Ordering::Relaxed);
+    println!(
+        "{MESSAGES} messages: {attempts} connections to the dead endpoint; healthy endpoint done in {healthy_done:?}"
+    );
+    assert!(
+        attempts < MESSAGES / 5,
+        "the breaker kept connection attempts far below {MESSAGES}: {attempts}"
+    );
+    // The operator also heard about both endpoints being created.
+    let created = receiver
+        .deliveries("operator")
+        .iter()
+        .filter(|d| d.body.contains("\"endpoint.created\""))
+        .count();
+    assert_eq!(created, 2);
+}
