@@ -25,9 +25,8 @@ async fn listen_prints_verified_deliveries_that_send_created() {
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let base = hookline.api_url.clone().expect("url");
-    let port = free_port();
     let mut listen = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["listen", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["listen", "--listen", "127.0.0.1:0"])
         .env("HOOKLINE_SECRET", SECRET)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -36,6 +35,11 @@ async fn listen_prints_verified_deliveries_that_send_created() {
     let mut lines = BufReader::new(listen.stdout.take().expect("stdout")).lines();
     let first = lines.next_line().await.expect("read").expect("a line");
     assert!(first.contains("listening on"), "{first}");
+    let address = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the address")
+        .to_owned();
     let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = std::sync::Arc::clone(&printed);
     tokio::spawn(async move {
@@ -47,7 +51,7 @@ async fn listen_prints_verified_deliveries_that_send_created() {
     });
 
     let app = api.create_app("listen-app").await;
-    let url = format!("http://127.0.0.1:{port}/hooks");
+    let url = format!("{address}/hooks");
     api.create_endpoint(&app, json!({"url": url, "secret": SECRET}))
         .await;
     // A second endpoint signs with another secret: the listener must reject it.

@@ -135,7 +135,12 @@ impl Dispatcher {
 
         // An open circuit skips the call (and the rate limit); the attempt is still recorded
         // and the task moves to its next retry slot.
-        let gate = self.gate(&task.app_id, &endpoint.id).await?;
+        // A person's resend bypasses the breaker; its result still counts for the circuit.
+        let gate = if task.trigger == TriggerType::Manual {
+            Gate::Closed
+        } else {
+            self.gate(&task.app_id, &endpoint.id).await?
+        };
         if gate != Gate::Open {
             if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
                 if !self
