@@ -177,3 +177,31 @@ async fn custom_endpoint_headers_travel_with_deliveries() {
         .get("webhook-signature")
         .is_some_and(|s| s.starts_with("v1,")));
 }
+
+/// A 503 with `Retry-After: 2` stretches a 100 ms retry to two seconds.
+#[tokio::test]
+async fn retry_after_on_503_is_honoured() {
+    let stack = Stack::new("retryafter")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "100,5000")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("retryafter-app").await;
+    let url = receiver.url("busy", Reply::ComeBackLater(503, 2));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"n": 1})).await;
+    eventually("the second attempt to succeed", DEADLINE, || async {
+        let d = api.destination(&app, &msg, &endpoint).await?;
+        (d["status"] == 0).then_some(())
+    })
+    .await;
+    let deliveries = receiver.deliveries("busy");
+    assert_eq!(deliveries.len(), 2);
+    let gap = deliveries[1].at - deliveries[0].at;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "retried after {gap:?}, before Retry-After"
+    );
+    assert!(gap < Duration::from_secs(4), "retried after {gap:?}");
+}

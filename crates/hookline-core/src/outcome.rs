@@ -40,6 +40,24 @@ pub enum Verdict {
     Gone,
 }
 
+/// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date, relative to
+/// `now`. Only honoured on 429 and 503, where the header means "come back later".
+pub fn retry_after(
+    status: u16,
+    value: &str,
+    now: std::time::SystemTime,
+) -> Option<std::time::Duration> {
+    if status != 429 && status != 503 {
+        return None;
+    }
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
 /// Classifies an attempt: 2xx delivers, 410 disables, everything else retries.
 pub fn classify(result: AttemptResult) -> Verdict {
     match result {
@@ -52,6 +70,19 @@ pub fn classify(result: AttemptResult) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date_on_429_and_503_only() {
+        use std::time::{Duration, SystemTime};
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(retry_after(503, "120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(429, "Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(retry_after(500, "120", now), None);
+        assert_eq!(retry_after(503, "soon", now), None);
+    }
 
     #[test]
     fn classification_table() {

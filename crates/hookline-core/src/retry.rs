@@ -51,6 +51,11 @@ impl RetryPolicy {
         Some(base.mul_f64(factor))
     }
 
+    /// The longest wait in the schedule (the cap for a receiver's `Retry-After`).
+    pub fn max_delay(&self) -> Duration {
+        self.delays.iter().copied().max().unwrap_or_default()
+    }
+
     /// Like [`Self::delay_after`] with a fresh random jitter.
     pub fn delay_after_random(&self, failed_attempt: u32) -> Option<Duration> {
         self.delay_after(failed_attempt, rand::random::<f64>())

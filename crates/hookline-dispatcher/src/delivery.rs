@@ -167,6 +167,7 @@ impl Dispatcher {
                 result: AttemptResult::Transport(TransportError::CircuitOpen),
                 response_body: String::new(),
                 duration: std::time::Duration::ZERO,
+                retry_after: None,
             }
         } else {
             let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
@@ -174,13 +175,16 @@ impl Dispatcher {
         };
         let verdict = classify(exchange.result);
         let now = OffsetDateTime::now_utc();
-        let plan = plan_after_attempt(
-            verdict,
-            task.trigger,
-            self.config.retry.delay_after_random(task.attempt),
-            previous.as_ref(),
-            now,
-        );
+        // A 429/503 `Retry-After` stretches the wait, within the schedule's longest delay.
+        let retry_delay = self
+            .config
+            .retry
+            .delay_after_random(task.attempt)
+            .map(|delay| match exchange.retry_after {
+                Some(asked) => delay.max(asked.min(self.config.retry.max_delay())),
+                None => delay,
+            });
+        let plan = plan_after_attempt(verdict, task.trigger, retry_delay, previous.as_ref(), now);
         let (status_code, error) = match exchange.result {
             AttemptResult::Status(code) => (code, None),
             AttemptResult::Transport(kind) => (0, Some(kind)),

@@ -5,7 +5,7 @@ use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hookline_core::outcome::{AttemptResult, TransportError};
+use hookline_core::outcome::{retry_after, AttemptResult, TransportError};
 use hookline_net::{ResolveError, Resolver};
 use reqwest::header::HeaderMap;
 
@@ -16,6 +16,8 @@ pub struct Exchange {
     /// The first bytes of the response body, lossily decoded as UTF-8.
     pub response_body: String,
     pub duration: Duration,
+    /// The wait a 429 or 503 asked for with `Retry-After`.
+    pub retry_after: Option<Duration>,
 }
 
 /// The client could not be built (the TLS backend failed to initialise).
@@ -78,23 +80,29 @@ impl Sender {
                 result: AttemptResult::Transport(TransportError::Blocked),
                 response_body: String::new(),
                 duration: started.elapsed(),
+                retry_after: None,
             };
         }
         // reqwest's timeout covers the headers; this one also bounds the body read, so a
         // receiver that trickles its response cannot hold a worker past the limit.
         let outcome = tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await;
-        let (result, response_body) = match outcome {
-            Ok(Ok((status, text))) => (AttemptResult::Status(status), text),
+        let (result, response_body, retry_after) = match outcome {
+            Ok(Ok((status, text, retry_after))) => {
+                (AttemptResult::Status(status), text, retry_after)
+            }
             Ok(Err(error)) => (
                 AttemptResult::Transport(transport_error(&error)),
                 String::new(),
+                None,
             ),
             Err(_elapsed) => (
                 AttemptResult::Transport(TransportError::Timeout),
                 String::new(),
+                None,
             ),
         };
         Exchange {
+            retry_after,
             result,
             response_body,
             duration: started.elapsed(),
@@ -106,7 +114,7 @@ impl Sender {
         url: &str,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<(u16, String), reqwest::Error> {
+    ) -> Result<(u16, String, Option<Duration>), reqwest::Error> {
         let mut response = self
             .client
             .post(url)
@@ -115,6 +123,11 @@ impl Sender {
             .send()
             .await?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(status, v, std::time::SystemTime::now()));
         let mut kept = Vec::new();
         while kept.len() < self.max_response_bytes {
             match response.chunk().await {
@@ -127,7 +140,11 @@ impl Sender {
                 Err(_) => break,
             }
         }
-        Ok((status, String::from_utf8_lossy(&kept).into_owned()))
+        Ok((
+            status,
+            String::from_utf8_lossy(&kept).into_owned(),
+            retry_after,
+        ))
     }
 }
 

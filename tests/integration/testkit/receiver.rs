@@ -32,14 +32,22 @@ pub enum Reply {
     Sequence(Vec<u16>),
     /// Answer 200 after a delay.
     Slow(Duration),
+    /// First this status with `Retry-After: <seconds>`, then 200.
+    ComeBackLater(u16, u64),
 }
 
 impl Reply {
-    fn status(&self, n: usize) -> (u16, Option<Duration>) {
+    fn status(&self, n: usize) -> (u16, Option<Duration>, Option<u64>) {
         match self {
-            Self::Always(code) => (*code, None),
-            Self::Sequence(codes) => (codes.get(n).or(codes.last()).copied().unwrap_or(200), None),
-            Self::Slow(delay) => (200, Some(*delay)),
+            Self::Always(code) => (*code, None, None),
+            Self::Sequence(codes) => (
+                codes.get(n).or(codes.last()).copied().unwrap_or(200),
+                None,
+                None,
+            ),
+            Self::Slow(delay) => (200, Some(*delay), None),
+            Self::ComeBackLater(code, seconds) if n == 0 => (*code, None, Some(*seconds)),
+            Self::ComeBackLater(..) => (200, None, None),
         }
     }
 }
@@ -125,7 +133,7 @@ async fn receive(
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, [(String, String); 1], String) {
     let delivery = Delivery {
         path: path.clone(),
         headers: headers
@@ -135,7 +143,7 @@ async fn receive(
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
-    let (code, delay) = {
+    let (code, delay, retry_after) = {
         let mut inner = inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -144,11 +152,15 @@ async fn receive(
         inner
             .replies
             .get(&path)
-            .map_or((200, None), |reply| reply.status(n))
+            .map_or((200, None, None), |reply| reply.status(n))
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, format!("answer {code} to request {path}"))
+    let header = match retry_after {
+        Some(seconds) => ("retry-after".to_owned(), seconds.to_string()),
+        None => ("x-receiver".to_owned(), "test".to_owned()),
+    };
+    (status, [header], format!("answer {code} to request {path}"))
 }
