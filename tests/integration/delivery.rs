@@ -205,3 +205,52 @@ async fn retry_after_on_503_is_honoured() {
     );
     assert!(gap < Duration::from_secs(4), "retried after {gap:?}");
 }
+
+/// `deliverAt` holds a message in the schedule until its time.
+#[tokio::test]
+async fn deliver_at_delays_the_first_attempt() {
+    use time::format_description::well_known::Rfc3339;
+
+    let stack = Stack::new("deliverat");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("deliverat-app").await;
+    let url = receiver.url("later", Reply::Always(200));
+    api.create_endpoint(&app, json!({"url": url})).await;
+    let sent = std::time::Instant::now();
+    let at = time::OffsetDateTime::now_utc() + Duration::from_millis(1500);
+    let body = json!({
+        "eventType": "reminder.due",
+        "payload": {"r": 1},
+        "deliverAt": at.format(&Rfc3339).expect("time"),
+    });
+    let message = api
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            body,
+            reqwest::StatusCode::ACCEPTED,
+        )
+        .await;
+    let delivery = eventually("the scheduled delivery", DEADLINE, || async {
+        receiver.deliveries("later").into_iter().next()
+    })
+    .await;
+    assert_eq!(delivery.webhook_id(), message["id"].as_str().expect("id"));
+    let waited = delivery.at - sent;
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "delivered after {waited:?}"
+    );
+
+    let too_far = json!({"eventType": "x", "payload": {}, "deliverAt": "2099-01-01T00:00:00Z"});
+    let (status, error) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/app/{app}/msg"),
+            Some(&too_far),
+            &[],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+}

@@ -26,6 +26,8 @@ pub struct NewMessage {
     pub retention_secs: u64,
     /// `idem:<header>` and/or `eventid:<eventId>`.
     pub idempotency_keys: Vec<String>,
+    /// Deliver at this time (through the retry schedule) instead of now.
+    pub deliver_at: Option<time::OffsetDateTime>,
 }
 
 /// The result of intake: the JSON text of the `MessageOut` to answer with.
@@ -142,11 +144,31 @@ async fn store_and_enqueue(
     if tasks.is_empty() {
         return Ok(body);
     }
-    if let Err(error) = state.publisher().publish(&tasks).await {
+    let queued = match new.deliver_at {
+        // Later: the durable schedule holds the tasks; the scheduler queues them when due.
+        Some(at) if at > time::OffsetDateTime::now_utc() => schedule_all(state, &tasks, at).await,
+        _ => state
+            .publisher()
+            .publish(&tasks)
+            .await
+            .map_err(ApiError::from),
+    };
+    if let Err(error) = queued {
         if let Err(cleanup) = state.messages().remove_message(&app.id, &message.id).await {
             tracing::error!(msg_id = %message.id, error = %cleanup, "could not remove unaccepted message");
         }
-        return Err(error.into());
+        return Err(error);
     }
     Ok(body)
+}
+
+async fn schedule_all(
+    state: &ApiState,
+    tasks: &[DeliveryTask],
+    at: time::OffsetDateTime,
+) -> Result<(), ApiError> {
+    for task in tasks {
+        state.schedule().schedule(task, at).await?;
+    }
+    Ok(())
 }

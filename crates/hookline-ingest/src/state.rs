@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::ports::{
-    AttemptLog, JobStore, MessageStore, Registry, TaskPublisher, TokenStore,
+    AttemptLog, JobStore, MessageStore, Registry, RetrySchedule, TaskPublisher, TokenStore,
 };
 
 use hookline_events::OperationalEvents;
@@ -70,6 +70,8 @@ pub struct Services {
     pub publisher: Arc<dyn TaskPublisher>,
     pub tokens: Arc<dyn TokenStore>,
     pub jobs: Arc<dyn JobStore>,
+    /// For messages created with `deliverAt`.
+    pub schedule: Arc<dyn RetrySchedule>,
     /// Operational webhooks (endpoint.created, ...).
     pub events: OperationalEvents,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
@@ -102,6 +104,9 @@ impl ApiState {
     }
     pub fn tokens(&self) -> &dyn TokenStore {
         self.0.tokens.as_ref()
+    }
+    pub fn schedule(&self) -> &dyn RetrySchedule {
+        self.0.schedule.as_ref()
     }
     pub fn jobs(&self) -> &dyn JobStore {
         self.0.jobs.as_ref()

@@ -79,6 +79,7 @@ pub async fn ingest(
         publisher: backends.broker.publisher(),
         tokens: Arc::new(backends.store.clone()),
         jobs: Arc::new(backends.store.clone()),
+        schedule: Arc::new(backends.store.clone()),
         events: backends.events.clone(),
         readiness: vec![
             Arc::new(RabbitReady(backends.broker.clone())),

@@ -36,6 +36,9 @@ pub struct MessageIn {
     pub payload_retention_period: Option<u64>,
     /// Creates the application alongside the message when it does not exist.
     pub application: Option<ApplicationIn>,
+    /// Deliver at this time instead of now (at most the retention period ahead).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deliver_at: Option<OffsetDateTime>,
 }
 
 /// `MessageOut`.
@@ -191,6 +194,17 @@ fn validate(
             format!("must be between {MIN_RETENTION_DAYS} and {max_days} days"),
         ));
     }
+    let timestamp = now();
+    if let Some(at) = input.deliver_at {
+        // The message must still exist when it is delivered.
+        let horizon = timestamp + time::Duration::days(i64::try_from(days).unwrap_or(i64::MAX));
+        if at > horizon {
+            return Err(ApiError::field(
+                "deliverAt",
+                format!("must be within the retention period ({days} days)"),
+            ));
+        }
+    }
     let mut idempotency_keys = Vec::new();
     if let Some(event_id) = &event_id {
         idempotency_keys.push(format!("eventid:{event_id}"));
@@ -198,7 +212,6 @@ fn validate(
     if let Some(header) = &idempotency_header {
         idempotency_keys.push(format!("idem:{}", header.as_str()));
     }
-    let timestamp = now();
     Ok(NewMessage {
         message: Message {
             id: id::new_id("msg", unix_ms(timestamp)),
@@ -211,6 +224,7 @@ fn validate(
         },
         retention_secs: days * 24 * 3600,
         idempotency_keys,
+        deliver_at: input.deliver_at,
     })
 }
 
