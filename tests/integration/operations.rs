@@ -388,3 +388,106 @@ async fn rate_limit_holds_across_two_dispatchers() {
         "200 at 20/s take about 10 s, not {span:?}"
     );
 }
+
+/// Stats count messages by state; send-example delivers the event type's example to one
+/// endpoint; expunge removes a payload and a response body but keeps the records.
+#[tokio::test]
+async fn stats_send_example_and_expunge() {
+    let stack = Stack::new("upkeep")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("upkeep-app").await;
+    let ok_url = receiver.url("ok", Reply::Always(200));
+    let ok = api
+        .create_endpoint(&app, json!({"url": ok_url, "eventTypes": ["invoice.paid"]}))
+        .await;
+    let bad_url = receiver.url("bad", Reply::Always(500));
+    let bad = api
+        .create_endpoint(
+            &app,
+            json!({"url": bad_url, "eventTypes": ["invoice.failed"]}),
+        )
+        .await;
+    let paid = [
+        api.send(&app, "invoice.paid", json!({"p": 1})).await,
+        api.send(&app, "invoice.paid", json!({"p": 2})).await,
+    ];
+    let failed = api
+        .send(&app, "invoice.failed", json!({"secret": "card 4242"}))
+        .await;
+    eventually("all three settled", DEADLINE, || async {
+        let a = api.destination(&app, &paid[0], &ok).await?;
+        let b = api.destination(&app, &paid[1], &ok).await?;
+        let c = api.destination(&app, &failed, &bad).await?;
+        (a["status"] == 0 && b["status"] == 0 && c["status"] == 2).then_some(())
+    })
+    .await;
+    let ok_stats = api
+        .get(&format!("/api/v1/app/{app}/endpoint/{ok}/stats"))
+        .await;
+    assert_eq!(
+        ok_stats,
+        json!({"success": 2, "pending": 0, "sending": 0, "fail": 0})
+    );
+    let bad_stats = api
+        .get(&format!("/api/v1/app/{app}/endpoint/{bad}/stats"))
+        .await;
+    assert_eq!(
+        bad_stats,
+        json!({"success": 0, "pending": 0, "sending": 0, "fail": 1})
+    );
+
+    api.post(
+        "/api/v1/event-type",
+        json!({"name": "invoice.paid", "description": "Paid", "schemas": {"1": {"type": "object", "examples": [{"invoice": "inv_example", "amount": 4200}]}}}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let example = api
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{ok}/send-example"),
+            json!({"eventType": "invoice.paid"}),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let delivered = eventually("the example", DEADLINE, || async {
+        receiver
+            .deliveries("ok")
+            .into_iter()
+            .find(|d| d.webhook_id() == example["id"].as_str().unwrap_or_default())
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&delivered.body).expect("json");
+    assert_eq!(body, json!({"invoice": "inv_example", "amount": 4200}));
+    assert_eq!(
+        receiver.count("bad"),
+        2,
+        "the example went to one endpoint only"
+    );
+
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/app/{app}/msg/{failed}/content"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let message = api.get(&format!("/api/v1/app/{app}/msg/{failed}")).await;
+    assert_eq!(message["payload"], json!({}));
+    let attempts = api.attempts_of_message(&app, &failed).await;
+    let attempt = attempts[0]["id"].as_str().expect("id");
+    assert!(attempts[0]["response"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    let path = format!("/api/v1/app/{app}/msg/{failed}/attempt/{attempt}/content");
+    let (status, _) = api.call(Method::DELETE, &path, None, &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let attempts = api.attempts_of_message(&app, &failed).await;
+    assert_eq!(attempts[0]["response"], "");
+    assert_eq!(attempts[0]["responseStatusCode"], 500, "the record stays");
+}

@@ -182,6 +182,8 @@ pub trait MessageStore: Send + Sync {
         app_id: &str,
         page: &PageRequest,
     ) -> Result<Page<Message>, StoreError>;
+    /// Replaces a message's payload with `{}`, keeping its retention; `false` if it is gone.
+    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> Result<bool, StoreError>;
     /// Per-endpoint delivery state of a message.
     async fn destinations(
         &self,
@@ -205,6 +207,8 @@ pub trait AttemptLog: Send + Sync {
         app_id: &str,
         attempt_id: &str,
     ) -> Result<Option<Attempt>, StoreError>;
+    /// Clears an attempt's stored response body, keeping its retention; `false` if gone.
+    async fn expunge_response(&self, app_id: &str, attempt_id: &str) -> Result<bool, StoreError>;
     async fn attempts_by_message(
         &self,
         app_id: &str,

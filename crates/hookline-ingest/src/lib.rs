@@ -29,8 +29,8 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, endpoint_headers, endpoint_secret, endpoints, event_types, health, manual,
-    messages,
+    apps, attempts, endpoint_headers, endpoint_secret, endpoint_stats, endpoints, event_types,
+    expunge, health, manual, messages,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -57,6 +57,10 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::get))
         .routes(routes!(messages::destinations))
         .routes(routes!(manual::resend))
+        .routes(routes!(manual::send_example))
+        .routes(routes!(endpoint_stats::stats))
+        .routes(routes!(expunge::message_content))
+        .routes(routes!(expunge::attempt_content))
         .routes(routes!(manual::recover))
         .routes(routes!(manual::recover_status))
         .routes(routes!(attempts::get))

@@ -68,6 +68,15 @@ impl AttemptLog for RedisStore {
         body.map(|b| decode("attempt", &b)).transpose()
     }
 
+    async fn expunge_response(&self, app_id: &str, attempt_id: &str) -> Result<bool, StoreError> {
+        let key = self.keys.attempt(app_id, attempt_id);
+        let Some(mut attempt) = self.get_attempt(app_id, attempt_id).await? else {
+            return Ok(false);
+        };
+        attempt.response = String::new();
+        crate::set_keep_ttl(&mut self.conn(), &key, &encode(&attempt)?).await
+    }
+
     async fn attempts_by_message(
         &self,
         app_id: &str,

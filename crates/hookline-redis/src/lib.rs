@@ -149,3 +149,20 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
+
+/// Overwrites an existing key, keeping its expiry; `false` when the key had gone meanwhile.
+pub(crate) async fn set_keep_ttl(
+    conn: &mut ConnectionManager,
+    key: &str,
+    value: &str,
+) -> Result<bool, StoreError> {
+    let written: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("XX")
+        .arg("KEEPTTL")
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(written.is_some())
+}

@@ -174,6 +174,16 @@ impl MessageStore for RedisStore {
         body.map(|b| decode("message", &b)).transpose()
     }
 
+    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> Result<bool, StoreError> {
+        let key = self.keys.message(app_id, msg_id);
+        let Some(mut message) = self.get_message(app_id, msg_id).await? else {
+            return Ok(false);
+        };
+        message.payload = serde_json::value::RawValue::from_string("{}".into())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        crate::set_keep_ttl(&mut self.conn(), &key, &encode(&message)?).await
+    }
+
     async fn list_messages(
         &self,
         app_id: &str,

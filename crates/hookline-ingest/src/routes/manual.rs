@@ -135,3 +135,83 @@ pub async fn recover_status(
         .ok_or(ApiError::NotFound("recovery"))?;
     Ok(Json(job.into()))
 }
+
+/// `EventExampleIn`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventExampleIn {
+    pub event_type: String,
+}
+
+/// Sends the event type's example payload (the first `examples` entry of its schema, or
+/// `{}`) to this one endpoint, so its owner can test their receiver.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EventExampleIn, responses((status = 202, body = crate::routes::messages::MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+pub async fn send_example(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<EventExampleIn>,
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
+    use axum::response::IntoResponse;
+
+    let app = find_app(&state, &app_id).await?;
+    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let event_type = hookline_core::names::EventTypeName::parse(input.event_type)
+        .map_err(|e| ApiError::field("eventType", e.to_string()))?;
+    let example = state
+        .registry()
+        .get_event_type(event_type.as_str())
+        .await?
+        .and_then(|t| t.schemas)
+        .and_then(|schemas| first_example(&schemas))
+        .unwrap_or_else(|| serde_json::json!({}));
+    let payload =
+        serde_json::value::to_raw_value(&example).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+    let message = hookline_core::model::Message {
+        id: hookline_core::id::new_id(
+            "msg",
+            u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0),
+        ),
+        app_id: app.id.clone(),
+        event_type,
+        event_id: None,
+        channels: None,
+        payload: payload.clone(),
+        timestamp: now,
+    };
+    if !state.publisher().is_ready().await {
+        return Err(ApiError::Unavailable("broker: not connected".into()));
+    }
+    let retention = state.config().max_retention_days * 24 * 3600;
+    state
+        .messages()
+        .insert_message(&message, std::slice::from_ref(&endpoint.id), retention)
+        .await?;
+    let task = DeliveryTask {
+        msg_id: message.id.clone(),
+        app_id: app.id,
+        endpoint_id: endpoint.id,
+        attempt: 1,
+        trigger: TriggerType::Manual,
+        payload: Some(payload),
+        traceparent: None,
+        rate_slot: false,
+    };
+    if let Err(error) = state.publisher().publish(&[task]).await {
+        let _ = state
+            .messages()
+            .remove_message(&message.app_id, &message.id)
+            .await;
+        return Err(error.into());
+    }
+    let body = Json(crate::routes::messages::MessageOut::from(&message)).into_response();
+    Ok((StatusCode::ACCEPTED, body))
+}
+
+/// The first example in an event type's schemas (`{"1": {"examples": [...]}}`).
+fn first_example(schemas: &serde_json::Value) -> Option<serde_json::Value> {
+    schemas
+        .as_object()?
+        .values()
+        .find_map(|schema| schema.get("examples")?.as_array()?.first().cloned())
+}
