@@ -491,3 +491,49 @@ async fn stats_send_example_and_expunge() {
     assert_eq!(attempts[0]["response"], "");
     assert_eq!(attempts[0]["responseStatusCode"], 500, "the record stays");
 }
+
+/// The messages an endpoint was sent, newest first, with their state, in pages.
+#[tokio::test]
+async fn attempted_messages_of_an_endpoint_page_newest_first() {
+    let stack = Stack::new("attempted");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("attempted-app").await;
+    let url = receiver.url("seen", Reply::Always(200));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let msg = api.send(&app, "tick", json!({"n": n})).await;
+        eventually("the delivery", DEADLINE, || async {
+            let d = api.destination(&app, &msg, &endpoint).await?;
+            (d["status"] == 0).then_some(())
+        })
+        .await;
+        sent.push(msg);
+    }
+    let path = format!("/api/v1/app/{app}/endpoint/{endpoint}/msg");
+    let first = api.get(&format!("{path}?limit=2")).await;
+    let ids: Vec<_> = first["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(sent[2]), json!(sent[1])]);
+    assert_eq!(first["data"][0]["status"], 0);
+    assert_eq!(first["data"][0]["payload"], json!({"n": 2}));
+    assert_eq!(first["done"], false);
+    let iterator = first["iterator"].as_str().expect("iterator");
+    let second = api
+        .get(&format!("{path}?limit=2&iterator={iterator}"))
+        .await;
+    let ids: Vec<_> = second["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(sent[0])]);
+    assert_eq!(second["done"], true);
+}

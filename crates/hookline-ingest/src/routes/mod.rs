@@ -5,6 +5,7 @@ pub mod attempts;
 pub mod auth;
 pub mod common;
 pub mod endpoint_headers;
+pub mod endpoint_messages;
 pub mod endpoint_secret;
 pub mod endpoint_stats;
 pub mod endpoints;
