@@ -124,3 +124,117 @@ async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_w
         .count();
     assert_eq!(created, 2);
 }
+
+/// `message.attempt.failing` after the fourth failed attempt and `message.attempt.exhausted`
+/// after the last reach the operator; updates and deletes of endpoints are announced too.
+#[tokio::test]
+async fn attempt_and_endpoint_events_reach_the_operator() {
+    let receiver = Receiver::start().await;
+    let operator_url = receiver.url("operator", Reply::Always(200));
+    let stack = Stack::new("opevents")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "20,20,20,20,20")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "100")
+        .with("HOOKLINE__OPERATIONAL_WEBHOOKS__URL", &operator_url)
+        .with("HOOKLINE__OPERATIONAL_WEBHOOKS__SECRET", OPERATOR_SECRET);
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let app = api.create_app("opevents-app").await;
+    let url = receiver.url("failing", Reply::Always(500));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"n": 1})).await;
+
+    let events = |wanted: &'static str| {
+        let receiver = receiver.clone();
+        move || {
+            let receiver = receiver.clone();
+            async move {
+                receiver.deliveries("operator").into_iter().find_map(|d| {
+                    let body: Value = serde_json::from_str(&d.body).ok()?;
+                    (body["type"] == wanted).then_some(body)
+                })
+            }
+        }
+    };
+    let exhausted = eventually(
+        "message.attempt.exhausted",
+        Duration::from_secs(30),
+        events("message.attempt.exhausted"),
+    )
+    .await;
+    assert_eq!(exhausted["data"]["msgId"], msg.as_str());
+    assert_eq!(exhausted["data"]["endpointId"], endpoint.as_str());
+    assert_eq!(exhausted["data"]["lastAttempt"]["responseStatusCode"], 500);
+    let failing = eventually(
+        "message.attempt.failing",
+        Duration::from_secs(5),
+        events("message.attempt.failing"),
+    )
+    .await;
+    assert_eq!(failing["data"]["msgId"], msg.as_str());
+    assert_eq!(receiver.count("failing"), 6);
+
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/app/{app}/endpoint/{endpoint}"),
+            Some(&json!({"description": "renamed"})),
+            &[],
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/app/{app}/endpoint/{endpoint}"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(status.is_success());
+    let updated = eventually(
+        "endpoint.updated",
+        Duration::from_secs(10),
+        events("endpoint.updated"),
+    )
+    .await;
+    assert_eq!(updated["data"]["endpointId"], endpoint.as_str());
+    let deleted = eventually(
+        "endpoint.deleted",
+        Duration::from_secs(10),
+        events("endpoint.deleted"),
+    )
+    .await;
+    assert_eq!(deleted["data"]["endpointId"], endpoint.as_str());
+}
+
+/// 410 Gone disables the endpoint at once, after a single attempt.
+#[tokio::test]
+async fn gone_disables_the_endpoint_at_once() {
+    let stack = Stack::new("gone");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("gone-app").await;
+    let url = receiver.url("gone", Reply::Always(410));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let msg = api.send(&app, "invoice.paid", json!({"n": 1})).await;
+    eventually(
+        "the endpoint to be disabled",
+        Duration::from_secs(20),
+        || async {
+            let ep = api
+                .get(&format!("/api/v1/app/{app}/endpoint/{endpoint}"))
+                .await;
+            (ep["disabled"] == true).then_some(())
+        },
+    )
+    .await;
+    let destination = api
+        .destination(&app, &msg, &endpoint)
+        .await
+        .expect("destination");
+    assert_eq!(destination["status"], 2);
+    assert_eq!(destination["attempts"], 1);
+    assert_eq!(receiver.count("gone"), 1);
+}
