@@ -17,6 +17,7 @@ mod openapi;
 mod operations;
 mod outages;
 mod secrets;
+mod shutdown;
 mod ssrf;
 mod startup;
 mod svix_sdk;

@@ -56,6 +56,8 @@ impl Reply {
 struct Inner {
     replies: HashMap<String, Reply>,
     deliveries: Vec<Delivery>,
+    /// Requests whose response was produced (a slow reply the client gave up on is not).
+    completed: Vec<Delivery>,
 }
 
 #[derive(Clone)]
@@ -113,6 +115,16 @@ impl Receiver {
             .collect()
     }
 
+    /// Deliveries whose response was sent: the client waited for it.
+    pub fn completed(&self, path: &str) -> Vec<Delivery> {
+        self.lock()
+            .completed
+            .iter()
+            .filter(|d| d.path == path)
+            .cloned()
+            .collect()
+    }
+
     pub fn count(&self, path: &str) -> usize {
         self.lock()
             .deliveries
@@ -148,15 +160,21 @@ async fn receive(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = inner.deliveries.iter().filter(|d| d.path == path).count();
-        inner.deliveries.push(delivery);
+        inner.deliveries.push(delivery.clone());
         inner
             .replies
             .get(&path)
             .map_or((200, None, None), |reply| reply.status(n))
     };
     if let Some(delay) = delay {
+        // Dropped here if the client disconnects first: then it never counts as completed.
         tokio::time::sleep(delay).await;
     }
+    inner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .completed
+        .push(delivery);
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let header = match retry_after {
         Some(seconds) => ("retry-after".to_owned(), seconds.to_string()),
