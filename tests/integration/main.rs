@@ -16,6 +16,7 @@ mod limits;
 mod openapi;
 mod operations;
 mod outages;
+mod scale;
 mod secrets;
 mod shutdown;
 mod ssrf;
