@@ -150,27 +150,56 @@ async fn broker_outage_answers_503_and_recovers_without_restart() {
     .await;
 }
 
-/// A Redis server of the test's own, on a free port, killed when dropped.
+/// A Redis server of the test's own, on a free port, killed when dropped. With `aof`, it
+/// keeps an append-only file (fsync on every write) in its own directory, so a `kill -9`
+/// and restart loses nothing it acknowledged.
 struct PrivateRedis {
     port: u16,
     child: Option<std::process::Child>,
+    aof_dir: Option<PathBuf>,
 }
 
 impl PrivateRedis {
     fn start() -> Self {
+        Self::launch(false)
+    }
+
+    fn start_with_aof() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(aof: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut redis = Self { port, child: None };
+        let aof_dir = aof.then(|| {
+            let dir = std::env::temp_dir().join(format!("hookline-redis-aof-{port}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("aof dir");
+            dir
+        });
+        let mut redis = Self {
+            port,
+            child: None,
+            aof_dir,
+        };
         redis.restart();
         redis
     }
 
     fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+            .args(["--save", ""]);
+        match &self.aof_dir {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir),
+            None => command.args(["--appendonly", "no", "--dir", "/tmp"]),
+        };
+        let child = command
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start redis-server");
@@ -192,6 +221,9 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.aof_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -261,4 +293,109 @@ async fn redis_outage_answers_503_and_recovers_without_restart() {
         },
     )
     .await;
+}
+
+/// Sends a message until it is accepted, retrying 503s with the same idempotency key, the
+/// way a careful producer does during an outage.
+async fn send_until_accepted(api: &crate::testkit::Api, app: &str, n: usize) -> String {
+    let path = format!("/api/v1/app/{app}/msg");
+    let body = json!({"eventType": "order.created", "payload": {"n": n}});
+    let key = format!("order-{n}");
+    eventually(
+        "the message to be accepted",
+        Duration::from_secs(120),
+        || {
+            let (api, path, body, key) = (api.clone(), path.clone(), body.clone(), key.clone());
+            async move {
+                let (status, answer) = api
+                    .call(
+                        Method::POST,
+                        &path,
+                        Some(&body),
+                        &[("idempotency-key", key.as_str())],
+                    )
+                    .await;
+                (status == StatusCode::ACCEPTED)
+                    .then(|| answer["id"].as_str().unwrap_or_default().to_owned())
+            }
+        },
+    )
+    .await
+}
+
+/// A 5,000-message run through a broker `stop_app`/`start_app` and a Redis `kill -9` and
+/// restart (AOF on): every accepted message is delivered, no Hookline process restarted.
+#[tokio::test]
+async fn outage_broker_and_redis_restart_during_a_5000_message_run() {
+    const MESSAGES: usize = 5_000;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let node = PrivateNode::start(&format!("hlrun{port}"), port);
+    let mut redis = PrivateRedis::start_with_aof();
+    let stack = Stack::new("restarts")
+        .with(
+            "HOOKLINE__RABBITMQ__URL",
+            &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        )
+        .with("HOOKLINE__REDIS__URL", &redis.url())
+        .with("HOOKLINE__RABBITMQ__PUBLISH_TIMEOUT_MS", "2000")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "200")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("restarts-app").await;
+    let codes: Vec<u16> = (0..MESSAGES)
+        .map(|n| if n % 10 == 0 { 500 } else { 200 })
+        .collect();
+    let url = receiver.url("sink", Reply::Sequence(codes));
+    api.create_endpoint(&app, json!({"url": url})).await;
+
+    let mut sent = std::collections::HashSet::new();
+    for batch in 0..MESSAGES / 50 {
+        if batch == MESSAGES / 150 {
+            node.stop_app();
+            // Creation answers 503 while the broker is away...
+            let (status, _) = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/app/{app}/msg"),
+                    Some(&json!({"eventType": "x", "payload": {}})),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            node.start_app();
+        }
+        if batch == 2 * MESSAGES / 150 {
+            redis.kill();
+            redis.restart();
+        }
+        let sends = (0..50).map(|i| {
+            let (api, app) = (api.clone(), app.clone());
+            async move { send_until_accepted(&api, &app, batch * 50 + i).await }
+        });
+        sent.extend(futures::future::join_all(sends).await);
+    }
+    assert_eq!(sent.len(), MESSAGES);
+    eventually(
+        "every accepted message delivered",
+        Duration::from_secs(300),
+        || async {
+            let ok: std::collections::HashSet<String> = receiver
+                .completed("sink")
+                .iter()
+                .map(|d| d.webhook_id().to_owned())
+                .collect();
+            (ok.len() >= MESSAGES && sent.iter().all(|id| ok.contains(id))).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "{MESSAGES} messages through a broker stop/start and a Redis kill -9: {} requests",
+        receiver.count("sink")
+    );
+    drop(node);
 }
