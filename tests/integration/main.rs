@@ -13,6 +13,7 @@ mod filters;
 mod health;
 mod idempotency;
 mod limits;
+mod observability;
 mod openapi;
 mod operations;
 mod outages;

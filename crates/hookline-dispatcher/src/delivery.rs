@@ -15,6 +15,7 @@ use hookline_core::ports::{
 };
 use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
 use hookline_events::OperationalEvents;
+use hookline_metrics::Metrics;
 use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
@@ -42,6 +43,21 @@ pub enum Outcome {
     Deferred,
 }
 
+impl Outcome {
+    /// The `outcome` label of `hookline_deliveries_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::RetryScheduled => "retry_scheduled",
+            Self::Exhausted => "exhausted",
+            Self::ManualFailed => "manual_failed",
+            Self::Disabled => "disabled",
+            Self::Skipped => "skipped",
+            Self::Deferred => "deferred",
+        }
+    }
+}
+
 /// Why a task could not be settled; the task must go back to the queue.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -66,6 +82,7 @@ pub struct Dispatcher {
     pub(crate) stores: Stores,
     sender: Sender,
     pub(crate) events: OperationalEvents,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
@@ -75,6 +92,7 @@ impl Dispatcher {
         stores: Stores,
         resolver: Resolver,
         events: OperationalEvents,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, SenderError> {
         let sender = Sender::new(
             config.request_timeout,
@@ -87,6 +105,7 @@ impl Dispatcher {
             stores,
             sender,
             events,
+            metrics,
         })
     }
 
@@ -162,6 +181,9 @@ impl Dispatcher {
             tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
             return Ok(Outcome::Skipped);
         };
+        if gate == Gate::Open {
+            self.metrics.circuit_open_skips.inc();
+        }
         let exchange = if gate == Gate::Open {
             Exchange {
                 result: AttemptResult::Transport(TransportError::CircuitOpen),
@@ -173,6 +195,9 @@ impl Dispatcher {
             let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
             self.sender.post(&endpoint.url, headers, body).await
         };
+        if gate != Gate::Open {
+            self.metrics.attempt_took(exchange.duration);
+        }
         let verdict = classify(exchange.result);
         let now = OffsetDateTime::now_utc();
         // A 429/503 `Retry-After` stretches the wait, within the schedule's longest delay.
@@ -256,6 +281,14 @@ impl Dispatcher {
             ?outcome,
             "attempt recorded"
         );
+        if outcome == Outcome::Succeeded && task.trigger == TriggerType::Scheduled {
+            if let Some(accepted_ms) = hookline_core::id::timestamp_ms(&task.msg_id) {
+                let waited = unix_ms(now).saturating_sub(accepted_ms);
+                self.metrics
+                    .end_to_end
+                    .observe(std::time::Duration::from_millis(waited).as_secs_f64());
+            }
+        }
         self.announce_attempt(task, &endpoint, &attempt, outcome)
             .await;
         Ok(outcome)

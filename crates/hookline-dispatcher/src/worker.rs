@@ -75,8 +75,14 @@ impl Dispatcher {
     /// Delivers one received task and acks or requeues it.
     async fn settle(&self, received: ReceivedTask) {
         let ReceivedTask { task, acker } = received;
-        let settled = match self.deliver(&task).await {
-            Ok(_) => acker.ack().await,
+        self.metrics.in_flight.inc();
+        let delivered = self.deliver(&task).await;
+        self.metrics.in_flight.dec();
+        let settled = match delivered {
+            Ok(outcome) => {
+                self.metrics.delivery(outcome.name());
+                acker.ack().await
+            }
             Err(error) => {
                 tracing::warn!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, %error, "outcome not stored; requeueing");
                 // The store is failing: hold the slot a moment so an outage does not turn

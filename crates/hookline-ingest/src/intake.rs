@@ -48,6 +48,9 @@ pub async fn accept(
         }
     }
     let result = store_and_enqueue(state, app, &new, &render).await;
+    if result.is_ok() {
+        state.metrics().messages_accepted.inc();
+    }
     match result {
         Ok(body) => {
             if !keys.is_empty() {

@@ -98,6 +98,7 @@ pub fn router(state: ApiState) -> Router {
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(axum::Extension(BodyLimit(limit)))

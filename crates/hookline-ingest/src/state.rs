@@ -9,6 +9,7 @@ use hookline_core::ports::{
 };
 
 use hookline_events::OperationalEvents;
+use hookline_metrics::Metrics;
 use hookline_net::Resolver;
 
 use crate::auth::AdminTokens;
@@ -74,6 +75,7 @@ pub struct Services {
     pub schedule: Arc<dyn RetrySchedule>,
     /// Operational webhooks (endpoint.created, ...).
     pub events: OperationalEvents,
+    pub metrics: Arc<Metrics>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub admin_tokens: AdminTokens,
     /// Checks endpoint URLs against the SSRF policy.
@@ -113,6 +115,9 @@ impl ApiState {
     }
     pub fn events(&self) -> &OperationalEvents {
         &self.0.events
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
     pub fn readiness(&self) -> &[Arc<dyn ReadinessCheck>] {
         &self.0.readiness

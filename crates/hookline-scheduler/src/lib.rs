@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::ports::{QueueError, RetrySchedule, StoreError, TaskPublisher};
+use hookline_metrics::Metrics;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,7 @@ pub struct Scheduler {
     config: SchedulerConfig,
     schedule: Arc<dyn RetrySchedule>,
     publisher: Arc<dyn TaskPublisher>,
+    metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
@@ -56,11 +58,13 @@ impl Scheduler {
         config: SchedulerConfig,
         schedule: Arc<dyn RetrySchedule>,
         publisher: Arc<dyn TaskPublisher>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             config,
             schedule,
             publisher,
+            metrics,
         }
     }
 
@@ -120,6 +124,11 @@ impl Scheduler {
 
     async fn idle_wait(&self) -> Duration {
         let max = self.config.max_idle_wait;
+        if let Ok(backlog) = self.schedule.backlog().await {
+            self.metrics
+                .schedule_backlog
+                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
         match self.schedule.next_due().await {
             Ok(Some(due)) => {
                 let until = due - OffsetDateTime::now_utc();

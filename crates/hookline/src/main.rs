@@ -1,6 +1,7 @@
 //! `hookline`: one binary for every role.
 
 mod cli;
+mod ops;
 mod roles;
 mod settings;
 mod telemetry;
@@ -112,6 +113,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tracing::info!(role = command.name(), "starting");
+    let ops = tokio::spawn(ops::serve(
+        settings.ops.listen.clone(),
+        backends.readiness(),
+        std::sync::Arc::clone(&backends.metrics),
+        shutdown.clone(),
+    ));
 
     let result = match command {
         Command::Ingest => roles::ingest(&settings, &backends, shutdown.clone()).await,
@@ -142,6 +149,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         ),
     };
     backends.broker.shutdown().await;
+    shutdown.cancel();
+    if let Ok(Err(error)) = ops.await {
+        tracing::warn!(%error, "ops server");
+    }
     result
 }
 

@@ -10,6 +10,7 @@ use hookline_dispatcher::{Dispatcher, DispatcherConfig};
 use hookline_events::OperationalEvents;
 use hookline_ingest::auth::AdminTokens;
 use hookline_ingest::{ApiState, IngestConfig, ReadinessCheck, Services};
+use hookline_metrics::Metrics;
 use hookline_rabbitmq::RabbitBroker;
 use hookline_redis::RedisStore;
 use hookline_scheduler::{Scheduler, SchedulerConfig};
@@ -23,6 +24,7 @@ pub struct Backends {
     pub store: RedisStore,
     pub broker: RabbitBroker,
     pub events: OperationalEvents,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Backends {
@@ -36,11 +38,21 @@ impl Backends {
             Arc::new(store.clone()),
             broker.publisher(),
         );
+        let metrics = Arc::new(Metrics::new().context("metrics")?);
         Ok(Self {
             store,
             broker,
             events,
+            metrics,
         })
+    }
+
+    /// What `/readyz` checks on every role.
+    pub fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![
+            Arc::new(RabbitReady(self.broker.clone())),
+            Arc::new(RedisReady(self.store.clone())),
+        ]
     }
 
     fn stores(&self) -> Stores {
@@ -81,10 +93,8 @@ pub async fn ingest(
         jobs: Arc::new(backends.store.clone()),
         schedule: Arc::new(backends.store.clone()),
         events: backends.events.clone(),
-        readiness: vec![
-            Arc::new(RabbitReady(backends.broker.clone())),
-            Arc::new(RedisReady(backends.store.clone())),
-        ],
+        readiness: backends.readiness(),
+        metrics: Arc::clone(&backends.metrics),
         admin_tokens: AdminTokens::new(tokens.iter().map(String::as_str)),
         resolver: settings.resolver()?,
         config,
@@ -123,6 +133,7 @@ pub async fn dispatcher(
         backends.stores(),
         settings.resolver()?,
         backends.events.clone(),
+        Arc::clone(&backends.metrics),
     )?);
     let tag = format!("dispatcher-{}", std::process::id());
     let source = Box::new(backends.broker.source(&tag));
@@ -149,6 +160,7 @@ pub async fn scheduler(
         config,
         Arc::new(backends.store.clone()),
         backends.broker.publisher(),
+        Arc::clone(&backends.metrics),
     ));
     println!("hookline: scheduler running");
     scheduler.run(shutdown).await;

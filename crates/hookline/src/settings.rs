@@ -25,6 +25,7 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub operational_webhooks: OperationalWebhookSettings,
     pub shutdown: ShutdownSettings,
+    pub ops: OpsSettings,
     pub log: LogSettings,
 }
 
@@ -239,6 +240,21 @@ impl Default for SchedulerSettings {
     }
 }
 
+/// The operations port: `/healthz`, `/readyz`, `/metrics` on every role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsSettings {
+    pub listen: String,
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:9090".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
@@ -333,6 +349,12 @@ impl Settings {
         }
         if self.scheduler.lease_ms < 100 {
             return Err(invalid("scheduler.lease_ms", "must be at least 100"));
+        }
+        if self.ops.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "ops.listen",
+                "must be an address such as 0.0.0.0:9090",
+            ));
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(

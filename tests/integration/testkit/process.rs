@@ -56,9 +56,24 @@ pub struct Process {
     pub child: Child,
     /// The API's base URL for roles that serve it.
     pub api_url: Option<String>,
+    ops_url: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Process {
+    /// The base URL of the process's ops port (`/healthz`, `/readyz`, `/metrics`).
+    pub async fn ops_url(&self) -> String {
+        let slot = std::sync::Arc::clone(&self.ops_url);
+        super::eventually("the ops port", Duration::from_secs(10), || {
+            let slot = std::sync::Arc::clone(&slot);
+            async move {
+                slot.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            }
+        })
+        .await
+    }
+
     /// `kill -9`: no chance to ack, requeue or clean up anything.
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("SIGKILL");
@@ -90,6 +105,7 @@ impl Stack {
             ("HOOKLINE__REDIS__URL", redis_url()),
             ("HOOKLINE__REDIS__PREFIX", format!("{unique}:")),
             ("HOOKLINE__API__LISTEN", "127.0.0.1:0".to_owned()),
+            ("HOOKLINE__OPS__LISTEN", "127.0.0.1:0".to_owned()),
             ("HOOKLINE__DELIVERY__TIMEOUT_MS", "5000".to_owned()),
             // Test receivers live on loopback, which the SSRF policy refuses by default.
             (
@@ -183,8 +199,17 @@ impl Stack {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let wanted = role.ready_line();
+        let ops_url = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let remember_ops = |line: &str| {
+            if let Some(url) = line.strip_prefix("hookline: ops listening on ") {
+                *ops_url
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.to_owned());
+            }
+        };
         let found = tokio::time::timeout(Duration::from_secs(30), async {
             while let Ok(Some(line)) = lines.next_line().await {
+                remember_ops(&line);
                 if let Some(rest) = line.strip_prefix(wanted) {
                     return Some(rest.to_owned());
                 }
@@ -197,8 +222,18 @@ impl Stack {
             Ok(None) => panic!("hookline {} exited before it was ready", role.arg()),
             Err(_) => panic!("hookline {} not ready within 30 s", role.arg()),
         };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining stdout so the child never blocks on a full pipe (and catch the ops
+        // line if it comes after the ready line).
+        let late_ops = std::sync::Arc::clone(&ops_url);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("hookline: ops listening on ") {
+                    *late_ops
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.to_owned());
+                }
+            }
+        });
         let api_url = matches!(role, Role::Serve | Role::Ingest).then_some(rest);
         if let Some(url) = &api_url {
             // Listening comes before the broker connection; wait until the API can accept.
@@ -209,7 +244,11 @@ impl Stack {
             })
             .await;
         }
-        Process { child, api_url }
+        Process {
+            child,
+            api_url,
+            ops_url,
+        }
     }
 
     pub fn api(&self, process: &Process) -> Api {

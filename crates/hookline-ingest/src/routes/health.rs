@@ -36,3 +36,14 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
         )
     }
 }
+
+/// Prometheus metrics of this process.
+pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+}

@@ -1,0 +1,138 @@
+//! Hookline's metrics, one typed set per process, rendered in the Prometheus text format at
+//! `/metrics` on every role.
+//!
+//! Names follow `hookline_<what>_<unit>` with `_total` for counters; labels are bounded
+//! (outcomes, never ids), so cardinality cannot grow with tenants. Histograms have explicit
+//! buckets so they render as histograms, not summaries.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Buckets for one HTTP attempt, in seconds: 1 ms to 30 s.
+const ATTEMPT_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Buckets for accept-to-delivery, in seconds: 1 ms to 1 hour.
+const END_TO_END_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 60.0, 600.0,
+    3600.0,
+];
+
+/// Every metric Hookline exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Messages answered 202 (new ones, not idempotent repeats).
+    pub messages_accepted: IntCounter,
+    /// Delivery tasks settled, by outcome.
+    pub deliveries: IntCounterVec,
+    /// Duration of HTTP attempts.
+    pub attempt_duration: Histogram,
+    /// From a message's acceptance to its successful delivery.
+    pub end_to_end: Histogram,
+    /// Deliveries currently in flight in this process.
+    pub in_flight: IntGauge,
+    /// Tasks waiting in the retry schedule (due or not, and under lease).
+    pub schedule_backlog: IntGauge,
+    /// Attempts skipped because the endpoint's circuit was open.
+    pub circuit_open_skips: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let messages_accepted = IntCounter::with_opts(Opts::new(
+            "hookline_messages_accepted_total",
+            "Messages accepted (answered 202).",
+        ))?;
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "hookline_deliveries_total",
+                "Delivery tasks settled, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        let attempt_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookline_attempt_duration_seconds",
+                "Duration of one HTTP delivery attempt.",
+            )
+            .buckets(ATTEMPT_BUCKETS.to_vec()),
+        )?;
+        let end_to_end = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookline_end_to_end_seconds",
+                "From a message's acceptance to its successful delivery.",
+            )
+            .buckets(END_TO_END_BUCKETS.to_vec()),
+        )?;
+        let in_flight = IntGauge::with_opts(Opts::new(
+            "hookline_in_flight_tasks",
+            "Deliveries in flight in this process.",
+        ))?;
+        let schedule_backlog = IntGauge::with_opts(Opts::new(
+            "hookline_retry_schedule_backlog",
+            "Tasks waiting in the retry schedule.",
+        ))?;
+        let circuit_open_skips = IntCounter::with_opts(Opts::new(
+            "hookline_circuit_open_skips_total",
+            "Attempts skipped because the endpoint's circuit was open.",
+        ))?;
+        registry.register(Box::new(messages_accepted.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(attempt_duration.clone()))?;
+        registry.register(Box::new(end_to_end.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(schedule_backlog.clone()))?;
+        registry.register(Box::new(circuit_open_skips.clone()))?;
+        Ok(Self {
+            registry,
+            messages_accepted,
+            deliveries,
+            attempt_duration,
+            end_to_end,
+            in_flight,
+            schedule_backlog,
+            circuit_open_skips,
+        })
+    }
+
+    /// Counts a settled task under `outcome` (a fixed, small set of names).
+    pub fn delivery(&self, outcome: &str) {
+        self.deliveries.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn attempt_took(&self, duration: Duration) {
+        self.attempt_duration.observe(duration.as_secs_f64());
+    }
+
+    /// The Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding gathered families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let metrics = Metrics::new().unwrap();
+        metrics.messages_accepted.inc();
+        metrics.delivery("succeeded");
+        metrics.delivery("succeeded");
+        metrics.attempt_took(Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(text.contains("hookline_messages_accepted_total 1"));
+        assert!(text.contains(r#"hookline_deliveries_total{outcome="succeeded"} 2"#));
+        assert!(text.contains(r#"hookline_attempt_duration_seconds_bucket{le="0.005"} 1"#));
+        assert!(text.contains("# TYPE hookline_attempt_duration_seconds histogram"));
+    }
+}

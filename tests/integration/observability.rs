@@ -1,0 +1,110 @@
+//! Every role serves /healthz, /readyz and /metrics; the counters move as deliveries happen.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+
+/// The value of one sample line (`name{labels} value`) in a Prometheus text page.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn get_text(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn metrics_count_100_deliveries_with_10_failing_on_every_role() {
+    let stack = Stack::new("metrics")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let ingest = stack.start(Role::Ingest).await;
+    let scheduler = stack.start(Role::Scheduler).await;
+    let dispatcher = stack.start(Role::Dispatcher).await;
+    let api = stack.api(&ingest);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("metrics-app").await;
+    let ok = receiver.url("ok", Reply::Always(200));
+    let bad = receiver.url("bad", Reply::Always(500));
+    api.create_endpoint(&app, json!({"url": ok, "eventTypes": ["good"]}))
+        .await;
+    api.create_endpoint(&app, json!({"url": bad, "eventTypes": ["bad"]}))
+        .await;
+
+    for process in [&ingest, &scheduler, &dispatcher] {
+        let ops = process.ops_url().await;
+        assert_eq!(get_text(&format!("{ops}/healthz")).await.0, 200);
+        // Ready once its broker connection is up.
+        let readyz = format!("{ops}/readyz");
+        eventually("the role to be ready", Duration::from_secs(20), || async {
+            (get_text(&readyz).await.0 == 200).then_some(())
+        })
+        .await;
+        assert_eq!(get_text(&format!("{ops}/metrics")).await.0, 200);
+    }
+
+    for n in 0..100 {
+        let event_type = if n % 10 == 0 { "bad" } else { "good" };
+        api.send(&app, event_type, json!({"n": n})).await;
+    }
+    let dispatcher_metrics = format!("{}/metrics", dispatcher.ops_url().await);
+    let page = eventually(
+        "all deliveries settled",
+        Duration::from_secs(30),
+        || async {
+            let (_, page) = get_text(&dispatcher_metrics).await;
+            let exhausted = sample(&page, r#"hookline_deliveries_total{outcome="exhausted"}"#);
+            let ok = sample(&page, r#"hookline_deliveries_total{outcome="succeeded"}"#);
+            (exhausted >= 10.0 && ok >= 90.0).then_some(page)
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(&page, r#"hookline_deliveries_total{outcome="succeeded"}"#),
+        90.0
+    );
+    assert_eq!(
+        sample(
+            &page,
+            r#"hookline_deliveries_total{outcome="retry_scheduled"}"#
+        ),
+        10.0
+    );
+    assert_eq!(
+        sample(&page, r#"hookline_deliveries_total{outcome="exhausted"}"#),
+        10.0
+    );
+    // 110 attempts in all: made over HTTP, or skipped while the failing endpoint's circuit
+    // was open.
+    let made = sample(&page, "hookline_attempt_duration_seconds_count");
+    let skipped = sample(&page, "hookline_circuit_open_skips_total");
+    assert_eq!(made + skipped, 110.0, "{made} made, {skipped} skipped");
+    assert!(
+        made >= 95.0,
+        "the healthy endpoint's 90 and the 5 that opened the circuit"
+    );
+    assert_eq!(sample(&page, "hookline_end_to_end_seconds_count"), 90.0);
+    assert_eq!(sample(&page, "hookline_in_flight_tasks"), 0.0);
+
+    let (_, ingest_page) = get_text(&format!("{}/metrics", api.base)).await;
+    assert_eq!(
+        sample(&ingest_page, "hookline_messages_accepted_total"),
+        100.0
+    );
+    let (_, ingest_ops_page) = get_text(&format!("{}/metrics", ingest.ops_url().await)).await;
+    assert_eq!(
+        sample(&ingest_ops_page, "hookline_messages_accepted_total"),
+        100.0
+    );
+    let (_, scheduler_page) = get_text(&format!("{}/metrics", scheduler.ops_url().await)).await;
+    assert!(
+        scheduler_page.contains("hookline_retry_schedule_backlog"),
+        "{scheduler_page}"
+    );
+}
