@@ -9,6 +9,7 @@ mod testkit;
 mod api;
 mod crashes;
 mod delivery;
+mod deploy;
 mod filters;
 mod health;
 mod idempotency;
