@@ -16,7 +16,6 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    pub data_dir: Option<String>,
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub rabbitmq: RabbitSettings,
