@@ -108,3 +108,76 @@ async fn metrics_count_100_deliveries_with_10_failing_on_every_role() {
         "{scheduler_page}"
     );
 }
+
+/// An OTLP/HTTP receiver of the test's own gets the ingest request's span and the delivery
+/// attempt's span, in one trace.
+#[tokio::test]
+async fn one_trace_spans_the_ingest_request_and_the_delivery_attempt() {
+    use std::sync::{Arc, Mutex};
+
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = Arc::clone(&sink);
+            async move {
+                if let Ok(value) = serde_json::from_slice(&body) {
+                    sink.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(value);
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let stack = Stack::new("tracing").with("HOOKLINE__TELEMETRY__OTLP_ENDPOINT", &endpoint);
+    // Export batches every 100 ms instead of every 5 s.
+    let hookline = stack
+        .start_with(Role::Serve, &[("OTEL_BSP_SCHEDULE_DELAY", "100")])
+        .await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("tracing-app").await;
+    let url = receiver.url("traced", Reply::Always(200));
+    api.create_endpoint(&app, json!({"url": url})).await;
+    api.send(&app, "invoice.paid", json!({"t": 1})).await;
+
+    let (ingest, attempt) = eventually("both spans exported", Duration::from_secs(30), || {
+        let received = Arc::clone(&received);
+        async move {
+            let batches = received
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let spans: Vec<serde_json::Value> = batches
+                .iter()
+                .flat_map(|b| b["resourceSpans"].as_array().cloned().unwrap_or_default())
+                .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
+                .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+                .collect();
+            let find = |name: &str| spans.iter().find(|s| s["name"] == name).cloned();
+            Some((find("ingest message")?, find("delivery attempt")?))
+        }
+    })
+    .await;
+    let trace = ingest["traceId"].as_str().expect("trace id");
+    assert!(
+        !trace.is_empty() && trace.chars().any(|c| c != '0'),
+        "{ingest}"
+    );
+    assert_eq!(
+        attempt["traceId"], ingest["traceId"],
+        "one trace: {ingest} {attempt}"
+    );
+    assert_eq!(
+        attempt["parentSpanId"], ingest["spanId"],
+        "the attempt is the request's child"
+    );
+}

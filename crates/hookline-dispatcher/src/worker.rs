@@ -7,6 +7,7 @@ use hookline_core::ports::{ReceivedTask, TaskSource};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::delivery::Dispatcher;
 
@@ -76,7 +77,14 @@ impl Dispatcher {
     async fn settle(&self, received: ReceivedTask) {
         let ReceivedTask { task, acker } = received;
         self.metrics.in_flight.inc();
-        let delivered = self.deliver(&task).await;
+        let span = tracing::info_span!(
+            "delivery attempt",
+            msg_id = %task.msg_id,
+            endpoint_id = %task.endpoint_id,
+            attempt = task.attempt,
+        );
+        hookline_trace::continue_trace(&span, task.traceparent.as_deref());
+        let delivered = self.deliver(&task).instrument(span).await;
         self.metrics.in_flight.dec();
         let settled = match delivered {
             Ok(outcome) => {

@@ -131,6 +131,7 @@ async fn store_and_enqueue(
         .messages()
         .insert_message(message, &endpoint_ids, new.retention_secs)
         .await?;
+    let traceparent = hookline_trace::current_traceparent();
     let tasks: Vec<DeliveryTask> = targets
         .iter()
         .map(|ep| DeliveryTask {
@@ -140,7 +141,7 @@ async fn store_and_enqueue(
             attempt: 1,
             trigger: TriggerType::Scheduled,
             payload: Some(message.payload.clone()),
-            traceparent: None,
+            traceparent: traceparent.clone(),
             rate_slot: false,
         })
         .collect();

@@ -41,7 +41,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.log);
+    let _telemetry = match telemetry::init(&settings.log, &settings.telemetry) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("hookline: cannot set up tracing: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

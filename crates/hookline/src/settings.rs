@@ -26,6 +26,7 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub ops: OpsSettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +287,25 @@ impl Default for LogSettings {
     }
 }
 
+/// OpenTelemetry trace export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP collector base URL (`http://otel-collector:4318`); unset: no export.
+    pub otlp_endpoint: Option<String>,
+    /// Fraction of new traces sampled (0.0 to 1.0); propagated traces follow their parent.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sample_ratio: 1.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -342,6 +362,13 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.delivery.retry_jitter) {
             return Err(invalid("delivery.retry_jitter", "must be between 0 and 1"));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(invalid("telemetry.sample_ratio", "must be between 0 and 1"));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            url::Url::parse(endpoint)
+                .map_err(|e| invalid("telemetry.otlp_endpoint", e.to_string()))?;
         }
         if self.scheduler.batch_size == 0 {
             return Err(invalid("scheduler.batch_size", "must be greater than 0"));

@@ -85,6 +85,7 @@ pub struct DestinationOut {
 }
 
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ("idempotency-key" = Option<String>, Header, description = "Repeats with the same key return the original message")), request_body = MessageIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+#[tracing::instrument(name = "ingest message", skip_all, fields(app_id = %app_id))]
 pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
