@@ -397,5 +397,18 @@ async fn outage_broker_and_redis_restart_during_a_5000_message_run() {
         "{MESSAGES} messages through a broker stop/start and a Redis kill -9: {} requests",
         receiver.count("sink")
     );
+    // The reconnect shows in the metrics.
+    let metrics = format!("{}/metrics", hookline.ops_url().await);
+    eventually(
+        "the broker reconnect counted",
+        Duration::from_secs(10),
+        || async {
+            let page = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+            page.lines()
+                .any(|l| l.starts_with("hookline_broker_reconnects ") && !l.ends_with(" 0"))
+                .then_some(())
+        },
+    )
+    .await;
     drop(node);
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub schedule_backlog: IntGauge,
     /// Attempts skipped because the endpoint's circuit was open.
     pub circuit_open_skips: IntCounter,
+    /// Times this process re-established its broker connection.
+    pub broker_reconnects: IntGauge,
 }
 
 impl Metrics {
@@ -87,7 +89,12 @@ impl Metrics {
         registry.register(Box::new(end_to_end.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(schedule_backlog.clone()))?;
+        let broker_reconnects = IntGauge::with_opts(Opts::new(
+            "hookline_broker_reconnects",
+            "Times this process re-established its RabbitMQ connection.",
+        ))?;
         registry.register(Box::new(circuit_open_skips.clone()))?;
+        registry.register(Box::new(broker_reconnects.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -97,6 +104,7 @@ impl Metrics {
             in_flight,
             schedule_backlog,
             circuit_open_skips,
+            broker_reconnects,
         })
     }
 

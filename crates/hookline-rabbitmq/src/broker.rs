@@ -59,6 +59,7 @@ impl RabbitBroker {
             shutdown: shutdown.clone(),
             requests,
             pending,
+            connections: std::sync::atomic::AtomicU64::new(0),
         });
         let supervisor = tokio::spawn(supervisor::run(Arc::clone(&shared)));
         Self {
@@ -66,6 +67,14 @@ impl RabbitBroker {
             guard: Arc::new(shutdown.drop_guard()),
             supervisor: Arc::new(Mutex::new(Some(supervisor))),
         }
+    }
+
+    /// Times the broker connection was re-established after the first (a metric).
+    pub fn reconnects(&self) -> u64 {
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(1)
     }
 
     /// Whether a live connection with declared topology exists right now.

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// the next connection if its deadline allows.
     pub(crate) requests: flume::Sender<PublishRequest>,
     pub(crate) pending: flume::Receiver<PublishRequest>,
+    /// Connections that reached "ready" since start (for the reconnect metric).
+    pub(crate) connections: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {

@@ -74,6 +74,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         }
         shared.link.send_replace(Link::Up(Arc::clone(&live)));
+        shared
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(generation, "rabbitmq: connected and ready");
         backoff.reset();
 

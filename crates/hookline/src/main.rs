@@ -119,6 +119,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tracing::info!(role = command.name(), "starting");
+    tokio::spawn(refresh_gauges(backends.clone(), shutdown.clone()));
     let ops = tokio::spawn(ops::serve(
         settings.ops.listen.clone(),
         backends.readiness(),
@@ -160,6 +161,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         tracing::warn!(%error, "ops server");
     }
     result
+}
+
+/// Copies counters kept by the adapters into the metrics, once a second.
+async fn refresh_gauges(backends: Backends, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                let reconnects = backends.broker.reconnects();
+                backends
+                    .metrics
+                    .broker_reconnects
+                    .set(i64::try_from(reconnects).unwrap_or(i64::MAX));
+            }
+        }
+    }
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C starts a graceful shutdown.
