@@ -41,6 +41,10 @@ pub struct Metrics {
     pub circuit_open_skips: IntCounter,
     /// Times this process re-established its broker connection.
     pub broker_reconnects: IntGauge,
+    /// Times Redis became reachable again after this process saw it fail.
+    pub redis_reconnects: IntCounter,
+    /// 1 while this process's last Redis ping succeeded, else 0.
+    pub redis_up: IntGauge,
 }
 
 impl Metrics {
@@ -95,6 +99,16 @@ impl Metrics {
         ))?;
         registry.register(Box::new(circuit_open_skips.clone()))?;
         registry.register(Box::new(broker_reconnects.clone()))?;
+        let redis_reconnects = IntCounter::with_opts(Opts::new(
+            "hookline_redis_reconnects_total",
+            "Times Redis answered again after failing this process's health ping.",
+        ))?;
+        registry.register(Box::new(redis_reconnects.clone()))?;
+        let redis_up = IntGauge::with_opts(Opts::new(
+            "hookline_redis_up",
+            "1 while this process's last Redis ping succeeded.",
+        ))?;
+        registry.register(Box::new(redis_up.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -105,6 +119,8 @@ impl Metrics {
             schedule_backlog,
             circuit_open_skips,
             broker_reconnects,
+            redis_reconnects,
+            redis_up,
         })
     }
 

@@ -163,18 +163,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     result
 }
 
-/// Copies counters kept by the adapters into the metrics, once a second.
+/// Once a second: copies the broker's reconnect count into the metrics, and pings Redis,
+/// counting each time it answers again after failing.
 async fn refresh_gauges(backends: Backends, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut redis_was_down = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
+                let metrics = &backends.metrics;
                 let reconnects = backends.broker.reconnects();
-                backends
-                    .metrics
+                metrics
                     .broker_reconnects
                     .set(i64::try_from(reconnects).unwrap_or(i64::MAX));
+                let redis_up = backends.store.ping().await.is_ok();
+                if redis_up && redis_was_down {
+                    metrics.redis_reconnects.inc();
+                }
+                metrics.redis_up.set(i64::from(redis_up));
+                redis_was_down = !redis_up;
             }
         }
     }
