@@ -45,6 +45,8 @@ pub struct Metrics {
     pub redis_reconnects: IntCounter,
     /// 1 while this process's last Redis ping succeeded, else 0.
     pub redis_up: IntGauge,
+    /// Deliveries whose outcome could not be stored and were tried again.
+    pub store_retries: IntCounter,
 }
 
 impl Metrics {
@@ -109,6 +111,11 @@ impl Metrics {
             "1 while this process's last Redis ping succeeded.",
         ))?;
         registry.register(Box::new(redis_up.clone()))?;
+        let store_retries = IntCounter::with_opts(Opts::new(
+            "hookline_store_retries_total",
+            "Deliveries tried again because their outcome could not be stored.",
+        ))?;
+        registry.register(Box::new(store_retries.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -121,6 +128,7 @@ impl Metrics {
             broker_reconnects,
             redis_reconnects,
             redis_up,
+            store_retries,
         })
     }
 
