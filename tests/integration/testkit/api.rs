@@ -15,7 +15,10 @@ impl Api {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("client"),
         }
     }
 
