@@ -108,6 +108,20 @@ async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_w
     assert_eq!(body["data"]["trigger"], "automatic");
     assert!(body["data"]["failSince"].is_string(), "{body}");
 
+    // The open circuit shows in the shared gauge.
+    let metrics = format!("{}/metrics", hookline.ops_url().await);
+    eventually(
+        "the open circuit in the gauge",
+        Duration::from_secs(10),
+        || async {
+            let page = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+            page.lines()
+                .any(|l| l == "hookline_open_circuits 1")
+                .then_some(())
+        },
+    )
+    .await;
+
     let attempts = connections.load(Ordering::Relaxed);
     println!(
         "{MESSAGES} messages: {attempts} connections to the dead endpoint; healthy endpoint done in {healthy_done:?}"

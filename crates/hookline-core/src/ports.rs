@@ -350,4 +350,7 @@ pub trait EndpointHealth: Send + Sync {
         threshold: u32,
         open_for: std::time::Duration,
     ) -> Result<FailureStreak, StoreError>;
+
+    /// Endpoints whose circuit is open (or was, and has not had a success since).
+    async fn open_circuits(&self) -> Result<u64, StoreError>;
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub redis_up: IntGauge,
     /// Deliveries whose outcome could not be stored and were tried again.
     pub store_retries: IntCounter,
+    /// Endpoints whose circuit breaker is open (shared state, read from the store).
+    pub open_circuits: IntGauge,
 }
 
 impl Metrics {
@@ -116,6 +118,11 @@ impl Metrics {
             "Deliveries tried again because their outcome could not be stored.",
         ))?;
         registry.register(Box::new(store_retries.clone()))?;
+        let open_circuits = IntGauge::with_opts(Opts::new(
+            "hookline_open_circuits",
+            "Endpoints whose circuit breaker is open.",
+        ))?;
+        registry.register(Box::new(open_circuits.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -129,6 +136,7 @@ impl Metrics {
             redis_reconnects,
             redis_up,
             store_retries,
+            open_circuits,
         })
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::ports::{EndpointHealth, FailureStreak, Gate, StoreError};
-use redis::Script;
+use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
 use crate::{unavailable, RedisStore};
@@ -59,6 +59,13 @@ fn millis(duration: Duration) -> u64 {
 
 #[async_trait]
 impl EndpointHealth for RedisStore {
+    async fn open_circuits(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        conn.scard(self.keys.open_circuits())
+            .await
+            .map_err(unavailable)
+    }
+
     async fn gate(
         &self,
         app_id: &str,
@@ -102,6 +109,21 @@ impl EndpointHealth for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
+        // The set of open circuits is global (another hash slot), so it is kept beside the
+        // script rather than in it; it only feeds a gauge.
+        let member = format!("{app_id}:{endpoint_id}");
+        let open_circuits = self.keys.open_circuits();
+        if success {
+            let _: () = conn
+                .srem(&open_circuits, &member)
+                .await
+                .map_err(unavailable)?;
+        } else if consecutive >= i64::from(threshold.max(1)) {
+            let _: () = conn
+                .sadd(&open_circuits, &member)
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(FailureStreak {
             consecutive: u32::try_from(consecutive).unwrap_or(u32::MAX),
             failing_since: (since_ms > 0)

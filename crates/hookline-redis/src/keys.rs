@@ -60,6 +60,10 @@ impl Keys {
     pub fn health(&self, app: &str, endpoint: &str) -> String {
         format!("{}{{{app}}}:health:{endpoint}", self.prefix)
     }
+    /// Set of `app:endpoint` whose circuit is open (for the open-circuits gauge).
+    pub fn open_circuits(&self) -> String {
+        format!("{}open_circuits", self.prefix)
+    }
     /// Held by the one delivery probing a half-open circuit.
     pub fn health_probe(&self, app: &str, endpoint: &str) -> String {
         format!("{}{{{app}}}:probe:{endpoint}", self.prefix)

@@ -182,6 +182,9 @@ async fn refresh_gauges(backends: Backends, shutdown: CancellationToken) {
                     metrics.redis_reconnects.inc();
                 }
                 metrics.redis_up.set(i64::from(redis_up));
+                if let Ok(open) = hookline_core::ports::EndpointHealth::open_circuits(&backends.store).await {
+                    metrics.open_circuits.set(i64::try_from(open).unwrap_or(i64::MAX));
+                }
                 redis_was_down = !redis_up;
             }
         }
