@@ -45,8 +45,6 @@ pub struct Metrics {
     pub redis_reconnects: IntCounter,
     /// 1 while this process's last Redis ping succeeded, else 0.
     pub redis_up: IntGauge,
-    /// Deliveries whose outcome could not be stored and were tried again.
-    pub store_retries: IntCounter,
     /// Endpoints whose circuit breaker is open (shared state, read from the store).
     pub open_circuits: IntGauge,
 }
@@ -113,11 +111,6 @@ impl Metrics {
             "1 while this process's last Redis ping succeeded.",
         ))?;
         registry.register(Box::new(redis_up.clone()))?;
-        let store_retries = IntCounter::with_opts(Opts::new(
-            "hookline_store_retries_total",
-            "Deliveries tried again because their outcome could not be stored.",
-        ))?;
-        registry.register(Box::new(store_retries.clone()))?;
         let open_circuits = IntGauge::with_opts(Opts::new(
             "hookline_open_circuits",
             "Endpoints whose circuit breaker is open.",
@@ -135,7 +128,6 @@ impl Metrics {
             broker_reconnects,
             redis_reconnects,
             redis_up,
-            store_retries,
             open_circuits,
         })
     }
