@@ -341,8 +341,14 @@ async fn outage_broker_and_redis_restart_during_a_5000_message_run() {
         )
         .with("HOOKLINE__REDIS__URL", &redis.url())
         .with("HOOKLINE__RABBITMQ__PUBLISH_TIMEOUT_MS", "2000")
-        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "200")
-        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+        // Retries outlast the outages, and the breaker stays out of the way: this run is
+        // about the pipeline surviving restarts, not about an unhealthy receiver.
+        .with(
+            "HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS",
+            "200,1000,2000,5000",
+        )
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "100000");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -356,7 +362,12 @@ async fn outage_broker_and_redis_restart_during_a_5000_message_run() {
     let mut sent = std::collections::HashSet::new();
     for batch in 0..MESSAGES / 50 {
         if batch == MESSAGES / 150 {
-            node.stop_app();
+            // On a blocking thread: the receiver shares this test's runtime and must keep
+            // answering while the broker restarts.
+            let name = node.name.clone();
+            tokio::task::spawn_blocking(move || PrivateNode::run(&["stop_app", &name]))
+                .await
+                .expect("stop_app");
             // Creation answers 503 while the broker is away...
             let (status, _) = api
                 .call(
@@ -367,7 +378,10 @@ async fn outage_broker_and_redis_restart_during_a_5000_message_run() {
                 )
                 .await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-            node.start_app();
+            let name = node.name.clone();
+            tokio::task::spawn_blocking(move || PrivateNode::run(&["start_app", &name]))
+                .await
+                .expect("start_app");
         }
         if batch == 2 * MESSAGES / 150 {
             redis.kill();
