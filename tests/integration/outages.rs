@@ -432,3 +432,57 @@ async fn outage_broker_and_redis_restart_during_a_5000_message_run() {
     .await;
     drop(node);
 }
+
+/// Tasks that cannot be recorded while Redis is down stay with their dispatcher instead of
+/// bouncing through the queue: with a delivery limit of 3, a longer outage would otherwise
+/// dead-letter them. Once Redis is back, every message is delivered.
+#[tokio::test]
+async fn outage_of_redis_longer_than_the_delivery_limit_dead_letters_nothing() {
+    const MESSAGES: usize = 20;
+    let mut redis = PrivateRedis::start_with_aof();
+    let stack = Stack::new("heldtasks")
+        .with("HOOKLINE__REDIS__URL", &redis.url())
+        .with("HOOKLINE__RABBITMQ__DELIVERY_LIMIT", "3");
+    let ingest = stack.start(Role::Ingest).await;
+    let api = stack.api(&ingest);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("held-app").await;
+    let url = receiver.url("sink", Reply::Always(200));
+    api.create_endpoint(&app, json!({"url": url})).await;
+    let mut sent = std::collections::HashSet::new();
+    for n in 0..MESSAGES {
+        sent.insert(api.send(&app, "order.created", json!({"n": n})).await);
+    }
+    redis.kill();
+    let dispatcher = stack.start(Role::Dispatcher).await;
+    let metrics = format!("{}/metrics", dispatcher.ops_url().await);
+    // Well past the point where requeueing would have hit the delivery limit.
+    eventually(
+        "many failed attempts to store outcomes",
+        Duration::from_secs(60),
+        || async {
+            let page = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+            let retries: f64 = page.lines().find_map(|l| {
+                l.strip_prefix("hookline_store_retries_total ")?
+                    .parse()
+                    .ok()
+            })?;
+            (retries >= (4 * MESSAGES) as f64).then_some(())
+        },
+    )
+    .await;
+    redis.restart();
+    eventually(
+        "every message delivered",
+        Duration::from_secs(120),
+        || async {
+            let ids: std::collections::HashSet<String> = receiver
+                .completed("sink")
+                .iter()
+                .map(|d| d.webhook_id().to_owned())
+                .collect();
+            (ids == sent).then_some(())
+        },
+    )
+    .await;
+}

@@ -11,7 +11,8 @@ use tracing::Instrument;
 
 use crate::delivery::Dispatcher;
 
-const STORE_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+const STORE_FAILURE_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_STORE_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +51,9 @@ impl Dispatcher {
                 },
             };
             let dispatcher = Arc::clone(&self);
+            let stopping = shutdown.clone();
             in_flight.spawn(async move {
-                dispatcher.settle(received).await;
+                dispatcher.settle(received, &stopping).await;
                 drop(permit);
             });
             // Reap finished deliveries so the set does not grow with every task ever handled.
@@ -74,7 +76,7 @@ impl Dispatcher {
     }
 
     /// Delivers one received task and acks or requeues it.
-    async fn settle(&self, received: ReceivedTask) {
+    async fn settle(&self, received: ReceivedTask, shutdown: &CancellationToken) {
         let ReceivedTask { task, acker } = received;
         self.metrics.in_flight.inc();
         let span = tracing::info_span!(
@@ -84,21 +86,28 @@ impl Dispatcher {
             attempt = task.attempt,
         );
         hookline_trace::continue_trace(&span, task.traceparent.as_deref());
-        let delivered = self.deliver(&task).instrument(span).await;
-        self.metrics.in_flight.dec();
-        let settled = match delivered {
-            Ok(outcome) => {
-                self.metrics.delivery(outcome.name());
-                acker.ack().await
-            }
-            Err(error) => {
-                tracing::warn!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, %error, "outcome not stored; requeueing");
-                // The store is failing: hold the slot a moment so an outage does not turn
-                // into a tight loop of redeliveries, each one POSTing to the receiver again.
-                tokio::time::sleep(STORE_FAILURE_BACKOFF).await;
-                acker.requeue().await
+        // While the store is failing, keep the task and try again here rather than requeue
+        // it: every requeue counts towards the queue's delivery limit, and a long Redis
+        // outage would otherwise dead-letter tasks. Only shutdown gives it back.
+        let mut backoff = STORE_FAILURE_BACKOFF;
+        let settled = loop {
+            match self.deliver(&task).instrument(span.clone()).await {
+                Ok(outcome) => {
+                    self.metrics.delivery(outcome.name());
+                    break acker.ack().await;
+                }
+                Err(error) => {
+                    self.metrics.store_retries.inc();
+                    tracing::warn!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, %error, ?backoff, "outcome not stored; trying again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break acker.requeue().await,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_STORE_FAILURE_BACKOFF);
+                }
             }
         };
+        self.metrics.in_flight.dec();
         if let Err(error) = settled {
             // The broker connection is gone: it redelivers the unsettled task by itself.
             tracing::warn!(msg_id = %task.msg_id, %error, "could not settle task");

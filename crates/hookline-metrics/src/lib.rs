@@ -47,6 +47,8 @@ pub struct Metrics {
     pub redis_up: IntGauge,
     /// Endpoints whose circuit breaker is open (shared state, read from the store).
     pub open_circuits: IntGauge,
+    /// Deliveries whose outcome could not be stored and were tried again.
+    pub store_retries: IntCounter,
 }
 
 impl Metrics {
@@ -116,6 +118,11 @@ impl Metrics {
             "Endpoints whose circuit breaker is open.",
         ))?;
         registry.register(Box::new(open_circuits.clone()))?;
+        let store_retries = IntCounter::with_opts(Opts::new(
+            "hookline_store_retries_total",
+            "Deliveries tried again because their outcome could not be stored.",
+        ))?;
+        registry.register(Box::new(store_retries.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -129,6 +136,7 @@ impl Metrics {
             redis_reconnects,
             redis_up,
             open_circuits,
+            store_retries,
         })
     }
 
