@@ -25,18 +25,11 @@ async fn kill_dispatcher_mid_run_loses_no_message() {
     api.create_endpoint(&app, json!({"url": url})).await;
 
     // All 2,000 are accepted (queued) before any dispatcher runs.
-    let mut sent = HashSet::new();
-    for batch in 0..MESSAGES / 50 {
-        let sends = (0..50).map(|i| {
-            let api = api.clone();
-            let app = app.clone();
-            async move {
-                api.send(&app, "order.created", json!({"n": batch * 50 + i}))
-                    .await
-            }
-        });
-        sent.extend(futures::future::join_all(sends).await);
-    }
+    let sent: HashSet<String> = api
+        .send_many(&app, "order.created", MESSAGES)
+        .await
+        .into_iter()
+        .collect();
     assert_eq!(sent.len(), MESSAGES);
 
     let mut dispatcher = stack.start(Role::Dispatcher).await;

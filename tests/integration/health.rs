@@ -61,16 +61,7 @@ async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_w
     api.create_endpoint(&app, json!({"url": healthy_url})).await;
 
     let started = Instant::now();
-    for batch in 0..MESSAGES / 50 {
-        let sends = (0..50).map(|i| {
-            let (api, app) = (api.clone(), app.clone());
-            async move {
-                api.send(&app, "order.created", json!({"n": batch * 50 + i}))
-                    .await
-            }
-        });
-        futures::future::join_all(sends).await;
-    }
+    api.send_many(&app, "order.created", MESSAGES).await;
     eventually(
         "every message at the healthy endpoint",
         Duration::from_secs(60),

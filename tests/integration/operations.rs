@@ -250,16 +250,7 @@ async fn recover_after_an_outage_delivers_each_failed_message_once() {
         )
         .await;
     let since = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
-    for batch in 0..MESSAGES / 50 {
-        let sends = (0..50).map(|i| {
-            let (api, app) = (api.clone(), app.clone());
-            async move {
-                api.send(&app, "order.created", json!({"n": batch * 50 + i}))
-                    .await
-            }
-        });
-        futures::future::join_all(sends).await;
-    }
+    api.send_many(&app, "order.created", MESSAGES).await;
     let redis = stack.redis().await;
     let attempts_key = stack.keys().endpoint_attempts(&app, &endpoint);
     eventually(
@@ -349,13 +340,7 @@ async fn rate_limit_holds_across_two_dispatchers() {
     let url = receiver.url("limited", Reply::Always(200));
     api.create_endpoint(&app, json!({"url": url, "rateLimit": 20}))
         .await;
-    for batch in 0..MESSAGES / 50 {
-        let sends = (0..50).map(|i| {
-            let (api, app) = (api.clone(), app.clone());
-            async move { api.send(&app, "tick", json!({"n": batch * 50 + i})).await }
-        });
-        futures::future::join_all(sends).await;
-    }
+    api.send_many(&app, "tick", MESSAGES).await;
     let deliveries = eventually("all 200 deliveries", Duration::from_secs(120), || async {
         let deliveries = receiver.deliveries("limited");
         (deliveries.len() >= MESSAGES).then_some(deliveries)

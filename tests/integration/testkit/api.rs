@@ -108,6 +108,18 @@ impl Api {
         message["id"].as_str().expect("message id").to_owned()
     }
 
+    /// Creates `count` messages (payload `{"n": i}`), 50 at a time; answers their ids.
+    pub async fn send_many(&self, app: &str, event_type: &str, count: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(count);
+        for batch in (0..count).collect::<Vec<_>>().chunks(50) {
+            let sends = batch
+                .iter()
+                .map(|n| self.send(app, event_type, json!({ "n": n })));
+            ids.extend(futures::future::join_all(sends).await);
+        }
+        ids
+    }
+
     /// Attempts of a message, oldest first.
     pub async fn attempts_of_message(&self, app: &str, msg: &str) -> Vec<Value> {
         let page = self
