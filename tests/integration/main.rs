@@ -7,6 +7,7 @@
 mod testkit;
 
 mod api;
+mod attempt_log;
 mod crashes;
 mod delivery;
 mod deploy;

@@ -77,9 +77,53 @@ pub fn check_all(
         .collect()
 }
 
+/// What the attempt log shows in place of a sensitive header's value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether a header's value is a credential that the attempt log must not keep: the
+/// endpoint's owner set it to authenticate to their receiver, and the log is readable by
+/// anyone with an app token.
+pub fn is_sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "authorization"
+        || name == "cookie"
+        || ["token", "secret", "password", "api-key", "apikey", "auth"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// Request headers as the attempt log keeps them: names lowercase, credentials redacted.
+pub fn redacted<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, String> {
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            let value = if is_sensitive(name) { REDACTED } else { value };
+            (name.to_ascii_lowercase(), value.to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_redacted_for_the_attempt_log() {
+        let log = redacted([
+            ("Authorization", "Bearer abc"),
+            ("x-api-key", "k"),
+            ("X-Partner-Token", "t"),
+            ("webhook-signature", "v1,xyz"),
+            ("x-tenant", "acme"),
+        ]);
+        assert_eq!(log["authorization"], REDACTED);
+        assert_eq!(log["x-api-key"], REDACTED);
+        assert_eq!(log["x-partner-token"], REDACTED);
+        assert_eq!(log["webhook-signature"], "v1,xyz");
+        assert_eq!(log["x-tenant"], "acme");
+    }
 
     #[test]
     fn rules_for_names_and_values() {

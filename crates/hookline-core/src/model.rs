@@ -187,6 +187,13 @@ impl MessageStatus {
         }
     }
 
+    /// The status with Svix wire number `code`.
+    pub fn from_code(code: u8) -> Option<Self> {
+        [Self::Success, Self::Pending, Self::Fail, Self::Sending]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
     /// The Svix `statusText`.
     pub fn text(self) -> &'static str {
         match self {
@@ -239,6 +246,14 @@ pub struct Attempt {
     pub trigger_type: TriggerType,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    /// The message's event type, so the log can be filtered by it without reading messages.
+    /// Empty in records written before it was kept.
+    #[serde(default)]
+    pub event_type: String,
+    /// The request headers as sent, with sensitive values redacted
+    /// ([`crate::headers::redacted`]). Empty in records written before they were kept.
+    #[serde(default)]
+    pub request_headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Where delivery of one message to one endpoint stands.
@@ -306,7 +321,8 @@ pub enum JobStatus {
 
 /// The unit of work on the queue: deliver one message to one endpoint, once.
 ///
-/// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, payload?, traceparent?}`.
+/// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, eventType?, payload?,
+/// traceparent?}`.
 /// The payload rides inline so a dispatcher needs no read of the message to deliver it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -317,6 +333,9 @@ pub struct DeliveryTask {
     /// 1-based number of the attempt this task will make.
     pub attempt: u32,
     pub trigger: TriggerType,
+    /// Copied into the attempt log; empty in tasks queued before it was carried.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event_type: String,
     pub payload: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
@@ -327,6 +346,26 @@ pub struct DeliveryTask {
 }
 
 impl DeliveryTask {
+    /// Attempt number `attempt` of delivering `message` to `endpoint_id`, payload inline.
+    pub fn for_message(
+        message: &Message,
+        endpoint_id: &str,
+        attempt: u32,
+        trigger: TriggerType,
+    ) -> Self {
+        Self {
+            msg_id: message.id.clone(),
+            app_id: message.app_id.clone(),
+            endpoint_id: endpoint_id.to_owned(),
+            attempt,
+            trigger,
+            event_type: message.event_type.as_str().to_owned(),
+            payload: Some(message.payload.clone()),
+            traceparent: None,
+            rate_slot: false,
+        }
+    }
+
     /// The same delivery, one attempt later.
     pub fn next_attempt(&self) -> Self {
         Self {
@@ -452,6 +491,7 @@ mod tests {
             endpoint_id: "ep_1".into(),
             attempt: 1,
             trigger: TriggerType::Scheduled,
+            event_type: String::new(),
             payload: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
             traceparent: None,
             rate_slot: false,

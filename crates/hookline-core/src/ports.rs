@@ -159,6 +159,12 @@ pub trait MessageStore: Send + Sync {
         response: &str,
         ttl_secs: u64,
     ) -> Result<(), StoreError>;
+    /// The response recorded under a completed idempotency key, if it is still kept.
+    async fn idempotent_response(
+        &self,
+        app_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Gives up a claim so a retry of the request can proceed.
     async fn release_idempotency(
         &self,

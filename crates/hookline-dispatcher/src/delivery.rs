@@ -184,16 +184,18 @@ impl Dispatcher {
         if gate == Gate::Open {
             self.metrics.circuit_open_skips.inc();
         }
-        let exchange = if gate == Gate::Open {
-            Exchange {
+        let (exchange, request_headers) = if gate == Gate::Open {
+            let skipped = Exchange {
                 result: AttemptResult::Transport(TransportError::CircuitOpen),
                 response_body: String::new(),
                 duration: std::time::Duration::ZERO,
                 retry_after: None,
-            }
+            };
+            (skipped, Default::default())
         } else {
             let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
-            self.sender.post(&endpoint.url, headers, body).await
+            let logged = self.logged_headers(&headers);
+            (self.sender.post(&endpoint.url, headers, body).await, logged)
         };
         if gate != Gate::Open {
             self.metrics.attempt_took(exchange.duration);
@@ -228,6 +230,8 @@ impl Dispatcher {
             error,
             trigger_type: task.trigger,
             timestamp: now,
+            event_type: task.event_type.clone(),
+            request_headers,
         };
         let destination = DestinationStatus {
             endpoint_id: endpoint.id.clone(),
@@ -332,6 +336,16 @@ impl Dispatcher {
                 Ok(false)
             }
         }
+    }
+
+    /// The request headers as the attempt log keeps them, with the user agent the sender
+    /// adds.
+    fn logged_headers(&self, headers: &HeaderMap) -> std::collections::BTreeMap<String, String> {
+        let sent = headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        let user_agent = ("user-agent", self.config.user_agent.as_str());
+        hookline_core::headers::redacted(sent.chain([user_agent]))
     }
 
     /// The payload rides in the task; older or trimmed tasks fall back to the stored message.

@@ -148,16 +148,7 @@ impl OperationalEvents {
             .insert_message(&message, std::slice::from_ref(&endpoint.id), RETENTION_SECS)
             .await
             .map_err(|e| e.to_string())?;
-        let task = DeliveryTask {
-            msg_id: message.id.clone(),
-            app_id: endpoint.app_id.clone(),
-            endpoint_id: endpoint.id.clone(),
-            attempt: 1,
-            trigger: TriggerType::Scheduled,
-            payload: Some(payload),
-            traceparent: None,
-            rate_slot: false,
-        };
+        let task = DeliveryTask::for_message(&message, &endpoint.id, 1, TriggerType::Scheduled);
         if let Err(error) = self.publisher.publish(&[task]).await {
             // Not queued: do not leave a message that looks accepted.
             let _ = self

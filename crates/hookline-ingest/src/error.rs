@@ -62,6 +62,15 @@ impl ApiError {
     pub fn field(field: &str, msg: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::body(field, msg)])
     }
+
+    /// A single query-parameter validation error.
+    pub fn query_field(field: &str, msg: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            loc: vec!["query".into(), field.into()],
+            msg: msg.into(),
+            kind: "value_error",
+        }])
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -100,18 +100,25 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(value) =
-            axum::extract::Query::<T>::from_request_parts(parts, state)
-                .await
-                .map_err(|rejection| {
-                    ApiError::Validation(vec![FieldError {
-                        loc: vec!["query".into()],
-                        msg: rejection.body_text(),
-                        kind: "value_error",
-                    }])
-                })?;
-        Ok(ApiQuery(value))
+    /// Parsed with `serde_html_form`, which (unlike axum's `Query`) reads a repeated key such
+    /// as `event_types=a&event_types=b` into a list, the way the SDKs send them.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_html_form::Deserializer::from_bytes(query.as_bytes());
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|error| {
+                let mut loc = vec!["query".to_owned()];
+                let path = error.path().to_string();
+                if path != "." {
+                    loc.push(path);
+                }
+                ApiError::Validation(vec![FieldError {
+                    loc,
+                    msg: error.inner().to_string(),
+                    kind: "value_error",
+                }])
+            })
     }
 }
 

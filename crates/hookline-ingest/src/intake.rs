@@ -21,6 +21,11 @@ use crate::state::ApiState;
 const IN_PROGRESS_POLL: Duration = Duration::from_millis(20);
 
 /// A message ready to be accepted: validated, minified, with its id.
+/// The idempotency key that makes a repeated `eventId` return the original message.
+pub fn event_id_key(event_id: &str) -> String {
+    format!("eventid:{event_id}")
+}
+
 pub struct NewMessage {
     pub message: Message,
     pub retention_secs: u64,
@@ -135,14 +140,8 @@ async fn store_and_enqueue(
     let tasks: Vec<DeliveryTask> = targets
         .iter()
         .map(|ep| DeliveryTask {
-            msg_id: message.id.clone(),
-            app_id: app.id.clone(),
-            endpoint_id: ep.id.clone(),
-            attempt: 1,
-            trigger: TriggerType::Scheduled,
-            payload: Some(message.payload.clone()),
             traceparent: traceparent.clone(),
-            rate_slot: false,
+            ..DeliveryTask::for_message(message, &ep.id, 1, TriggerType::Scheduled)
         })
         .collect();
     if tasks.is_empty() {

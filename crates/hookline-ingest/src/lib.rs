@@ -29,8 +29,8 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats,
-    endpoints, event_types, expunge, health, manual, messages,
+    apps, attempts, endpoint_activity, endpoint_headers, endpoint_messages, endpoint_secret,
+    endpoint_stats, endpoints, event_types, expunge, health, manual, messages,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -59,6 +59,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(manual::resend))
         .routes(routes!(manual::send_example))
         .routes(routes!(endpoint_stats::stats))
+        .routes(routes!(endpoint_activity::activity))
         .routes(routes!(endpoint_messages::list))
         .routes(routes!(expunge::message_content))
         .routes(routes!(expunge::attempt_content))

@@ -114,16 +114,12 @@ async fn queue_failed(
             };
             let attempt = failed.attempts.saturating_add(1);
             expected.insert(message.id.clone(), attempt);
-            tasks.push(DeliveryTask {
-                msg_id: message.id,
-                app_id: job.app_id.clone(),
-                endpoint_id: job.endpoint_id.clone(),
+            tasks.push(DeliveryTask::for_message(
+                &message,
+                &job.endpoint_id,
                 attempt,
-                trigger: TriggerType::Manual,
-                payload: Some(message.payload),
-                traceparent: None,
-                rate_slot: false,
-            });
+                TriggerType::Manual,
+            ));
         }
         if !tasks.is_empty() {
             state.publisher().publish(&tasks).await?;

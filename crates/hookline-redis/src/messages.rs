@@ -91,6 +91,19 @@ impl MessageStore for RedisStore {
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
+    async fn idempotent_response(
+        &self,
+        app_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let value: Option<String> = self
+            .conn()
+            .get(self.keys.idempotency(app_id, key))
+            .await
+            .map_err(unavailable)?;
+        Ok(value.and_then(|v| v.strip_prefix(DONE).map(str::to_owned)))
+    }
+
     async fn release_idempotency(
         &self,
         app_id: &str,

@@ -36,6 +36,7 @@ fn task(n: u32) -> DeliveryTask {
         endpoint_id: "ep_1".into(),
         attempt: 2,
         trigger: TriggerType::Scheduled,
+        event_type: String::new(),
         payload: None,
         traceparent: None,
         rate_slot: false,

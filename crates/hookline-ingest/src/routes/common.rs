@@ -35,11 +35,10 @@ impl ListQuery {
     pub fn page_request(&self, default_ascending: bool) -> Result<PageRequest, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
-            return Err(ApiError::Validation(vec![crate::error::FieldError {
-                loc: vec!["query".into(), "limit".into()],
-                msg: format!("must be between 1 and {MAX_LIMIT}"),
-                kind: "value_error",
-            }]));
+            return Err(ApiError::query_field(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         Ok(PageRequest {
             limit,
@@ -148,14 +147,30 @@ pub async fn find_app(state: &ApiState, app_id: &str) -> Result<App, ApiError> {
 }
 
 /// The message `msg_id` of the app, or 404.
+/// Finds a message by its id or, as Svix allows, by its `eventId`. An `eventId` is found
+/// through its idempotency record, so only while that is kept (`api.idempotency_ttl`).
 pub async fn find_message(
     state: &ApiState,
     app_id: &str,
-    msg_id: &str,
+    msg_id_or_event_id: &str,
 ) -> Result<hookline_core::model::Message, ApiError> {
-    state
-        .messages()
-        .get_message(app_id, msg_id)
+    let messages = state.messages();
+    if let Some(message) = messages.get_message(app_id, msg_id_or_event_id).await? {
+        return Ok(message);
+    }
+    #[derive(Deserialize)]
+    struct Accepted {
+        id: String,
+    }
+    let key = crate::intake::event_id_key(msg_id_or_event_id);
+    let Some(response) = messages.idempotent_response(app_id, &key).await? else {
+        return Err(ApiError::NotFound("message"));
+    };
+    let Ok(accepted) = serde_json::from_str::<Accepted>(&response) else {
+        return Err(ApiError::NotFound("message"));
+    };
+    messages
+        .get_message(app_id, &accepted.id)
         .await?
         .ok_or(ApiError::NotFound("message"))
 }

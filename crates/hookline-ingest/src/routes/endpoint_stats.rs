@@ -2,14 +2,15 @@
 //! failed, counted from its attempt log and each message's delivery state.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use axum::extract::{Path, State};
 use axum::Json;
 use hookline_core::model::MessageStatus;
-use hookline_core::ports::PageRequest;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::attempt_walk;
 use super::common::find_app;
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
@@ -50,28 +51,14 @@ pub async fn stats(
         .unwrap_or_else(|| OffsetDateTime::now_utc() - time::Duration::days(28));
     // Newest attempts first; stop at `since` or at the message cap.
     let mut messages = BTreeSet::new();
-    let mut iterator = None;
-    'pages: loop {
-        let request = PageRequest {
-            limit: 250,
-            iterator: iterator.take(),
-            ascending: false,
-        };
-        let page = state
-            .attempts()
-            .attempts_by_endpoint(&app.id, &endpoint.id, &request)
-            .await?;
-        for attempt in page.items {
-            if attempt.timestamp < since || messages.len() >= MAX_MESSAGES {
-                break 'pages;
-            }
-            messages.insert(attempt.msg_id);
+    attempt_walk::newest_first(&state, &app.id, &endpoint.id, None, |attempt| {
+        if attempt.timestamp < since || messages.len() >= MAX_MESSAGES {
+            return ControlFlow::Break(());
         }
-        match page.iterator {
-            Some(next) if !page.done => iterator = Some(next),
-            _ => break,
-        }
-    }
+        messages.insert(attempt.msg_id.clone());
+        ControlFlow::Continue(())
+    })
+    .await?;
     let mut stats = EndpointStats::default();
     for msg_id in messages {
         let state_now = state

@@ -31,16 +31,12 @@ pub async fn resend(
         .into_iter()
         .find(|d| d.endpoint_id == endpoint.id)
         .map_or(0, |d| d.attempts);
-    let task = DeliveryTask {
-        msg_id: message.id,
-        app_id: app.id,
-        endpoint_id: endpoint.id,
-        attempt: attempts_so_far.saturating_add(1),
-        trigger: TriggerType::Manual,
-        payload: Some(message.payload),
-        traceparent: None,
-        rate_slot: false,
-    };
+    let task = DeliveryTask::for_message(
+        &message,
+        &endpoint.id,
+        attempts_so_far.saturating_add(1),
+        TriggerType::Manual,
+    );
     if !state.publisher().is_ready().await {
         return Err(ApiError::Unavailable("broker: not connected".into()));
     }
@@ -187,16 +183,7 @@ pub async fn send_example(
         .messages()
         .insert_message(&message, std::slice::from_ref(&endpoint.id), retention)
         .await?;
-    let task = DeliveryTask {
-        msg_id: message.id.clone(),
-        app_id: app.id,
-        endpoint_id: endpoint.id,
-        attempt: 1,
-        trigger: TriggerType::Manual,
-        payload: Some(payload),
-        traceparent: None,
-        rate_slot: false,
-    };
+    let task = DeliveryTask::for_message(&message, &endpoint.id, 1, TriggerType::Manual);
     if let Err(error) = state.publisher().publish(&[task]).await {
         let _ = state
             .messages()

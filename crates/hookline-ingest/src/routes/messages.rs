@@ -208,7 +208,7 @@ fn validate(
     }
     let mut idempotency_keys = Vec::new();
     if let Some(event_id) = &event_id {
-        idempotency_keys.push(format!("eventid:{event_id}"));
+        idempotency_keys.push(crate::intake::event_id_key(event_id.as_str()));
     }
     if let Some(header) = &idempotency_header {
         idempotency_keys.push(format!("idem:{}", header.as_str()));

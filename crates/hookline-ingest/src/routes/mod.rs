@@ -1,9 +1,11 @@
 //! The HTTP routes, one module per resource.
 
 pub mod apps;
+pub mod attempt_walk;
 pub mod attempts;
 pub mod auth;
 pub mod common;
+pub mod endpoint_activity;
 pub mod endpoint_headers;
 pub mod endpoint_messages;
 pub mod endpoint_secret;

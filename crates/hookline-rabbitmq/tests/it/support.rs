@@ -71,6 +71,7 @@ pub fn task_with_payload(n: usize, payload: &str) -> DeliveryTask {
         endpoint_id: "ep_test".into(),
         attempt: 1,
         trigger: TriggerType::Scheduled,
+        event_type: String::new(),
         payload: Some(RawValue::from_string(payload.to_owned()).expect("valid JSON")),
         traceparent: None,
         rate_slot: false,
