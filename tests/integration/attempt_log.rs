@@ -100,6 +100,10 @@ async fn attempts_filter_by_status_and_event_type_and_keep_request_headers() {
         .as_str()
         .is_some_and(|s| s.starts_with("Hookline/")));
     assert_eq!(attempt["eventType"], "invoice.paid");
+    assert!(
+        attempt["responseHeaders"]["content-length"].is_string(),
+        "{attempt}"
+    );
     let real = receiver.deliveries("hooks");
     assert_eq!(real[0].headers["authorization"], "Bearer s3cr3t-value");
 

@@ -254,6 +254,9 @@ pub struct Attempt {
     /// ([`crate::headers::redacted`]). Empty in records written before they were kept.
     #[serde(default)]
     pub request_headers: std::collections::BTreeMap<String, String>,
+    /// The response's headers as received (bounded by the dispatcher).
+    #[serde(default)]
+    pub response_headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Where delivery of one message to one endpoint stands.

@@ -188,6 +188,7 @@ impl Dispatcher {
             let skipped = Exchange {
                 result: AttemptResult::Transport(TransportError::CircuitOpen),
                 response_body: String::new(),
+                response_headers: Default::default(),
                 duration: std::time::Duration::ZERO,
                 retry_after: None,
             };
@@ -226,6 +227,7 @@ impl Dispatcher {
             status: plan.attempt_status,
             response_status_code: status_code,
             response: exchange.response_body,
+            response_headers: exchange.response_headers,
             response_duration_ms: u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX),
             error,
             trigger_type: task.trigger,

@@ -1,6 +1,7 @@
 //! The outbound HTTP exchange: one POST, bounded in time and in bytes read, with every failure
 //! named by its kind so the attempt log can tell a timeout from a refused connection.
 
+use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,22 @@ pub struct Exchange {
     pub result: AttemptResult,
     /// The first bytes of the response body, lossily decoded as UTF-8.
     pub response_body: String,
+    /// The response's headers (the first [`MAX_RESPONSE_HEADERS`]), for the attempt log.
+    pub response_headers: BTreeMap<String, String>,
     pub duration: Duration,
     /// The wait a 429 or 503 asked for with `Retry-After`.
     pub retry_after: Option<Duration>,
+}
+
+/// At most this many response headers are kept per attempt.
+pub const MAX_RESPONSE_HEADERS: usize = 64;
+
+/// What came back when a response arrived.
+struct Response {
+    status: u16,
+    body: String,
+    headers: BTreeMap<String, String>,
+    retry_after: Option<Duration>,
 }
 
 /// The client could not be built (the TLS backend failed to initialise).
@@ -79,6 +93,7 @@ impl Sender {
             return Exchange {
                 result: AttemptResult::Transport(TransportError::Blocked),
                 response_body: String::new(),
+                response_headers: BTreeMap::new(),
                 duration: started.elapsed(),
                 retry_after: None,
             };
@@ -86,26 +101,23 @@ impl Sender {
         // reqwest's timeout covers the headers; this one also bounds the body read, so a
         // receiver that trickles its response cannot hold a worker past the limit.
         let outcome = tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await;
-        let (result, response_body, retry_after) = match outcome {
-            Ok(Ok((status, text, retry_after))) => {
-                (AttemptResult::Status(status), text, retry_after)
-            }
-            Ok(Err(error)) => (
-                AttemptResult::Transport(transport_error(&error)),
-                String::new(),
-                None,
-            ),
-            Err(_elapsed) => (
-                AttemptResult::Transport(TransportError::Timeout),
-                String::new(),
-                None,
-            ),
-        };
-        Exchange {
-            retry_after,
-            result,
-            response_body,
+        let failed = |kind| Exchange {
+            result: AttemptResult::Transport(kind),
+            response_body: String::new(),
+            response_headers: BTreeMap::new(),
             duration: started.elapsed(),
+            retry_after: None,
+        };
+        match outcome {
+            Ok(Ok(response)) => Exchange {
+                result: AttemptResult::Status(response.status),
+                response_body: response.body,
+                response_headers: response.headers,
+                duration: started.elapsed(),
+                retry_after: response.retry_after,
+            },
+            Ok(Err(error)) => failed(transport_error(&error)),
+            Err(_elapsed) => failed(TransportError::Timeout),
         }
     }
 
@@ -114,7 +126,7 @@ impl Sender {
         url: &str,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<(u16, String, Option<Duration>), reqwest::Error> {
+    ) -> Result<Response, reqwest::Error> {
         let mut response = self
             .client
             .post(url)
@@ -128,6 +140,16 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(status, v, std::time::SystemTime::now()));
+        let mut headers = BTreeMap::<String, String>::new();
+        for (name, value) in response.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            if let Some(seen) = headers.get_mut(name.as_str()) {
+                seen.push_str(", ");
+                seen.push_str(&value);
+            } else if headers.len() < MAX_RESPONSE_HEADERS {
+                headers.insert(name.as_str().to_owned(), value.into_owned());
+            }
+        }
         let mut kept = Vec::new();
         while kept.len() < self.max_response_bytes {
             match response.chunk().await {
@@ -140,11 +162,12 @@ impl Sender {
                 Err(_) => break,
             }
         }
-        Ok((
+        Ok(Response {
             status,
-            String::from_utf8_lossy(&kept).into_owned(),
+            body: String::from_utf8_lossy(&kept).into_owned(),
+            headers,
             retry_after,
-        ))
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::extract::ApiQuery;
 use crate::state::ApiState;
 
 /// `MessageAttemptOut`, plus Hookline's `attemptNumber`, `errorKind`, `eventType` and
-/// `requestHeaders` (credentials redacted).
+/// `requestHeaders` (credentials redacted) and `responseHeaders`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
@@ -39,6 +39,7 @@ pub struct MessageAttemptOut {
     pub timestamp: OffsetDateTime,
     pub event_type: String,
     pub request_headers: BTreeMap<String, String>,
+    pub response_headers: BTreeMap<String, String>,
 }
 
 impl From<Attempt> for MessageAttemptOut {
@@ -59,6 +60,7 @@ impl From<Attempt> for MessageAttemptOut {
             timestamp: a.timestamp,
             event_type: a.event_type,
             request_headers: a.request_headers,
+            response_headers: a.response_headers,
         }
     }
 }
