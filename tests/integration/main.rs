@@ -9,6 +9,7 @@ mod testkit;
 mod api;
 mod attempt_log;
 mod crashes;
+mod dashboard;
 mod delivery;
 mod deploy;
 mod filters;

@@ -80,8 +80,9 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The full router: authenticated `/api/v1` plus the unauthenticated health probes and the
-/// OpenAPI document.
+/// The full router: authenticated `/api/v1` plus the unauthenticated health probes, the
+/// OpenAPI document and the dashboard's static page (which calls `/api/v1` with the visitor's
+/// token).
 pub fn router(state: ApiState) -> Router {
     let limit = state.config().max_body_bytes;
     let (api, doc) = api_routes();
@@ -98,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
+        .merge(hookline_dashboard::router())
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/readyz", get(health::readyz))

@@ -2,6 +2,7 @@
 //! API client and condition waits with deadlines.
 
 pub mod api;
+pub mod browser;
 pub mod dns;
 pub mod process;
 pub mod python;
@@ -9,6 +10,7 @@ pub mod receiver;
 pub mod wait;
 
 pub use api::Api;
+pub use browser::Browser;
 pub use process::{Role, Stack};
 pub use receiver::{Receiver, Reply};
 pub use wait::eventually;

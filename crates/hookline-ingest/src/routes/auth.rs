@@ -53,7 +53,7 @@ pub async fn app_portal_access(
     }
     let (token, digest) = new_app_token();
     let record = AppToken {
-        app_id: app.id,
+        app_id: app.id.clone(),
         read_only: input.read_only,
         expires_at: OffsetDateTime::now_utc()
             + time::Duration::seconds(lifetime.try_into().unwrap_or(i64::MAX)),
@@ -61,7 +61,7 @@ pub async fn app_portal_access(
     state.tokens().create_app_token(&digest, &record).await?;
     let base = state.config().public_url.trim_end_matches('/');
     Ok(Json(AppPortalAccessOut {
-        url: format!("{base}/dashboard/login#token={token}"),
+        url: format!("{base}/dashboard/login#token={token}&app={}", app.id),
         token,
     }))
 }

@@ -1,0 +1,172 @@
+// One endpoint: its settings (enable/disable, signing secret, headers), recovery of failed
+// messages, and its attempt log.
+
+import { get, post, patch, enc } from "../api.js";
+import { h, mount, badge, facts, output, busy, errorBox } from "../dom.js";
+import { when } from "../format.js";
+import { attemptLog } from "./attempts.js";
+
+export async function endpointView(view, [app, endpoint], params) {
+  const base = `/app/${enc(app)}/endpoint/${enc(endpoint)}`;
+  const [ep, eventTypes] = await Promise.all([
+    get(base),
+    get("/event-type?limit=250").then((page) => page.data.map((t) => t.name)).catch(() => []),
+  ]);
+  document.title = `${ep.url} · Hookline`;
+  mount(view,
+    h("p", {}, h("a", { href: `#/app/${enc(app)}` }, "← Endpoints")),
+    h("h1", { class: "url" }, ep.url),
+    h("p", {}, ep.disabled ? badge("Disabled", "bad") : badge("Enabled", "ok"), " ", ep.description),
+    facts([
+      ["ID", h("code", {}, ep.id)],
+      ["Events", ep.filterTypes?.length ? ep.filterTypes.join(", ") : "All events"],
+      ["Rate limit", ep.rateLimit ? `${ep.rateLimit}/s` : "none"],
+      ["Created", when(ep.createdAt)],
+    ]),
+    toggle(view, base, ep, app, endpoint, params),
+    await attemptLog(app, endpoint, params, eventTypes),
+    h("div", { class: "grid" },
+      recoverSection(base),
+      secretSection(base),
+      await headersSection(base)));
+}
+
+function toggle(view, base, ep, app, endpoint, params) {
+  const out = output("Enable or disable result");
+  const button = h("button", {
+    type: "button",
+    onclick: () => busy(button, out, async () => {
+      await patch(base, { disabled: !ep.disabled });
+      await endpointView(view, [app, endpoint], params);
+    }),
+  }, ep.disabled ? "Enable endpoint" : "Disable endpoint");
+  return h("p", {}, button, out);
+}
+
+function secretSection(base) {
+  const shown = h("code", { id: "secret-value" }, "••••••••••••••••");
+  const out = output("Secret result");
+  const reveal = h("button", {
+    type: "button",
+    "aria-controls": "secret-value",
+    onclick: () => busy(reveal, out, async () => {
+      if (reveal.dataset.shown) {
+        shown.textContent = "••••••••••••••••";
+        delete reveal.dataset.shown;
+        reveal.textContent = "Reveal";
+        return;
+      }
+      const secret = await get(`${base}/secret`);
+      shown.textContent = secret.key;
+      reveal.dataset.shown = "1";
+      reveal.textContent = "Hide";
+    }),
+  }, "Reveal");
+  const rotate = h("button", {
+    type: "button",
+    onclick: () => busy(rotate, out, async () => {
+      if (!confirm("Rotate the signing secret? The current one keeps signing during the grace period.")) return;
+      await post(`${base}/secret/rotate`, {});
+      const secret = await get(`${base}/secret`);
+      shown.textContent = secret.key;
+      reveal.dataset.shown = "1";
+      reveal.textContent = "Hide";
+      mount(out, "Rotated. The previous secret also signs until its grace period ends.");
+    }),
+  }, "Rotate");
+  return h("section", { class: "card", "aria-labelledby": "secret-title" },
+    h("h2", { id: "secret-title" }, "Signing secret"),
+    h("p", {}, shown),
+    h("p", { class: "actions" }, reveal, rotate),
+    out);
+}
+
+async function headersSection(base) {
+  const section = h("section", { class: "card", "aria-labelledby": "headers-title" });
+  const out = output("Headers result");
+  const draw = async () => {
+    const { headers } = await get(`${base}/headers`);
+    const remove = (name) => {
+      const button = h("button", {
+        type: "button",
+        class: "link",
+        "aria-label": `Remove header ${name}`,
+        onclick: () => busy(button, out, async () => {
+          await patch(`${base}/headers`, { headers: { [name]: null } });
+          await draw();
+        }),
+      }, "Remove");
+      return button;
+    };
+    const name = h("input", { id: "header-name", required: true, autocomplete: "off" });
+    const value = h("input", { id: "header-value", required: true, autocomplete: "off" });
+    const add = h("button", { type: "submit" }, "Add header");
+    const entries = Object.entries(headers);
+    mount(section,
+      h("h2", { id: "headers-title" }, "Custom headers"),
+      entries.length
+        ? h("ul", { class: "plain" }, entries.map(([n, v]) => h("li", {}, h("code", {}, `${n}: ${v}`), " ", remove(n))))
+        : h("p", { class: "muted" }, "None."),
+      h("form", {
+        class: "inline",
+        onsubmit: (event) => {
+          event.preventDefault();
+          busy(add, out, async () => {
+            await patch(`${base}/headers`, { headers: { [name.value.trim()]: value.value } });
+            await draw();
+          });
+        },
+      },
+        h("label", { for: "header-name" }, "Name"), name,
+        h("label", { for: "header-value" }, "Value"), value,
+        add),
+      out);
+  };
+  try {
+    await draw();
+  } catch (error) {
+    mount(section, h("h2", { id: "headers-title" }, "Custom headers"), errorBox(error));
+  }
+  return section;
+}
+
+function recoverSection(base) {
+  const dayAgo = new Date(Date.now() - 24 * 3600 * 1000);
+  const local = new Date(dayAgo.getTime() - dayAgo.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const since = h("input", { id: "recover-since", type: "datetime-local", value: local, required: true });
+  const out = output("Recovery result");
+  out.id = "recover-result";
+  const button = h("button", { type: "submit", class: "primary" }, "Resend all failed");
+  const form = h("form", {
+    onsubmit: (event) => {
+      event.preventDefault();
+      busy(button, out, async () => {
+        const job = await post(`${base}/recover`, { since: new Date(since.value).toISOString() });
+        mount(out, "Recovering…");
+        const done = await follow(`${base}/recover/${enc(job.id)}`, out);
+        mount(out, done.outstanding === 0 ? `Finished. ${summary(done)}` : `Still running. ${summary(done)}`);
+      });
+    },
+  },
+    h("label", { for: "recover-since" }, "Failed since"), since, button);
+  return h("section", { class: "card", "aria-labelledby": "recover-title" },
+    h("h2", { id: "recover-title" }, "Recover failed messages"),
+    h("p", { class: "muted" }, "Sends every message that failed since this time once more."),
+    form, out);
+}
+
+/** Polls a recovery job until it has settled every message it sent, for at most 2 minutes. */
+async function follow(path, out) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const job = await get(path);
+    if ((job.status !== "running" && job.outstanding === 0) || Date.now() > deadline) return job;
+    mount(out, `Recovering… ${summary(job)}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function summary(job) {
+  return `Succeeded ${job.succeeded} · Failed ${job.failed} · Connection errors ${job.connectionErrors} · Total ${job.total}` +
+    (job.status === "failed" ? " (the job stopped early)" : "");
+}

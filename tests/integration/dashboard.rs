@@ -1,0 +1,375 @@
+//! The dashboard in a real headless Chromium: a person logs in with a portal link, reads a
+//! failed attempt, resends it and recovers every failure; an app-scoped login sees no other
+//! app; screenshots of the main pages at desktop and phone width land in
+//! `target/dashboard-screenshots/`.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::testkit::process::TOKEN;
+use crate::testkit::{eventually, Api, Browser, Receiver, Reply, Role, Stack};
+
+const PHONE: (u32, u32) = (390, 844);
+const DESKTOP: (u32, u32) = (1280, 900);
+
+/// One retry 100 ms after the first attempt, so a failing message is settled as failed at once
+/// and no scheduled attempt can pass for the resend this test clicks.
+fn stack(name: &str) -> Stack {
+    Stack::new(name).with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "100")
+}
+
+#[tokio::test]
+async fn a_portal_login_reads_a_failed_attempt_resends_it_and_recovers_the_rest() {
+    let stack = stack("dashflow");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("dashboard-flow").await;
+    let url = receiver.url("hooks", Reply::Always(500));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let first = api
+        .send(&app, "invoice.paid", json!({"invoice": "inv_1"}))
+        .await;
+    settled_as_failed(&api, &app, &endpoint, std::slice::from_ref(&first)).await;
+
+    let (link, _token) = portal_link(&api, &hookline, &app).await;
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    browser.wait_text("li.endpoint", "Failed").await;
+    let address = browser.client.current_url().await.expect("url");
+    assert!(
+        !address.as_str().contains("hlapp_"),
+        "the token leaves the address bar: {address}"
+    );
+
+    // The endpoint's log shows the failed attempt; its page shows the response body.
+    browser.click("li.endpoint a", &url).await;
+    browser.wait_text("#attempt-log", "500").await;
+    browser.click("#attempt-log a", "Details").await;
+    browser
+        .wait_text("#response", "answer 500 to request hooks")
+        .await;
+
+    // Resend: the new, successful attempt appears on the page, and the receiver got the
+    // same message again.
+    receiver.url("hooks", Reply::Always(200));
+    browser.click("button", "Resend this message").await;
+    browser.wait_text("#resend-result", "Succeeded").await;
+    browser.wait_text("#message-attempts", "Succeeded").await;
+    let resent = receiver.completed("hooks");
+    assert_eq!(resent.last().map(|d| d.webhook_id()), Some(first.as_str()));
+
+    // Recover: three more failures, then "Resend all failed" reports them delivered.
+    receiver.url("hooks", Reply::Always(500));
+    let failed = api.send_many(&app, "invoice.paid", 3).await;
+    settled_as_failed(&api, &app, &endpoint, &failed).await;
+    receiver.url("hooks", Reply::Always(200));
+    browser.click("a", "← Endpoint").await;
+    browser.click("button", "Resend all failed").await;
+    let summary = browser.wait_text("#recover-result", "Finished.").await;
+    let summary = summary.text().await.expect("summary");
+    assert!(
+        summary.contains("Succeeded 3") && summary.contains("Total 3"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Failed 0") && summary.contains("Connection errors 0"),
+        "{summary}"
+    );
+    for msg in &failed {
+        let status = api
+            .destination(&app, msg, &endpoint)
+            .await
+            .expect("destination");
+        assert_eq!(status["status"], 0, "{msg} delivered by the recovery");
+    }
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_app_login_sees_only_its_app_and_the_pages_fit_a_phone() {
+    let stack = stack("dashtenancy");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let base = hookline.api_url.clone().expect("api url");
+    let app = api.create_app("acme-invoicing").await;
+    let other = api.create_app("other-tenant").await;
+    let hidden = receiver.url("other-tenants-receiver", Reply::Always(200));
+    let other_endpoint = api.create_endpoint(&other, json!({"url": hidden})).await;
+    api.post(
+        "/api/v1/event-type",
+        json!({"name": "invoice.paid", "description": "An invoice was paid in full.",
+               "schemas": {"1": {"type": "object", "examples": [{"invoiceId": "inv_1042", "amount": 12000, "currency": "EUR"}]}}}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let url = receiver.url("billing", Reply::Sequence(vec![500, 200]));
+    let endpoint = api
+        .create_endpoint(
+            &app,
+            json!({"url": url, "description": "Billing service", "filterTypes": ["invoice.paid"]}),
+        )
+        .await;
+    let msg = api
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            json!({"eventType": "invoice.paid", "eventId": "evt-1042",
+                   "payload": {"invoiceId": "inv_1042", "amount": 12000, "currency": "EUR", "lines": [{"sku": "plan-pro", "quantity": 1}]}}),
+            StatusCode::ACCEPTED,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    eventually("the retry succeeded", Duration::from_secs(20), || async {
+        let d = api.destination(&app, &msg, &endpoint).await?;
+        (d["status"] == 0).then_some(())
+    })
+    .await;
+    let attempts = api.attempts_of_message(&app, &msg).await;
+    let failed_attempt = attempts[0]["id"].as_str().expect("attempt id").to_owned();
+
+    let (link, token) = portal_link(&api, &hookline, &app).await;
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    browser.wait_text("li.endpoint", "50 % of 2").await;
+
+    // The other tenant's app, endpoint and messages, asked for by id, show nothing of it.
+    for page in [
+        format!("#/app/{other}"),
+        format!("#/app/{other}/endpoint/{other_endpoint}"),
+        format!("#/app/{other}/messages"),
+    ] {
+        browser.goto(&format!("{base}/dashboard{page}")).await;
+        browser.wait_text(".error", "not found").await;
+        let source = browser.client.source().await.expect("source");
+        assert!(
+            !source.contains("other-tenants-receiver") && !source.contains("other-tenant"),
+            "{page}"
+        );
+    }
+    // Over HTTP, the same token gets 404 for the other app and 403 for the admin listing.
+    let scoped = Api::new(&base, &token);
+    for path in [
+        format!("/api/v1/app/{other}"),
+        format!("/api/v1/app/{other}/endpoint"),
+    ] {
+        let (status, body) = scoped.call(Method::GET, &path, None, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(!body.to_string().contains("other-tenants-receiver"));
+    }
+    let (status, _) = scoped.call(Method::GET, "/api/v1/app", None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The main pages, at desktop and phone width. On a phone nothing is wider than the screen
+    // except inside tables that scroll on their own.
+    let pages = [
+        ("endpoints", format!("#/app/{app}"), "Billing service"),
+        (
+            "endpoint",
+            format!("#/app/{app}/endpoint/{endpoint}"),
+            "Attempt log",
+        ),
+        (
+            "attempt",
+            format!("#/app/{app}/msg/{msg}/attempt/{failed_attempt}"),
+            "answer 500",
+        ),
+        (
+            "message",
+            format!("#/app/{app}/messages?q=evt-1042"),
+            "inv_1042",
+        ),
+        (
+            "event-types",
+            format!("#/app/{app}/event-types"),
+            "inv_1042",
+        ),
+    ];
+    for (width, height, label) in [
+        (DESKTOP.0, DESKTOP.1, "desktop"),
+        (PHONE.0, PHONE.1, "phone"),
+    ] {
+        browser.resize(width, height).await;
+        for (name, page, expect) in &pages {
+            browser.goto(&format!("{base}/dashboard{page}")).await;
+            browser.wait_text("main", expect).await;
+            browser.screenshot(&format!("{name}-{label}")).await;
+            if label == "phone" {
+                let overflow = browser
+                    .client
+                    .execute(
+                        "return document.documentElement.scrollWidth - window.innerWidth",
+                        vec![],
+                    )
+                    .await
+                    .expect("measure");
+                assert!(
+                    overflow.as_i64().is_some_and(|px| px <= 0),
+                    "{name} overflows a phone by {overflow} px"
+                );
+            }
+        }
+    }
+
+    // An admin logs in with a token and sees every app.
+    browser.resize(DESKTOP.0, DESKTOP.1).await;
+    browser.click("#logout", "Log out").await;
+    let input = browser.wait_for("#token").await;
+    input.send_keys(TOKEN).await.expect("type token");
+    browser.click("form button", "Log in").await;
+    browser.wait_text("main", "other-tenant").await;
+    browser.wait_text("main", "acme-invoicing").await;
+    browser.screenshot("apps-desktop").await;
+    browser.close().await;
+}
+
+/// A fresh portal link for `app`, pointed at this test's API address; and its token.
+async fn portal_link(
+    api: &Api,
+    hookline: &crate::testkit::process::Process,
+    app: &str,
+) -> (String, String) {
+    let access: Value = api
+        .post(
+            &format!("/api/v1/auth/app-portal-access/{app}"),
+            json!({}),
+            StatusCode::OK,
+        )
+        .await;
+    let url = access["url"].as_str().expect("url");
+    let (_, rest) = url.split_once("/dashboard/").expect("a dashboard link");
+    let base = hookline.api_url.as_deref().expect("api url");
+    (
+        format!("{base}/dashboard/{rest}"),
+        access["token"].as_str().expect("token").to_owned(),
+    )
+}
+
+async fn settled_as_failed(api: &Api, app: &str, endpoint: &str, messages: &[String]) {
+    for msg in messages {
+        eventually(
+            "the message settled as failed",
+            Duration::from_secs(20),
+            || async {
+                let d = api.destination(app, msg, endpoint).await?;
+                (d["status"] == 2).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_endpoint_controls_change_the_endpoint_through_the_api() {
+    let stack = stack("dashcontrols");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let base = hookline.api_url.clone().expect("api url");
+    let app = api.create_app("controls").await;
+    let url = receiver.url("hooks", Reply::Sequence(vec![500, 200]));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let paid = api.send(&app, "invoice.paid", json!({"n": 1})).await;
+    eventually("the retry succeeded", Duration::from_secs(20), || async {
+        let d = api.destination(&app, &paid, &endpoint).await?;
+        (d["status"] == 0).then_some(())
+    })
+    .await;
+    let path = format!("/api/v1/app/{app}/endpoint/{endpoint}");
+    let (link, _) = portal_link(&api, &hookline, &app).await;
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    browser
+        .goto(&format!("{base}/dashboard#/app/{app}/endpoint/{endpoint}"))
+        .await;
+    browser.wait_text("#attempt-log", "Failed").await;
+
+    // Filter the log to failures: only the failed attempt is left.
+    let status = browser.wait_for("#filter-status").await;
+    status.select_by_value("2").await.expect("select");
+    browser.click("form.filters button", "Apply filters").await;
+    eventually("only failures listed", Duration::from_secs(20), || async {
+        let rows = browser
+            .client
+            .find_all(fantoccini::Locator::Css("#attempt-log tbody tr"))
+            .await
+            .ok()?;
+        let text = browser
+            .wait_for("#attempt-log tbody")
+            .await
+            .text()
+            .await
+            .ok()?;
+        (rows.len() == 1 && text.contains("Failed") && !text.contains("Succeeded")).then_some(())
+    })
+    .await;
+
+    // Reveal, from the keyboard: the secret the API holds.
+    let secret = api.endpoint_secret(&app, &endpoint).await;
+    let reveal = browser.wait_text("button", "Reveal").await;
+    browser
+        .client
+        .execute(
+            "arguments[0].focus()",
+            vec![serde_json::to_value(&reveal).expect("element")],
+        )
+        .await
+        .expect("focus");
+    browser
+        .client
+        .active_element()
+        .await
+        .expect("focused")
+        .send_keys("\u{e007}")
+        .await
+        .expect("Enter");
+    browser.wait_text("#secret-value", &secret).await;
+
+    // Rotate (after the confirmation): the page shows the new secret, the API agrees.
+    browser.click("button", "Rotate").await;
+    eventually("the confirmation", Duration::from_secs(20), || async {
+        browser.client.accept_alert().await.ok()
+    })
+    .await;
+    browser.wait_text("main", "Rotated.").await;
+    let rotated = api.endpoint_secret(&app, &endpoint).await;
+    assert_ne!(rotated, secret);
+    browser.wait_text("#secret-value", &rotated).await;
+
+    // Add a header, then remove it.
+    browser
+        .wait_for("#header-name")
+        .await
+        .send_keys("X-Tenant")
+        .await
+        .expect("type");
+    browser
+        .wait_for("#header-value")
+        .await
+        .send_keys("acme")
+        .await
+        .expect("type");
+    browser.click("button", "Add header").await;
+    browser.wait_text("main", "x-tenant: acme").await;
+    let headers = api.get(&format!("{path}/headers")).await;
+    assert_eq!(headers["headers"]["x-tenant"], "acme");
+    browser.click("button", "Remove").await;
+    eventually("the header removed", Duration::from_secs(20), || async {
+        let headers = api.get(&format!("{path}/headers")).await;
+        (headers["headers"] == json!({})).then_some(())
+    })
+    .await;
+
+    // Disable, then enable again.
+    browser.click("button", "Disable endpoint").await;
+    browser.wait_text("button", "Enable endpoint").await;
+    assert_eq!(api.get(&path).await["disabled"], true);
+    browser.click("button", "Enable endpoint").await;
+    browser.wait_text("button", "Disable endpoint").await;
+    assert_eq!(api.get(&path).await["disabled"], false);
+    browser.close().await;
+}
