@@ -8,6 +8,7 @@ mod testkit;
 
 mod api;
 mod attempt_log;
+mod bench;
 mod crashes;
 mod dashboard;
 mod delivery;

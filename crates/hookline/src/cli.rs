@@ -69,6 +69,41 @@ pub enum Command {
         #[arg(long)]
         until: Option<String>,
     },
+    /// Benchmark: load through the public API, the machine's raw ceiling, ratios and plots.
+    Bench(BenchArgs),
+}
+
+/// `hookline bench`. Without `--url` it starts its own ingest, dispatcher and scheduler (this
+/// binary) on the local RabbitMQ and Redis under a fresh prefix, and removes them afterwards.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Drive this running Svix-compatible server instead of starting one.
+    #[arg(long, requires = "token")]
+    pub url: Option<String>,
+    /// Admin token of the server at `--url`.
+    #[arg(long, hide_env_values = true, env = "HOOKLINE_BENCH_TOKEN")]
+    pub token: Option<String>,
+    /// RabbitMQ for the raw ceiling and for the bench's own deployment.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Redis for the bench's own deployment.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Scenarios to run: 1 max throughput, 2 fan-out, 3 isolation, 4 backlog, 5 latency.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    pub scenarios: Vec<u8>,
+    /// A run of seconds instead of minutes (for the smoke test; its figures mean little).
+    #[arg(long)]
+    pub quick: bool,
+    /// Size of each create-message request body.
+    #[arg(long, default_value_t = 1024)]
+    pub payload_bytes: usize,
+    /// Where results.json, latency-cdf.svg and throughput.svg go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// Extra setting for the bench's own roles, e.g. `--set HOOKLINE__DELIVERY__CONCURRENCY=512`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 /// Where the API is and how to authenticate.
@@ -91,6 +126,7 @@ impl Command {
             Self::Listen { .. } => "listen",
             Self::Send { .. } => "send",
             Self::Recover { .. } => "recover",
+            Self::Bench(_) => "bench",
         }
     }
 }

@@ -109,6 +109,7 @@ fn run_tool(command: &Command) -> Option<anyhow::Result<()>> {
                 until.as_deref(),
             ))
         }),
+        Command::Bench(args) => runtime().and_then(|rt| rt.block_on(tools::bench::run(args))),
         Command::Ingest | Command::Dispatcher | Command::Scheduler | Command::Serve => return None,
     };
     Some(result)
@@ -151,9 +152,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             ingest.and(dispatcher).and(scheduler)
         }
-        Command::Listen { .. } | Command::Send { .. } | Command::Recover { .. } => Err(
-            anyhow::anyhow!("terminal tools run before any configuration is loaded"),
-        ),
+        Command::Listen { .. }
+        | Command::Send { .. }
+        | Command::Recover { .. }
+        | Command::Bench(_) => Err(anyhow::anyhow!(
+            "terminal tools run before any configuration is loaded"
+        )),
     };
     backends.broker.shutdown().await;
     shutdown.cancel();

@@ -1,0 +1,163 @@
+//! `hookline bench`: drives a Hookline (its own, or any Svix-compatible server) through the
+//! public API only, measures the machine's raw ceiling in the same run, and reports each
+//! figure as a ratio to it, with JSON results and SVG plots.
+//!
+//! It is a benchmark, not a test: it prints figures and whether each target was met; the
+//! test suite only runs a seconds-long smoke run of it.
+
+pub mod ceiling;
+pub mod client;
+pub mod load;
+pub mod plot;
+pub mod receiver;
+pub mod report;
+pub mod scenarios;
+pub mod stats;
+pub mod target;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use scenarios::{Bench, Scale, ScenarioError, ScenarioResult};
+use target::{Deployment, Services};
+
+/// Which Hookline to drive.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start ingest, dispatcher and scheduler from this executable on these services.
+    Spawn { exe: PathBuf },
+    /// A running server: its base URL and an admin token.
+    External { url: String, token: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub target: Target,
+    pub services: Services,
+    pub scale: Scale,
+    /// Scenario numbers to run (1–5).
+    pub scenarios: Vec<u8>,
+    pub payload_bytes: usize,
+    /// Where results.json and the plots go.
+    pub out_dir: PathBuf,
+    /// Extra `HOOKLINE__…` settings for a spawned deployment.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("starting the deployment: {0}")]
+    Target(#[from] target::TargetError),
+    #[error("measuring the ceiling: {0}")]
+    Ceiling(#[from] ceiling::CeilingError),
+    #[error("scenario: {0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("receiver: {0}")]
+    Receiver(std::io::Error),
+    #[error("writing results: {0}")]
+    Output(String),
+}
+
+/// Runs the bench and writes its results; answers the report.
+pub async fn run(options: &BenchOptions) -> Result<report::Report, BenchError> {
+    let epoch = Instant::now();
+    let receiver = receiver::Receiver::start(epoch)
+        .await
+        .map_err(BenchError::Receiver)?;
+    std::fs::create_dir_all(&options.out_dir).map_err(|e| BenchError::Output(e.to_string()))?;
+    let deployment = match &options.target {
+        Target::Spawn { exe } => {
+            Deployment::spawn(
+                exe,
+                &options.services,
+                &target::log_dir(&options.out_dir),
+                &options.env,
+            )
+            .await?
+        }
+        Target::External { url, token } => Deployment::external(url, token)?,
+    };
+    let outcome = measure(options, &deployment, receiver, epoch).await;
+    deployment.tear_down(&options.services.redis_url).await;
+    let report = outcome?;
+    report::write(&report, &options.out_dir).map_err(BenchError::Output)?;
+    plot::write(&report, &options.out_dir).map_err(BenchError::Output)?;
+    Ok(report)
+}
+
+async fn measure(
+    options: &BenchOptions,
+    deployment: &Deployment,
+    receiver: receiver::Receiver,
+    epoch: Instant,
+) -> Result<report::Report, BenchError> {
+    let scale = options.scale;
+    let ceiling_messages = (scale.throughput_messages as u64 * 2).max(2_000);
+    eprintln!("measuring the raw ceiling ({ceiling_messages} messages each)…");
+    let broker = ceiling::rabbitmq(
+        &options.services.amqp_url,
+        ceiling_messages,
+        options.payload_bytes,
+    )
+    .await?;
+    let http = ceiling::http(&receiver, ceiling_messages, options.payload_bytes, 64).await?;
+    let bench = Bench {
+        api: deployment.api.clone(),
+        receiver,
+        epoch,
+        body: Arc::new(load::message_body(options.payload_bytes)),
+        scale,
+    };
+    let wanted = |n: u8| options.scenarios.contains(&n);
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut peak_rss = Vec::new();
+    let mut single = None;
+    if wanted(1) || wanted(2) || wanted(4) {
+        let r = scenarios::max_throughput(&bench, broker).await?;
+        peak_rss = deployment.peak_rss_mib();
+        single = Some(r.per_second);
+        if wanted(1) {
+            results.push(r);
+        }
+    }
+    if wanted(2) {
+        results.push(scenarios::fan_out(&bench, single.unwrap_or(1.0)).await?);
+    }
+    if wanted(5) {
+        results.push(scenarios::latency(&bench).await?);
+    }
+    if wanted(3) {
+        results.push(scenarios::isolation(&bench).await?);
+    }
+    if wanted(4) {
+        let store = match &deployment.redis_prefix {
+            Some(prefix) => {
+                let mut config =
+                    hookline_redis::RedisConfig::new(options.services.redis_url.clone());
+                config.prefix = prefix.clone();
+                Some(
+                    hookline_redis::RedisStore::connect(&config)
+                        .map_err(|e| ScenarioError::Store(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        results.push(scenarios::backlog(&bench, store.as_ref(), single.unwrap_or(1.0)).await?);
+    }
+    Ok(report::Report {
+        target: deployment.api_url.clone(),
+        spawned: !deployment.roles.is_empty(),
+        payload_bytes: options.payload_bytes,
+        ceiling: report::Ceiling {
+            rabbitmq_per_second: broker,
+            http_per_second: http,
+        },
+        peak_rss_mib: peak_rss
+            .into_iter()
+            .map(|(role, mib)| (role.to_owned(), mib))
+            .collect(),
+        scenarios: results,
+        machine: report::machine(),
+    })
+}

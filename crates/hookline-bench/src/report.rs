@@ -1,0 +1,117 @@
+//! The results: a table for the terminal and `results.json`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::scenarios::ScenarioResult;
+
+/// Peak RSS allowed per role at scenario 1.
+pub const RSS_TARGET_MIB: f64 = 150.0;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    /// Confirmed publishes plus acked consumes of persistent messages on a quorum queue.
+    pub rabbitmq_per_second: f64,
+    /// Loopback POSTs to the bench receiver.
+    pub http_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub target: String,
+    pub spawned: bool,
+    pub payload_bytes: usize,
+    pub machine: String,
+    pub ceiling: Ceiling,
+    pub peak_rss_mib: BTreeMap<String, f64>,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// CPU model, cores and memory, from /proc.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kib: f64 = m
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib / 1024.0 / 1024.0)
+        })
+        .unwrap_or(0.0);
+    format!("{model}, {cores} cores, {memory:.0} GiB")
+}
+
+impl Report {
+    /// The table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\nHookline bench — {} ({})", self.target, self.machine);
+        let _ = writeln!(
+            out,
+            "raw ceiling: RabbitMQ {:.0} msg/s (confirmed publish + ack, quorum, {} B persistent), loopback HTTP {:.0} req/s",
+            self.ceiling.rabbitmq_per_second, self.payload_bytes, self.ceiling.http_per_second
+        );
+        let _ = writeln!(
+            out,
+            "\n{:<44} {:>9} {:>9} {:>9} {:>9}  {:<58} {:<32} met",
+            "scenario", "deliv.", "deliv./s", "p50 ms", "p99 ms", "figure", "target"
+        );
+        for s in &self.scenarios {
+            let _ = writeln!(
+                out,
+                "{:<44} {:>9} {:>9.0} {:>9.1} {:>9.1}  {:<58} {:<32} {}",
+                format!("{} {}", s.id, s.name),
+                format!("{}/{}", s.deliveries, s.expected_deliveries),
+                s.per_second,
+                s.latency.p50_ms,
+                s.latency.p99_ms,
+                s.figure,
+                s.target,
+                if s.met { "yes" } else { "NO" }
+            );
+            if s.duplicates > 0 || s.rejected > 0 {
+                let _ = writeln!(
+                    out,
+                    "{:<44} duplicates {}, rejected sends {}",
+                    "", s.duplicates, s.rejected
+                );
+            }
+        }
+        if !self.peak_rss_mib.is_empty() {
+            let roles: Vec<String> = self
+                .peak_rss_mib
+                .iter()
+                .map(|(role, mib)| format!("{role} {mib:.0} MiB"))
+                .collect();
+            let met = self.peak_rss_mib.values().all(|m| *m < RSS_TARGET_MIB);
+            let _ = writeln!(
+                out,
+                "\npeak RSS after scenario 1: {} (target < {RSS_TARGET_MIB:.0} MiB each: {})",
+                roles.join(", "),
+                if met { "yes" } else { "NO" }
+            );
+        }
+        out
+    }
+}
+
+pub fn write(report: &Report, dir: &Path) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())
+}
