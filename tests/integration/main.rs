@@ -16,6 +16,7 @@ mod deploy;
 mod filters;
 mod health;
 mod idempotency;
+mod isolation;
 mod limits;
 mod observability;
 mod openapi;

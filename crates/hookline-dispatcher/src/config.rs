@@ -9,6 +9,9 @@ use hookline_core::retry::RetryPolicy;
 pub struct DispatcherConfig {
     /// Deliveries in flight at once in this process.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint in this process; more wait in the retry
+    /// schedule, so a slow endpoint cannot hold every worker.
+    pub max_in_flight_per_endpoint: usize,
     /// Whole-exchange limit for one HTTP attempt (connect, send, read the response).
     pub request_timeout: Duration,
     /// How much of a response body is read and kept in the attempt log.
@@ -31,6 +34,7 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
             concurrency: 256,
+            max_in_flight_per_endpoint: 32,
             request_timeout: Duration::from_secs(15),
             max_response_bytes: 64 * 1024,
             retry: RetryPolicy::default(),

@@ -21,7 +21,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
 
 use crate::config::DispatcherConfig;
+use crate::in_flight::InFlight;
 use crate::sender::{Exchange, Sender, SenderError};
+
+/// How long a task waits in the schedule when its endpoint has its most attempts in flight.
+const BUSY_ENDPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What became of one task. Every variant means "ack it".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +42,8 @@ pub enum Outcome {
     Disabled,
     /// Nothing to do: the endpoint or message was deleted, or the endpoint is disabled.
     Skipped,
-    /// The endpoint's rate limit gave this attempt a later slot; it waits in the schedule,
-    /// not in a worker.
+    /// The endpoint's rate limit gave this attempt a later slot, or the endpoint already has
+    /// its most attempts in flight; it waits in the schedule, not in a worker.
     Deferred,
 }
 
@@ -83,6 +87,7 @@ pub struct Dispatcher {
     sender: Sender,
     pub(crate) events: OperationalEvents,
     pub(crate) metrics: Arc<Metrics>,
+    in_flight: InFlight,
 }
 
 impl Dispatcher {
@@ -106,6 +111,7 @@ impl Dispatcher {
             sender,
             events,
             metrics,
+            in_flight: InFlight::default(),
         })
     }
 
@@ -170,6 +176,21 @@ impl Dispatcher {
                 }
             }
         }
+        // Held until the attempt is settled; an open circuit makes no call and needs none.
+        let _slot = if gate == Gate::Open {
+            None
+        } else {
+            let cap = self.config.max_in_flight_per_endpoint;
+            match self.in_flight.try_acquire(&endpoint.id, cap) {
+                Some(slot) => Some(slot),
+                None => {
+                    self.metrics.busy_endpoint_deferrals.inc();
+                    let later = OffsetDateTime::now_utc() + BUSY_ENDPOINT_WAIT;
+                    self.stores.schedule.schedule(task, later).await?;
+                    return Ok(Outcome::Deferred);
+                }
+            }
+        };
         let signed_at = OffsetDateTime::now_utc();
         let secrets: Result<Vec<SigningSecret>, _> = endpoint
             .signing_secrets(signed_at)

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod delivery;
 mod health;
+mod in_flight;
 pub mod sender;
 pub mod worker;
 

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub schedule_backlog: IntGauge,
     /// Attempts skipped because the endpoint's circuit was open.
     pub circuit_open_skips: IntCounter,
+    /// Tasks sent back to the schedule because their endpoint had its most attempts in flight.
+    pub busy_endpoint_deferrals: IntCounter,
     /// Times this process re-established its broker connection.
     pub broker_reconnects: IntGauge,
     /// Times Redis became reachable again after this process saw it fail.
@@ -102,6 +104,11 @@ impl Metrics {
             "Times this process re-established its RabbitMQ connection.",
         ))?;
         registry.register(Box::new(circuit_open_skips.clone()))?;
+        let busy_endpoint_deferrals = IntCounter::with_opts(Opts::new(
+            "hookline_busy_endpoint_deferrals_total",
+            "Tasks put back in the schedule because their endpoint had its most attempts in flight.",
+        ))?;
+        registry.register(Box::new(busy_endpoint_deferrals.clone()))?;
         registry.register(Box::new(broker_reconnects.clone()))?;
         let redis_reconnects = IntCounter::with_opts(Opts::new(
             "hookline_redis_reconnects_total",
@@ -132,6 +139,7 @@ impl Metrics {
             in_flight,
             schedule_backlog,
             circuit_open_skips,
+            busy_endpoint_deferrals,
             broker_reconnects,
             redis_reconnects,
             redis_up,

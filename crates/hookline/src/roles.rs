@@ -119,6 +119,7 @@ pub async fn dispatcher(
     let d = &settings.delivery;
     let config = DispatcherConfig {
         concurrency: d.concurrency,
+        max_in_flight_per_endpoint: d.max_in_flight_per_endpoint,
         request_timeout: Duration::from_millis(d.timeout_ms),
         max_response_bytes: d.max_response_bytes,
         retry: settings.retry_policy(),

@@ -162,6 +162,8 @@ pub struct DeliverySettings {
     pub timeout_ms: u64,
     /// Deliveries in flight per dispatcher process.
     pub concurrency: usize,
+    /// Deliveries in flight to one endpoint per dispatcher process.
+    pub max_in_flight_per_endpoint: usize,
     pub max_response_bytes: usize,
     pub retention_days: u64,
     /// CIDRs exempt from the SSRF policy (internal addresses are refused otherwise).
@@ -188,6 +190,7 @@ impl Default for DeliverySettings {
             retry_jitter: 0.1,
             timeout_ms: 30_000,
             concurrency: 256,
+            max_in_flight_per_endpoint: 32,
             max_response_bytes: 64 * 1024,
             retention_days: 30,
             allowed_subnets: Vec::new(),
@@ -359,6 +362,12 @@ impl Settings {
         }
         if self.delivery.concurrency == 0 {
             return Err(invalid("delivery.concurrency", "must be greater than 0"));
+        }
+        if self.delivery.max_in_flight_per_endpoint == 0 {
+            return Err(invalid(
+                "delivery.max_in_flight_per_endpoint",
+                "must be greater than 0",
+            ));
         }
         if !(0.0..=1.0).contains(&self.delivery.retry_jitter) {
             return Err(invalid("delivery.retry_jitter", "must be between 0 and 1"));
