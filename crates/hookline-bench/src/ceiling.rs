@@ -38,22 +38,7 @@ pub async fn rabbitmq(
     publisher
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let queue = format!("hookline-bench-ceiling-{}", std::process::id());
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    publisher
-        .queue_declare(
-            &queue,
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            arguments,
-        )
-        .await?;
+    let queue = declare_quorum_queue(&publisher, "ceiling").await?;
     let consumer_channel = connection.create_channel().await?;
     // The same prefetch as Hookline's dispatcher default.
     consumer_channel
@@ -120,6 +105,90 @@ pub async fn rabbitmq(
         });
     }
     Ok(count as f64 / elapsed.as_secs_f64())
+}
+
+/// A fresh durable quorum queue, as Hookline's delivery queue is.
+async fn declare_quorum_queue(
+    channel: &lapin::Channel,
+    name: &str,
+) -> Result<String, CeilingError> {
+    let queue = format!("hookline-bench-{name}-{}", std::process::id());
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    channel
+        .queue_declare(
+            &queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await?;
+    Ok(queue)
+}
+
+/// The broker's share of end-to-end latency: one persistent message at a time, from publish
+/// through its confirm to its arrival at a consumer, `samples` times. Hookline's path
+/// contains this trip once (ingest publishes, a dispatcher consumes).
+pub async fn rabbitmq_round_trip(
+    amqp_url: &str,
+    samples: usize,
+    payload_bytes: usize,
+) -> Result<Vec<u64>, CeilingError> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let queue = declare_quorum_queue(&channel, "round-trip").await?;
+    let consumer_channel = connection.create_channel().await?;
+    let mut consumer = consumer_channel
+        .basic_consume(
+            &queue,
+            "round-trip",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let payload = vec![b'x'; payload_bytes];
+    let properties = BasicProperties::default().with_delivery_mode(2);
+    let mut trips = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        channel
+            .basic_publish(
+                "",
+                &queue,
+                BasicPublishOptions::default(),
+                &payload,
+                properties.clone(),
+            )
+            .await?
+            .await?;
+        match consumer.next().await {
+            Some(Ok(_)) => {
+                trips.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
+            }
+            _ => {
+                return Err(CeilingError::ConsumerStopped {
+                    got: trips.len() as u64,
+                    expected: samples as u64,
+                })
+            }
+        }
+    }
+    let _ = channel
+        .queue_delete(&queue, QueueDeleteOptions::default())
+        .await;
+    let _ = connection.close(200, "round trip measured").await;
+    Ok(trips)
 }
 
 /// POSTs `count` bodies of `payload_bytes` to the receiver from `concurrency` connections;

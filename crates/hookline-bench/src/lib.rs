@@ -102,6 +102,15 @@ async fn measure(
     )
     .await?;
     let http = ceiling::http(&receiver, ceiling_messages, options.payload_bytes, 64).await?;
+    let samples = if scale.throughput_messages < 1_000 {
+        50
+    } else {
+        1_000
+    };
+    let round_trip = stats::latency(
+        &ceiling::rabbitmq_round_trip(&options.services.amqp_url, samples, options.payload_bytes)
+            .await?,
+    );
     let bench = Bench {
         api: deployment.api.clone(),
         receiver,
@@ -152,6 +161,7 @@ async fn measure(
         ceiling: report::Ceiling {
             rabbitmq_per_second: broker,
             http_per_second: http,
+            rabbitmq_round_trip: round_trip,
         },
         peak_rss_mib: peak_rss
             .into_iter()

@@ -17,6 +17,8 @@ pub struct Ceiling {
     pub rabbitmq_per_second: f64,
     /// Loopback POSTs to the bench receiver.
     pub http_per_second: f64,
+    /// One message at a time: publish, confirm, arrival at a consumer.
+    pub rabbitmq_round_trip: crate::stats::Latency,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +68,12 @@ impl Report {
             out,
             "raw ceiling: RabbitMQ {:.0} msg/s (confirmed publish + ack, quorum, {} B persistent), loopback HTTP {:.0} req/s",
             self.ceiling.rabbitmq_per_second, self.payload_bytes, self.ceiling.http_per_second
+        );
+        let trip = &self.ceiling.rabbitmq_round_trip;
+        let _ = writeln!(
+            out,
+            "broker round trip (publish → confirm → consumer, one at a time): p50 {:.1} ms, p99 {:.1} ms",
+            trip.p50_ms, trip.p99_ms
         );
         let _ = writeln!(
             out,
