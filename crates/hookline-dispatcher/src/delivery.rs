@@ -24,7 +24,10 @@ use crate::config::DispatcherConfig;
 use crate::in_flight::InFlight;
 use crate::sender::{Exchange, Sender, SenderError};
 
-/// How long a task waits in the schedule when its endpoint has its most attempts in flight.
+/// How long an attempt waits for one of its endpoint's request slots before giving its worker
+/// back: long enough for a fast endpoint's slots to turn over, short against a slow one.
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a task waits in the schedule when its endpoint had no free slot.
 const BUSY_ENDPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What became of one task. Every variant means "ack it".
@@ -176,21 +179,6 @@ impl Dispatcher {
                 }
             }
         }
-        // Held until the attempt is settled; an open circuit makes no call and needs none.
-        let _slot = if gate == Gate::Open {
-            None
-        } else {
-            let cap = self.config.max_in_flight_per_endpoint;
-            match self.in_flight.try_acquire(&endpoint.id, cap) {
-                Some(slot) => Some(slot),
-                None => {
-                    self.metrics.busy_endpoint_deferrals.inc();
-                    let later = OffsetDateTime::now_utc() + BUSY_ENDPOINT_WAIT;
-                    self.stores.schedule.schedule(task, later).await?;
-                    return Ok(Outcome::Deferred);
-                }
-            }
-        };
         let signed_at = OffsetDateTime::now_utc();
         let secrets: Result<Vec<SigningSecret>, _> = endpoint
             .signing_secrets(signed_at)
@@ -215,9 +203,20 @@ impl Dispatcher {
             };
             (skipped, Default::default())
         } else {
+            // One of the endpoint's slots for the exchange alone; none free within a moment
+            // means the endpoint is slow: the task waits in the schedule, not in a worker.
+            let cap = self.config.max_in_flight_per_endpoint;
+            let Some(slot) = self.in_flight.acquire(&endpoint.id, cap, SLOT_WAIT).await else {
+                self.metrics.busy_endpoint_deferrals.inc();
+                let later = OffsetDateTime::now_utc() + BUSY_ENDPOINT_WAIT;
+                self.stores.schedule.schedule(task, later).await?;
+                return Ok(Outcome::Deferred);
+            };
             let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
             let logged = self.logged_headers(&headers);
-            (self.sender.post(&endpoint.url, headers, body).await, logged)
+            let exchange = self.sender.post(&endpoint.url, headers, body).await;
+            drop(slot);
+            (exchange, logged)
         };
         if gate != Gate::Open {
             self.metrics.attempt_took(exchange.duration);

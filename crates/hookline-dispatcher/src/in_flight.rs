@@ -1,57 +1,69 @@
-//! Attempts in flight per endpoint in this process. Past the endpoint's cap, a task goes back
-//! to the retry schedule for a moment instead of taking a worker: one slow endpoint can hold
-//! at most its cap of workers, never all of them, so the others' deliveries keep flowing.
+//! Requests in flight per endpoint in this process. An attempt waits a moment for one of its
+//! endpoint's slots; if none frees up, the task goes back to the retry schedule instead of
+//! holding a worker. A slot is held only for the HTTP exchange, so a fast endpoint turns its
+//! slots over in milliseconds and never waits long, while a slow one can hold at most its cap
+//! of workers, never all of them.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Default)]
 pub struct InFlight {
-    counts: Mutex<HashMap<String, usize>>,
+    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-/// One attempt's place in its endpoint's count, given back when dropped.
+/// One request's place among its endpoint's, given back when dropped.
 #[derive(Debug)]
 pub struct Slot<'a> {
     owner: &'a InFlight,
     endpoint_id: String,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl InFlight {
-    /// A slot for `endpoint_id` if fewer than `cap` of its attempts are in flight.
-    pub fn try_acquire(&self, endpoint_id: &str, cap: usize) -> Option<Slot<'_>> {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(endpoint_id.to_owned()).or_default();
-        if *count >= cap {
-            return None;
-        }
-        *count += 1;
+    /// A slot for `endpoint_id` within `cap`, waiting at most `wait` for one.
+    pub async fn acquire(&self, endpoint_id: &str, cap: usize, wait: Duration) -> Option<Slot<'_>> {
+        let semaphore = {
+            let mut endpoints = self
+                .endpoints
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(
+                endpoints
+                    .entry(endpoint_id.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(cap))),
+            )
+        };
+        let permit = tokio::time::timeout(wait, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
         Some(Slot {
             owner: self,
             endpoint_id: endpoint_id.to_owned(),
+            permit: Some(permit),
         })
-    }
-
-    /// Attempts in flight to `endpoint_id` now.
-    #[cfg(test)]
-    pub fn count(&self, endpoint_id: &str) -> usize {
-        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.get(endpoint_id).copied().unwrap_or(0)
     }
 }
 
 impl Drop for Slot<'_> {
+    /// Gives the permit back, and forgets the endpoint once nothing holds or waits for it,
+    /// so the map stays as small as the set of endpoints being called.
     fn drop(&mut self) {
-        let mut counts = self
+        drop(self.permit.take());
+        let mut endpoints = self
             .owner
-            .counts
+            .endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.endpoint_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.endpoint_id);
-            }
+        if endpoints
+            .get(&self.endpoint_id)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            endpoints.remove(&self.endpoint_id);
         }
     }
 }
@@ -60,23 +72,50 @@ impl Drop for Slot<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_endpoint_gets_at_most_its_cap_and_slots_come_back() {
+    const NO_WAIT: Duration = Duration::from_millis(1);
+
+    #[tokio::test]
+    async fn an_endpoint_gets_at_most_its_cap_and_slots_come_back() {
         let in_flight = InFlight::default();
-        let first = in_flight.try_acquire("ep_slow", 2);
-        let second = in_flight.try_acquire("ep_slow", 2);
+        let first = in_flight.acquire("ep_slow", 2, NO_WAIT).await;
+        let second = in_flight.acquire("ep_slow", 2, NO_WAIT).await;
         assert!(first.is_some() && second.is_some());
         assert!(
-            in_flight.try_acquire("ep_slow", 2).is_none(),
+            in_flight.acquire("ep_slow", 2, NO_WAIT).await.is_none(),
             "third is over the cap"
         );
         assert!(
-            in_flight.try_acquire("ep_fast", 2).is_some(),
-            "other endpoints are not held up"
+            in_flight.acquire("ep_fast", 2, NO_WAIT).await.is_some(),
+            "others are not held up"
         );
         drop(first);
-        assert_eq!(in_flight.count("ep_slow"), 1);
-        assert!(in_flight.try_acquire("ep_slow", 2).is_some());
+        assert!(in_flight.acquire("ep_slow", 2, NO_WAIT).await.is_some());
         drop(second);
+        assert!(
+            in_flight
+                .endpoints
+                .lock()
+                .map(|e| e.is_empty())
+                .unwrap_or(false),
+            "forgotten when idle"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slot_freed_while_waiting_is_taken() {
+        let in_flight = Arc::new(InFlight::default());
+        let held = in_flight.acquire("ep", 1, NO_WAIT).await;
+        let waiter = {
+            let in_flight = Arc::clone(&in_flight);
+            tokio::spawn(async move {
+                in_flight
+                    .acquire("ep", 1, Duration::from_secs(5))
+                    .await
+                    .is_some()
+            })
+        };
+        tokio::task::yield_now().await;
+        drop(held);
+        assert!(waiter.await.unwrap_or(false));
     }
 }
