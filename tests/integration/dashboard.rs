@@ -215,6 +215,37 @@ async fn an_app_login_sees_only_its_app_and_the_pages_fit_a_phone() {
         }
     }
 
+    // A long payload is pretty-printed and folded; times show relative and absolute.
+    let long: serde_json::Map<String, Value> = (0..40)
+        .map(|i| (format!("line_item_{i:02}"), json!(i)))
+        .collect();
+    let long_msg = api.send(&app, "invoice.paid", Value::Object(long)).await;
+    browser.resize(DESKTOP.0, DESKTOP.1).await;
+    browser
+        .goto(&format!(
+            "{base}/dashboard#/app/{app}/messages?q={long_msg}"
+        ))
+        .await;
+    let folded = browser
+        .wait_text("details.block summary", "Payload (42 lines)")
+        .await;
+    folded.click().await.expect("unfold");
+    browser
+        .wait_text("details.block pre", "\"line_item_39\": 39")
+        .await;
+    let received = browser.wait_for("main time").await;
+    let title = received
+        .attr("title")
+        .await
+        .expect("title")
+        .unwrap_or_default();
+    let text = received.text().await.expect("time text");
+    let relative = text.split(" · ").next().unwrap_or_default();
+    assert!(
+        !title.is_empty() && text.ends_with(&title) && !relative.is_empty() && relative != title,
+        "relative and absolute: {text} / {title}"
+    );
+
     // An admin logs in with a token and sees every app.
     browser.resize(DESKTOP.0, DESKTOP.1).await;
     browser.click("#logout", "Log out").await;
