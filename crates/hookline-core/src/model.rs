@@ -391,10 +391,17 @@ impl DeliveryTask {
     ///
     /// A deferral to a rate-limit slot has a key of its own: the scheduler may still be
     /// completing the entry that brought the attempt, and must not remove the deferral.
+    /// A person's resend has one too: it carries the same attempt number as the pending
+    /// retry, and deferring it (rate limit, busy endpoint) must not replace that retry.
     pub fn schedule_key(&self) -> String {
+        let manual = if self.trigger == TriggerType::Manual {
+            ":manual"
+        } else {
+            ""
+        };
         let slot = if self.rate_slot { ":slot" } else { "" };
         format!(
-            "{}:{}:{}{slot}",
+            "{}:{}:{}{manual}{slot}",
             self.msg_id, self.endpoint_id, self.attempt
         )
     }
@@ -505,5 +512,12 @@ mod tests {
             r#"{"msgId":"msg_1","appId":"app_1","endpointId":"ep_1","attempt":1,"trigger":"scheduled","payload":{"a":1}}"#
         );
         assert_eq!(task.next_attempt().schedule_key(), "msg_1:ep_1:2");
+        // A resend deferred while a retry of the same number waits must not replace it.
+        let resend = DeliveryTask {
+            trigger: TriggerType::Manual,
+            ..task.next_attempt()
+        };
+        assert_eq!(resend.schedule_key(), "msg_1:ep_1:2:manual");
+        assert_eq!(resend.deferred().schedule_key(), "msg_1:ep_1:2:manual:slot");
     }
 }

@@ -267,3 +267,21 @@ async fn the_circuit_opens_probes_once_and_closes_on_success() {
     );
     store.0.delete_all().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attempt() {
+    let store = Fresh::new();
+    let now = OffsetDateTime::now_utc();
+    let retry = task(7);
+    let resend = DeliveryTask {
+        trigger: TriggerType::Manual,
+        ..task(7)
+    };
+    let due = now - Duration::from_secs(1);
+    store.0.schedule(&retry, due).await.expect("schedule retry");
+    store.0.schedule(&resend, due).await.expect("defer resend");
+    let claimed = store.0.claim_due(now, 10_000, 10).await.expect("claim");
+    let mut triggers: Vec<_> = claimed.iter().map(|c| c.task.trigger).collect();
+    triggers.sort_by_key(|t| t.code());
+    assert_eq!(triggers, [TriggerType::Scheduled, TriggerType::Manual]);
+}
