@@ -10,7 +10,7 @@ use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
 
 #[tokio::test]
 async fn a_slow_endpoint_holds_at_most_its_share_of_workers() {
-    const MESSAGES: usize = 20;
+    const MESSAGES: usize = 12;
     let stack = Stack::new("isolation")
         .with("HOOKLINE__DELIVERY__CONCURRENCY", "6")
         .with("HOOKLINE__DELIVERY__MAX_IN_FLIGHT_PER_ENDPOINT", "2");
@@ -18,14 +18,15 @@ async fn a_slow_endpoint_holds_at_most_its_share_of_workers() {
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
     let app = api.create_app("isolation-app").await;
-    let slow = receiver.url("slow", Reply::Slow(Duration::from_secs(1)));
+    let slow = receiver.url("slow", Reply::Slow(Duration::from_secs(2)));
     let fast = receiver.url("fast", Reply::Always(200));
     api.create_endpoint(&app, json!({"url": slow})).await;
     api.create_endpoint(&app, json!({"url": fast})).await;
     api.send_many(&app, "invoice.paid", MESSAGES).await;
 
     // Without the cap the six workers fill with slow deliveries and the fast endpoint waits
-    // for them: it could not have everything before six slow ones completed.
+    // for them: it could not have everything before six slow ones completed. With it, slow
+    // deliveries complete two every two seconds, far fewer by the time the fast ones are in.
     let slow_done = eventually("every fast delivery", Duration::from_secs(30), || async {
         (receiver.count("fast") == MESSAGES).then(|| receiver.completed("slow").len())
     })
