@@ -7,6 +7,7 @@
 
 pub mod ceiling;
 pub mod client;
+pub mod cpu;
 pub mod load;
 pub mod plot;
 pub mod receiver;
@@ -95,12 +96,15 @@ async fn measure(
     let scale = options.scale;
     let ceiling_messages = (scale.throughput_messages as u64 * 2).max(2_000);
     eprintln!("measuring the raw ceiling ({ceiling_messages} messages each)…");
+    let cpu = deployment.cpu_watch();
+    let before = cpu.start();
     let broker = ceiling::rabbitmq(
         &options.services.amqp_url,
         ceiling_messages,
         options.payload_bytes,
     )
     .await?;
+    let ceiling_cores = before.cores_since(&cpu);
     let http = ceiling::http(&receiver, ceiling_messages, options.payload_bytes, 64).await?;
     let samples = if scale.throughput_messages < 1_000 {
         50
@@ -123,7 +127,10 @@ async fn measure(
     let mut peak_rss = Vec::new();
     let mut single = None;
     if wanted(1) || wanted(2) || wanted(4) {
-        let r = scenarios::max_throughput(&bench, broker).await?;
+        let cpu = deployment.cpu_watch();
+        let before = cpu.start();
+        let mut r = scenarios::max_throughput(&bench, broker).await?;
+        r.details["coresUsed"] = serde_json::json!(before.cores_since(&cpu));
         peak_rss = deployment.peak_rss_mib();
         single = Some(r.per_second);
         if wanted(1) {
@@ -162,6 +169,7 @@ async fn measure(
             rabbitmq_per_second: broker,
             http_per_second: http,
             rabbitmq_round_trip: round_trip,
+            cores_used: ceiling_cores,
         },
         peak_rss_mib: peak_rss
             .into_iter()

@@ -19,6 +19,8 @@ pub struct Ceiling {
     pub http_per_second: f64,
     /// One message at a time: publish, confirm, arrival at a consumer.
     pub rabbitmq_round_trip: crate::stats::Latency,
+    /// CPU by process while the RabbitMQ ceiling was measured, in cores.
+    pub cores_used: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +71,11 @@ impl Report {
             "raw ceiling: RabbitMQ {:.0} msg/s (confirmed publish + ack, quorum, {} B persistent), loopback HTTP {:.0} req/s",
             self.ceiling.rabbitmq_per_second, self.payload_bytes, self.ceiling.http_per_second
         );
+        let _ = writeln!(
+            out,
+            "CPU during the RabbitMQ ceiling, in cores: {}",
+            cores_line(&self.ceiling.cores_used)
+        );
         let trip = &self.ceiling.rabbitmq_round_trip;
         let _ = writeln!(
             out,
@@ -101,6 +108,16 @@ impl Report {
                 );
             }
         }
+        let scenario_1 = self.scenarios.iter().find(|s| s.id == 1);
+        if let Some(cores) = scenario_1.and_then(|s| {
+            serde_json::from_value::<BTreeMap<String, f64>>(s.details["coresUsed"].clone()).ok()
+        }) {
+            let _ = writeln!(
+                out,
+                "\nCPU during scenario 1, in cores: {}",
+                cores_line(&cores)
+            );
+        }
         if !self.peak_rss_mib.is_empty() {
             let roles: Vec<String> = self
                 .peak_rss_mib
@@ -117,6 +134,16 @@ impl Report {
         }
         out
     }
+}
+
+/// "rabbitmq 0.50, dispatcher 0.47, … (total 1.86 of 2)", busiest first.
+fn cores_line(cores: &BTreeMap<String, f64>) -> String {
+    let mut used: Vec<(&String, &f64)> = cores.iter().collect();
+    used.sort_by(|a, b| b.1.total_cmp(a.1));
+    let total: f64 = cores.values().sum();
+    let parts: Vec<String> = used.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
+    let available = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{} (total {total:.2} of {available})", parts.join(", "))
 }
 
 pub fn write(report: &Report, dir: &Path) -> Result<(), String> {

@@ -115,6 +115,17 @@ impl Deployment {
         })
     }
 
+    /// The processes whose CPU time a scenario records: the bench, each spawned role, and the
+    /// local broker and Redis.
+    pub fn cpu_watch(&self) -> crate::cpu::Watched {
+        let roles: Vec<_> = self
+            .roles
+            .iter()
+            .map(|(role, child)| (*role, child.id()))
+            .collect();
+        crate::cpu::Watched::new(&roles)
+    }
+
     /// Peak resident memory of each spawned role so far, in MiB (Linux `VmHWM`).
     pub fn peak_rss_mib(&self) -> Vec<(&'static str, f64)> {
         self.roles
