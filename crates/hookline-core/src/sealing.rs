@@ -84,6 +84,31 @@ pub fn open(key: Option<&MainKey>, stored: &str) -> Result<String, SealError> {
     String::from_utf8(plain).map_err(|_| SealError::Open)
 }
 
+/// The stored form of an endpoint: its current and old secrets sealed (when a key is set).
+pub fn seal_endpoint(
+    key: Option<&MainKey>,
+    endpoint: &crate::model::Endpoint,
+) -> Result<crate::model::Endpoint, SealError> {
+    let mut stored = endpoint.clone();
+    stored.secret = seal(key, &endpoint.secret)?;
+    for old in &mut stored.old_secrets {
+        old.secret = seal(key, &old.secret)?;
+    }
+    Ok(stored)
+}
+
+/// The endpoint with its secrets opened, from its stored form.
+pub fn open_endpoint(
+    key: Option<&MainKey>,
+    mut endpoint: crate::model::Endpoint,
+) -> Result<crate::model::Endpoint, SealError> {
+    endpoint.secret = open(key, &endpoint.secret)?;
+    for old in &mut endpoint.old_secrets {
+        old.secret = open(key, &old.secret)?;
+    }
+    Ok(endpoint)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

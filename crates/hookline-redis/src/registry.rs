@@ -303,14 +303,8 @@ impl RedisStore {
 impl RedisStore {
     /// The stored form of an endpoint: its secret sealed when a main key is configured.
     fn encode_endpoint(&self, endpoint: &Endpoint) -> Result<String, StoreError> {
-        let key = self.main_key.as_ref();
-        let seal =
-            |plain: &str| sealing::seal(key, plain).map_err(|e| StoreError::Corrupt(e.to_string()));
-        let mut stored = endpoint.clone();
-        stored.secret = seal(&endpoint.secret)?;
-        for old in &mut stored.old_secrets {
-            old.secret = seal(&old.secret)?;
-        }
+        let stored = sealing::seal_endpoint(self.main_key.as_ref(), endpoint)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         encode(&stored)
     }
 
@@ -319,18 +313,10 @@ impl RedisStore {
     }
 
     /// The endpoint with its secret opened.
-    fn opened(&self, mut endpoint: Endpoint) -> Result<Endpoint, StoreError> {
-        let key = self.main_key.as_ref();
+    fn opened(&self, endpoint: Endpoint) -> Result<Endpoint, StoreError> {
         let id = endpoint.id.clone();
-        let open = |stored: &str| {
-            sealing::open(key, stored)
-                .map_err(|e| StoreError::Corrupt(format!("endpoint {id}: {e}")))
-        };
-        endpoint.secret = open(&endpoint.secret)?;
-        for old in &mut endpoint.old_secrets {
-            old.secret = open(&old.secret)?;
-        }
-        Ok(endpoint)
+        sealing::open_endpoint(self.main_key.as_ref(), endpoint)
+            .map_err(|e| StoreError::Corrupt(format!("endpoint {id}: {e}")))
     }
 
     /// Every record stored as a value of the hash at `key`.
