@@ -1,0 +1,119 @@
+//! The attempt log: one record per attempt, indexed per message and per endpoint.
+
+use async_trait::async_trait;
+use hookline_core::model::{Attempt, DestinationStatus};
+use hookline_core::ports::{AttemptLog, Page, PageRequest, StoreError};
+
+use crate::db::{unavailable, Durability, RECORDS};
+use crate::keys;
+use crate::records::{self, Writer};
+use crate::EmbeddedStore;
+
+#[async_trait]
+impl AttemptLog for EmbeddedStore {
+    /// Deferred durability: only dispatchers record attempts, and they ack the task after
+    /// this write; a crash that loses the write loses the ack too, and the task is retried.
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        destination: &DestinationStatus,
+        retention_secs: u64,
+    ) -> Result<(), StoreError> {
+        let (attempt, destination) = (attempt.clone(), destination.clone());
+        let ttl = Some(retention_secs);
+        self.db
+            .write(Durability::Deferred, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let app = &attempt.app_id;
+                w.put(&keys::attempt(app, &attempt.id), &attempt, ttl)?;
+                w.index(
+                    &keys::message_attempts(app, &attempt.msg_id),
+                    &attempt.id,
+                    ttl,
+                )?;
+                w.index(
+                    &keys::endpoint_attempts(app, &attempt.endpoint_id),
+                    &attempt.id,
+                    ttl,
+                )?;
+                let key = keys::destination(app, &attempt.msg_id, &attempt.endpoint_id);
+                w.put(&key, &destination, ttl)
+            })
+            .await
+    }
+
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>, StoreError> {
+        let key = keys::attempt(app_id, attempt_id);
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::get(&table, &key, crate::db::now_ms(), "attempt")
+            })
+            .await
+    }
+
+    async fn expunge_response(&self, app_id: &str, attempt_id: &str) -> Result<bool, StoreError> {
+        let key = keys::attempt(app_id, attempt_id);
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let Some(mut attempt) = w.get::<Attempt>(&key, "attempt")? else {
+                    return Ok(false);
+                };
+                attempt.response = String::new();
+                w.replace(&key, &attempt)
+            })
+            .await
+    }
+
+    async fn attempts_by_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        request: &PageRequest,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.attempt_page(app_id, keys::message_attempts(app_id, msg_id), request)
+            .await
+    }
+
+    async fn attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        request: &PageRequest,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.attempt_page(
+            app_id,
+            keys::endpoint_attempts(app_id, endpoint_id),
+            request,
+        )
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    async fn attempt_page(
+        &self,
+        app_id: &str,
+        index: String,
+        request: &PageRequest,
+    ) -> Result<Page<Attempt>, StoreError> {
+        let (app, request) = (app_id.to_owned(), request.clone());
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::read_page(
+                    &table,
+                    &index,
+                    &request,
+                    |id| keys::attempt(&app, id),
+                    "attempt",
+                )
+            })
+            .await
+    }
+}

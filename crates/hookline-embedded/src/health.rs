@@ -1,0 +1,196 @@
+//! Endpoint health (the circuit breaker and failure streak, kept on disk so a restart does
+//! not forget a failing endpoint) and rate-limit slots (in memory: one process sends).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookline_core::ports::{EndpointHealth, FailureStreak, Gate, RateLimiter, StoreError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::db::{from_unix_ms, unavailable, unix_ms, Durability, RECORDS};
+use crate::keys;
+use crate::records::{self, Writer};
+use crate::EmbeddedStore;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Streak {
+    consecutive: u32,
+    failing_since_ms: i64,
+    /// 0 while the circuit is closed.
+    open_until_ms: i64,
+}
+
+/// In-memory per-endpoint timing: rate-limit slots and the circuit's probe.
+#[derive(Default)]
+pub(crate) struct RateSlots {
+    /// Theoretical arrival time of the next slot (GCRA), by endpoint.
+    next_slot: Mutex<HashMap<String, i64>>,
+    /// When the last send was admitted, by endpoint.
+    last_send: Mutex<HashMap<String, i64>>,
+    /// Until when a probe holds the half-open circuit, by endpoint.
+    probes: Mutex<HashMap<String, i64>>,
+}
+
+#[async_trait]
+impl EndpointHealth for EmbeddedStore {
+    async fn gate(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: OffsetDateTime,
+        probe_ttl: Duration,
+    ) -> Result<Gate, StoreError> {
+        let key = keys::health(app_id, endpoint_id);
+        let read_key = key.clone();
+        let streak: Option<Streak> = self
+            .db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::get(&table, &read_key, crate::db::now_ms(), "endpoint health")
+            })
+            .await?;
+        let open_until = streak.map_or(0, |s| s.open_until_ms);
+        let now_ms = unix_ms(now);
+        if open_until == 0 {
+            return Ok(Gate::Closed);
+        }
+        if now_ms < open_until {
+            return Ok(Gate::Open);
+        }
+        let mut probes = self
+            .limits
+            .probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match probes.get(&key) {
+            Some(until) if *until > now_ms => Ok(Gate::Open),
+            _ => {
+                let ttl = i64::try_from(probe_ttl.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(1);
+                probes.insert(key, now_ms.saturating_add(ttl));
+                Ok(Gate::Probe)
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        success: bool,
+        now: OffsetDateTime,
+        threshold: u32,
+        open_for: Duration,
+    ) -> Result<FailureStreak, StoreError> {
+        let key = keys::health(app_id, endpoint_id);
+        let now_ms = unix_ms(now);
+        let open_ms = i64::try_from(open_for.as_millis()).unwrap_or(i64::MAX);
+        let write_key = key.clone();
+        // Deferred: circuit state is advice; losing its last change in a crash is harmless.
+        let streak = self
+            .db
+            .write(Durability::Deferred, move |txn| {
+                let mut w = Writer::open(txn)?;
+                if success {
+                    w.delete(&write_key)?;
+                    return Ok(Streak::default());
+                }
+                let mut streak = w
+                    .get::<Streak>(&write_key, "endpoint health")?
+                    .unwrap_or_default();
+                streak.consecutive = streak.consecutive.saturating_add(1);
+                if streak.failing_since_ms == 0 {
+                    streak.failing_since_ms = now_ms;
+                }
+                if streak.consecutive >= threshold.max(1) {
+                    streak.open_until_ms = now_ms.saturating_add(open_ms);
+                }
+                w.put(&write_key, &streak, None)?;
+                Ok(streak)
+            })
+            .await?;
+        if success || streak.open_until_ms != 0 {
+            // A success closes the circuit; a new open period needs a new probe.
+            self.limits
+                .probes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
+        Ok(FailureStreak {
+            consecutive: streak.consecutive,
+            failing_since: (streak.failing_since_ms > 0)
+                .then(|| from_unix_ms(streak.failing_since_ms))
+                .flatten(),
+        })
+    }
+
+    async fn open_circuits(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                let all: Vec<Streak> =
+                    records::scan(&table, keys::all_health(), crate::db::now_ms(), "health")?;
+                Ok(all.iter().filter(|s| s.open_until_ms != 0).count() as u64)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl RateLimiter for EmbeddedStore {
+    async fn reserve(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        per_second: u16,
+        now: OffsetDateTime,
+    ) -> Result<Duration, StoreError> {
+        // The same slightly wider interval as the Redis adapter: slots land a little late.
+        let interval = 1050 / i64::from(per_second.max(1));
+        let now_ms = unix_ms(now);
+        let mut next = self
+            .limits
+            .next_slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let slot = next
+            .get(&keys::health(app_id, endpoint_id))
+            .copied()
+            .unwrap_or(0)
+            .max(now_ms);
+        next.insert(keys::health(app_id, endpoint_id), slot + interval);
+        Ok(Duration::from_millis(
+            u64::try_from(slot - now_ms).unwrap_or(0),
+        ))
+    }
+
+    async fn admit(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        per_second: u16,
+        now: OffsetDateTime,
+    ) -> Result<Option<Duration>, StoreError> {
+        let interval = 1000 / i64::from(per_second.max(1));
+        let now_ms = unix_ms(now);
+        let mut last = self
+            .limits
+            .last_send
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = keys::health(app_id, endpoint_id);
+        let previous = last.get(&key).copied().unwrap_or(0);
+        if now_ms - previous < interval {
+            return Ok(Some(Duration::from_millis(
+                u64::try_from(interval - (now_ms - previous)).unwrap_or(0),
+            )));
+        }
+        last.insert(key, now_ms);
+        Ok(None)
+    }
+}

@@ -1,0 +1,216 @@
+//! Messages, idempotency claims and per-endpoint delivery state.
+
+use async_trait::async_trait;
+use hookline_core::model::{DestinationStatus, Message, MessageStatus};
+use hookline_core::ports::{IdempotencyClaim, MessageStore, Page, PageRequest, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{unavailable, Durability, RECORDS};
+use crate::keys;
+use crate::records::{self, Writer};
+use crate::EmbeddedStore;
+
+/// What an idempotency key holds: a request in progress, or the response of a finished one.
+#[derive(Serialize, Deserialize)]
+enum Claim {
+    Pending(String),
+    Done(String),
+}
+
+#[async_trait]
+impl MessageStore for EmbeddedStore {
+    async fn claim_idempotency(
+        &self,
+        app_id: &str,
+        keys: &[String],
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let names = idempotency_keys(app_id, keys);
+        let owner = owner.to_owned();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                for name in &names {
+                    match w.get::<Claim>(name, "idempotency key")? {
+                        Some(Claim::Done(response)) => return Ok(IdempotencyClaim::Done(response)),
+                        Some(Claim::Pending(_)) => return Ok(IdempotencyClaim::InProgress),
+                        None => {}
+                    }
+                }
+                let until = w.now_ms.saturating_add(lease_ms.max(1));
+                for name in &names {
+                    w.put_until(name, &Claim::Pending(owner.clone()), until)?;
+                }
+                Ok(IdempotencyClaim::Claimed)
+            })
+            .await
+    }
+
+    async fn complete_idempotency(
+        &self,
+        app_id: &str,
+        keys: &[String],
+        response: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let names = idempotency_keys(app_id, keys);
+        let done = Claim::Done(response.to_owned());
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                for name in &names {
+                    w.put(name, &done, Some(ttl_secs))?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn idempotent_response(
+        &self,
+        app_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let name = keys::idempotency(app_id, key);
+        let claim = self
+            .db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::get::<Claim>(&table, &name, crate::db::now_ms(), "idempotency key")
+            })
+            .await?;
+        Ok(match claim {
+            Some(Claim::Done(response)) => Some(response),
+            _ => None,
+        })
+    }
+
+    async fn release_idempotency(
+        &self,
+        app_id: &str,
+        keys: &[String],
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let names = idempotency_keys(app_id, keys);
+        let owner = owner.to_owned();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                for name in &names {
+                    if matches!(w.get(name, "idempotency key")?, Some(Claim::Pending(o)) if o == owner)
+                    {
+                        w.delete(name)?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn insert_message(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+    ) -> Result<(), StoreError> {
+        let message = message.clone();
+        let endpoint_ids = endpoint_ids.to_vec();
+        let ttl = Some(retention_secs);
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let app = &message.app_id;
+                w.put(&keys::message(app, &message.id), &message, ttl)?;
+                w.index(&keys::messages(app), &message.id, ttl)?;
+                for endpoint_id in endpoint_ids {
+                    let key = keys::destination(app, &message.id, &endpoint_id);
+                    let pending = DestinationStatus {
+                        endpoint_id,
+                        status: MessageStatus::Pending,
+                        attempts: 0,
+                        next_attempt: None,
+                    };
+                    w.put(&key, &pending, ttl)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn remove_message(&self, app_id: &str, msg_id: &str) -> Result<(), StoreError> {
+        let (app, msg) = (app_id.to_owned(), msg_id.to_owned());
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                w.delete(&keys::message(&app, &msg))?;
+                w.unindex(&keys::messages(&app), &msg)?;
+                w.delete_prefix(&keys::destinations(&app, &msg))
+            })
+            .await
+    }
+
+    async fn get_message(&self, app_id: &str, msg_id: &str) -> Result<Option<Message>, StoreError> {
+        let key = keys::message(app_id, msg_id);
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::get(&table, &key, crate::db::now_ms(), "message")
+            })
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        request: &PageRequest,
+    ) -> Result<Page<Message>, StoreError> {
+        let (app, request) = (app_id.to_owned(), request.clone());
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                let index = keys::messages(&app);
+                records::read_page(
+                    &table,
+                    &index,
+                    &request,
+                    |id| keys::message(&app, id),
+                    "message",
+                )
+            })
+            .await
+    }
+
+    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> Result<bool, StoreError> {
+        let key = keys::message(app_id, msg_id);
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let Some(mut message) = w.get::<Message>(&key, "message")? else {
+                    return Ok(false);
+                };
+                message.payload = serde_json::value::RawValue::from_string("{}".into())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                w.replace(&key, &message)
+            })
+            .await
+    }
+
+    async fn destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<Vec<DestinationStatus>, StoreError> {
+        let prefix = keys::destinations(app_id, msg_id);
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::scan(&table, &prefix, crate::db::now_ms(), "destination")
+            })
+            .await
+    }
+}
+
+fn idempotency_keys(app_id: &str, keys: &[String]) -> Vec<String> {
+    keys.iter().map(|k| keys::idempotency(app_id, k)).collect()
+}

@@ -1,0 +1,277 @@
+//! Apps, endpoints and event types. A uid is claimed in the same transaction that stores
+//! its record, so unlike Redis there is no half-finished create to take over.
+
+use async_trait::async_trait;
+use hookline_core::model::{App, Endpoint, EventType};
+use hookline_core::ports::{Page, PageRequest, Registry, StoreError};
+use hookline_core::sealing;
+
+use crate::db::{unavailable, Durability, RECORDS};
+use crate::keys;
+use crate::records::{self, Writer};
+use crate::EmbeddedStore;
+
+#[async_trait]
+impl Registry for EmbeddedStore {
+    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        let app = app.clone();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                if let Some(uid) = &app.uid {
+                    claim_uid(
+                        &mut w,
+                        &keys::app_uid(uid.as_str()),
+                        &app.id,
+                        "application uid",
+                    )?;
+                }
+                w.put(&keys::app(&app.id), &app, None)?;
+                w.index(keys::apps(), &app.id, None)
+            })
+            .await
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> Result<Option<App>, StoreError> {
+        let wanted = id_or_uid.to_owned();
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                let now = crate::db::now_ms();
+                if let Some(app) = records::get(&table, &keys::app(&wanted), now, "app")? {
+                    return Ok(Some(app));
+                }
+                match records::get::<String>(&table, &keys::app_uid(&wanted), now, "uid")? {
+                    Some(id) => records::get(&table, &keys::app(&id), now, "app"),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn list_apps(&self, request: &PageRequest) -> Result<Page<App>, StoreError> {
+        let request = request.clone();
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::read_page(&table, keys::apps(), &request, keys::app, "app")
+            })
+            .await
+    }
+
+    async fn update_app(&self, previous: &App, app: &App) -> Result<(), StoreError> {
+        let (previous, app) = (previous.clone(), app.clone());
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                if app.uid != previous.uid {
+                    if let Some(uid) = &app.uid {
+                        claim_uid(
+                            &mut w,
+                            &keys::app_uid(uid.as_str()),
+                            &app.id,
+                            "application uid",
+                        )?;
+                    }
+                    if let Some(old) = &previous.uid {
+                        w.delete(&keys::app_uid(old.as_str()))?;
+                    }
+                }
+                w.put(&keys::app(&app.id), &app, None)
+            })
+            .await
+    }
+
+    async fn delete_app(&self, app: &App) -> Result<(), StoreError> {
+        let app = app.clone();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                w.delete(&keys::app(&app.id))?;
+                w.unindex(keys::apps(), &app.id)?;
+                if let Some(uid) = &app.uid {
+                    w.delete(&keys::app_uid(uid.as_str()))?;
+                }
+                w.delete_prefix(&keys::endpoints(&app.id))?;
+                w.delete_prefix(&keys::endpoint_uids(&app.id))?;
+                w.delete_prefix(&records::index_key(&keys::messages(&app.id), ""))
+            })
+            .await
+    }
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        self.save_endpoint(None, endpoint).await
+    }
+
+    async fn get_endpoint(
+        &self,
+        app_id: &str,
+        id_or_uid: &str,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let (app, wanted) = (app_id.to_owned(), id_or_uid.to_owned());
+        let stored = self
+            .db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                let now = crate::db::now_ms();
+                let by_id = keys::endpoint(&app, &wanted);
+                if let Some(e) = records::get::<Endpoint>(&table, &by_id, now, "endpoint")? {
+                    return Ok(Some(e));
+                }
+                let uid = keys::endpoint_uid(&app, &wanted);
+                match records::get::<String>(&table, &uid, now, "uid")? {
+                    Some(id) => records::get(&table, &keys::endpoint(&app, &id), now, "endpoint"),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        stored.map(|e| self.opened(e)).transpose()
+    }
+
+    async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let prefix = keys::endpoints(app_id);
+        let stored: Vec<Endpoint> = self
+            .db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::scan(&table, &prefix, crate::db::now_ms(), "endpoint")
+            })
+            .await?;
+        // Keys end in the id, and ids sort by creation time: oldest first already.
+        stored.into_iter().map(|e| self.opened(e)).collect()
+    }
+
+    async fn update_endpoint(
+        &self,
+        previous: &Endpoint,
+        endpoint: &Endpoint,
+    ) -> Result<(), StoreError> {
+        self.save_endpoint(Some(previous), endpoint).await
+    }
+
+    async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
+        let endpoint = endpoint.clone();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                w.delete(&keys::endpoint(&endpoint.app_id, &endpoint.id))?;
+                if let Some(uid) = &endpoint.uid {
+                    w.delete(&keys::endpoint_uid(&endpoint.app_id, uid.as_str()))?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn create_event_type(&self, event_type: &EventType) -> Result<(), StoreError> {
+        let event_type = event_type.clone();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let key = keys::event_type(event_type.name.as_str());
+                if w.get::<EventType>(&key, "event type")?.is_some() {
+                    return Err(StoreError::Conflict("event type"));
+                }
+                w.put(&key, &event_type, None)
+            })
+            .await
+    }
+
+    async fn get_event_type(&self, name: &str) -> Result<Option<EventType>, StoreError> {
+        let key = keys::event_type(name);
+        self.db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::get(&table, &key, crate::db::now_ms(), "event type")
+            })
+            .await
+    }
+
+    async fn list_event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        self.db
+            .read(|txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::scan(
+                    &table,
+                    keys::event_types(),
+                    crate::db::now_ms(),
+                    "event type",
+                )
+            })
+            .await
+    }
+
+    async fn update_event_type(&self, event_type: &EventType) -> Result<(), StoreError> {
+        let event_type = event_type.clone();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                Writer::open(txn)?.put(
+                    &keys::event_type(event_type.name.as_str()),
+                    &event_type,
+                    None,
+                )
+            })
+            .await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> Result<bool, StoreError> {
+        let key = keys::event_type(name);
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let existed = w.get::<EventType>(&key, "event type")?.is_some();
+                w.delete(&key)?;
+                Ok(existed)
+            })
+            .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Creates or replaces an endpoint, moving its uid claim when the uid changed.
+    async fn save_endpoint(
+        &self,
+        previous: Option<&Endpoint>,
+        endpoint: &Endpoint,
+    ) -> Result<(), StoreError> {
+        let stored = sealing::seal_endpoint(self.main_key.as_ref(), endpoint)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let old_uid = previous.and_then(|p| p.uid.clone());
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let app = stored.app_id.clone();
+                if stored.uid != old_uid {
+                    if let Some(uid) = &stored.uid {
+                        let key = keys::endpoint_uid(&app, uid.as_str());
+                        claim_uid(&mut w, &key, &stored.id, "endpoint uid")?;
+                    }
+                    if let Some(old) = &old_uid {
+                        w.delete(&keys::endpoint_uid(&app, old.as_str()))?;
+                    }
+                }
+                w.put(&keys::endpoint(&app, &stored.id), &stored, None)
+            })
+            .await
+    }
+
+    /// The endpoint with its secrets opened.
+    fn opened(&self, endpoint: Endpoint) -> Result<Endpoint, StoreError> {
+        let id = endpoint.id.clone();
+        sealing::open_endpoint(self.main_key.as_ref(), endpoint)
+            .map_err(|e| StoreError::Corrupt(format!("endpoint {id}: {e}")))
+    }
+}
+
+/// Takes the uid at `key` for `id`, unless another record holds it.
+fn claim_uid(
+    w: &mut Writer<'_>,
+    key: &str,
+    id: &str,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    match w.get::<String>(key, "uid")? {
+        Some(owner) if owner != id => Err(StoreError::Conflict(what)),
+        _ => w.put(key, id, None),
+    }
+}
