@@ -96,6 +96,17 @@ impl EmbeddedStore {
         }
     }
 
+    /// Makes every commit so far durable; for a graceful shutdown, so acks and attempt
+    /// records written just before it are not repeated on the next start.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.write(Durability::Immediate, |_| Ok(())).await
+    }
+
+    /// Whether the database answers a read; what `/readyz` checks in embedded mode.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.db.read(|_| Ok(())).await
+    }
+
     /// Runs [`EmbeddedStore::expire`] every `every` until `stop` resolves.
     pub async fn run_janitor(&self, every: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);

@@ -54,15 +54,28 @@ fn digest(token: &str) -> [u8; 32] {
 /// The prefix of app tokens, so a token's kind is known without a lookup.
 pub const APP_TOKEN_PREFIX: &str = "hlapp_";
 
+/// The prefix of generated admin tokens (configured ones may be anything).
+pub const ADMIN_TOKEN_PREFIX: &str = "hladm_";
+
+/// `prefix` and 40 random alphanumerics (238 bits).
+fn random_token(prefix: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    format!(
+        "{prefix}{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 40)
+    )
+}
+
 /// A new random app token and the digest it is stored under.
 pub fn new_app_token() -> (String, String) {
-    use rand::distr::{Alphanumeric, SampleString};
-    let token = format!(
-        "{APP_TOKEN_PREFIX}{}",
-        Alphanumeric.sample_string(&mut rand::rng(), 40)
-    );
+    let token = random_token(APP_TOKEN_PREFIX);
     let digest = app_token_digest(&token);
     (token, digest)
+}
+
+/// A new random admin token, for embedded mode's first start.
+pub fn new_admin_token() -> String {
+    random_token(ADMIN_TOKEN_PREFIX)
 }
 
 /// The key an app token is stored under: its SHA-256, hex.

@@ -1,6 +1,8 @@
 //! `hookline`: one binary for every role.
 
+mod backends;
 mod cli;
+mod first_start;
 mod ops;
 mod roles;
 mod settings;
@@ -12,9 +14,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::Backends;
 use crate::cli::{Cli, Command};
-use crate::roles::Backends;
-use crate::settings::Settings;
+use crate::settings::{Engines, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,20 +29,21 @@ fn main() -> ExitCode {
             }
         };
     }
-    let needs_tokens = matches!(cli.command, Command::Ingest | Command::Serve);
     let loaded = Settings::load(cli.config.as_deref()).and_then(|settings| {
-        if needs_tokens {
-            settings.require_admin_tokens()?;
-        }
+        settings.check_role(cli.command.name())?;
         Ok(settings)
     });
-    let settings = match loaded {
+    let mut settings = match loaded {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("hookline: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    if let Err(error) = embedded_admin_token(&mut settings) {
+        eprintln!("hookline: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let _telemetry = match telemetry::init(&settings.log, &settings.telemetry) {
         Ok(guard) => guard,
         Err(error) => {
@@ -65,6 +68,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Embedded mode with no admin token configured uses the one in the data dir, generating
+/// it (and showing it once) on the first start.
+fn embedded_admin_token(settings: &mut Settings) -> anyhow::Result<()> {
+    let Ok(Engines::Embedded { data_dir }) = settings.engines() else {
+        return Ok(());
+    };
+    if !settings.auth.admin_tokens.is_empty() {
+        return Ok(());
+    }
+    let stored = first_start::admin_token(&data_dir)?;
+    if stored.generated {
+        println!(
+            "{}",
+            first_start::welcome(&stored, &settings.api.public_url)
+        );
+    } else {
+        println!(
+            "hookline: using the admin token in {}",
+            stored.path.display()
+        );
+    }
+    settings.auth.admin_tokens = vec![stored.token];
+    Ok(())
 }
 
 /// The terminal tools need no server configuration; `None` for the server roles.
@@ -121,6 +149,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tracing::info!(role = command.name(), "starting");
     tokio::spawn(refresh_gauges(backends.clone(), shutdown.clone()));
+    backends.spawn_upkeep(&shutdown);
     let ops = tokio::spawn(ops::serve(
         settings.ops.listen.clone(),
         backends.readiness(),
@@ -159,7 +188,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             "terminal tools run before any configuration is loaded"
         )),
     };
-    backends.broker.shutdown().await;
+    backends.shutdown().await;
     shutdown.cancel();
     if let Ok(Err(error)) = ops.await {
         tracing::warn!(%error, "ops server");
@@ -167,30 +196,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     result
 }
 
-/// Once a second: copies the broker's reconnect count into the metrics, and pings Redis,
-/// counting each time it answers again after failing.
+/// Once a second: copies the engines' connection state and open circuits into the metrics.
 async fn refresh_gauges(backends: Backends, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut redis_was_down = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                let metrics = &backends.metrics;
-                let reconnects = backends.broker.reconnects();
-                metrics
-                    .broker_reconnects
-                    .set(i64::try_from(reconnects).unwrap_or(i64::MAX));
-                let redis_up = backends.store.ping().await.is_ok();
-                if redis_up && redis_was_down {
-                    metrics.redis_reconnects.inc();
-                }
-                metrics.redis_up.set(i64::from(redis_up));
-                if let Ok(open) = hookline_core::ports::EndpointHealth::open_circuits(&backends.store).await {
-                    metrics.open_circuits.set(i64::try_from(open).unwrap_or(i64::MAX));
-                }
-                redis_was_down = !redis_up;
-            }
+            _ = tick.tick() => backends.sample_gauges(&mut redis_was_down).await,
         }
     }
 }

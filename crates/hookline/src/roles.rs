@@ -4,68 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use hookline_dispatcher::delivery::Stores;
 use hookline_dispatcher::{Dispatcher, DispatcherConfig};
-use hookline_events::OperationalEvents;
 use hookline_ingest::auth::AdminTokens;
-use hookline_ingest::{ApiState, IngestConfig, ReadinessCheck, Services};
-use hookline_metrics::Metrics;
-use hookline_rabbitmq::RabbitBroker;
-use hookline_redis::RedisStore;
+use hookline_ingest::{ApiState, IngestConfig, Services};
 use hookline_scheduler::{Scheduler, SchedulerConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::{Backends, Ports};
 use crate::settings::Settings;
-
-/// The adapters every role shares within one process.
-#[derive(Clone)]
-pub struct Backends {
-    pub store: RedisStore,
-    pub broker: RabbitBroker,
-    pub events: OperationalEvents,
-    pub metrics: Arc<Metrics>,
-}
-
-impl Backends {
-    /// Starts connecting; neither adapter fails because its service is down right now.
-    pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let store = RedisStore::connect(&settings.redis_config()?).context("redis")?;
-        let broker = RabbitBroker::start(settings.rabbit_config()?);
-        let events = OperationalEvents::new(
-            settings.operator_target()?,
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-            broker.publisher(),
-        );
-        let metrics = Arc::new(Metrics::new().context("metrics")?);
-        Ok(Self {
-            store,
-            broker,
-            events,
-            metrics,
-        })
-    }
-
-    /// What `/readyz` checks on every role.
-    pub fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
-        vec![
-            Arc::new(RabbitReady(self.broker.clone())),
-            Arc::new(RedisReady(self.store.clone())),
-        ]
-    }
-
-    fn stores(&self) -> Stores {
-        Stores {
-            registry: Arc::new(self.store.clone()),
-            messages: Arc::new(self.store.clone()),
-            attempts: Arc::new(self.store.clone()),
-            schedule: Arc::new(self.store.clone()),
-            limiter: Arc::new(self.store.clone()),
-            health: Arc::new(self.store.clone()),
-        }
-    }
-}
 
 pub async fn ingest(
     settings: &Settings,
@@ -83,15 +30,15 @@ pub async fn ingest(
         secret_rotation_grace: Duration::from_secs(settings.delivery.secret_rotation_grace_secs),
         ..IngestConfig::default()
     };
-    let stores = backends.stores();
+    let ports = backends.ports.clone();
     let state = ApiState::new(Services {
-        registry: stores.registry,
-        messages: stores.messages,
-        attempts: stores.attempts,
-        publisher: backends.broker.publisher(),
-        tokens: Arc::new(backends.store.clone()),
-        jobs: Arc::new(backends.store.clone()),
-        schedule: Arc::new(backends.store.clone()),
+        registry: ports.registry,
+        messages: ports.messages,
+        attempts: ports.attempts,
+        publisher: ports.publisher,
+        tokens: ports.tokens,
+        jobs: ports.jobs,
+        schedule: ports.schedule,
         events: backends.events.clone(),
         readiness: backends.readiness(),
         metrics: Arc::clone(&backends.metrics),
@@ -131,13 +78,13 @@ pub async fn dispatcher(
     };
     let dispatcher = Arc::new(Dispatcher::new(
         config,
-        backends.stores(),
+        stores(&backends.ports),
         settings.resolver()?,
         backends.events.clone(),
         Arc::clone(&backends.metrics),
     )?);
     let tag = format!("dispatcher-{}", std::process::id());
-    let source = Box::new(backends.broker.source(&tag));
+    let source = backends.source(&tag);
     println!("hookline: dispatcher consuming");
     let grace = Duration::from_millis(settings.shutdown.grace_ms);
     let drained = dispatcher.run(source, shutdown, grace).await;
@@ -159,8 +106,8 @@ pub async fn scheduler(
     };
     let scheduler = Arc::new(Scheduler::new(
         config,
-        Arc::new(backends.store.clone()),
-        backends.broker.publisher(),
+        Arc::clone(&backends.ports.schedule),
+        Arc::clone(&backends.ports.publisher),
         Arc::clone(&backends.metrics),
     ));
     println!("hookline: scheduler running");
@@ -169,30 +116,14 @@ pub async fn scheduler(
     Ok(())
 }
 
-struct RabbitReady(RabbitBroker);
-
-#[async_trait]
-impl ReadinessCheck for RabbitReady {
-    fn name(&self) -> &'static str {
-        "rabbitmq"
-    }
-    async fn check(&self) -> Result<(), String> {
-        if self.0.is_ready() {
-            Ok(())
-        } else {
-            Err("not connected".into())
-        }
-    }
-}
-
-struct RedisReady(RedisStore);
-
-#[async_trait]
-impl ReadinessCheck for RedisReady {
-    fn name(&self) -> &'static str {
-        "redis"
-    }
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|e| e.to_string())
+/// The ports the dispatcher uses.
+fn stores(ports: &Ports) -> Stores {
+    Stores {
+        registry: Arc::clone(&ports.registry),
+        messages: Arc::clone(&ports.messages),
+        attempts: Arc::clone(&ports.attempts),
+        schedule: Arc::clone(&ports.schedule),
+        limiter: Arc::clone(&ports.limiter),
+        health: Arc::clone(&ports.health),
     }
 }

@@ -4,7 +4,7 @@
 //! Everything is checked here, before any port binds or connection opens, so a bad value stops
 //! start-up with one line naming the key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hookline_core::address::AddressPolicy;
@@ -13,9 +13,11 @@ use hookline_core::sealing::MainKey;
 use serde::{Deserialize, Deserializer};
 
 /// The whole configuration, as the operator wrote it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// Where embedded mode keeps its database and generated admin token.
+    pub data_dir: PathBuf,
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub rabbitmq: RabbitSettings,
@@ -27,6 +29,34 @@ pub struct Settings {
     pub ops: OpsSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("hookline-data"),
+            api: ApiSettings::default(),
+            auth: AuthSettings::default(),
+            rabbitmq: RabbitSettings::default(),
+            redis: RedisSettings::default(),
+            delivery: DeliverySettings::default(),
+            scheduler: SchedulerSettings::default(),
+            operational_webhooks: OperationalWebhookSettings::default(),
+            shutdown: ShutdownSettings::default(),
+            ops: OpsSettings::default(),
+            log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
+        }
+    }
+}
+
+/// Which engines hold the queue and the stores.
+#[derive(Debug, Clone)]
+pub enum Engines {
+    /// RabbitMQ and Redis: any role, any number of processes.
+    Services,
+    /// One redb database in the data dir: `serve` only, one process.
+    Embedded { data_dir: PathBuf },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -399,6 +429,7 @@ impl Settings {
         }
         self.resolver()?;
         self.main_key()?;
+        self.engines()?;
         self.operator_target()?;
         if self.delivery.circuit_failure_threshold == 0 {
             return Err(invalid(
@@ -445,6 +476,54 @@ impl Settings {
         RetryPolicy::new(delays, self.delivery.retry_jitter)
     }
 
+    /// RabbitMQ and Redis when both are configured, embedded when neither is; one without
+    /// the other is a mistake worth stopping for, not a reason to guess.
+    pub fn engines(&self) -> Result<Engines, SettingsError> {
+        match (self.rabbitmq.url.is_empty(), self.redis.url.is_none()) {
+            (false, false) => Ok(Engines::Services),
+            (true, true) => Ok(Engines::Embedded {
+                data_dir: self.data_dir.clone(),
+            }),
+            (true, false) => Err(invalid(
+                "rabbitmq.url",
+                "not set while redis.url is; set HOOKLINE__RABBITMQ__URL too, or neither for embedded mode",
+            )),
+            (false, true) => Err(invalid(
+                "redis.url",
+                "not set while rabbitmq.url is; set HOOKLINE__REDIS__URL too, or neither for embedded mode",
+            )),
+        }
+    }
+
+    /// What `role` (`ingest`, `dispatcher`, `scheduler` or `serve`) needs beyond the common
+    /// checks: embedded mode runs only as `serve` (one process owns the database), and the
+    /// roles that serve the API need an admin token unless embedded mode generates one.
+    pub fn check_role(&self, role: &str) -> Result<(), SettingsError> {
+        match self.engines()? {
+            Engines::Embedded { .. } if role != "serve" => Err(invalid(
+                "rabbitmq.url",
+                format!(
+                    "not set: `hookline {role}` runs on its own only against RabbitMQ and Redis; \
+                     set HOOKLINE__RABBITMQ__URL and HOOKLINE__REDIS__URL, or run `hookline serve` \
+                     for embedded mode"
+                ),
+            )),
+            Engines::Embedded { .. } => Ok(()),
+            Engines::Services if matches!(role, "ingest" | "serve") => {
+                self.require_admin_tokens().map(|_| ())
+            }
+            Engines::Services => Ok(()),
+        }
+    }
+
+    /// The embedded store's configuration.
+    pub fn embedded_config(&self) -> Result<hookline_embedded::EmbeddedConfig, SettingsError> {
+        Ok(hookline_embedded::EmbeddedConfig {
+            data_dir: self.data_dir.clone(),
+            main_key: self.main_key()?,
+        })
+    }
+
     /// The admin tokens, or the error that stops a role needing them.
     pub fn require_admin_tokens(&self) -> Result<&[String], SettingsError> {
         if self.auth.admin_tokens.is_empty() {
@@ -460,7 +539,7 @@ impl Settings {
         if self.rabbitmq.url.is_empty() {
             return Err(invalid(
                 "rabbitmq.url",
-                "not set; set HOOKLINE__RABBITMQ__URL (embedded mode is not available yet)",
+                "not set; set HOOKLINE__RABBITMQ__URL",
             ));
         }
         let r = &self.rabbitmq;
@@ -515,10 +594,7 @@ impl Settings {
 
     pub fn redis_config(&self) -> Result<hookline_redis::RedisConfig, SettingsError> {
         let Some(url) = &self.redis.url else {
-            return Err(invalid(
-                "redis.url",
-                "not set; set HOOKLINE__REDIS__URL (embedded mode is not available yet)",
-            ));
+            return Err(invalid("redis.url", "not set; set HOOKLINE__REDIS__URL"));
         };
         let mut config = hookline_redis::RedisConfig::new(url.clone());
         config.prefix = self.redis.prefix.clone();

@@ -1,0 +1,224 @@
+//! The engines behind the ports: RabbitMQ and Redis, or the embedded database. Roles see
+//! only [`Ports`], so they run unchanged on either.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use hookline_core::ports::{
+    AttemptLog, EndpointHealth, JobStore, MessageStore, RateLimiter, Registry, RetrySchedule,
+    TaskPublisher, TaskSource, TokenStore,
+};
+use hookline_embedded::{EmbeddedQueue, EmbeddedStore};
+use hookline_events::OperationalEvents;
+use hookline_ingest::ReadinessCheck;
+use hookline_metrics::Metrics;
+use hookline_rabbitmq::RabbitBroker;
+use hookline_redis::RedisStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{Engines, Settings};
+
+/// Every store port, each an `Arc` of the same adapter.
+#[derive(Clone)]
+pub struct Ports {
+    pub registry: Arc<dyn Registry>,
+    pub messages: Arc<dyn MessageStore>,
+    pub attempts: Arc<dyn AttemptLog>,
+    pub schedule: Arc<dyn RetrySchedule>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub health: Arc<dyn EndpointHealth>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub jobs: Arc<dyn JobStore>,
+    pub publisher: Arc<dyn TaskPublisher>,
+}
+
+impl Ports {
+    fn of<S>(store: &S, publisher: Arc<dyn TaskPublisher>) -> Self
+    where
+        S: Registry
+            + MessageStore
+            + AttemptLog
+            + RetrySchedule
+            + RateLimiter
+            + EndpointHealth
+            + TokenStore
+            + JobStore
+            + Clone
+            + 'static,
+    {
+        Self {
+            registry: Arc::new(store.clone()),
+            messages: Arc::new(store.clone()),
+            attempts: Arc::new(store.clone()),
+            schedule: Arc::new(store.clone()),
+            limiter: Arc::new(store.clone()),
+            health: Arc::new(store.clone()),
+            tokens: Arc::new(store.clone()),
+            jobs: Arc::new(store.clone()),
+            publisher,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Engine {
+    Services {
+        store: RedisStore,
+        broker: RabbitBroker,
+    },
+    Embedded {
+        store: EmbeddedStore,
+        queue: EmbeddedQueue,
+    },
+}
+
+/// The adapters every role shares within one process.
+#[derive(Clone)]
+pub struct Backends {
+    pub ports: Ports,
+    pub events: OperationalEvents,
+    pub metrics: Arc<Metrics>,
+    engine: Engine,
+}
+
+impl Backends {
+    /// Opens the configured engines. RabbitMQ and Redis only start connecting (neither fails
+    /// because its service is down right now); the embedded database opens here, and fails
+    /// if another process holds it.
+    pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let engine = match settings.engines()? {
+            Engines::Services => Engine::Services {
+                store: RedisStore::connect(&settings.redis_config()?).context("redis")?,
+                broker: RabbitBroker::start(settings.rabbit_config()?),
+            },
+            Engines::Embedded { data_dir } => {
+                let (store, queue) = hookline_embedded::open(&settings.embedded_config()?)
+                    .with_context(|| format!("embedded store in {}", data_dir.display()))?;
+                Engine::Embedded { store, queue }
+            }
+        };
+        let ports = match &engine {
+            Engine::Services { store, broker } => Ports::of(store, broker.publisher()),
+            Engine::Embedded { store, queue } => Ports::of(store, Arc::new(queue.clone())),
+        };
+        let events = OperationalEvents::new(
+            settings.operator_target()?,
+            Arc::clone(&ports.registry),
+            Arc::clone(&ports.messages),
+            Arc::clone(&ports.publisher),
+        );
+        let metrics = Arc::new(Metrics::new().context("metrics")?);
+        Ok(Self {
+            ports,
+            events,
+            metrics,
+            engine,
+        })
+    }
+
+    /// What `/readyz` checks on every role.
+    pub fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        match &self.engine {
+            Engine::Services { store, broker } => vec![
+                Arc::new(RabbitReady(broker.clone())),
+                Arc::new(RedisReady(store.clone())),
+            ],
+            Engine::Embedded { store, .. } => vec![Arc::new(EmbeddedReady(store.clone()))],
+        }
+    }
+
+    /// A consumer of delivery tasks for one dispatcher.
+    pub fn source(&self, tag: &str) -> Box<dyn TaskSource> {
+        match &self.engine {
+            Engine::Services { broker, .. } => Box::new(broker.source(tag)),
+            Engine::Embedded { queue, .. } => Box::new(queue.source()),
+        }
+    }
+
+    /// Background upkeep the engine needs while the process runs: the embedded store's
+    /// janitor deletes records past their retention (Redis expires keys itself).
+    pub fn spawn_upkeep(&self, shutdown: &CancellationToken) {
+        if let Engine::Embedded { store, .. } = &self.engine {
+            let store = store.clone();
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(async move { store.run_janitor(Duration::from_secs(10), stop).await });
+        }
+    }
+
+    /// Copies the engines' connection state into the metrics; called once a second.
+    /// `redis_was_down` carries what the previous call saw, to count reconnects.
+    pub async fn sample_gauges(&self, redis_was_down: &mut bool) {
+        let metrics = &self.metrics;
+        if let Engine::Services { store, broker } = &self.engine {
+            let reconnects = broker.reconnects();
+            metrics
+                .broker_reconnects
+                .set(i64::try_from(reconnects).unwrap_or(i64::MAX));
+            let redis_up = store.ping().await.is_ok();
+            if redis_up && *redis_was_down {
+                metrics.redis_reconnects.inc();
+            }
+            metrics.redis_up.set(i64::from(redis_up));
+            *redis_was_down = !redis_up;
+        }
+        if let Ok(open) = self.ports.health.open_circuits().await {
+            metrics
+                .open_circuits
+                .set(i64::try_from(open).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Closes the broker connection, or makes the embedded database's last commits durable.
+    pub async fn shutdown(&self) {
+        match &self.engine {
+            Engine::Services { broker, .. } => broker.shutdown().await,
+            Engine::Embedded { store, .. } => {
+                if let Err(error) = store.flush().await {
+                    tracing::warn!(%error, "embedded store: final flush failed");
+                }
+            }
+        }
+    }
+}
+
+struct RabbitReady(RabbitBroker);
+
+#[async_trait]
+impl ReadinessCheck for RabbitReady {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_ready() {
+            Ok(())
+        } else {
+            Err("not connected".into())
+        }
+    }
+}
+
+struct RedisReady(RedisStore);
+
+#[async_trait]
+impl ReadinessCheck for RedisReady {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct EmbeddedReady(EmbeddedStore);
+
+#[async_trait]
+impl ReadinessCheck for EmbeddedReady {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.check().await.map_err(|e| e.to_string())
+    }
+}
