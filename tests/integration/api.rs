@@ -3,11 +3,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::testkit::{Api, Role, Stack};
+use crate::testkit::{backends, Api, Backend, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn apps_endpoints_and_event_types_support_crud_with_svix_shapes() {
-    let stack = Stack::new("crud");
+async fn apps_endpoints_and_event_types_support_crud_with_svix_shapes(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "crud");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let empty = api.get("/api/v1/app").await;
@@ -138,9 +140,10 @@ async fn apps_endpoints_and_event_types_support_crud_with_svix_shapes() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn messages_page_with_iterators_newest_first() {
-    let stack = Stack::new("paging");
+async fn messages_page_with_iterators_newest_first(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "paging");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let app = api.create_app("paging-app").await;
@@ -180,9 +183,10 @@ async fn messages_page_with_iterators_newest_first() {
     assert_eq!(got["eventType"], "tick");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn bad_input_gets_a_clear_error_naming_the_field() {
-    let stack = Stack::new("badinput");
+async fn bad_input_gets_a_clear_error_naming_the_field(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "badinput");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let app = api.create_app("bad-app").await;
@@ -247,9 +251,10 @@ async fn bad_input_gets_a_clear_error_naming_the_field() {
     assert_eq!(listed["data"], json!([]));
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn requests_without_a_valid_admin_token_are_refused() {
-    let stack = Stack::new("auth");
+async fn requests_without_a_valid_admin_token_are_refused(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "auth");
     let hookline = stack.start(Role::Serve).await;
     let base = hookline.api_url.clone().expect("url");
     for token in ["", "wrong-token-0123456789abc"] {

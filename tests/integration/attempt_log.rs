@@ -7,11 +7,15 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::testkit::{eventually, Api, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Api, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn attempts_filter_by_status_and_event_type_and_keep_request_headers() {
-    let stack = Stack::new("attemptlog");
+async fn attempts_filter_by_status_and_event_type_and_keep_request_headers(
+    #[case] backend: Backend,
+) {
+    let stack = Stack::on(backend, "attemptlog");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -135,9 +139,10 @@ async fn attempts_filter_by_status_and_event_type_and_keep_request_headers() {
     .await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn activity_summarises_the_window_by_hour() {
-    let stack = Stack::new("activity");
+async fn activity_summarises_the_window_by_hour(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "activity");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

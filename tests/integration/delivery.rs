@@ -4,15 +4,17 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Must-show 2: 500, 500, 200 gives exactly three attempts, spaced by the schedule, listed
 /// in order through the API.
+#[apply(backends)]
 #[tokio::test]
-async fn failing_endpoint_is_retried_on_schedule_until_it_succeeds() {
-    let stack = Stack::new("retry")
+async fn failing_endpoint_is_retried_on_schedule_until_it_succeeds(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "retry")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "200,400")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
     let hookline = stack.start(Role::Serve).await;
@@ -121,11 +123,12 @@ async fn always_failing_endpoint_is_given_up_after_the_last_attempt() {
 
 /// Custom endpoint headers are sent with every delivery; reserved or malformed ones are
 /// refused with 422 naming `headers`.
+#[apply(backends)]
 #[tokio::test]
-async fn custom_endpoint_headers_travel_with_deliveries() {
+async fn custom_endpoint_headers_travel_with_deliveries(#[case] backend: Backend) {
     use reqwest::{Method, StatusCode};
 
-    let stack = Stack::new("headers");
+    let stack = Stack::on(backend, "headers");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -179,9 +182,10 @@ async fn custom_endpoint_headers_travel_with_deliveries() {
 }
 
 /// A 503 with `Retry-After: 2` stretches a 100 ms retry to two seconds.
+#[apply(backends)]
 #[tokio::test]
-async fn retry_after_on_503_is_honoured() {
-    let stack = Stack::new("retryafter")
+async fn retry_after_on_503_is_honoured(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "retryafter")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "100,5000")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
     let hookline = stack.start(Role::Serve).await;
@@ -207,11 +211,12 @@ async fn retry_after_on_503_is_honoured() {
 }
 
 /// `deliverAt` holds a message in the schedule until its time.
+#[apply(backends)]
 #[tokio::test]
-async fn deliver_at_delays_the_first_attempt() {
+async fn deliver_at_delays_the_first_attempt(#[case] backend: Backend) {
     use time::format_description::well_known::Rfc3339;
 
-    let stack = Stack::new("deliverat");
+    let stack = Stack::on(backend, "deliverat");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

@@ -4,11 +4,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn filtered_and_disabled_endpoints_receive_only_what_they_subscribed_to() {
-    let stack = Stack::new("filters");
+async fn filtered_and_disabled_endpoints_receive_only_what_they_subscribed_to(
+    #[case] backend: Backend,
+) {
+    let stack = Stack::on(backend, "filters");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

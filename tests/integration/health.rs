@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::testkit::python::verify_delivery;
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
 const OPERATOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -31,12 +32,15 @@ async fn dead_endpoint() -> (String, Arc<AtomicUsize>) {
     (url, connections)
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_webhook() {
+async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_webhook(
+    #[case] backend: Backend,
+) {
     const MESSAGES: usize = 1_000;
     let receiver = Receiver::start().await;
     let operator_url = receiver.url("operator", Reply::Always(200));
-    let stack = Stack::new("breaker")
+    let stack = Stack::on(backend, "breaker")
         .with("HOOKLINE__DELIVERY__CONCURRENCY", "32")
         .with("HOOKLINE__RABBITMQ__PREFETCH", "32")
         .with(
@@ -132,11 +136,12 @@ async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_w
 
 /// `message.attempt.failing` after the fourth failed attempt and `message.attempt.exhausted`
 /// after the last reach the operator; updates and deletes of endpoints are announced too.
+#[apply(backends)]
 #[tokio::test]
-async fn attempt_and_endpoint_events_reach_the_operator() {
+async fn attempt_and_endpoint_events_reach_the_operator(#[case] backend: Backend) {
     let receiver = Receiver::start().await;
     let operator_url = receiver.url("operator", Reply::Always(200));
-    let stack = Stack::new("opevents")
+    let stack = Stack::on(backend, "opevents")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "20,20,20,20,20")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
         .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "100")
@@ -214,9 +219,10 @@ async fn attempt_and_endpoint_events_reach_the_operator() {
 }
 
 /// 410 Gone disables the endpoint at once, after a single attempt.
+#[apply(backends)]
 #[tokio::test]
-async fn gone_disables_the_endpoint_at_once() {
-    let stack = Stack::new("gone");
+async fn gone_disables_the_endpoint_at_once(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "gone");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

@@ -5,11 +5,15 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn twenty_concurrent_requests_with_one_key_make_one_message_and_one_delivery() {
-    let stack = Stack::new("idem");
+async fn twenty_concurrent_requests_with_one_key_make_one_message_and_one_delivery(
+    #[case] backend: Backend,
+) {
+    let stack = Stack::on(backend, "idem");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -65,9 +69,10 @@ async fn twenty_concurrent_requests_with_one_key_make_one_message_and_one_delive
     assert_eq!(api.attempts_of_message(&app, &msg).await.len(), 1);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn repeated_event_id_returns_the_original_message() {
-    let stack = Stack::new("eventid");
+async fn repeated_event_id_returns_the_original_message(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "eventid");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

@@ -5,15 +5,17 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::testkit::{Role, Stack};
+use crate::testkit::{backends, Backend, Role, Stack};
+use rstest_reuse::apply;
 
 fn nested(depth: usize) -> Value {
     (0..depth).fold(json!(1), |inner, _| json!({ "a": inner }))
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn limits_answer_clear_errors_and_lose_nothing() {
-    let stack = Stack::new("limits")
+async fn limits_answer_clear_errors_and_lose_nothing(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "limits")
         .with("HOOKLINE__API__MAX_BODY_BYTES", "65536")
         .with("HOOKLINE__API__MAX_PAYLOAD_DEPTH", "16")
         .with("HOOKLINE__API__MAX_ENDPOINTS_PER_APP", "3");

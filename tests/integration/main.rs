@@ -13,6 +13,7 @@ mod crashes;
 mod dashboard;
 mod delivery;
 mod deploy;
+mod embedded;
 mod filters;
 mod health;
 mod idempotency;

@@ -7,11 +7,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::testkit::process::TOKEN;
-use crate::testkit::{Role, Stack};
+use crate::testkit::{backends, Backend, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_documented_operation_is_routed() {
-    let stack = Stack::new("openapi");
+async fn every_documented_operation_is_routed(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "openapi");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let doc = reqwest::get(format!("{}/api/v1/openapi.json", api.base))
@@ -56,15 +58,16 @@ async fn every_documented_operation_is_routed() {
 
 /// Schemathesis (PyPI) against a live instance: fixed seed, bounded examples. No 5xx, and
 /// every status code, content type and body matches the document.
+#[apply(backends)]
 #[tokio::test]
-async fn schemathesis_finds_no_server_error_or_schema_mismatch() {
+async fn schemathesis_finds_no_server_error_or_schema_mismatch(#[case] backend: Backend) {
     let st = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/st");
     assert!(
         st.exists(),
         "{} is missing: run scripts/python-env",
         st.display()
     );
-    let stack = Stack::new("schemathesis");
+    let stack = Stack::on(backend, "schemathesis");
     let hookline = stack.start(Role::Serve).await;
     let base = hookline.api_url.clone().expect("url");
     let output = tokio::process::Command::new(st)

@@ -5,14 +5,16 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Resend makes one more attempt with trigger type manual and the same `webhook-id`.
+#[apply(backends)]
 #[tokio::test]
-async fn resend_makes_a_manual_attempt_with_the_same_webhook_id() {
-    let stack = Stack::new("resend")
+async fn resend_makes_a_manual_attempt_with_the_same_webhook_id(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "resend")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
     let hookline = stack.start(Role::Serve).await;
@@ -64,13 +66,17 @@ async fn resend_makes_a_manual_attempt_with_the_same_webhook_id() {
 
 /// After a rotation both secrets sign until the grace period ends, then only the new one;
 /// checked with the `standardwebhooks` reference verifier.
+#[apply(backends)]
 #[tokio::test]
-async fn rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends() {
+async fn rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends(
+    #[case] backend: Backend,
+) {
     use crate::testkit::python::verify_delivery;
 
     const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const NEW: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdA==";
-    let stack = Stack::new("rotate").with("HOOKLINE__DELIVERY__SECRET_ROTATION_GRACE_SECS", "2");
+    let stack =
+        Stack::on(backend, "rotate").with("HOOKLINE__DELIVERY__SECRET_ROTATION_GRACE_SECS", "2");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -139,14 +145,15 @@ async fn rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends() {
 
 /// The per-endpoint schemes: hex HMAC-SHA256 of the body in a named header, checked with an
 /// independent HMAC computation, and Svix header names.
+#[apply(backends)]
 #[tokio::test]
-async fn hex_and_svix_signature_schemes_verify_independently() {
+async fn hex_and_svix_signature_schemes_verify_independently(#[case] backend: Backend) {
     use base64::Engine as _;
     use hmac::{Hmac, Mac};
     use sha2::Sha256;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let stack = Stack::new("schemes");
+    let stack = Stack::on(backend, "schemes");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -376,9 +383,10 @@ async fn rate_limit_holds_across_two_dispatchers() {
 
 /// Stats count messages by state; send-example delivers the event type's example to one
 /// endpoint; expunge removes a payload and a response body but keeps the records.
+#[apply(backends)]
 #[tokio::test]
-async fn stats_send_example_and_expunge() {
-    let stack = Stack::new("upkeep")
+async fn stats_send_example_and_expunge(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "upkeep")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
     let hookline = stack.start(Role::Serve).await;
@@ -478,9 +486,10 @@ async fn stats_send_example_and_expunge() {
 }
 
 /// The messages an endpoint was sent, newest first, with their state, in pages.
+#[apply(backends)]
 #[tokio::test]
-async fn attempted_messages_of_an_endpoint_page_newest_first() {
-    let stack = Stack::new("attempted");
+async fn attempted_messages_of_an_endpoint_page_newest_first(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "attempted");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

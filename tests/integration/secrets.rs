@@ -10,7 +10,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::testkit::process::TOKEN;
-use crate::testkit::{eventually, Api, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Api, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
 const MAIN_KEY: &str = "c2VjcmV0LW1haW4ta2V5LWZvci1ob29rbGluZS10c3Q=";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -64,9 +65,10 @@ async fn endpoint_secrets_are_sealed_at_rest_and_still_sign() {
     assert_eq!(header("webhook-signature"), expected);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn no_secret_or_token_reaches_the_logs() {
-    let stack = Stack::new("nolog")
+async fn no_secret_or_token_reaches_the_logs(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "nolog")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
     let (hookline, logs) = stack
@@ -120,8 +122,9 @@ async fn no_secret_or_token_reaches_the_logs() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    // Debug level was on: the dispatcher's per-attempt line is there.
     assert!(
-        captured.lines().count() > 20,
+        captured.contains("attempt recorded"),
         "debug logs were captured: {captured}"
     );
     for secret in [

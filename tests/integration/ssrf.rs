@@ -8,11 +8,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::testkit::dns::TestDns;
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn internal_endpoint_urls_are_refused_when_saved() {
-    let stack = Stack::new("ssrf").with("HOOKLINE__DELIVERY__ALLOWED_SUBNETS", "");
+async fn internal_endpoint_urls_are_refused_when_saved(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "ssrf").with("HOOKLINE__DELIVERY__ALLOWED_SUBNETS", "");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let app = api.create_app("ssrf-app").await;
@@ -60,10 +62,11 @@ async fn internal_endpoint_urls_are_refused_when_saved() {
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_name_rebound_to_loopback_is_refused_at_connect_time() {
+async fn a_name_rebound_to_loopback_is_refused_at_connect_time(#[case] backend: Backend) {
     let dns = TestDns::start(Ipv4Addr::new(93, 184, 216, 34)).await;
-    let stack = Stack::new("rebind")
+    let stack = Stack::on(backend, "rebind")
         .with("HOOKLINE__DELIVERY__ALLOWED_SUBNETS", "")
         .with("HOOKLINE__DELIVERY__DNS_SERVER", &dns.addr.to_string())
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")

@@ -24,7 +24,9 @@ async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, St
 #[tokio::test]
 async fn invalid_configuration_stops_start_up_with_one_line_naming_the_key() {
     let token = ("HOOKLINE__AUTH__ADMIN_TOKENS", "a-long-enough-admin-token");
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let rabbit = ("HOOKLINE__RABBITMQ__URL", "amqp://127.0.0.1");
+    let redis = ("HOOKLINE__REDIS__URL", "redis://127.0.0.1");
+    let cases: [(&[(&str, &str)], &str); 7] = [
         (
             &[token, ("HOOKLINE__DELIVERY__TIMEOUT_MS", "soon")],
             "delivery.timeout_ms",
@@ -35,10 +37,11 @@ async fn invalid_configuration_stops_start_up_with_one_line_naming_the_key() {
         ),
         (&[token, ("HOOKLINE__API__LISTEN", "nowhere")], "api.listen"),
         (&[token, ("HOOKLINE__DELIVERY__TYPO", "1")], "typo"),
-        (
-            &[("HOOKLINE__RABBITMQ__URL", "amqp://127.0.0.1")],
-            "auth.admin_tokens",
-        ),
+        (&[rabbit, redis], "auth.admin_tokens"),
+        // One engine without the other is a mistake, not a reason to guess.
+        (&[token, rabbit], "redis.url"),
+        // Neither engine: embedded mode, which only `serve` runs.
+        (&[token], "rabbitmq.url"),
     ];
     for (env, key) in cases {
         let (code, stderr) = start_with_env(&["ingest"], env).await;

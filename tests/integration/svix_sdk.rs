@@ -7,11 +7,15 @@ use serde_json::json;
 
 use crate::testkit::process::TOKEN;
 use crate::testkit::python::{run_python, verify_delivery};
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
+#[apply(backends)]
 #[tokio::test]
-async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks() {
-    let stack = Stack::new("svix");
+async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks(
+    #[case] backend: Backend,
+) {
+    let stack = Stack::on(backend, "svix");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;

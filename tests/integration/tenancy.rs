@@ -7,7 +7,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::testkit::{eventually, Api, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Api, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
 struct Tenant {
     id: String,
@@ -57,9 +58,10 @@ async fn portal_token(admin: &Api, app: &str, body: Value) -> String {
     access["token"].as_str().expect("token").to_owned()
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_app_token_reaches_nothing_of_another_app() {
-    let stack = Stack::new("tenancy");
+async fn an_app_token_reaches_nothing_of_another_app(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "tenancy");
     let hookline = stack.start(Role::Serve).await;
     let admin = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -250,9 +252,10 @@ async fn an_app_token_reaches_nothing_of_another_app() {
         .starts_with("whsec_"));
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn expired_revoked_and_read_only_app_tokens_are_limited() {
-    let stack = Stack::new("tokens");
+async fn expired_revoked_and_read_only_app_tokens_are_limited(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "tokens");
     let hookline = stack.start(Role::Serve).await;
     let admin = stack.api(&hookline);
     let base = hookline.api_url.clone().expect("url");

@@ -8,7 +8,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::testkit::process::TOKEN;
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
+use rstest_reuse::apply;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -19,9 +20,10 @@ fn free_port() -> u16 {
         .port()
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn listen_prints_verified_deliveries_that_send_created() {
-    let stack = Stack::new("listen");
+async fn listen_prints_verified_deliveries_that_send_created(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "listen");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let base = hookline.api_url.clone().expect("url");
@@ -107,10 +109,11 @@ async fn listen_prints_verified_deliveries_that_send_created() {
     drop(listen);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn recover_on_a_terminal_shows_progress_and_the_summary() {
+async fn recover_on_a_terminal_shows_progress_and_the_summary(#[case] backend: Backend) {
     const MESSAGES: usize = 20;
-    let stack = Stack::new("clirecover")
+    let stack = Stack::on(backend, "clirecover")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
         .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
     let hookline = stack.start(Role::Serve).await;

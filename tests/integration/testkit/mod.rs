@@ -11,6 +11,14 @@ pub mod wait;
 
 pub use api::Api;
 pub use browser::Browser;
-pub use process::{Role, Stack};
+pub use process::{Backend, Role, Stack};
+
+/// The conformance suite's parameter: `#[apply(backends)]` on a test taking
+/// `#[case] backend: Backend` runs it once on RabbitMQ + Redis and once embedded.
+#[rstest_reuse::template]
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::embedded(Backend::Embedded)]
+pub fn backends(#[case] backend: Backend) {}
 pub use receiver::{Receiver, Reply};
 pub use wait::eventually;

@@ -23,6 +23,16 @@ pub fn redis_url() -> String {
     std::env::var("HOOKLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The engines a deployment runs on. The conformance tests run on each (see
+/// [`super::backends`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// RabbitMQ and Redis on 127.0.0.1, under the test's own names.
+    RabbitRedis,
+    /// No broker, no Redis: `hookline serve` on its embedded database in a temp dir.
+    Embedded,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Serve,
@@ -57,6 +67,8 @@ pub struct Process {
     /// The API's base URL for roles that serve it.
     pub api_url: Option<String>,
     ops_url: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Everything the process printed on stdout so far.
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Process {
@@ -74,6 +86,13 @@ impl Process {
         .await
     }
 
+    pub fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// `kill -9`: no chance to ack, requeue or clean up anything.
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("SIGKILL");
@@ -84,12 +103,21 @@ impl Process {
 /// The settings shared by every process of one test's deployment.
 pub struct Stack {
     pub prefix: String,
+    pub backend: Backend,
     env: Vec<(String, String)>,
+    /// Embedded mode's data dir, removed with the stack.
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl Stack {
-    /// A deployment with a fresh prefix; `name` shows up in queue names and keys.
+    /// A deployment on RabbitMQ and Redis with a fresh prefix; `name` shows up in queue
+    /// names and keys.
     pub fn new(name: &str) -> Self {
+        Self::on(Backend::RabbitRedis, name)
+    }
+
+    /// A deployment on `backend`. An embedded one runs only [`Role::Serve`].
+    pub fn on(backend: Backend, name: &str) -> Self {
         let unique = format!(
             "t{}-{}-{}",
             std::process::id(),
@@ -118,15 +146,40 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        Self {
+        let mut stack = Self {
             prefix: unique,
+            backend,
             env,
+            data_dir: None,
+        };
+        if backend == Backend::Embedded {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("hookline-{}-", stack.prefix))
+                .tempdir()
+                .expect("a temp data dir");
+            stack.env.retain(|(k, _)| {
+                !k.starts_with("HOOKLINE__RABBITMQ__") && !k.starts_with("HOOKLINE__REDIS__")
+            });
+            stack.set("HOOKLINE__DATA_DIR", &dir.path().display().to_string());
+            stack.data_dir = Some(dir);
         }
+        stack
+    }
+
+    /// The embedded data dir (`None` on RabbitMQ and Redis).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// Sets (or overrides) one `HOOKLINE__…` variable for processes started from now on.
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.set(key, value);
+        self
+    }
+
+    /// Leaves `key` unset for processes started from now on.
+    pub fn without(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
         self
     }
 
@@ -168,6 +221,10 @@ impl Stack {
         extra: &[(&str, &str)],
         logs: Option<std::sync::Arc<std::sync::Mutex<String>>>,
     ) -> Process {
+        assert!(
+            self.backend == Backend::RabbitRedis || role == Role::Serve,
+            "an embedded deployment runs only `serve`"
+        );
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
         command
             .arg(role.arg())
@@ -200,16 +257,26 @@ impl Stack {
         let mut lines = BufReader::new(stdout).lines();
         let wanted = role.ready_line();
         let ops_url = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let remember_ops = |line: &str| {
-            if let Some(url) = line.strip_prefix("hookline: ops listening on ") {
-                *ops_url
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let remember = {
+            let ops_url = std::sync::Arc::clone(&ops_url);
+            let stdout = std::sync::Arc::clone(&stdout);
+            move |line: &str| {
+                let mut printed = stdout
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.to_owned());
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                printed.push_str(line);
+                printed.push('\n');
+                if let Some(url) = line.strip_prefix("hookline: ops listening on ") {
+                    *ops_url
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.to_owned());
+                }
             }
         };
         let found = tokio::time::timeout(Duration::from_secs(30), async {
             while let Ok(Some(line)) = lines.next_line().await {
-                remember_ops(&line);
+                remember(&line);
                 if let Some(rest) = line.strip_prefix(wanted) {
                     return Some(rest.to_owned());
                 }
@@ -224,14 +291,9 @@ impl Stack {
         };
         // Keep draining stdout so the child never blocks on a full pipe (and catch the ops
         // line if it comes after the ready line).
-        let late_ops = std::sync::Arc::clone(&ops_url);
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("hookline: ops listening on ") {
-                    *late_ops
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.to_owned());
-                }
+                remember(&line);
             }
         });
         let api_url = matches!(role, Role::Serve | Role::Ingest).then_some(rest);
@@ -248,6 +310,7 @@ impl Stack {
             child,
             api_url,
             ops_url,
+            stdout,
         }
     }
 
@@ -272,6 +335,9 @@ impl Stack {
 impl Drop for Stack {
     /// Removes the deployment's Redis keys; its queues expire on their own.
     fn drop(&mut self) {
+        if self.backend == Backend::Embedded {
+            return;
+        }
         let Ok(client) = redis::Client::open(redis_url()) else {
             return;
         };
