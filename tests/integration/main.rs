@@ -23,6 +23,7 @@ mod observability;
 mod openapi;
 mod operations;
 mod outages;
+mod ports;
 mod scale;
 mod secrets;
 mod shutdown;

@@ -1,31 +1,71 @@
-//! The Redis adapter against the real Redis on 127.0.0.1: the atomic parts (schedule
-//! claims, leases, idempotency claims) under concurrency.
+//! The store ports' atomic parts (schedule claims, leases, idempotency claims, the circuit)
+//! under concurrency, checked on each adapter directly: Redis on 127.0.0.1 and the embedded
+//! database in a temp dir.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::model::{DeliveryTask, TriggerType};
-use hookline_core::ports::{IdempotencyClaim, MessageStore, RetrySchedule};
+use hookline_core::ports::{EndpointHealth, IdempotencyClaim, MessageStore, RetrySchedule};
 use hookline_redis::{RedisConfig, RedisStore};
+use rstest_reuse::apply;
 use time::OffsetDateTime;
+
+use crate::testkit::{backends, Backend};
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
-/// A store with a prefix of its own, emptied when the guard drops.
-struct Fresh(RedisStore);
+/// The ports these tests exercise, as one object.
+trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth {}
+impl<T: RetrySchedule + MessageStore + EndpointHealth> PortsUnderTest for T {}
+
+/// A store of its own: a fresh Redis prefix, or a fresh embedded database.
+struct Fresh {
+    store: Arc<dyn PortsUnderTest>,
+    redis: Option<RedisStore>,
+    _data_dir: Option<tempfile::TempDir>,
+}
 
 impl Fresh {
-    fn new() -> Self {
-        let url = std::env::var("HOOKLINE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let mut config = RedisConfig::new(url);
-        config.prefix = format!(
-            "tstore{}-{}:",
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        );
-        Self(RedisStore::connect(&config).expect("redis config"))
+    fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::RabbitRedis => {
+                let mut config = RedisConfig::new(crate::testkit::process::redis_url());
+                config.prefix = format!(
+                    "tstore{}-{}:",
+                    std::process::id(),
+                    SEQUENCE.fetch_add(1, Ordering::Relaxed)
+                );
+                let redis = RedisStore::connect(&config).expect("redis config");
+                Self {
+                    store: Arc::new(redis.clone()),
+                    redis: Some(redis),
+                    _data_dir: None,
+                }
+            }
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let (store, _queue) = hookline_embedded::open(&hookline_embedded::EmbeddedConfig {
+                    data_dir: dir.path().to_owned(),
+                    main_key: None,
+                })
+                .expect("embedded store");
+                Self {
+                    store: Arc::new(store),
+                    redis: None,
+                    _data_dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    /// Removes the Redis keys (the embedded database goes with its temp dir).
+    async fn cleanup(self) {
+        if let Some(redis) = self.redis {
+            redis.delete_all().await.expect("cleanup");
+        }
     }
 }
 
@@ -43,27 +83,28 @@ fn task(n: u32) -> DeliveryTask {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn only_due_tasks_are_claimed_and_completed_ones_are_gone() {
-    let store = Fresh::new();
+async fn only_due_tasks_are_claimed_and_completed_ones_are_gone(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
     store
-        .0
+        .store
         .schedule(&task(1), now - Duration::from_secs(1))
         .await
         .expect("schedule");
     store
-        .0
+        .store
         .schedule(&task(2), now + Duration::from_secs(60))
         .await
         .expect("schedule");
-    assert_eq!(store.0.backlog().await.expect("backlog"), 2);
+    assert_eq!(store.store.backlog().await.expect("backlog"), 2);
 
-    let claimed = store.0.claim_due(now, 10_000, 10).await.expect("claim");
+    let claimed = store.store.claim_due(now, 10_000, 10).await.expect("claim");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].task.msg_id, "msg_1");
     let next = store
-        .0
+        .store
         .next_due()
         .await
         .expect("next due")
@@ -71,55 +112,57 @@ async fn only_due_tasks_are_claimed_and_completed_ones_are_gone() {
     assert!(next > now, "the future task is next");
 
     store
-        .0
+        .store
         .complete(&[claimed[0].key.clone()])
         .await
         .expect("complete");
-    assert_eq!(store.0.backlog().await.expect("backlog"), 1);
+    assert_eq!(store.store.backlog().await.expect("backlog"), 1);
     let later = store
-        .0
+        .store
         .claim_due(now + Duration::from_secs(3600), 10_000, 10)
         .await
         .expect("claim");
     let ids: Vec<_> = later.iter().map(|c| c.task.msg_id.as_str()).collect();
     assert_eq!(ids, ["msg_2"], "the completed task never comes back");
-    store.0.delete_all().await.expect("cleanup");
+    store.cleanup().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_expired_lease_makes_the_task_due_again() {
-    let store = Fresh::new();
+async fn an_expired_lease_makes_the_task_due_again(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
-    store.0.schedule(&task(7), now).await.expect("schedule");
-    let first = store.0.claim_due(now, 500, 10).await.expect("claim");
+    store.store.schedule(&task(7), now).await.expect("schedule");
+    let first = store.store.claim_due(now, 500, 10).await.expect("claim");
     assert_eq!(first.len(), 1);
     // Within the lease, nobody else gets it...
     let during = store
-        .0
+        .store
         .claim_due(now + Duration::from_millis(400), 500, 10)
         .await
         .expect("claim");
     assert!(during.is_empty());
     // ...after it, the next claim takes it over (the first claimer died).
     let after = store
-        .0
+        .store
         .claim_due(now + Duration::from_millis(600), 500, 10)
         .await
         .expect("claim");
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].key, first[0].key);
-    store.0.delete_all().await.expect("cleanup");
+    store.cleanup().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn concurrent_schedulers_never_claim_the_same_task() {
-    let store = Fresh::new();
+async fn concurrent_schedulers_never_claim_the_same_task(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
     for n in 0..1_000 {
-        store.0.schedule(&task(n), now).await.expect("schedule");
+        store.store.schedule(&task(n), now).await.expect("schedule");
     }
     let claimers = (0..8).map(|_| {
-        let store = store.0.clone();
+        let store = store.store.clone();
         async move {
             let mut mine = Vec::new();
             loop {
@@ -136,15 +179,16 @@ async fn concurrent_schedulers_never_claim_the_same_task() {
     let distinct: HashSet<&String> = all.iter().copied().collect();
     assert_eq!(all.len(), 1_000, "every task claimed");
     assert_eq!(distinct.len(), 1_000, "no task claimed twice");
-    store.0.delete_all().await.expect("cleanup");
+    store.cleanup().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn one_of_many_concurrent_idempotency_claims_wins() {
-    let store = Fresh::new();
+async fn one_of_many_concurrent_idempotency_claims_wins(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
     let keys = vec!["idem:k1".to_owned(), "eventid:e1".to_owned()];
     let claims = (0..20).map(|i| {
-        let store = store.0.clone();
+        let store = store.store.clone();
         let keys = keys.clone();
         async move {
             store
@@ -164,61 +208,73 @@ async fn one_of_many_concurrent_idempotency_claims_wins() {
         .all(|c| matches!(c, IdempotencyClaim::Claimed | IdempotencyClaim::InProgress)));
 
     store
-        .0
+        .store
         .complete_idempotency("app_1", &keys, "{\"id\":\"msg_1\"}", 60)
         .await
         .expect("complete");
     // A later request sharing either key gets the stored answer.
     let later = store
-        .0
+        .store
         .claim_idempotency("app_1", &["eventid:e1".to_owned()], "late", 10_000)
         .await
         .expect("claim");
     assert_eq!(later, IdempotencyClaim::Done("{\"id\":\"msg_1\"}".into()));
-    store.0.delete_all().await.expect("cleanup");
+    store.cleanup().await;
 }
 
 /// A task scheduled again while its claim is in flight (a deferral of the attempt the claim
 /// carried) survives the claim's completion.
+#[apply(backends)]
 #[tokio::test]
-async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes() {
-    let store = Fresh::new();
+async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes(
+    #[case] backend: Backend,
+) {
+    let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
-    store.0.schedule(&task(9), now).await.expect("schedule");
-    let claimed = store.0.claim_due(now, 10_000, 10).await.expect("claim");
+    store.store.schedule(&task(9), now).await.expect("schedule");
+    let claimed = store.store.claim_due(now, 10_000, 10).await.expect("claim");
     assert_eq!(claimed.len(), 1);
     // The dispatcher defers the same attempt to a later slot before the scheduler completes.
     let later = now + Duration::from_millis(50);
-    store.0.schedule(&task(9), later).await.expect("reschedule");
     store
-        .0
+        .store
+        .schedule(&task(9), later)
+        .await
+        .expect("reschedule");
+    store
+        .store
         .complete(&[claimed[0].key.clone()])
         .await
         .expect("complete");
-    let again = store.0.claim_due(later, 10_000, 10).await.expect("claim");
+    let again = store
+        .store
+        .claim_due(later, 10_000, 10)
+        .await
+        .expect("claim");
     assert_eq!(again.len(), 1, "the deferral survived the completion");
     store
-        .0
+        .store
         .complete(&[again[0].key.clone()])
         .await
         .expect("complete");
-    assert_eq!(store.0.backlog().await.expect("backlog"), 0);
-    store.0.delete_all().await.expect("cleanup");
+    assert_eq!(store.store.backlog().await.expect("backlog"), 0);
+    store.cleanup().await;
 }
 
 /// The circuit opens at the threshold, lets exactly one probe through after the open
 /// period, and closes on a success.
+#[apply(backends)]
 #[tokio::test]
-async fn the_circuit_opens_probes_once_and_closes_on_success() {
-    use hookline_core::ports::{EndpointHealth, Gate};
+async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Backend) {
+    use hookline_core::ports::Gate;
 
-    let store = Fresh::new();
+    let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
     let open_for = Duration::from_millis(100);
     let probe_ttl = Duration::from_secs(5);
     for n in 1..=3 {
         let streak = store
-            .0
+            .store
             .record("app_1", "ep_1", false, now, 3, open_for)
             .await
             .expect("record");
@@ -227,7 +283,7 @@ async fn the_circuit_opens_probes_once_and_closes_on_success() {
     }
     assert_eq!(
         store
-            .0
+            .store
             .gate("app_1", "ep_1", now, probe_ttl)
             .await
             .expect("gate"),
@@ -236,7 +292,7 @@ async fn the_circuit_opens_probes_once_and_closes_on_success() {
     let later = now + Duration::from_millis(150);
     assert_eq!(
         store
-            .0
+            .store
             .gate("app_1", "ep_1", later, probe_ttl)
             .await
             .expect("gate"),
@@ -244,7 +300,7 @@ async fn the_circuit_opens_probes_once_and_closes_on_success() {
     );
     assert_eq!(
         store
-            .0
+            .store
             .gate("app_1", "ep_1", later, probe_ttl)
             .await
             .expect("gate"),
@@ -252,25 +308,28 @@ async fn the_circuit_opens_probes_once_and_closes_on_success() {
         "one probe at a time"
     );
     let streak = store
-        .0
+        .store
         .record("app_1", "ep_1", true, later, 3, open_for)
         .await
         .expect("record");
     assert_eq!((streak.consecutive, streak.failing_since), (0, None));
     assert_eq!(
         store
-            .0
+            .store
             .gate("app_1", "ep_1", later, probe_ttl)
             .await
             .expect("gate"),
         Gate::Closed
     );
-    store.0.delete_all().await.expect("cleanup");
+    store.cleanup().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attempt() {
-    let store = Fresh::new();
+async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attempt(
+    #[case] backend: Backend,
+) {
+    let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
     let retry = task(7);
     let resend = DeliveryTask {
@@ -278,10 +337,19 @@ async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attemp
         ..task(7)
     };
     let due = now - Duration::from_secs(1);
-    store.0.schedule(&retry, due).await.expect("schedule retry");
-    store.0.schedule(&resend, due).await.expect("defer resend");
-    let claimed = store.0.claim_due(now, 10_000, 10).await.expect("claim");
+    store
+        .store
+        .schedule(&retry, due)
+        .await
+        .expect("schedule retry");
+    store
+        .store
+        .schedule(&resend, due)
+        .await
+        .expect("defer resend");
+    let claimed = store.store.claim_due(now, 10_000, 10).await.expect("claim");
     let mut triggers: Vec<_> = claimed.iter().map(|c| c.task.trigger).collect();
     triggers.sort_by_key(|t| t.code());
     assert_eq!(triggers, [TriggerType::Scheduled, TriggerType::Manual]);
+    store.cleanup().await;
 }
