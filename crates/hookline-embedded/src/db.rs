@@ -56,11 +56,29 @@ struct Job {
     durability: Durability,
 }
 
-/// A handle on the open database. Cheap to clone.
+/// A handle on the open database. Cheap to clone. When the last clone is dropped the
+/// writer makes pending commits durable and the file is closed before the drop returns, so
+/// the data dir can be opened again right away.
 #[derive(Clone)]
 pub(crate) struct Db {
     database: Arc<Database>,
-    jobs: mpsc::Sender<Job>,
+    writer: Arc<Writer>,
+}
+
+/// The writer thread and the channel to it.
+struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer's loop; joining waits for its final flush.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Db {
@@ -78,12 +96,20 @@ impl Db {
         txn.open_table(LEASES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let (jobs, queue) = mpsc::channel();
-        let writer = Arc::clone(&database);
-        std::thread::Builder::new()
+        // The thread owns the only other reference to the database, and ends (dropping it)
+        // when the channel closes.
+        let for_writer = Arc::clone(&database);
+        let thread = std::thread::Builder::new()
             .name("hookline-db-writer".into())
-            .spawn(move || write_loop(&writer, &queue))
+            .spawn(move || write_loop(&for_writer, &queue))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        Ok(Self { database, jobs })
+        Ok(Self {
+            database,
+            writer: Arc::new(Writer {
+                jobs: Some(jobs),
+                thread: Some(thread),
+            }),
+        })
     }
 
     /// Runs `operation` in the next group transaction and answers once it is committed.
@@ -108,7 +134,10 @@ impl Db {
                 });
             })
         });
-        self.jobs
+        self.writer
+            .jobs
+            .as_ref()
+            .ok_or_else(writer_gone)?
             .send(Job {
                 operation,
                 durability,
