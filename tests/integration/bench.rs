@@ -4,20 +4,35 @@
 
 use serde_json::Value;
 
-use crate::testkit::process::{amqp_url, redis_url};
+use rstest_reuse::apply;
 
+use crate::testkit::process::{amqp_url, redis_url};
+use crate::testkit::{backends, Backend};
+
+#[apply(backends)]
 #[tokio::test]
-async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots() {
-    let out = std::env::temp_dir().join(format!("hookline-bench-smoke-{}", std::process::id()));
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args([
-            "bench",
-            "--quick",
-            "--amqp-url",
-            &amqp_url(),
-            "--redis-url",
-            &redis_url(),
-        ])
+async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] backend: Backend) {
+    let out = std::env::temp_dir().join(format!(
+        "hookline-bench-smoke-{}-{backend:?}",
+        std::process::id()
+    ));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command.args([
+        "bench",
+        "--quick",
+        "--amqp-url",
+        &amqp_url(),
+        "--redis-url",
+        &redis_url(),
+    ]);
+    let engine = match backend {
+        Backend::RabbitRedis => "rabbitmq+redis",
+        Backend::Embedded => {
+            command.arg("--embedded");
+            "embedded"
+        }
+    };
+    let output = command
         .arg("--out")
         .arg(&out)
         .output()
@@ -36,6 +51,7 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots() {
     let results: Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
             .expect("results are JSON");
+    assert_eq!(results["engine"], engine, "{results}");
     assert!(
         results["ceiling"]["rabbitmq_per_second"]
             .as_f64()
@@ -58,6 +74,14 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots() {
             "{scenario}"
         );
         assert_eq!(scenario["rejected"], 0, "{scenario}");
+        if scenario["id"] == 4 {
+            assert!(
+                scenario["details"]["retriesWaiting"]
+                    .as_u64()
+                    .is_some_and(|n| n > 0),
+                "the backlog was filled: {scenario}"
+            );
+        }
     }
     for plot in ["latency-cdf.svg", "throughput.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).expect("plot written");

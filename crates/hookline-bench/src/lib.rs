@@ -21,13 +21,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use scenarios::{Bench, Scale, ScenarioError, ScenarioResult};
-use target::{Deployment, Services};
+use target::{Deployment, Engine, Services};
 
 /// Which Hookline to drive.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start ingest, dispatcher and scheduler from this executable on these services.
-    Spawn { exe: PathBuf },
+    /// Start ingest, dispatcher and scheduler from this executable on these services, or,
+    /// `embedded`, one `serve` process on its embedded database.
+    Spawn { exe: PathBuf, embedded: bool },
     /// A running server: its base URL and an admin token.
     External { url: String, token: String },
 }
@@ -67,19 +68,20 @@ pub async fn run(options: &BenchOptions) -> Result<report::Report, BenchError> {
         .await
         .map_err(BenchError::Receiver)?;
     std::fs::create_dir_all(&options.out_dir).map_err(|e| BenchError::Output(e.to_string()))?;
-    let deployment = match &options.target {
-        Target::Spawn { exe } => {
+    let mut deployment = match &options.target {
+        Target::Spawn { exe, embedded } => {
             Deployment::spawn(
                 exe,
                 &options.services,
                 &target::log_dir(&options.out_dir),
                 &options.env,
+                *embedded,
             )
             .await?
         }
         Target::External { url, token } => Deployment::external(url, token)?,
     };
-    let outcome = measure(options, &deployment, receiver, epoch).await;
+    let outcome = measure(options, &mut deployment, receiver, epoch).await;
     deployment.tear_down(&options.services.redis_url).await;
     let report = outcome?;
     report::write(&report, &options.out_dir).map_err(BenchError::Output)?;
@@ -89,7 +91,7 @@ pub async fn run(options: &BenchOptions) -> Result<report::Report, BenchError> {
 
 async fn measure(
     options: &BenchOptions,
-    deployment: &Deployment,
+    deployment: &mut Deployment,
     receiver: receiver::Receiver,
     epoch: Instant,
 ) -> Result<report::Report, BenchError> {
@@ -147,22 +149,17 @@ async fn measure(
         results.push(scenarios::isolation(&bench).await?);
     }
     if wanted(4) {
-        let store = match &deployment.redis_prefix {
-            Some(prefix) => {
-                let mut config =
-                    hookline_redis::RedisConfig::new(options.services.redis_url.clone());
-                config.prefix = prefix.clone();
-                Some(
-                    hookline_redis::RedisStore::connect(&config)
-                        .map_err(|e| ScenarioError::Store(e.to_string()))?,
-                )
-            }
-            None => None,
-        };
-        results.push(scenarios::backlog(&bench, store.as_ref(), single.unwrap_or(1.0)).await?);
+        let waiting = fill_backlog(options, deployment, &bench).await?;
+        results.push(scenarios::backlog(&bench, waiting, single.unwrap_or(1.0)).await?);
     }
     Ok(report::Report {
         target: deployment.api_url.clone(),
+        engine: match deployment.engine {
+            Engine::RabbitRedis { .. } => "rabbitmq+redis",
+            Engine::Embedded { .. } => "embedded",
+            Engine::External => "external",
+        }
+        .to_owned(),
         spawned: !deployment.roles.is_empty(),
         payload_bytes: options.payload_bytes,
         ceiling: report::Ceiling {
@@ -178,4 +175,38 @@ async fn measure(
         scenarios: results,
         machine: report::machine(),
     })
+}
+
+/// Scenario 4's backlog: written straight into the deployment's retry schedule. The embedded
+/// database has one owner, so its `serve` is stopped while the bench writes and started
+/// again after. An external server's schedule is out of reach: no backlog.
+async fn fill_backlog(
+    options: &BenchOptions,
+    deployment: &mut Deployment,
+    bench: &Bench,
+) -> Result<usize, BenchError> {
+    let store_error = |e: hookline_core::ports::StoreError| ScenarioError::Store(e.to_string());
+    match deployment.engine.clone() {
+        Engine::RabbitRedis { redis_prefix } => {
+            let mut config = hookline_redis::RedisConfig::new(options.services.redis_url.clone());
+            config.prefix = redis_prefix;
+            let store = hookline_redis::RedisStore::connect(&config).map_err(store_error)?;
+            Ok(scenarios::fill_schedule(bench, &store).await?)
+        }
+        Engine::Embedded { data_dir } => {
+            deployment.stop_roles().await;
+            let config = hookline_embedded::EmbeddedConfig {
+                data_dir,
+                main_key: None,
+            };
+            let waiting = {
+                let (store, _queue) = hookline_embedded::open(&config).map_err(store_error)?;
+                scenarios::fill_schedule(bench, &store).await?
+                // Dropping the store and queue here closes the database for `serve`.
+            };
+            deployment.start_roles().await?;
+            Ok(waiting)
+        }
+        Engine::External => Ok(0),
+    }
 }

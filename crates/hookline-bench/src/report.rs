@@ -27,6 +27,8 @@ pub struct Ceiling {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub target: String,
+    /// `rabbitmq+redis`, `embedded` or `external`.
+    pub engine: String,
     pub spawned: bool,
     pub payload_bytes: usize,
     pub machine: String,
@@ -65,7 +67,11 @@ impl Report {
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "\nHookline bench — {} ({})", self.target, self.machine);
+        let _ = writeln!(
+            out,
+            "\nHookline bench — {} on {} ({})",
+            self.target, self.engine, self.machine
+        );
         let _ = writeln!(
             out,
             "raw ceiling: RabbitMQ {:.0} msg/s (confirmed publish + ack, quorum, {} B persistent), loopback HTTP {:.0} req/s",

@@ -360,15 +360,12 @@ pub async fn isolation(bench: &Bench) -> Result<ScenarioResult, ScenarioError> {
 }
 
 /// 4: fresh-message throughput with 1,000,000 retries waiting in the schedule.
+/// `waiting`: retries the caller put in the deployment's schedule ([`fill_schedule`]).
 pub async fn backlog(
     bench: &Bench,
-    store: Option<&hookline_redis::RedisStore>,
+    waiting: usize,
     empty: f64,
 ) -> Result<ScenarioResult, ScenarioError> {
-    let waiting = match store {
-        Some(store) => fill_schedule(bench, store).await?,
-        None => 0,
-    };
     let paths = paths("s4", 1);
     let (load, matched) = bench
         .flood(
@@ -426,12 +423,13 @@ pub async fn latency(bench: &Bench) -> Result<ScenarioResult, ScenarioError> {
 
 /// Puts `backlog_retries` retries, due in an hour, into the schedule through the store's own
 /// port (the API has no way to make a retry wait); answers how many.
-async fn fill_schedule(
+/// Puts the scale's backlog of retries, due in an hour, straight into a retry schedule (the
+/// public API has no way to).
+pub async fn fill_schedule(
     bench: &Bench,
-    store: &hookline_redis::RedisStore,
+    store: &dyn hookline_core::ports::RetrySchedule,
 ) -> Result<usize, ScenarioError> {
     use hookline_core::model::{DeliveryTask, TriggerType};
-    use hookline_core::ports::RetrySchedule;
     let total = bench.scale.backlog_retries;
     let bar = bench.bar(total, "4 backlog: filling the schedule");
     let due = time::OffsetDateTime::now_utc() + time::Duration::hours(1);

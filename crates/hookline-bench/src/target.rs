@@ -1,5 +1,6 @@
 //! The Hookline under test: the bench's own (each role a separate process of this binary, on
-//! the local RabbitMQ and Redis, under a fresh prefix) or any Svix-compatible server.
+//! the local RabbitMQ and Redis, under a fresh prefix; or one embedded `serve` process) or
+//! any Svix-compatible server.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,8 +31,21 @@ pub struct Deployment {
     pub api_url: String,
     /// Each spawned role and its process; empty for an external server.
     pub roles: Vec<(&'static str, Child)>,
-    /// Redis key prefix of a spawned deployment.
-    pub redis_prefix: Option<String>,
+    /// Where a spawned deployment keeps its state.
+    pub engine: Engine,
+    /// How to start the roles again; `None` for an external server.
+    launch: Option<Launch>,
+}
+
+/// The engines of a spawned deployment.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// RabbitMQ and Redis, under this Redis key prefix.
+    RabbitRedis { redis_prefix: String },
+    /// One `serve` process on its embedded database in this data dir.
+    Embedded { data_dir: PathBuf },
+    /// Someone else's server: the bench knows nothing of its engines.
+    External,
 }
 
 /// What the bench connects its own deployment to.
@@ -43,13 +57,22 @@ pub struct Services {
 
 pub const ROLES: [&str; 3] = ["ingest", "dispatcher", "scheduler"];
 
+struct Launch {
+    exe: PathBuf,
+    env: Vec<(String, String)>,
+    logs: PathBuf,
+    roles: &'static [&'static str],
+}
+
 impl Deployment {
-    /// Starts ingest, dispatcher and scheduler as three processes of `exe`.
+    /// Starts ingest, dispatcher and scheduler as three processes of `exe` on RabbitMQ and
+    /// Redis, or, `embedded`, one `serve` process on a fresh data dir under `logs`.
     pub async fn spawn(
         exe: &Path,
         services: &Services,
         logs: &Path,
         extra_env: &[(String, String)],
+        embedded: bool,
     ) -> Result<Self, TargetError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -58,51 +81,104 @@ impl Deployment {
         let token = format!("bench-admin-{}", rand::random::<u64>());
         let api_url = format!("http://127.0.0.1:{port}");
         std::fs::create_dir_all(logs)?;
-        let env: Vec<(String, String)> = [
+        let common = [
             ("HOOKLINE__AUTH__ADMIN_TOKENS", token.clone()),
-            ("HOOKLINE__RABBITMQ__URL", services.amqp_url.clone()),
-            ("HOOKLINE__RABBITMQ__PREFIX", prefix.clone()),
-            ("HOOKLINE__RABBITMQ__QUEUE_EXPIRES_MS", "60000".into()),
-            ("HOOKLINE__REDIS__URL", services.redis_url.clone()),
-            ("HOOKLINE__REDIS__PREFIX", format!("{prefix}:")),
             ("HOOKLINE__API__LISTEN", format!("127.0.0.1:{port}")),
             ("HOOKLINE__API__PUBLIC_URL", api_url.clone()),
             ("HOOKLINE__OPS__LISTEN", "127.0.0.1:0".into()),
             ("HOOKLINE__DELIVERY__ALLOWED_SUBNETS", "127.0.0.0/8".into()),
             ("HOOKLINE__LOG__FILTER", "warn,lapin=error".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .chain(extra_env.iter().cloned())
-        .collect();
-        let mut roles = Vec::new();
-        for role in ROLES {
-            let log = std::fs::File::create(logs.join(format!("{role}.log")))?;
-            let child = Command::new(exe)
+        ];
+        let (engine, engine_env, roles): (Engine, Vec<(&str, String)>, &'static [&'static str]) =
+            if embedded {
+                let data_dir = logs.join("embedded-data");
+                // A fresh database each run, so earlier runs' messages do not weigh on this one.
+                if data_dir.exists() {
+                    std::fs::remove_dir_all(&data_dir)?;
+                }
+                let env = vec![("HOOKLINE__DATA_DIR", data_dir.display().to_string())];
+                (Engine::Embedded { data_dir }, env, &["serve"])
+            } else {
+                let env = vec![
+                    ("HOOKLINE__RABBITMQ__URL", services.amqp_url.clone()),
+                    ("HOOKLINE__RABBITMQ__PREFIX", prefix.clone()),
+                    ("HOOKLINE__RABBITMQ__QUEUE_EXPIRES_MS", "60000".into()),
+                    ("HOOKLINE__REDIS__URL", services.redis_url.clone()),
+                    ("HOOKLINE__REDIS__PREFIX", format!("{prefix}:")),
+                ];
+                let engine = Engine::RabbitRedis {
+                    redis_prefix: format!("{prefix}:"),
+                };
+                (engine, env, &ROLES)
+            };
+        let env: Vec<(String, String)> = common
+            .into_iter()
+            .chain(engine_env)
+            .map(|(k, v)| (k.to_owned(), v))
+            .chain(extra_env.iter().cloned())
+            .collect();
+        let mut deployment = Self {
+            api: ApiClient::new(&api_url, &token)?,
+            api_url,
+            roles: Vec::new(),
+            engine,
+            launch: Some(Launch {
+                exe: exe.to_owned(),
+                env,
+                logs: logs.to_owned(),
+                roles,
+            }),
+        };
+        deployment.start_roles().await?;
+        Ok(deployment)
+    }
+
+    /// Starts the roles (again) and waits until the API answers.
+    pub async fn start_roles(&mut self) -> Result<(), TargetError> {
+        let Some(launch) = &self.launch else {
+            return Ok(());
+        };
+        for &role in launch.roles {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(launch.logs.join(format!("{role}.log")))?;
+            let child = Command::new(&launch.exe)
                 .arg(role)
                 .env_remove("HOOKLINE_CONFIG")
-                .envs(env.iter().map(|(k, v)| (k, v)))
+                .envs(launch.env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(log))
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|source| TargetError::Spawn { role, source })?;
-            roles.push((role, child));
+            self.roles.push((role, child));
         }
-        let api = ApiClient::new(&api_url, &token)?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !api.health().await {
+        while !self.api.health().await {
             if tokio::time::Instant::now() > deadline {
-                return Err(TargetError::NotReady(api_url, logs.display().to_string()));
+                return Err(TargetError::NotReady(
+                    self.api_url.clone(),
+                    launch.logs.display().to_string(),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(Self {
-            api,
-            api_url,
-            roles,
-            redis_prefix: Some(format!("{prefix}:")),
-        })
+        Ok(())
+    }
+
+    /// Stops the roles with SIGTERM and waits for them to exit (an embedded `serve` then
+    /// lets go of its database).
+    pub async fn stop_roles(&mut self) {
+        for (_, child) in &mut self.roles {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            let _ = child.wait().await;
+        }
+        self.roles.clear();
     }
 
     /// Any Svix-compatible server.
@@ -111,7 +187,8 @@ impl Deployment {
             api: ApiClient::new(url, token)?,
             api_url: url.to_owned(),
             roles: Vec::new(),
-            redis_prefix: None,
+            engine: Engine::External,
+            launch: None,
         })
     }
 
@@ -146,13 +223,19 @@ impl Deployment {
             .collect()
     }
 
-    /// Stops the roles and removes the deployment's Redis keys.
+    /// Stops the roles and removes the deployment's Redis keys or embedded data dir.
     pub async fn tear_down(mut self, redis_url: &str) {
         for (_, child) in &mut self.roles {
             let _ = child.kill().await;
         }
-        if let Some(prefix) = &self.redis_prefix {
-            let _ = delete_keys(redis_url, prefix).await;
+        match &self.engine {
+            Engine::RabbitRedis { redis_prefix } => {
+                let _ = delete_keys(redis_url, redis_prefix).await;
+            }
+            Engine::Embedded { data_dir } => {
+                let _ = std::fs::remove_dir_all(data_dir);
+            }
+            Engine::External => {}
         }
     }
 }

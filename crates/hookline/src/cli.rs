@@ -74,12 +74,17 @@ pub enum Command {
 }
 
 /// `hookline bench`. Without `--url` it starts its own ingest, dispatcher and scheduler (this
-/// binary) on the local RabbitMQ and Redis under a fresh prefix, and removes them afterwards.
+/// binary) on the local RabbitMQ and Redis under a fresh prefix, or with `--embedded` one
+/// `serve` process on a fresh embedded database, and removes them afterwards.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Drive this running Svix-compatible server instead of starting one.
     #[arg(long, requires = "token")]
     pub url: Option<String>,
+    /// Start the bench's own Hookline in embedded mode: one `serve` process on its own
+    /// database, no RabbitMQ or Redis (the raw ceiling still measures the local RabbitMQ).
+    #[arg(long, conflicts_with = "url")]
+    pub embedded: bool,
     /// Admin token of the server at `--url`.
     #[arg(long, hide_env_values = true, env = "HOOKLINE_BENCH_TOKEN")]
     pub token: Option<String>,

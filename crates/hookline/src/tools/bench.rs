@@ -18,6 +18,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         },
         _ => Target::Spawn {
             exe: std::env::current_exe().context("locating the hookline executable")?,
+            embedded: args.embedded,
         },
     };
     let env = args
