@@ -45,6 +45,9 @@ pub(crate) enum Durability {
 
 /// How often the writer makes deferred commits durable when nothing else does.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// redb's page cache. Its default (1 GiB) lets a busy process grow far past what a small VM
+/// can spare; the hot pages (queue, schedule, recent records) fit in far less.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Most operations applied in one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -85,7 +88,12 @@ impl Db {
     /// Opens (or creates) the database file and starts its writer thread. redb holds an
     /// exclusive lock on the file, so a second process on the same data dir fails here.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        let database = Arc::new(Database::create(path).map_err(unavailable)?);
+        let database = Arc::new(
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)
+                .map_err(unavailable)?,
+        );
         let txn = database.begin_write().map_err(unavailable)?;
         txn.open_table(RECORDS).map_err(unavailable)?;
         txn.open_table(EXPIRY).map_err(unavailable)?;
