@@ -14,6 +14,7 @@
 //!   state; schedule claims) is one `MULTI` or one Lua script on one slot.
 
 mod attempts;
+mod connection;
 mod health;
 mod jobs;
 pub mod keys;
@@ -28,14 +29,20 @@ use std::time::Duration;
 
 use hookline_core::ports::StoreError;
 use hookline_core::sealing::MainKey;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::connection::{Conn, Topology};
 
 pub use keys::Keys;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
+    /// The Redis URL; with `cluster`, comma-separated seed node URLs.
     pub url: String,
+    /// Redis Cluster: the client discovers the nodes from the seeds and follows `MOVED` and
+    /// `ASK`. Every key a script or pipeline touches shares a hash tag, so all operations
+    /// work on one slot.
+    pub cluster: bool,
     /// Key prefix, `hl:` by default; tests use a unique one each.
     pub prefix: String,
     /// Per-command timeout. The crate's own default (500 ms) is too short for large claims.
@@ -52,6 +59,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster: false,
             prefix: "hl:".into(),
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
@@ -61,11 +69,11 @@ impl RedisConfig {
     }
 }
 
-/// The Redis-backed store. Cheap to clone: clones share one multiplexed connection that
-/// reconnects by itself.
+/// The Redis-backed store. Cheap to clone: clones share one multiplexed connection (to one
+/// Redis, or to each node of a cluster) that reconnects by itself.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Keys,
     max_attempts_per_endpoint: u64,
     main_key: Option<MainKey>,
@@ -75,14 +83,20 @@ impl RedisStore {
     /// Connects lazily: a Redis that is down at start-up makes calls fail with
     /// [`StoreError::Unavailable`] until it is back, instead of failing start-up.
     pub fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.url.as_str())
+        let seeds: Vec<String> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let topology = if config.cluster {
+            Topology::Cluster(&seeds)
+        } else {
+            Topology::Single(config.url.as_str())
+        };
+        let conn = Conn::open(topology, config.response_timeout, config.connection_timeout)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.response_timeout))
-            .set_connection_timeout(Some(config.connection_timeout))
-            .set_max_delay(Duration::from_secs(2));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(unavailable)?;
         Ok(Self {
             conn,
             keys: Keys::new(&config.prefix),
@@ -105,6 +119,22 @@ impl RedisStore {
     pub async fn delete_all(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let pattern = format!("{}*", self.keys.prefix());
+        if conn.is_cluster() {
+            // SCAN walks one node; KEYS is sent to every primary and the answers joined.
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            for key in keys {
+                redis::cmd("UNLINK")
+                    .arg(&key)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            return Ok(());
+        }
         let mut cursor: u64 = 0;
         loop {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -130,7 +160,7 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
 }
@@ -152,7 +182,7 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreErro
 
 /// Overwrites an existing key, keeping its expiry; `false` when the key had gone meanwhile.
 pub(crate) async fn set_keep_ttl(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     key: &str,
     value: &str,
 ) -> Result<bool, StoreError> {

@@ -1,7 +1,7 @@
 //! Paging over sorted sets of time-ordered ids (all scores zero, ordered lexicographically).
 
+use crate::connection::Conn;
 use hookline_core::ports::{Page, PageRequest, StoreError};
-use redis::aio::ConnectionManager;
 
 use crate::unavailable;
 
@@ -10,7 +10,7 @@ pub const MAX_LIMIT: usize = 250;
 
 /// Reads one page of ids from `index`, plus whether more follow.
 pub async fn page_ids(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     index: &str,
     request: &PageRequest,
 ) -> Result<(Vec<String>, bool), StoreError> {
@@ -60,7 +60,7 @@ pub fn page<T>(
 
 /// Reads and decodes the records at `keys` (one slot) in one MGET, skipping expired ones.
 pub async fn read_records<T: serde::de::DeserializeOwned>(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &[String],
     what: &'static str,
 ) -> Result<Vec<T>, StoreError> {

@@ -16,13 +16,14 @@ impl Registry for RedisStore {
         if let Some(uid) = &app.uid {
             self.claim_app_uid(uid.as_str(), &app.id).await?;
         }
-        redis::pipe()
-            .atomic()
-            .set(self.keys.app(&app.id), encode(app)?)
-            .ignore()
+        // The list of apps is global and the record lives on the app's slot, so the two are
+        // separate writes. The index goes first: a create that fails between them leaves an
+        // id that listings skip (its record is missing), never an app that is not listed.
+        let _: () = conn
             .zadd(self.keys.apps(), &app.id, 0)
-            .ignore()
-            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        conn.set(self.keys.app(&app.id), encode(app)?)
             .await
             .map_err(unavailable)
     }
@@ -49,13 +50,16 @@ impl Registry for RedisStore {
             // An empty pipeline is an error to Redis ("empty command").
             return Ok(page(Vec::new(), None, false, None));
         }
-        // App records live on different cluster slots, so they are read with a pipeline of
-        // GETs rather than one MGET.
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.get(self.keys.app(id));
-        }
-        let bodies: Vec<Option<String>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        // App records live on different cluster slots, so neither one MGET nor one pipeline
+        // can read them; concurrent GETs share the multiplexed connection instead.
+        let reads = ids.iter().map(|id| {
+            let mut conn = self.conn();
+            let key = self.keys.app(id);
+            async move { conn.get::<_, Option<String>>(key).await }
+        });
+        let bodies = futures::future::try_join_all(reads)
+            .await
+            .map_err(unavailable)?;
         let mut apps = Vec::with_capacity(bodies.len());
         for body in bodies.into_iter().flatten() {
             apps.push(decode::<App>("app", &body)?);
@@ -83,8 +87,12 @@ impl Registry for RedisStore {
 
     async fn delete_app(&self, app: &App) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let mut pipe = redis::pipe();
-        pipe.del(self.keys.app(&app.id))
+        // The app's own keys in one transaction on its slot, then the global index and uid.
+        // Stopping between them leaves an index entry listings skip and a uid the next
+        // create takes over (see `claim_app_uid`).
+        redis::pipe()
+            .atomic()
+            .del(self.keys.app(&app.id))
             .ignore()
             .del(self.keys.endpoints(&app.id))
             .ignore()
@@ -92,12 +100,20 @@ impl Registry for RedisStore {
             .ignore()
             .del(self.keys.messages(&app.id))
             .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let _: () = conn
             .zrem(self.keys.apps(), &app.id)
-            .ignore();
+            .await
+            .map_err(unavailable)?;
         if let Some(uid) = &app.uid {
-            pipe.hdel(self.keys.app_uids(), uid.as_str()).ignore();
+            let _: () = conn
+                .hdel(self.keys.app_uids(), uid.as_str())
+                .await
+                .map_err(unavailable)?;
         }
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        Ok(())
     }
 
     async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {

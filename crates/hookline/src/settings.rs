@@ -154,7 +154,10 @@ impl std::fmt::Debug for RabbitSettings {
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
+    /// The Redis URL; with `cluster`, comma-separated seed node URLs.
     pub url: Option<String>,
+    /// Redis Cluster instead of a single Redis.
+    pub cluster: bool,
     pub prefix: String,
     pub response_timeout_ms: u64,
 }
@@ -163,6 +166,7 @@ impl Default for RedisSettings {
     fn default() -> Self {
         Self {
             url: None,
+            cluster: false,
             prefix: "hl:".into(),
             response_timeout_ms: 2_000,
         }
@@ -174,8 +178,15 @@ impl std::fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field(
                 "url",
-                &self.url.as_deref().map(hookline_rabbitmq::redact_url),
+                // Redacted one seed at a time: a cluster's list carries a password per URL.
+                &self.url.as_deref().map(|urls| {
+                    urls.split(',')
+                        .map(hookline_rabbitmq::redact_url)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
             )
+            .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -597,6 +608,7 @@ impl Settings {
             return Err(invalid("redis.url", "not set; set HOOKLINE__REDIS__URL"));
         };
         let mut config = hookline_redis::RedisConfig::new(url.clone());
+        config.cluster = self.redis.cluster;
         config.prefix = self.redis.prefix.clone();
         config.response_timeout = Duration::from_millis(self.redis.response_timeout_ms);
         config.main_key = self.main_key()?;
