@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 
-use rstest_reuse::apply;
-
 use crate::testkit::process::{amqp_url, redis_url};
-use crate::testkit::{backends, Backend};
+use crate::testkit::Backend;
 
-#[apply(backends)]
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::embedded(Backend::Embedded)]
 #[tokio::test]
 async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] backend: Backend) {
     let out = std::env::temp_dir().join(format!(
@@ -26,11 +26,11 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
         &redis_url(),
     ]);
     let engine = match backend {
-        Backend::RabbitRedis => "rabbitmq+redis",
         Backend::Embedded => {
             command.arg("--embedded");
             "embedded"
         }
+        Backend::RabbitRedis | Backend::Clusters => "rabbitmq+redis",
     };
     let output = command
         .arg("--out")

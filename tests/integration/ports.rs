@@ -31,8 +31,14 @@ struct Fresh {
 impl Fresh {
     fn new(backend: Backend) -> Self {
         match backend {
-            Backend::RabbitRedis => {
-                let mut config = RedisConfig::new(crate::testkit::process::redis_url());
+            Backend::RabbitRedis | Backend::Clusters => {
+                let url = if backend == Backend::Clusters {
+                    crate::testkit::process::cluster_redis_urls()
+                } else {
+                    crate::testkit::process::redis_url()
+                };
+                let mut config = RedisConfig::new(url);
+                config.cluster = backend == Backend::Clusters;
                 config.prefix = format!(
                     "tstore{}-{}:",
                     std::process::id(),

@@ -14,11 +14,13 @@ pub use browser::Browser;
 pub use process::{Backend, Role, Stack};
 
 /// The conformance suite's parameter: `#[apply(backends)]` on a test taking
-/// `#[case] backend: Backend` runs it once on RabbitMQ + Redis and once embedded.
+/// `#[case] backend: Backend` runs it on RabbitMQ + Redis, embedded, and on the RabbitMQ
+/// and Redis clusters.
 #[rstest_reuse::template]
 #[rstest::rstest]
 #[case::rabbitmq_redis(Backend::RabbitRedis)]
 #[case::embedded(Backend::Embedded)]
+#[case::clusters(Backend::Clusters)]
 pub fn backends(#[case] backend: Backend) {}
 pub use receiver::{Receiver, Reply};
 pub use wait::eventually;

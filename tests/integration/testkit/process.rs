@@ -23,6 +23,26 @@ pub fn redis_url() -> String {
     std::env::var("HOOKLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The 3-node RabbitMQ cluster `scripts/test` starts (`scripts/clusters`), comma-separated.
+pub fn cluster_amqp_urls() -> String {
+    std::env::var("HOOKLINE_TEST_CLUSTER_AMQP_URLS").unwrap_or_else(|_| {
+        (5701..=5703)
+            .map(|port| format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// The seed nodes of the 6-node Redis Cluster `scripts/test` starts, comma-separated.
+pub fn cluster_redis_urls() -> String {
+    std::env::var("HOOKLINE_TEST_CLUSTER_REDIS_URLS").unwrap_or_else(|_| {
+        (7101..=7106)
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
 /// The engines a deployment runs on. The conformance tests run on each (see
 /// [`super::backends`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +51,8 @@ pub enum Backend {
     RabbitRedis,
     /// No broker, no Redis: `hookline serve` on its embedded database in a temp dir.
     Embedded,
+    /// A 3-node RabbitMQ cluster and a 6-node Redis Cluster on loopback.
+    Clusters,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +174,11 @@ impl Stack {
             env,
             data_dir: None,
         };
+        if backend == Backend::Clusters {
+            stack.set("HOOKLINE__RABBITMQ__URL", &cluster_amqp_urls());
+            stack.set("HOOKLINE__REDIS__URL", &cluster_redis_urls());
+            stack.set("HOOKLINE__REDIS__CLUSTER", "true");
+        }
         if backend == Backend::Embedded {
             let dir = tempfile::Builder::new()
                 .prefix(&format!("hookline-{}-", stack.prefix))
@@ -222,7 +249,7 @@ impl Stack {
         logs: Option<std::sync::Arc<std::sync::Mutex<String>>>,
     ) -> Process {
         assert!(
-            self.backend == Backend::RabbitRedis || role == Role::Serve,
+            self.backend != Backend::Embedded || role == Role::Serve,
             "an embedded deployment runs only `serve`"
         );
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
@@ -335,22 +362,28 @@ impl Stack {
 impl Drop for Stack {
     /// Removes the deployment's Redis keys; its queues expire on their own.
     fn drop(&mut self) {
-        if self.backend == Backend::Embedded {
-            return;
-        }
-        let Ok(client) = redis::Client::open(redis_url()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection() else {
-            return;
+        let urls = match self.backend {
+            Backend::Embedded => return,
+            Backend::RabbitRedis => redis_url(),
+            // Each node holds the keys of its own slots; a replica refuses the DEL, its
+            // primary (also in the list) takes it.
+            Backend::Clusters => cluster_redis_urls(),
         };
         let pattern = format!("{}*", self.redis_prefix());
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query(&mut conn)
-            .unwrap_or_default();
-        for chunk in keys.chunks(500) {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        for url in urls.split(',') {
+            let Ok(client) = redis::Client::open(url) else {
+                continue;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                continue;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
+            for key in keys {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query(&mut conn);
+            }
         }
     }
 }
