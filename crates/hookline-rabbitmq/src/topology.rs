@@ -22,7 +22,7 @@ pub struct TopologyNames {
     pub queue: String,
     /// Fanout exchange the quorum queue dead-letters to: `<prefix>.deliveries.dead`.
     pub dead_exchange: String,
-    /// Durable queue holding dead-lettered tasks: `<prefix>.deliveries.dead`.
+    /// Quorum queue holding dead-lettered tasks: `<prefix>.deliveries.dead`.
     pub dead_queue: String,
     /// Routing key binding `queue` to `exchange`.
     pub routing_key: String,
@@ -91,6 +91,21 @@ fn quorum_arguments(config: &RabbitConfig, names: &TopologyNames) -> FieldTable 
     table
 }
 
+/// Arguments of the dead-letter queue: a quorum queue too. A classic queue lives on one node,
+/// and while that node is down every declare of it fails (`NOT_FOUND - home node … is down`),
+/// which would keep the whole topology, and so every publisher and consumer, from coming
+/// back on the surviving nodes.
+fn dead_letter_arguments(config: &RabbitConfig) -> FieldTable {
+    let mut table = FieldTable::default();
+    insert(
+        &mut table,
+        "x-queue-type",
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    expires(&mut table, config.queue_expires);
+    table
+}
+
 /// Declares both exchanges and queues and their bindings on `channel`.
 pub(crate) async fn declare(
     channel: &Channel,
@@ -109,12 +124,14 @@ pub(crate) async fn declare(
         ),
     )
     .await?;
-    let mut dead_arguments = FieldTable::default();
-    expires(&mut dead_arguments, config.queue_expires);
     bounded(
         "declare dead-letter queue",
         limit,
-        channel.queue_declare(&names.dead_queue, durable_queue(), dead_arguments),
+        channel.queue_declare(
+            &names.dead_queue,
+            durable_queue(),
+            dead_letter_arguments(config),
+        ),
     )
     .await?;
     bounded(
@@ -243,5 +260,17 @@ mod tests {
             Some(AMQPValue::LongString("hl.deliveries.dead".into()))
         );
         assert_eq!(get("x-expires"), Some(AMQPValue::LongLongInt(60_000)));
+    }
+
+    #[test]
+    fn the_dead_letter_queue_is_replicated_too() {
+        let table = dead_letter_arguments(&RabbitConfig::default());
+        assert_eq!(
+            table
+                .inner()
+                .get(&ShortString::from("x-queue-type".to_owned()))
+                .cloned(),
+            Some(AMQPValue::LongString("quorum".into()))
+        );
     }
 }
