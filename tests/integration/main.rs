@@ -14,6 +14,7 @@ mod dashboard;
 mod delivery;
 mod deploy;
 mod embedded;
+mod failover;
 mod filters;
 mod health;
 mod idempotency;

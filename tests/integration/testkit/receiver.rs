@@ -34,11 +34,17 @@ pub enum Reply {
     Slow(Duration),
     /// First this status with `Retry-After: <seconds>`, then 200.
     ComeBackLater(u16, u64),
+    /// This status to the first delivery of each message (`webhook-id`), 200 to the rest:
+    /// every message needs a retry.
+    FirstOfEachFails(u16),
 }
 
 impl Reply {
-    fn status(&self, n: usize) -> (u16, Option<Duration>, Option<u64>) {
+    /// `n`: earlier deliveries to the path; `n_same`: earlier ones of the same message.
+    fn status(&self, n: usize, n_same: usize) -> (u16, Option<Duration>, Option<u64>) {
         match self {
+            Self::FirstOfEachFails(code) if n_same == 0 => (*code, None, None),
+            Self::FirstOfEachFails(_) => (200, None, None),
             Self::Always(code) => (*code, None, None),
             Self::Sequence(codes) => (
                 codes.get(n).or(codes.last()).copied().unwrap_or(200),
@@ -58,6 +64,10 @@ struct Inner {
     deliveries: Vec<Delivery>,
     /// Requests whose response was produced (a slow reply the client gave up on is not).
     completed: Vec<Delivery>,
+    /// Requests so far by path, and by path and `webhook-id`: kept as counts so a run of
+    /// tens of thousands of deliveries does not rescan the list on every request.
+    per_path: HashMap<String, usize>,
+    per_message: HashMap<(String, String), usize>,
 }
 
 #[derive(Clone)]
@@ -126,11 +136,7 @@ impl Receiver {
     }
 
     pub fn count(&self, path: &str) -> usize {
-        self.lock()
-            .deliveries
-            .iter()
-            .filter(|d| d.path == path)
-            .count()
+        self.lock().per_path.get(path).copied().unwrap_or(0)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -159,12 +165,19 @@ async fn receive(
         let mut inner = inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = inner.deliveries.iter().filter(|d| d.path == path).count();
+        let n = inner.per_path.entry(path.clone()).or_default();
+        let earlier = *n;
+        *n += 1;
+        let same = inner
+            .per_message
+            .entry((path.clone(), delivery.webhook_id().to_owned()))
+            .or_default();
+        let earlier_same = *same;
+        *same += 1;
         inner.deliveries.push(delivery.clone());
-        inner
-            .replies
-            .get(&path)
-            .map_or((200, None, None), |reply| reply.status(n))
+        inner.replies.get(&path).map_or((200, None, None), |reply| {
+            reply.status(earlier, earlier_same)
+        })
     };
     if let Some(delay) = delay {
         // Dropped here if the client disconnects first: then it never counts as completed.
