@@ -48,6 +48,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// redb's page cache. Its default (1 GiB) lets a busy process grow far past what a small VM
 /// can spare; the hot pages (queue, schedule, recent records) fit in far less.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// A group commit taking longer than this is logged.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
 /// Most operations applied in one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -246,8 +248,22 @@ fn commit_group(database: &Database, group: Vec<Job>, durable: bool) -> Result<(
     if let Err(e) = txn.set_durability(level) {
         return Err(e.to_string());
     }
+    let started = std::time::Instant::now();
+    let operations = group.len();
     let completions: Vec<Completion> = group.into_iter().map(|job| (job.operation)(&txn)).collect();
+    let applied = started.elapsed();
     let outcome = txn.commit().map_err(|e| e.to_string());
+    let total = started.elapsed();
+    // Every caller in the group waits this long: worth knowing when it is long.
+    if total >= SLOW_COMMIT {
+        tracing::warn!(
+            operations,
+            durable,
+            apply_ms = applied.as_millis(),
+            commit_ms = (total - applied).as_millis(),
+            "embedded store: slow commit"
+        );
+    }
     for completion in completions {
         completion(outcome.clone());
     }
