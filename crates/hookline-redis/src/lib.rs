@@ -43,6 +43,10 @@ pub struct RedisConfig {
     /// `ASK`. Every key a script or pipeline touches shares a hash tag, so all operations
     /// work on one slot.
     pub cluster: bool,
+    /// The name of the primary that the Sentinels listed in `url` (comma-separated) watch;
+    /// the store connects to whichever node they name primary, and asks again after a
+    /// failover.
+    pub sentinel_primary: Option<String>,
     /// Key prefix, `hl:` by default; tests use a unique one each.
     pub prefix: String,
     /// Per-command timeout. The crate's own default (500 ms) is too short for large claims.
@@ -60,6 +64,7 @@ impl RedisConfig {
         Self {
             url: url.into(),
             cluster: false,
+            sentinel_primary: None,
             prefix: "hl:".into(),
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
@@ -90,10 +95,13 @@ impl RedisStore {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        let topology = if config.cluster {
-            Topology::Cluster(&seeds)
-        } else {
-            Topology::Single(config.url.as_str())
+        let topology = match (&config.sentinel_primary, config.cluster) {
+            (Some(primary), _) => Topology::Sentinel {
+                sentinels: &seeds,
+                primary,
+            },
+            (None, true) => Topology::Cluster(&seeds),
+            (None, false) => Topology::Single(config.url.as_str()),
         };
         let conn = Conn::open(topology, config.response_timeout, config.connection_timeout)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;

@@ -158,6 +158,8 @@ pub struct RedisSettings {
     pub url: Option<String>,
     /// Redis Cluster instead of a single Redis.
     pub cluster: bool,
+    /// The primary's name under Sentinel; `url` then lists the Sentinels.
+    pub sentinel_primary: Option<String>,
     pub prefix: String,
     pub response_timeout_ms: u64,
 }
@@ -167,6 +169,7 @@ impl Default for RedisSettings {
         Self {
             url: None,
             cluster: false,
+            sentinel_primary: None,
             prefix: "hl:".into(),
             response_timeout_ms: 2_000,
         }
@@ -440,7 +443,9 @@ impl Settings {
         }
         self.resolver()?;
         self.main_key()?;
-        self.engines()?;
+        if let Engines::Services = self.engines()? {
+            self.redis_config()?;
+        }
         self.operator_target()?;
         if self.delivery.circuit_failure_threshold == 0 {
             return Err(invalid(
@@ -608,7 +613,14 @@ impl Settings {
             return Err(invalid("redis.url", "not set; set HOOKLINE__REDIS__URL"));
         };
         let mut config = hookline_redis::RedisConfig::new(url.clone());
+        if self.redis.cluster && self.redis.sentinel_primary.is_some() {
+            return Err(invalid(
+                "redis.sentinel_primary",
+                "set either redis.cluster or redis.sentinel_primary, not both",
+            ));
+        }
         config.cluster = self.redis.cluster;
+        config.sentinel_primary = self.redis.sentinel_primary.clone();
         config.prefix = self.redis.prefix.clone();
         config.response_timeout = Duration::from_millis(self.redis.response_timeout_ms);
         config.main_key = self.main_key()?;
