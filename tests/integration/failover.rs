@@ -105,11 +105,11 @@ async fn send_until_accepted(
     }
 }
 
-/// Sends `MESSAGES` messages, 32 at a time; answers each index's message id and the number
+/// Sends `count` messages, 32 at a time; answers each index's message id and the number
 /// of refused tries.
-async fn send_all(api: Api, app: String) -> (HashMap<usize, String>, u32) {
+async fn send_all(api: Api, app: String, count: usize) -> (HashMap<usize, String>, u32) {
     let client = reqwest::Client::new();
-    let results: Vec<(usize, (String, u32))> = futures::stream::iter(0..MESSAGES)
+    let results: Vec<(usize, (String, u32))> = futures::stream::iter(0..count)
         .map(|n| {
             let (api, app, client) = (api.clone(), app.clone(), client.clone());
             async move { (n, send_until_accepted(&client, &api, &app, n).await) }
@@ -176,7 +176,7 @@ async fn losing_the_queue_leaders_rabbitmq_node_mid_run_loses_no_message() {
     let url = receiver.url("sink", Reply::Always(200));
     api.create_endpoint(&app, json!({"url": url})).await;
 
-    let sending = tokio::spawn(send_all(api.clone(), app.clone()));
+    let sending = tokio::spawn(send_all(api.clone(), app.clone(), MESSAGES));
     eventually("deliveries under way", Duration::from_secs(60), || async {
         (receiver.count("sink") >= 2_000).then_some(())
     })
@@ -273,7 +273,7 @@ async fn killing_the_redis_primary_of_the_schedule_loses_no_retry_and_no_idempot
     let url = receiver.url("sink", Reply::FirstOfEachFails(500));
     api.create_endpoint(&app, json!({"url": url})).await;
 
-    let sending = tokio::spawn(send_all(api.clone(), app.clone()));
+    let sending = tokio::spawn(send_all(api.clone(), app.clone(), MESSAGES));
     eventually("retries under way", Duration::from_secs(60), || async {
         let deliveries = receiver.completed("sink");
         let mut seen = HashSet::new();
@@ -320,7 +320,7 @@ async fn killing_the_redis_primary_of_the_schedule_loses_no_retry_and_no_idempot
     assert_ne!(promoted, port, "a replica took over the schedule's slot");
 
     // Every accepted message's key still answers with that message.
-    let (again, _) = send_all(api.clone(), app.clone()).await;
+    let (again, _) = send_all(api.clone(), app.clone(), MESSAGES).await;
     for (n, id) in &ids {
         assert_eq!(again.get(n), Some(id), "idempotency key run-{n} forgotten");
     }
@@ -382,4 +382,81 @@ fn kill9_redis(port: u16) {
         .status()
         .expect("kill -9");
     assert!(status.success());
+}
+
+/// Sentinel-managed primaries work too: during a 3,000-message run in which every message
+/// needs a retry, the primary is killed and the Sentinels promote its replica. Hookline asks
+/// the Sentinels again and every retry and idempotency key survives.
+#[tokio::test]
+async fn a_sentinel_failover_mid_run_loses_no_retry_and_no_idempotency_key() {
+    const SENT: usize = 3_000;
+    let cluster = PrivateCluster::start("sentinel", "hlfailsentinel", 7141);
+    let stack = Stack::new("sentinelloss")
+        .with("HOOKLINE__REDIS__URL", &cluster.urls())
+        .with("HOOKLINE__REDIS__SENTINEL_PRIMARY", "hookline")
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "300")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "1000000");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("sentinel-loss").await;
+    let url = receiver.url("sink", Reply::FirstOfEachFails(500));
+    api.create_endpoint(&app, json!({"url": url})).await;
+
+    let sending = tokio::spawn(send_all(api.clone(), app.clone(), SENT));
+    eventually("retries under way", Duration::from_secs(60), || async {
+        (receiver.count("sink") >= 1_000).then_some(())
+    })
+    .await;
+    let primary = sentinel_primary_port(cluster.port);
+    assert_eq!(
+        primary, cluster.port,
+        "the primary the cluster started with"
+    );
+    let killed_at = Instant::now();
+    kill9_redis(primary);
+
+    let (ids, refused) = sending.await.expect("sender");
+    let sent: HashSet<String> = ids.values().cloned().collect();
+    assert_eq!(sent.len(), SENT);
+    let deliveries = eventually(
+        "every message's retry delivered",
+        Duration::from_secs(180),
+        || async {
+            let deliveries = receiver.completed("sink");
+            let mut per_id: HashMap<&str, usize> = HashMap::new();
+            for d in &deliveries {
+                *per_id.entry(d.webhook_id()).or_default() += 1;
+            }
+            sent.iter()
+                .all(|id| per_id.get(id.as_str()).is_some_and(|n| *n >= 2))
+                .then_some(deliveries)
+        },
+    )
+    .await;
+    let promoted = sentinel_primary_port(cluster.port);
+    assert_eq!(promoted, cluster.port + 1, "the replica was promoted");
+    let (again, _) = send_all(api.clone(), app.clone(), SENT).await;
+    for (n, id) in &ids {
+        assert_eq!(again.get(n), Some(id), "idempotency key run-{n} forgotten");
+    }
+    println!(
+        "sentinel failover: {SENT} messages, {} deliveries, {refused} sends refused with 503 and \
+         retried, deliveries paused at most {:.0} ms, replica on port {promoted} promoted",
+        deliveries.len(),
+        longest_pause(&deliveries, killed_at).as_secs_f64() * 1000.0
+    );
+}
+
+/// The primary's port as the first Sentinel (on `port + 2`) names it.
+fn sentinel_primary_port(port: u16) -> u16 {
+    redis_cli(
+        port + 2,
+        &["sentinel", "get-master-addr-by-name", "hookline"],
+    )
+    .lines()
+    .nth(1)
+    .and_then(|p| p.trim().parse().ok())
+    .expect("the Sentinel names a primary")
 }
