@@ -32,4 +32,5 @@ mod ssrf;
 mod startup;
 mod svix_sdk;
 mod tenancy;
+mod tls;
 mod tools;
