@@ -170,7 +170,7 @@ impl Conn {
             Topology::Sentinel { sentinels, primary } => {
                 let client = SentinelClient::build(
                     sentinels.to_vec(),
-                    primary.to_owned(),
+                    primary,
                     None,
                     SentinelServerType::Master,
                 )?;
