@@ -12,49 +12,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
-
-/// A private broker node, stopped for good when dropped.
-struct PrivateNode {
-    name: String,
-}
-
-impl PrivateNode {
-    fn script() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rabbitmq-node")
-    }
-
-    fn run(args: &[&str]) {
-        let status = Command::new(Self::script())
-            .args(args)
-            .status()
-            .expect("run scripts/rabbitmq-node");
-        assert!(status.success(), "scripts/rabbitmq-node {args:?} failed");
-    }
-
-    fn start(name: &str, port: u16) -> Self {
-        Self::run(&["start", name, &port.to_string()]);
-        Self {
-            name: name.to_owned(),
-        }
-    }
-
-    fn stop_app(&self) {
-        Self::run(&["stop_app", &self.name]);
-    }
-
-    fn start_app(&self) {
-        Self::run(&["start_app", &self.name]);
-    }
-}
-
-impl Drop for PrivateNode {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .args(["stop", &self.name])
-            .status();
-    }
-}
+use crate::testkit::{eventually, PrivateNode, Receiver, Reply, Role, Stack};
 
 #[tokio::test]
 async fn broker_outage_answers_503_and_recovers_without_restart() {

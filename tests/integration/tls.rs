@@ -1,5 +1,6 @@
-//! `rediss://`: Hookline talks to a Redis that accepts TLS only, verifying its certificate
-//! against the CA the operator trusts (`SSL_CERT_FILE`), and refuses one it cannot verify.
+//! TLS to the engines: `rediss://` to a Redis that accepts TLS only and `amqps://` to a
+//! RabbitMQ TLS listener, each certificate verified against the CA the operator trusts
+//! (`SSL_CERT_FILE`); a Redis certificate that cannot be verified is refused.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
+use crate::testkit::{eventually, PrivateNode, Receiver, Reply, Role, Stack};
 
 /// A CA and a certificate for `localhost` signed by it, made with openssl.
 fn make_certificates(dir: &Path) {
@@ -156,24 +157,80 @@ async fn rediss_delivers_with_a_trusted_certificate_and_refuses_an_unknown_one()
     let (process, _logs) = untrusted.start_capturing_logs(Role::Dispatcher, &[]).await;
     let ops = process.ops_url().await;
     // The broker connects on its own schedule; wait for it, so what is left failing is Redis.
-    let failing = eventually(
-        "only Redis failing",
-        Duration::from_secs(20),
-        || async {
-            let body: serde_json::Value = reqwest::get(format!("{ops}/readyz"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let failing = body["failing"].as_object()?.clone();
-            (failing.len() == 1).then_some(failing)
-        },
-    )
+    let failing = eventually("only Redis failing", Duration::from_secs(20), || async {
+        let body: serde_json::Value = reqwest::get(format!("{ops}/readyz"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let failing = body["failing"].as_object()?.clone();
+        (failing.len() == 1).then_some(failing)
+    })
     .await;
     let reason = failing["redis"].as_str().expect("redis is the one failing");
     assert!(
         reason.to_lowercase().contains("certificate") || reason.contains("Unknown"),
         "refused for the certificate: {reason}"
     );
+}
+
+/// `amqps://`: the same, for a RabbitMQ node that listens with TLS beside its plain port.
+#[tokio::test]
+async fn amqps_delivers_with_a_trusted_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    make_certificates(dir.path());
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let (port, tls_port) = (free_port(), free_port());
+    let path = |file: &str| dir.path().join(file).display().to_string();
+    let tls = format!(
+        "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+         ssl_options.cacertfile = {}\n\
+         ssl_options.certfile = {}\n\
+         ssl_options.keyfile = {}\n\
+         ssl_options.verify = verify_none\n\
+         ssl_options.fail_if_no_peer_cert = false",
+        path("ca.pem"),
+        path("redis.pem"),
+        path("redis.key")
+    );
+    let _node = PrivateNode::start_with_conf(&format!("hltls{port}"), port, &tls);
+    eventually("the TLS listener", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+            .await
+            .ok()
+    })
+    .await;
+
+    let stack = Stack::new("amqps")
+        .with(
+            "HOOKLINE__RABBITMQ__URL",
+            &format!("amqps://guest:guest@localhost:{tls_port}/%2f"),
+        )
+        .with("SSL_CERT_FILE", &path("ca.pem"));
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("amqps-app").await;
+    api.create_endpoint(
+        &app,
+        json!({"url": receiver.url("sink", Reply::Always(200))}),
+    )
+    .await;
+    let msg = api
+        .send(&app, "invoice.paid", json!({"over": "amqps"}))
+        .await;
+    eventually("the delivery", Duration::from_secs(20), || async {
+        (receiver
+            .deliveries("sink")
+            .iter()
+            .any(|d| d.webhook_id() == msg))
+        .then_some(())
+    })
+    .await;
 }

@@ -6,12 +6,14 @@ pub mod browser;
 pub mod dns;
 pub mod process;
 pub mod python;
+pub mod rabbit_node;
 pub mod receiver;
 pub mod wait;
 
 pub use api::Api;
 pub use browser::Browser;
 pub use process::{Backend, Role, Stack};
+pub use rabbit_node::PrivateNode;
 
 /// The conformance suite's parameter: `#[apply(backends)]` on a test taking
 /// `#[case] backend: Backend` runs it on RabbitMQ + Redis, embedded, and on the RabbitMQ
