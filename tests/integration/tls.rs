@@ -177,7 +177,7 @@ async fn rediss_delivers_with_a_trusted_certificate_and_refuses_an_unknown_one()
 
 /// `amqps://`: the same, for a RabbitMQ node that listens with TLS beside its plain port.
 #[tokio::test]
-async fn amqps_delivers_with_a_trusted_certificate() {
+async fn amqps_delivers_with_a_trusted_certificate_and_refuses_an_unknown_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     make_certificates(dir.path());
     let free_port = || {
@@ -233,4 +233,32 @@ async fn amqps_delivers_with_a_trusted_certificate() {
         .then_some(())
     })
     .await;
+
+    // Without the CA the broker's certificate cannot be verified: never connected, and the
+    // log says why.
+    let untrusted = Stack::new("amqps-untrusted").with(
+        "HOOKLINE__RABBITMQ__URL",
+        &format!("amqps://guest:guest@localhost:{tls_port}/%2f"),
+    );
+    let (process, logs) = untrusted.start_capturing_logs(Role::Dispatcher, &[]).await;
+    eventually(
+        "the refusal in the log",
+        Duration::from_secs(20),
+        || async {
+            let logs = logs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .to_lowercase();
+            (logs.contains("certificate") || logs.contains("unknownissuer")).then_some(())
+        },
+    )
+    .await;
+    let ops = process.ops_url().await;
+    let body: serde_json::Value = reqwest::get(format!("{ops}/readyz"))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readyz JSON");
+    assert!(body["failing"]["rabbitmq"].is_string(), "{body}");
 }
