@@ -97,14 +97,24 @@ async fn listen_prints_verified_deliveries_that_send_created(#[case] backend: Ba
                 let rejected = lines
                     .iter()
                     .any(|l| l.starts_with(&format!("REJECTED {msg}")));
-                (verified && rejected).then_some(lines.join("\n"))
+                // The payload comes on the lines after "verified": wait for it too, or the
+                // check below races the reader.
+                let payload = lines.iter().any(|l| l.contains("\"invoice\": 42"));
+                (verified && rejected && payload).then_some(lines.join("\n"))
             }
         },
     )
     .await;
+    let verified_at = output
+        .lines()
+        .position(|l| l == format!("verified {msg} (14 bytes)"))
+        .expect("the verified line");
     assert!(
-        output.contains("\"invoice\": 42"),
-        "the payload is printed: {output}"
+        output
+            .lines()
+            .skip(verified_at)
+            .any(|l| l.contains("\"invoice\": 42")),
+        "the payload is printed after its delivery: {output}"
     );
     drop(listen);
 }
