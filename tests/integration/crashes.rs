@@ -1,10 +1,11 @@
 //! Must-shows 5 and 6: `kill -9` of a dispatcher or a scheduler loses nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::testkit::receiver::assert_duplicates_identical;
 use crate::testkit::{eventually, Receiver, Reply, Role, Stack};
 
 /// 2,000 messages; the dispatcher is killed with deliveries in flight and restarted. Every
@@ -45,29 +46,10 @@ async fn kill_dispatcher_mid_run_loses_no_message() {
     );
     let _restarted = stack.start(Role::Dispatcher).await;
 
-    let seen = eventually(
-        "every message at the receiver",
-        Duration::from_secs(180),
-        || async {
-            let deliveries = receiver.deliveries("sink");
-            let ids: HashSet<String> = deliveries
-                .iter()
-                .map(|d| d.webhook_id().to_owned())
-                .collect();
-            (ids.len() == MESSAGES).then_some(deliveries)
-        },
-    )
-    .await;
-    let mut bodies: HashMap<&str, &str> = HashMap::new();
-    for delivery in &seen {
-        let id = delivery.webhook_id();
-        assert!(
-            sent.contains(id),
-            "delivered an id that was never sent: {id}"
-        );
-        let first = bodies.entry(id).or_insert(&delivery.body);
-        assert_eq!(*first, delivery.body, "a duplicate of {id} differs");
-    }
+    let seen = receiver
+        .await_all("sink", &sent, Duration::from_secs(180))
+        .await;
+    assert_duplicates_identical(&seen, &sent);
     println!(
         "killed the dispatcher after {killed_at} deliveries; {} deliveries for {MESSAGES} messages ({} duplicates)",
         seen.len(),

@@ -2,11 +2,12 @@
 //! of the whole process losing nothing. (Its API and delivery behaviour is checked by the
 //! conformance tests, which run on both backends.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::testkit::receiver::assert_duplicates_identical;
 use crate::testkit::{eventually, Api, Backend, Receiver, Reply, Role, Stack};
 
 /// With no admin token configured, the first start generates one, keeps it in the data dir
@@ -80,29 +81,10 @@ async fn kill_serve_mid_run_loses_no_message() {
     );
 
     let restarted = stack.start(Role::Serve).await;
-    let seen = eventually(
-        "every message at the receiver",
-        Duration::from_secs(120),
-        || async {
-            let deliveries = receiver.deliveries("sink");
-            let ids: HashSet<String> = deliveries
-                .iter()
-                .map(|d| d.webhook_id().to_owned())
-                .collect();
-            (ids.len() == MESSAGES).then_some(deliveries)
-        },
-    )
-    .await;
-    let mut bodies: HashMap<&str, &str> = HashMap::new();
-    for delivery in &seen {
-        let id = delivery.webhook_id();
-        assert!(
-            sent.contains(id),
-            "delivered an id that was never sent: {id}"
-        );
-        let first = bodies.entry(id).or_insert(&delivery.body);
-        assert_eq!(*first, delivery.body, "a duplicate of {id} differs");
-    }
+    let seen = receiver
+        .await_all("sink", &sent, Duration::from_secs(120))
+        .await;
+    assert_duplicates_identical(&seen, &sent);
 
     // No corruption: every accepted message reads back through the API after the crash.
     let api = stack.api(&restarted);

@@ -139,25 +139,52 @@ fn longest_pause(deliveries: &[crate::testkit::receiver::Delivery], since: Insta
     longest
 }
 
-/// Waits until every sent message has a delivery the receiver answered with 2xx; answers
-/// all deliveries.
+/// Waits until every sent message has had at least `answered` deliveries answered by the
+/// receiver (2 where each message's first attempt fails: its retry arrived); answers all
+/// deliveries.
 async fn await_every_message(
     receiver: &Receiver,
-    path: &str,
     sent: &HashSet<String>,
+    answered: usize,
 ) -> Vec<crate::testkit::receiver::Delivery> {
     eventually(
         "every message delivered",
         Duration::from_secs(240),
         || async {
-            let deliveries = receiver.completed(path);
-            let ids: HashSet<&str> = deliveries.iter().map(|d| d.webhook_id()).collect();
+            let deliveries = receiver.completed("sink");
+            let mut per_id: HashMap<&str, usize> = HashMap::new();
+            for d in &deliveries {
+                *per_id.entry(d.webhook_id()).or_default() += 1;
+            }
             sent.iter()
-                .all(|id| ids.contains(id.as_str()))
+                .all(|id| per_id.get(id.as_str()).is_some_and(|n| *n >= answered))
                 .then_some(deliveries)
         },
     )
     .await
+}
+
+/// Sends every message again under its idempotency key: each must answer with the message
+/// it created the first time.
+async fn assert_keys_kept(api: &Api, app: &str, ids: &HashMap<usize, String>) {
+    let (again, _) = send_all(api.clone(), app.to_owned(), ids.len()).await;
+    for (n, id) in ids {
+        assert_eq!(again.get(n), Some(id), "idempotency key run-{n} forgotten");
+    }
+}
+
+/// Hookline with these Redis settings, retrying every 300 ms; the tests' receiver fails each
+/// message's first attempt, so every message needs a retry from the schedule.
+fn retrying_stack(name: &str, redis: &[(&str, &str)]) -> Stack {
+    let mut stack = Stack::new(name)
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "300")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        // Every first attempt fails; the circuit must not open on a healthy endpoint.
+        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "1000000");
+    for (key, value) in redis {
+        stack.set(key, value);
+    }
+    stack
 }
 
 /// Must-show 2 of the clusters issue: the node hosting the delivery queue's leader is stopped
@@ -190,7 +217,7 @@ async fn losing_the_queue_leaders_rabbitmq_node_mid_run_loses_no_message() {
     let (ids, refused) = sending.await.expect("sender");
     let sent: HashSet<String> = ids.values().cloned().collect();
     assert_eq!(sent.len(), MESSAGES, "one message per idempotency key");
-    let deliveries = await_every_message(&receiver, "sink", &sent).await;
+    let deliveries = await_every_message(&receiver, &sent, 1).await;
     let pause = longest_pause(&deliveries, stopped_at);
     let new_leader = queue_leader(&cluster, &queue);
     assert_ne!(new_leader, leader, "the leader moved to a surviving node");
@@ -259,13 +286,13 @@ fn queue_leader(cluster: &PrivateCluster, queue: &str) -> String {
 #[tokio::test]
 async fn killing_the_redis_primary_of_the_schedule_loses_no_retry_and_no_idempotency_key() {
     let cluster = PrivateCluster::start("redis", "hlfailredis", 7111);
-    let stack = Stack::new("primaryloss")
-        .with("HOOKLINE__REDIS__URL", &cluster.urls())
-        .with("HOOKLINE__REDIS__CLUSTER", "true")
-        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "300")
-        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
-        // Every first attempt fails; the circuit must not open on a healthy endpoint.
-        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "1000000");
+    let stack = retrying_stack(
+        "primaryloss",
+        &[
+            ("HOOKLINE__REDIS__URL", &cluster.urls()),
+            ("HOOKLINE__REDIS__CLUSTER", "true"),
+        ],
+    );
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -292,22 +319,8 @@ async fn killing_the_redis_primary_of_the_schedule_loses_no_retry_and_no_idempot
     let (ids, refused) = sending.await.expect("sender");
     let sent: HashSet<String> = ids.values().cloned().collect();
     assert_eq!(sent.len(), MESSAGES, "one message per idempotency key");
-    // Delivered = answered 200, which only a retry is.
-    let deliveries = eventually(
-        "every message's retry delivered",
-        Duration::from_secs(240),
-        || async {
-            let deliveries = receiver.completed("sink");
-            let mut per_id: HashMap<&str, usize> = HashMap::new();
-            for d in &deliveries {
-                *per_id.entry(d.webhook_id()).or_default() += 1;
-            }
-            sent.iter()
-                .all(|id| per_id.get(id.as_str()).is_some_and(|n| *n >= 2))
-                .then_some(deliveries)
-        },
-    )
-    .await;
+    // Delivered = answered 200, which only a retry is: two answers per message.
+    let deliveries = await_every_message(&receiver, &sent, 2).await;
     let pause = longest_pause(&deliveries, killed_at);
     let promoted = primary_of(
         "{sched}",
@@ -320,10 +333,7 @@ async fn killing_the_redis_primary_of_the_schedule_loses_no_retry_and_no_idempot
     assert_ne!(promoted, port, "a replica took over the schedule's slot");
 
     // Every accepted message's key still answers with that message.
-    let (again, _) = send_all(api.clone(), app.clone(), MESSAGES).await;
-    for (n, id) in &ids {
-        assert_eq!(again.get(n), Some(id), "idempotency key run-{n} forgotten");
-    }
+    assert_keys_kept(&api, &app, &ids).await;
     println!(
         "redis primary loss: killed the schedule's primary (port {port}) after {delivered_before} \
          deliveries; {MESSAGES} messages, {} deliveries ({} more than one failure and one success \
@@ -391,12 +401,13 @@ fn kill9_redis(port: u16) {
 async fn a_sentinel_failover_mid_run_loses_no_retry_and_no_idempotency_key() {
     const SENT: usize = 3_000;
     let cluster = PrivateCluster::start("sentinel", "hlfailsentinel", 7141);
-    let stack = Stack::new("sentinelloss")
-        .with("HOOKLINE__REDIS__URL", &cluster.urls())
-        .with("HOOKLINE__REDIS__SENTINEL_PRIMARY", "hookline")
-        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "300")
-        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
-        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "1000000");
+    let stack = retrying_stack(
+        "sentinelloss",
+        &[
+            ("HOOKLINE__REDIS__URL", &cluster.urls()),
+            ("HOOKLINE__REDIS__SENTINEL_PRIMARY", "hookline"),
+        ],
+    );
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let receiver = Receiver::start().await;
@@ -420,27 +431,11 @@ async fn a_sentinel_failover_mid_run_loses_no_retry_and_no_idempotency_key() {
     let (ids, refused) = sending.await.expect("sender");
     let sent: HashSet<String> = ids.values().cloned().collect();
     assert_eq!(sent.len(), SENT);
-    let deliveries = eventually(
-        "every message's retry delivered",
-        Duration::from_secs(180),
-        || async {
-            let deliveries = receiver.completed("sink");
-            let mut per_id: HashMap<&str, usize> = HashMap::new();
-            for d in &deliveries {
-                *per_id.entry(d.webhook_id()).or_default() += 1;
-            }
-            sent.iter()
-                .all(|id| per_id.get(id.as_str()).is_some_and(|n| *n >= 2))
-                .then_some(deliveries)
-        },
-    )
-    .await;
+    // Delivered = answered 200, which only a retry is: two answers per message.
+    let deliveries = await_every_message(&receiver, &sent, 2).await;
     let promoted = sentinel_primary_port(cluster.port);
     assert_eq!(promoted, cluster.port + 1, "the replica was promoted");
-    let (again, _) = send_all(api.clone(), app.clone(), SENT).await;
-    for (n, id) in &ids {
-        assert_eq!(again.get(n), Some(id), "idempotency key run-{n} forgotten");
-    }
+    assert_keys_kept(&api, &app, &ids).await;
     println!(
         "sentinel failover: {SENT} messages, {} deliveries, {refused} sends refused with 503 and \
          retried, deliveries paused at most {:.0} ms, replica on port {promoted} promoted",

@@ -1,6 +1,6 @@
 //! A real HTTP receiver on loopback that records every delivery and answers as told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,21 @@ pub struct Delivery {
 impl Delivery {
     pub fn webhook_id(&self) -> &str {
         self.headers.get("webhook-id").map_or("", String::as_str)
+    }
+}
+
+/// Every delivery carries an id that was `sent`, and the deliveries of one id (duplicates)
+/// carry the same body.
+pub fn assert_duplicates_identical(deliveries: &[Delivery], sent: &HashSet<String>) {
+    let mut bodies: HashMap<&str, &str> = HashMap::new();
+    for delivery in deliveries {
+        let id = delivery.webhook_id();
+        assert!(
+            sent.contains(id),
+            "delivered an id that was never sent: {id}"
+        );
+        let first = bodies.entry(id).or_insert(&delivery.body);
+        assert_eq!(*first, delivery.body, "a duplicate of {id} differs");
     }
 }
 
@@ -133,6 +148,22 @@ impl Receiver {
             .filter(|d| d.path == path)
             .cloned()
             .collect()
+    }
+
+    /// Waits until as many distinct messages as were `sent` have arrived at `path`
+    /// (answered or not); answers every delivery so far.
+    pub async fn await_all(
+        &self,
+        path: &str,
+        sent: &HashSet<String>,
+        within: Duration,
+    ) -> Vec<Delivery> {
+        super::eventually("every message at the receiver", within, || async {
+            let deliveries = self.deliveries(path);
+            let ids: HashSet<&str> = deliveries.iter().map(Delivery::webhook_id).collect();
+            (ids.len() == sent.len()).then_some(deliveries)
+        })
+        .await
     }
 
     pub fn count(&self, path: &str) -> usize {
