@@ -18,6 +18,12 @@ use crate::backends::Backends;
 use crate::cli::{Cli, Command};
 use crate::settings::{Engines, Settings};
 
+/// mimalloc rather than glibc's malloc: with many small, short-lived allocations spread
+/// over worker threads (one request, one task, one attempt at a time), glibc's allocator
+/// was about a tenth of all CPU in the throughput benchmark (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(result) = run_tool(&cli.command) {
