@@ -249,3 +249,89 @@ async fn gone_disables_the_endpoint_at_once(#[case] backend: Backend) {
     assert_eq!(destination["attempts"], 1);
     assert_eq!(receiver.count("gone"), 1);
 }
+
+/// A flaky endpoint: its first three answers are 500 (one message's first three attempts, so
+/// the streak is not broken by concurrent successes), which opens its circuit; deliveries in
+/// the open period are skipped (attempts with no response) and retried; the probe's success
+/// closes the circuit, the open-circuits gauge goes up and back down, and every message
+/// arrives. Dispatchers skip recording a healthy endpoint's successes, so this is the test
+/// that a success after failures is still recorded.
+#[apply(backends)]
+#[tokio::test]
+async fn a_flaky_endpoint_opens_its_circuit_then_closes_it_and_gets_every_message(
+    #[case] backend: Backend,
+) {
+    const MESSAGES: usize = 10;
+    const FAILURES: usize = 3;
+    let receiver = Receiver::start().await;
+    let stack = Stack::on(backend, "flaky")
+        .with(
+            "HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS",
+            &["200"; 20].join(","),
+        )
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        .with("HOOKLINE__DELIVERY__CIRCUIT_FAILURE_THRESHOLD", "3")
+        // Longer than the gauge's one-second sampling, so the open circuit shows in it.
+        .with("HOOKLINE__DELIVERY__CIRCUIT_OPEN_MS", "1500");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let app = api.create_app("flaky-app").await;
+    let replies = [vec![500; FAILURES], vec![200]].concat();
+    let url = receiver.url("flaky", Reply::Sequence(replies));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    let metrics = format!("{}/metrics", hookline.ops_url().await);
+    let gauge_reads = |wanted: &'static str| {
+        let metrics = metrics.clone();
+        move || {
+            let metrics = metrics.clone();
+            async move {
+                let page = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+                page.lines().any(|l| l == wanted).then_some(())
+            }
+        }
+    };
+
+    let mut ids = vec![api.send(&app, "order.created", json!({"n": 0})).await];
+    eventually(
+        "the open circuit in the gauge",
+        Duration::from_secs(10),
+        gauge_reads("hookline_open_circuits 1"),
+    )
+    .await;
+    ids.extend(api.send_many(&app, "order.created", MESSAGES - 1).await);
+    eventually(
+        "every message answered 200",
+        Duration::from_secs(30),
+        || async {
+            let succeeded: std::collections::HashSet<String> = receiver
+                .deliveries("flaky")
+                .into_iter()
+                .skip(FAILURES)
+                .filter_map(|d| d.headers.get("webhook-id").cloned())
+                .collect();
+            ids.iter().all(|id| succeeded.contains(id)).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the closed circuit in the gauge",
+        Duration::from_secs(10),
+        gauge_reads("hookline_open_circuits 0"),
+    )
+    .await;
+    let attempts = api
+        .get(&format!(
+            "/api/v1/app/{app}/attempt/endpoint/{endpoint}?limit=250"
+        ))
+        .await;
+    let skipped = attempts["data"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter(|a| a["responseStatusCode"] == 0)
+        .count();
+    assert!(
+        skipped > 0,
+        "retries in the open period were skipped: {attempts}"
+    );
+}

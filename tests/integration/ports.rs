@@ -268,7 +268,9 @@ async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes(
 }
 
 /// The circuit opens at the threshold, lets exactly one probe through after the open
-/// period, and closes on a success.
+/// period, and closes on a success. The gate tells a failing endpoint from a healthy one
+/// (dispatchers skip recording a healthy endpoint's successes), and the open-circuits
+/// gauge follows the circuit both ways.
 #[apply(backends)]
 #[tokio::test]
 async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Backend) {
@@ -278,6 +280,11 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
     let now = OffsetDateTime::now_utc();
     let open_for = Duration::from_millis(100);
     let probe_ttl = Duration::from_secs(5);
+    let gate = |at| store.store.gate("app_1", "ep_1", at, probe_ttl);
+    assert_eq!(
+        gate(now).await.expect("gate"),
+        Gate::Closed { failing: false }
+    );
     for n in 1..=3 {
         let streak = store
             .store
@@ -286,7 +293,15 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
             .expect("record");
         assert_eq!(streak.consecutive, n);
         assert!(streak.failing_since.is_some());
+        if n < 3 {
+            assert_eq!(
+                gate(now).await.expect("gate"),
+                Gate::Closed { failing: true }
+            );
+            assert_eq!(store.store.open_circuits().await.expect("gauge"), 0);
+        }
     }
+    assert_eq!(store.store.open_circuits().await.expect("gauge"), 1);
     assert_eq!(
         store
             .store
@@ -320,13 +335,10 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
         .expect("record");
     assert_eq!((streak.consecutive, streak.failing_since), (0, None));
     assert_eq!(
-        store
-            .store
-            .gate("app_1", "ep_1", later, probe_ttl)
-            .await
-            .expect("gate"),
-        Gate::Closed
+        gate(later).await.expect("gate"),
+        Gate::Closed { failing: false }
     );
+    assert_eq!(store.store.open_circuits().await.expect("gauge"), 0);
     store.cleanup().await;
 }
 

@@ -315,8 +315,9 @@ pub trait RateLimiter: Send + Sync {
 /// An endpoint's circuit: may a delivery try it now?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
-    /// Healthy: send.
-    Closed,
+    /// Send. `failing` says whether a failure has been recorded since the last success:
+    /// when it has not, a success changes nothing and need not be recorded.
+    Closed { failing: bool },
     /// Failing: do not call it; the task goes to its next retry slot.
     Open,
     /// The open period ended: this task is the one probe that may close the circuit.

@@ -165,7 +165,7 @@ impl Dispatcher {
         // and the task moves to its next retry slot.
         // A person's resend bypasses the breaker; its result still counts for the circuit.
         let gate = if task.trigger == TriggerType::Manual {
-            Gate::Closed
+            Gate::Closed { failing: true }
         } else {
             self.gate(&task.app_id, &endpoint.id).await?
         };
@@ -277,7 +277,12 @@ impl Dispatcher {
                 .await?;
         }
         let success = plan.attempt_status == MessageStatus::Success;
-        let streak = if gate == Gate::Open {
+        // A skipped call says nothing about the endpoint, and a success where the gate saw no
+        // failure streak changes nothing: neither is written. (A failure another dispatcher
+        // records meanwhile stays until the next success that sees it; with concurrent
+        // attempts "consecutive" is approximate either way.)
+        let healthy_success = success && gate == (Gate::Closed { failing: false });
+        let streak = if gate == Gate::Open || healthy_success {
             None
         } else {
             Some(

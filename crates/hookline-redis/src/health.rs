@@ -11,12 +11,17 @@ use time::OffsetDateTime;
 
 use crate::{unavailable, RedisStore};
 
-/// KEYS: health, probe. ARGV: now_ms, probe_ttl_ms. 0 closed, 1 open, 2 probe.
+/// KEYS: health, probe. ARGV: now_ms, probe_ttl_ms. 0 closed, 3 closed with a failure
+/// streak, 1 open, 2 probe.
 static GATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-        if open_until == 0 then return 0 end
+        local health = redis.call('HMGET', KEYS[1], 'open_until', 'consecutive')
+        local open_until = tonumber(health[1] or '0')
+        if open_until == 0 then
+            if health[2] then return 3 end
+            return 0
+        end
         if tonumber(ARGV[1]) < open_until then return 1 end
         if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 2 end
         return 1
@@ -25,13 +30,15 @@ static GATE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS: health, probe. ARGV: success (1/0), now_ms, threshold, open_ms.
-/// Returns {consecutive, failing_since_ms (0 when none)}.
+/// Returns {consecutive, failing_since_ms (0 when none), 1 if a success closed an opened
+/// circuit}.
 static RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if ARGV[1] == '1' then
+            local was_opened = redis.call('HEXISTS', KEYS[1], 'open_until')
             redis.call('DEL', KEYS[1], KEYS[2])
-            return {0, 0}
+            return {0, 0, was_opened}
         end
         local now = tonumber(ARGV[2])
         local consecutive = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
@@ -44,7 +51,7 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| {
             redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[4]))
             redis.call('DEL', KEYS[2])
         end
-        return {consecutive, since}
+        return {consecutive, since, 0}
         ",
     )
 });
@@ -83,7 +90,8 @@ impl EndpointHealth for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(match state {
-            0 => Gate::Closed,
+            0 => Gate::Closed { failing: false },
+            3 => Gate::Closed { failing: true },
             2 => Gate::Probe,
             _ => Gate::Open,
         })
@@ -99,7 +107,7 @@ impl EndpointHealth for RedisStore {
         open_for: Duration,
     ) -> Result<FailureStreak, StoreError> {
         let mut conn = self.conn();
-        let (consecutive, since_ms): (i64, i64) = RECORD
+        let (consecutive, since_ms, closed_opened): (i64, i64, i64) = RECORD
             .key(self.keys.health(app_id, endpoint_id))
             .key(self.keys.health_probe(app_id, endpoint_id))
             .arg(if success { 1 } else { 0 })
@@ -110,10 +118,11 @@ impl EndpointHealth for RedisStore {
             .await
             .map_err(unavailable)?;
         // The set of open circuits is global (another hash slot), so it is kept beside the
-        // script rather than in it; it only feeds a gauge.
+        // script rather than in it; it only feeds a gauge. An endpoint is in it exactly when
+        // its hash has `open_until`, so most successes have nothing to remove.
         let member = format!("{app_id}:{endpoint_id}");
         let open_circuits = self.keys.open_circuits();
-        if success {
+        if closed_opened == 1 {
             let _: () = conn
                 .srem(&open_circuits, &member)
                 .await
