@@ -47,6 +47,7 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
     assert!(stdout.contains("raw ceiling: RabbitMQ"), "{stdout}");
     assert!(stdout.contains("of the RabbitMQ ceiling"), "{stdout}");
     assert!(stdout.contains("peak RSS after scenario 1"), "{stdout}");
+    assert!(stdout.contains("CPU per delivery, in µs"), "{stdout}");
 
     let results: Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))

@@ -107,7 +107,9 @@ async fn measure(
     )
     .await?;
     let ceiling_cores = before.cores_since(&cpu);
+    let before = cpu.start();
     let http = ceiling::http(&receiver, ceiling_messages, options.payload_bytes, 64).await?;
+    let http_cores = before.cores_since(&cpu);
     let samples = if scale.throughput_messages < 1_000 {
         50
     } else {
@@ -167,6 +169,7 @@ async fn measure(
             http_per_second: http,
             rabbitmq_round_trip: round_trip,
             cores_used: ceiling_cores,
+            http_cores_used: http_cores,
         },
         peak_rss_mib: peak_rss
             .into_iter()

@@ -21,6 +21,50 @@ pub struct Ceiling {
     pub rabbitmq_round_trip: crate::stats::Latency,
     /// CPU by process while the RabbitMQ ceiling was measured, in cores.
     pub cores_used: BTreeMap<String, f64>,
+    /// CPU by process while the HTTP ceiling was measured (the bench is client and receiver).
+    pub http_cores_used: BTreeMap<String, f64>,
+}
+
+/// Where scenario 1's CPU goes per delivery, in µs, against what the ceiling's own parts cost
+/// in the same run. Every delivery passes through one broker trip (publish, confirm,
+/// consume, ack) and two loopback HTTP exchanges (the create request, the webhook), so their
+/// cost measured alone is a floor no implementation on these libraries can go below.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuPerDelivery {
+    /// The RabbitMQ ceiling's CPU (broker and client) per message.
+    pub broker_trip: f64,
+    /// The HTTP ceiling's CPU (client and server) per request.
+    pub http_exchange: f64,
+    /// All watched processes' CPU in scenario 1 per delivery.
+    pub scenario_1: f64,
+    /// The CPU per delivery that would reach `share` of the RabbitMQ ceiling on `cores`.
+    pub budget_at_target: f64,
+}
+
+impl CpuPerDelivery {
+    pub fn new(
+        ceiling: &Ceiling,
+        scenario_1_cores: &BTreeMap<String, f64>,
+        scenario_1_per_second: f64,
+        cores: usize,
+        share: f64,
+    ) -> Option<Self> {
+        let micros = |used: &BTreeMap<String, f64>, rate: f64| {
+            (rate > 0.0).then(|| used.values().sum::<f64>() * 1e6 / rate)
+        };
+        let target_rate = share * ceiling.rabbitmq_per_second;
+        Some(Self {
+            broker_trip: micros(&ceiling.cores_used, ceiling.rabbitmq_per_second)?,
+            http_exchange: micros(&ceiling.http_cores_used, ceiling.http_per_second)?,
+            scenario_1: micros(scenario_1_cores, scenario_1_per_second)?,
+            budget_at_target: (target_rate > 0.0).then(|| cores as f64 * 1e6 / target_rate)?,
+        })
+    }
+
+    /// The parts every delivery needs: one broker trip and two HTTP exchanges.
+    pub fn floor(&self) -> f64 {
+        self.broker_trip + 2.0 * self.http_exchange
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,14 +159,31 @@ impl Report {
             }
         }
         let scenario_1 = self.scenarios.iter().find(|s| s.id == 1);
-        if let Some(cores) = scenario_1.and_then(|s| {
-            serde_json::from_value::<BTreeMap<String, f64>>(s.details["coresUsed"].clone()).ok()
+        if let Some((s, cores)) = scenario_1.and_then(|s| {
+            let cores =
+                serde_json::from_value::<BTreeMap<String, f64>>(s.details["coresUsed"].clone());
+            Some((s, cores.ok()?))
         }) {
             let _ = writeln!(
                 out,
                 "\nCPU during scenario 1, in cores: {}",
                 cores_line(&cores)
             );
+            let available = std::thread::available_parallelism().map_or(0, |n| n.get());
+            let share = crate::scenarios::THROUGHPUT_TARGET;
+            if let Some(cpu) =
+                CpuPerDelivery::new(&self.ceiling, &cores, s.per_second, available, share)
+            {
+                let _ = writeln!(
+                    out,
+                    "CPU per delivery, in µs: scenario 1 used {:.0}; one broker trip {:.0} and two HTTP exchanges 2×{:.0} measured alone make a floor of {:.0}; {share:.2} of the ceiling on {available} cores allows {:.0}",
+                    cpu.scenario_1,
+                    cpu.broker_trip,
+                    cpu.http_exchange,
+                    cpu.floor(),
+                    cpu.budget_at_target,
+                );
+            }
         }
         if !self.peak_rss_mib.is_empty() {
             let roles: Vec<String> = self
@@ -155,4 +216,37 @@ fn cores_line(cores: &BTreeMap<String, f64>) -> String {
 pub fn write(report: &Report, dir: &Path) -> Result<(), String> {
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cores(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+    }
+
+    #[test]
+    fn cpu_per_delivery_divides_each_runs_cores_by_its_rate() {
+        let ceiling = Ceiling {
+            rabbitmq_per_second: 10_000.0,
+            http_per_second: 40_000.0,
+            rabbitmq_round_trip: crate::stats::latency(&[1_000]),
+            cores_used: cores(&[("rabbitmq", 0.8), ("bench", 0.8)]),
+            http_cores_used: cores(&[("bench", 1.6)]),
+        };
+        let scenario = cores(&[("dispatcher", 0.5), ("rabbitmq", 0.5), ("ingest", 0.5)]);
+        let cpu = CpuPerDelivery::new(&ceiling, &scenario, 2_500.0, 2, 0.6).expect("figures");
+        assert_eq!(cpu.broker_trip, 160.0);
+        assert_eq!(cpu.http_exchange, 40.0);
+        assert_eq!(cpu.floor(), 240.0);
+        assert_eq!(cpu.scenario_1, 600.0);
+        // 0.6 × 10,000/s on 2 cores: 2,000,000 µs / 6,000.
+        assert!((cpu.budget_at_target - 333.33).abs() < 0.01);
+        assert_eq!(
+            CpuPerDelivery::new(&ceiling, &scenario, 0.0, 2, 0.6),
+            None,
+            "no deliveries, no figure"
+        );
+    }
 }
