@@ -259,3 +259,56 @@ async fn deliver_at_delays_the_first_attempt(#[case] backend: Backend) {
         .await;
     assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{error}");
 }
+
+/// Creating a message reads the app with its endpoints in one step: by id or by uid, every
+/// endpoint gets the message; an unknown app answers 404, unless the request's `application`
+/// creates it (then there are no endpoints yet and nothing is sent).
+#[apply(backends)]
+#[tokio::test]
+async fn a_message_to_an_app_by_id_or_uid_reaches_every_endpoint(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "byuid");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+
+    let app = api.create_app("shop-by-uid").await;
+    for path in ["first", "second"] {
+        let url = receiver.url(path, Reply::Always(200));
+        api.create_endpoint(&app, json!({"url": url})).await;
+    }
+    let by_id = api.send(&app, "order.created", json!({"n": 1})).await;
+    let by_uid = api
+        .send("shop-by-uid", "order.created", json!({"n": 2}))
+        .await;
+    for path in ["first", "second"] {
+        eventually("both messages at each endpoint", DEADLINE, || async {
+            let ids: Vec<String> = receiver
+                .deliveries(path)
+                .iter()
+                .map(|d| d.webhook_id().to_owned())
+                .collect();
+            (ids.contains(&by_id) && ids.contains(&by_uid)).then_some(())
+        })
+        .await;
+    }
+
+    let message = json!({"eventType": "order.created", "payload": {"n": 3}});
+    let missing = api
+        .post(
+            "/api/v1/app/no-such-app/msg",
+            message.clone(),
+            reqwest::StatusCode::NOT_FOUND,
+        )
+        .await;
+    assert!(missing.to_string().contains("application"), "{missing}");
+    let mut creating = message;
+    creating["application"] = json!({"name": "Made with its first message"});
+    api.post(
+        "/api/v1/app/made-on-the-fly/msg",
+        creating,
+        reqwest::StatusCode::ACCEPTED,
+    )
+    .await;
+    let made = api.get("/api/v1/app/made-on-the-fly").await;
+    assert_eq!(made["uid"], "made-on-the-fly");
+}

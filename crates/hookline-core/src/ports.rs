@@ -115,6 +115,18 @@ pub trait Registry: Send + Sync {
     ) -> Result<Option<Endpoint>, StoreError>;
     /// Every endpoint of an app, oldest first: the fan-out list at ingest.
     async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError>;
+    /// An app (by id or uid) with [`Registry::endpoints_of_app`]: what creating a message
+    /// reads. A store that can read both at once overrides this.
+    async fn app_with_endpoints(
+        &self,
+        id_or_uid: &str,
+    ) -> Result<Option<(App, Vec<Endpoint>)>, StoreError> {
+        let Some(app) = self.get_app(id_or_uid).await? else {
+            return Ok(None);
+        };
+        let endpoints = self.endpoints_of_app(&app.id).await?;
+        Ok(Some((app, endpoints)))
+    }
     async fn update_endpoint(
         &self,
         previous: &Endpoint,

@@ -2,15 +2,16 @@
 //! invariant 3 (a repeated idempotency key or `eventId` returns the original message and
 //! enqueues nothing).
 //!
-//! Order of work: claim the idempotency keys → store the message with a pending destination
-//! per matching endpoint → publish one task per endpoint and wait for every broker confirm →
+//! Order of work: (the route has read the app together with its endpoints) claim
+//! the idempotency keys → store the message with a pending destination per matching
+//! endpoint → publish one task per endpoint and wait for every broker confirm →
 //! record the response under the keys → answer 202. Any failure before the confirms removes
 //! the message, releases the keys and answers 503, so a 202 is never given for a message
 //! whose tasks are not safely queued, and a client retry with the same key starts afresh.
 
 use std::time::Duration;
 
-use hookline_core::model::{App, DeliveryTask, Message, TriggerType};
+use hookline_core::model::{App, DeliveryTask, Endpoint, Message, TriggerType};
 use hookline_core::ports::IdempotencyClaim;
 use tokio::time::Instant;
 
@@ -38,11 +39,13 @@ pub struct NewMessage {
 /// The result of intake: the JSON text of the `MessageOut` to answer with.
 pub struct Accepted(pub String);
 
-/// Accepts `new` for `app`, or returns the original response for a repeated key.
+/// Accepts `new` for `app`, or returns the original response for a repeated key. The
+/// message goes to those of `endpoints` (the app's, as read with it) that accept it.
 /// `render` turns the stored message into the response body.
 pub async fn accept(
     state: &ApiState,
     app: &App,
+    endpoints: &[Endpoint],
     new: NewMessage,
     render: impl Fn(&Message) -> Result<String, ApiError>,
 ) -> Result<Accepted, ApiError> {
@@ -52,7 +55,7 @@ pub async fn accept(
             return Ok(Accepted(original));
         }
     }
-    let result = store_and_enqueue(state, app, &new, &render).await;
+    let result = store_and_enqueue(state, app, endpoints, &new, &render).await;
     if result.is_ok() {
         state.metrics().messages_accepted.inc();
     }
@@ -117,6 +120,7 @@ async fn claim_or_wait(
 async fn store_and_enqueue(
     state: &ApiState,
     app: &App,
+    endpoints: &[Endpoint],
     new: &NewMessage,
     render: &impl Fn(&Message) -> Result<String, ApiError>,
 ) -> Result<String, ApiError> {
@@ -125,7 +129,6 @@ async fn store_and_enqueue(
     if !state.publisher().is_ready().await {
         return Err(ApiError::Unavailable("broker not connected".into()));
     }
-    let endpoints = state.registry().endpoints_of_app(&app.id).await?;
     let targets: Vec<_> = endpoints
         .iter()
         .filter(|ep| ep.accepts(&message.event_type, message.channels.as_deref()))

@@ -156,14 +156,32 @@ impl Registry for RedisStore {
     }
 
     async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError> {
-        let mut endpoints = self
-            .hash_records::<Endpoint>(&self.keys.endpoints(app_id), "endpoint")
-            .await?
-            .into_iter()
-            .map(|e| self.opened(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(endpoints)
+        let mut conn = self.conn();
+        let bodies: Vec<String> = conn
+            .hvals(self.keys.endpoints(app_id))
+            .await
+            .map_err(unavailable)?;
+        self.endpoints_from(&bodies)
+    }
+
+    /// One round trip when the app is named by id (the app and its endpoints share a slot);
+    /// a uid costs one more.
+    async fn app_with_endpoints(
+        &self,
+        id_or_uid: &str,
+    ) -> Result<Option<(App, Vec<Endpoint>)>, StoreError> {
+        if let Some(found) = self.app_with_endpoints_by_id(id_or_uid).await? {
+            return Ok(Some(found));
+        }
+        let mut conn = self.conn();
+        let id: Option<String> = conn
+            .hget(self.keys.app_uids(), id_or_uid)
+            .await
+            .map_err(unavailable)?;
+        match id {
+            Some(id) => self.app_with_endpoints_by_id(&id).await,
+            None => Ok(None),
+        }
     }
 
     async fn update_endpoint(
@@ -329,6 +347,36 @@ impl RedisStore {
     }
 
     /// The endpoint with its secret opened.
+    async fn app_with_endpoints_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(App, Vec<Endpoint>)>, StoreError> {
+        let mut conn = self.conn();
+        let (app, endpoints): (Option<String>, Vec<String>) = redis::pipe()
+            .get(self.keys.app(id))
+            .hvals(self.keys.endpoints(id))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let Some(app) = app else {
+            return Ok(None);
+        };
+        Ok(Some((
+            decode("app", &app)?,
+            self.endpoints_from(&endpoints)?,
+        )))
+    }
+
+    /// Endpoint records as stored in an app's hash, opened, oldest first.
+    fn endpoints_from(&self, bodies: &[String]) -> Result<Vec<Endpoint>, StoreError> {
+        let mut endpoints = bodies
+            .iter()
+            .map(|body| self.opened(decode("endpoint", body)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(endpoints)
+    }
+
     fn opened(&self, endpoint: Endpoint) -> Result<Endpoint, StoreError> {
         let id = endpoint.id.clone();
         sealing::open_endpoint(self.main_key.as_ref(), endpoint)

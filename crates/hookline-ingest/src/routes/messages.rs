@@ -104,12 +104,15 @@ pub async fn create(
         }
         None => None,
     };
-    let app = match state.registry().get_app(&app_id).await? {
-        Some(app) => app,
-        None => create_app_for_message(&state, &app_id, input.application.as_ref()).await?,
+    let (app, endpoints) = match state.registry().app_with_endpoints(&app_id).await? {
+        Some(found) => found,
+        None => (
+            create_app_for_message(&state, &app_id, input.application.as_ref()).await?,
+            Vec::new(),
+        ),
     };
     let new = validate(&state, &app.id, input, idempotency_header)?;
-    let accepted = accept(&state, &app, new, |message| {
+    let accepted = accept(&state, &app, &endpoints, new, |message| {
         serde_json::to_string(&MessageOut::from(message))
             .map_err(|e| ApiError::Internal(e.to_string()))
     })
