@@ -254,8 +254,7 @@ async fn gone_disables_the_endpoint_at_once(#[case] backend: Backend) {
 /// the streak is not broken by concurrent successes), which opens its circuit; deliveries in
 /// the open period are skipped (attempts with no response) and retried; the probe's success
 /// closes the circuit, the open-circuits gauge goes up and back down, and every message
-/// arrives. Dispatchers skip recording a healthy endpoint's successes, so this is the test
-/// that a success after failures is still recorded.
+/// arrives.
 #[apply(backends)]
 #[tokio::test]
 async fn a_flaky_endpoint_opens_its_circuit_then_closes_it_and_gets_every_message(

@@ -327,9 +327,8 @@ pub trait RateLimiter: Send + Sync {
 /// An endpoint's circuit: may a delivery try it now?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
-    /// Send. `failing` says whether a failure has been recorded since the last success:
-    /// when it has not, a success changes nothing and need not be recorded.
-    Closed { failing: bool },
+    /// Healthy: send.
+    Closed,
     /// Failing: do not call it; the task goes to its next retry slot.
     Open,
     /// The open period ended: this task is the one probe that may close the circuit.

@@ -165,7 +165,7 @@ impl Dispatcher {
         // and the task moves to its next retry slot.
         // A person's resend bypasses the breaker; its result still counts for the circuit.
         let gate = if task.trigger == TriggerType::Manual {
-            Gate::Closed { failing: true }
+            Gate::Closed
         } else {
             self.gate(&task.app_id, &endpoint.id).await?
         };
@@ -277,12 +277,10 @@ impl Dispatcher {
                 .await?;
         }
         let success = plan.attempt_status == MessageStatus::Success;
-        // A skipped call says nothing about the endpoint, and a success where the gate saw no
-        // failure streak changes nothing: neither is written. (A failure another dispatcher
-        // records meanwhile stays until the next success that sees it; with concurrent
-        // attempts "consecutive" is approximate either way.)
-        let healthy_success = success && gate == (Gate::Closed { failing: false });
-        let streak = if gate == Gate::Open || healthy_success {
+        // Every success is written, even on an endpoint that looked healthy at the gate: with
+        // many attempts in flight, failures recorded meanwhile are only ended by successes
+        // (skipping them opened a 90%-healthy endpoint's circuit in `scale.rs`).
+        let streak = if gate == Gate::Open {
             None
         } else {
             Some(

@@ -52,10 +52,10 @@ impl EndpointHealth for EmbeddedStore {
                 records::get(&table, &read_key, crate::db::now_ms(), "endpoint health")
             })
             .await?;
-        let (open_until, failing) = streak.map_or((0, false), |s| (s.open_until_ms, true));
+        let open_until = streak.map_or(0, |s| s.open_until_ms);
         let now_ms = unix_ms(now);
         if open_until == 0 {
-            return Ok(Gate::Closed { failing });
+            return Ok(Gate::Closed);
         }
         if now_ms < open_until {
             return Ok(Gate::Open);

@@ -11,17 +11,12 @@ use time::OffsetDateTime;
 
 use crate::{unavailable, RedisStore};
 
-/// KEYS: health, probe. ARGV: now_ms, probe_ttl_ms. 0 closed, 3 closed with a failure
-/// streak, 1 open, 2 probe.
+/// KEYS: health, probe. ARGV: now_ms, probe_ttl_ms. 0 closed, 1 open, 2 probe.
 static GATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local health = redis.call('HMGET', KEYS[1], 'open_until', 'consecutive')
-        local open_until = tonumber(health[1] or '0')
-        if open_until == 0 then
-            if health[2] then return 3 end
-            return 0
-        end
+        local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+        if open_until == 0 then return 0 end
         if tonumber(ARGV[1]) < open_until then return 1 end
         if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 2 end
         return 1
@@ -90,8 +85,7 @@ impl EndpointHealth for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(match state {
-            0 => Gate::Closed { failing: false },
-            3 => Gate::Closed { failing: true },
+            0 => Gate::Closed,
             2 => Gate::Probe,
             _ => Gate::Open,
         })
