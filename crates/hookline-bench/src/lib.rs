@@ -98,7 +98,7 @@ async fn measure(
     let scale = options.scale;
     let ceiling_messages = (scale.throughput_messages as u64 * 2).max(2_000);
     eprintln!("measuring the raw ceiling ({ceiling_messages} messages each)…");
-    let cpu = deployment.cpu_watch();
+    let cpu = deployment.cpu_watch(&options.services);
     let before = cpu.start();
     let broker = ceiling::rabbitmq(
         &options.services.amqp_url,
@@ -131,7 +131,7 @@ async fn measure(
     let mut peak_rss = Vec::new();
     let mut single = None;
     if wanted(1) || wanted(2) || wanted(4) {
-        let cpu = deployment.cpu_watch();
+        let cpu = deployment.cpu_watch(&options.services);
         let before = cpu.start();
         let mut r = scenarios::max_throughput(&bench, broker).await?;
         r.details["coresUsed"] = serde_json::json!(before.cores_since(&cpu));

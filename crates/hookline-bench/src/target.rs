@@ -193,14 +193,18 @@ impl Deployment {
     }
 
     /// The processes whose CPU time a scenario records: the bench, each spawned role, and the
-    /// local broker and Redis.
-    pub fn cpu_watch(&self) -> crate::cpu::Watched {
+    /// broker and Redis of `services` when they run on this machine.
+    pub fn cpu_watch(&self, services: &Services) -> crate::cpu::Watched {
         let roles: Vec<_> = self
             .roles
             .iter()
             .map(|(role, child)| (*role, child.id()))
             .collect();
-        crate::cpu::Watched::new(&roles)
+        let ports = [
+            ("rabbitmq", crate::cpu::port_of(&services.amqp_url, 5672)),
+            ("redis", crate::cpu::port_of(&services.redis_url, 6379)),
+        ];
+        crate::cpu::Watched::new(&roles, &ports)
     }
 
     /// Peak resident memory of each spawned role so far, in MiB (Linux `VmHWM`).
