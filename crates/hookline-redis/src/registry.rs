@@ -29,15 +29,10 @@ impl Registry for RedisStore {
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<App>, StoreError> {
-        let mut conn = self.conn();
         if let Some(app) = self.app_by_id(id_or_uid).await? {
             return Ok(Some(app));
         }
-        let id: Option<String> = conn
-            .hget(self.keys.app_uids(), id_or_uid)
-            .await
-            .map_err(unavailable)?;
-        match id {
+        match self.app_id_of_uid(id_or_uid).await? {
             Some(id) => self.app_by_id(&id).await,
             None => Ok(None),
         }
@@ -173,12 +168,7 @@ impl Registry for RedisStore {
         if let Some(found) = self.app_with_endpoints_by_id(id_or_uid).await? {
             return Ok(Some(found));
         }
-        let mut conn = self.conn();
-        let id: Option<String> = conn
-            .hget(self.keys.app_uids(), id_or_uid)
-            .await
-            .map_err(unavailable)?;
-        match id {
+        match self.app_id_of_uid(id_or_uid).await? {
             Some(id) => self.app_with_endpoints_by_id(&id).await,
             None => Ok(None),
         }
@@ -347,6 +337,13 @@ impl RedisStore {
     }
 
     /// The endpoint with its secret opened.
+    async fn app_id_of_uid(&self, uid: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn();
+        conn.hget(self.keys.app_uids(), uid)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn app_with_endpoints_by_id(
         &self,
         id: &str,
