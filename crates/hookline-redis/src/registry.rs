@@ -336,7 +336,7 @@ impl RedisStore {
         self.opened(decode::<Endpoint>("endpoint", body)?)
     }
 
-    /// The endpoint with its secret opened.
+    /// The id of the app that holds `uid`.
     async fn app_id_of_uid(&self, uid: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn();
         conn.hget(self.keys.app_uids(), uid)
@@ -344,6 +344,7 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
+    /// The app and its endpoints in one pipelined round trip (they share the app's slot).
     async fn app_with_endpoints_by_id(
         &self,
         id: &str,
@@ -374,6 +375,7 @@ impl RedisStore {
         Ok(endpoints)
     }
 
+    /// The endpoint with its secret opened.
     fn opened(&self, endpoint: Endpoint) -> Result<Endpoint, StoreError> {
         let id = endpoint.id.clone();
         sealing::open_endpoint(self.main_key.as_ref(), endpoint)
