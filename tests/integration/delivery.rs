@@ -280,16 +280,14 @@ async fn a_message_to_an_app_by_id_or_uid_reaches_every_endpoint(#[case] backend
     let by_uid = api
         .send("shop-by-uid", "order.created", json!({"n": 2}))
         .await;
+    let sent = std::collections::HashSet::from([by_id, by_uid]);
     for path in ["first", "second"] {
-        eventually("both messages at each endpoint", DEADLINE, || async {
-            let ids: Vec<String> = receiver
-                .deliveries(path)
-                .iter()
-                .map(|d| d.webhook_id().to_owned())
-                .collect();
-            (ids.contains(&by_id) && ids.contains(&by_uid)).then_some(())
-        })
-        .await;
+        let deliveries = receiver.await_all(path, &sent, DEADLINE).await;
+        let ids: std::collections::HashSet<String> = deliveries
+            .iter()
+            .map(|d| d.webhook_id().to_owned())
+            .collect();
+        assert_eq!(ids, sent, "both messages at {path}");
     }
 
     let message = json!({"eventType": "order.created", "payload": {"n": 3}});

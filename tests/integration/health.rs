@@ -105,17 +105,7 @@ async fn a_dead_endpoint_trips_the_breaker_and_is_disabled_with_an_operational_w
 
     // The open circuit shows in the shared gauge.
     let metrics = format!("{}/metrics", hookline.ops_url().await);
-    eventually(
-        "the open circuit in the gauge",
-        Duration::from_secs(10),
-        || async {
-            let page = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
-            page.lines()
-                .any(|l| l == "hookline_open_circuits 1")
-                .then_some(())
-        },
-    )
-    .await;
+    await_metric_line(&metrics, "hookline_open_circuits 1").await;
 
     let attempts = connections.load(Ordering::Relaxed);
     println!(
@@ -279,24 +269,9 @@ async fn a_flaky_endpoint_opens_its_circuit_then_closes_it_and_gets_every_messag
     let url = receiver.url("flaky", Reply::Sequence(replies));
     let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
     let metrics = format!("{}/metrics", hookline.ops_url().await);
-    let gauge_reads = |wanted: &'static str| {
-        let metrics = metrics.clone();
-        move || {
-            let metrics = metrics.clone();
-            async move {
-                let page = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
-                page.lines().any(|l| l == wanted).then_some(())
-            }
-        }
-    };
 
     let mut ids = vec![api.send(&app, "order.created", json!({"n": 0})).await];
-    eventually(
-        "the open circuit in the gauge",
-        Duration::from_secs(10),
-        gauge_reads("hookline_open_circuits 1"),
-    )
-    .await;
+    await_metric_line(&metrics, "hookline_open_circuits 1").await;
     ids.extend(api.send_many(&app, "order.created", MESSAGES - 1).await);
     eventually(
         "every message answered 200",
@@ -306,18 +281,13 @@ async fn a_flaky_endpoint_opens_its_circuit_then_closes_it_and_gets_every_messag
                 .deliveries("flaky")
                 .into_iter()
                 .skip(FAILURES)
-                .filter_map(|d| d.headers.get("webhook-id").cloned())
+                .map(|d| d.webhook_id().to_owned())
                 .collect();
             ids.iter().all(|id| succeeded.contains(id)).then_some(())
         },
     )
     .await;
-    eventually(
-        "the closed circuit in the gauge",
-        Duration::from_secs(10),
-        gauge_reads("hookline_open_circuits 0"),
-    )
-    .await;
+    await_metric_line(&metrics, "hookline_open_circuits 0").await;
     let attempts = api
         .get(&format!(
             "/api/v1/app/{app}/attempt/endpoint/{endpoint}?limit=250"
@@ -333,4 +303,17 @@ async fn a_flaky_endpoint_opens_its_circuit_then_closes_it_and_gets_every_messag
         skipped > 0,
         "retries in the open period were skipped: {attempts}"
     );
+}
+
+/// Waits until the `/metrics` page at `metrics` has the line `wanted`.
+async fn await_metric_line(metrics: &str, wanted: &str) {
+    eventually(
+        &format!("`{wanted}` in {metrics}"),
+        Duration::from_secs(10),
+        || async {
+            let page = reqwest::get(metrics).await.ok()?.text().await.ok()?;
+            page.lines().any(|l| l == wanted).then_some(())
+        },
+    )
+    .await;
 }
