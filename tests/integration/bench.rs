@@ -105,3 +105,59 @@ async fn a_bench_asked_for_an_unknown_scenario_says_which() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--scenarios: 7"), "{stderr}");
 }
+
+/// docs/benchmarks.md records a run: the machine and command, plots and raw results that
+/// exist, and a scenario-1 figure that is the one in those results (so the text and the
+/// files cannot drift apart unnoticed).
+#[test]
+fn the_recorded_run_in_the_docs_matches_its_files() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let text = std::fs::read_to_string(docs.join("benchmarks.md")).expect("benchmarks.md");
+    let latest = text
+        .split("## The latest run")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a 'The latest run' section");
+    assert!(latest.contains("Machine:"), "the machine is named");
+    assert!(
+        latest.contains("Command: `target/release/hookline bench`"),
+        "the command is given"
+    );
+    for link in [
+        "benchmarks/results.json",
+        "benchmarks/latency-cdf.svg",
+        "benchmarks/throughput.svg",
+    ] {
+        assert!(text.contains(&format!("]({link})")), "{link} is linked");
+        assert!(docs.join(link).is_file(), "{link} exists");
+    }
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(docs.join("benchmarks/results.json")).expect("results.json"),
+    )
+    .expect("results.json is JSON");
+    let ids: Vec<u64> = results["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .filter_map(|s| s["id"].as_u64())
+        .collect();
+    assert_eq!(ids.len(), 5, "every scenario recorded: {ids:?}");
+    let scenario_1 = results["scenarios"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == 1))
+        .and_then(|s| s["per_second"].as_f64())
+        .expect("scenario 1's rate");
+    let rounded = format!("{:.0}", scenario_1);
+    let with_comma = match rounded.len() {
+        4..=6 => format!(
+            "{},{}",
+            &rounded[..rounded.len() - 3],
+            &rounded[rounded.len() - 3..]
+        ),
+        _ => rounded,
+    };
+    assert!(
+        latest.contains(&format!("{with_comma} deliveries/s")),
+        "the table's scenario 1 is results.json's {with_comma}/s"
+    );
+}
