@@ -119,7 +119,7 @@ async fn only_due_tasks_are_claimed_and_completed_ones_are_gone(#[case] backend:
 
     store
         .store
-        .complete(&[claimed[0].key.clone()])
+        .complete(&[claimed[0].claim.clone()])
         .await
         .expect("complete");
     assert_eq!(store.store.backlog().await.expect("backlog"), 1);
@@ -155,7 +155,7 @@ async fn an_expired_lease_makes_the_task_due_again(#[case] backend: Backend) {
         .await
         .expect("claim");
     assert_eq!(after.len(), 1);
-    assert_eq!(after[0].key, first[0].key);
+    assert_eq!(after[0].claim.key, first[0].claim.key);
     store.cleanup().await;
 }
 
@@ -176,7 +176,7 @@ async fn concurrent_schedulers_never_claim_the_same_task(#[case] backend: Backen
                 if batch.is_empty() {
                     return mine;
                 }
-                mine.extend(batch.into_iter().map(|c| c.key));
+                mine.extend(batch.into_iter().map(|c| c.claim.key));
             }
         }
     });
@@ -249,7 +249,7 @@ async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes(
         .expect("reschedule");
     store
         .store
-        .complete(&[claimed[0].key.clone()])
+        .complete(&[claimed[0].claim.clone()])
         .await
         .expect("complete");
     let again = store
@@ -260,10 +260,53 @@ async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes(
     assert_eq!(again.len(), 1, "the deferral survived the completion");
     store
         .store
-        .complete(&[again[0].key.clone()])
+        .complete(&[again[0].claim.clone()])
         .await
         .expect("complete");
     assert_eq!(store.store.backlog().await.expect("backlog"), 0);
+    store.cleanup().await;
+}
+
+/// A claim whose lease ran out and was taken over by a second scheduler: the first
+/// scheduler's late completion must leave the second claim alone, so that if the second
+/// scheduler dies too the task is due again when its lease ends.
+#[apply(backends)]
+#[tokio::test]
+async fn a_late_completion_does_not_remove_a_newer_claim_of_the_same_key(
+    #[case] backend: Backend,
+) {
+    let store = Fresh::new(backend);
+    let now = OffsetDateTime::now_utc();
+    store.store.schedule(&task(5), now).await.expect("schedule");
+    let first = store.store.claim_due(now, 500, 10).await.expect("claim A");
+    assert_eq!(first.len(), 1);
+    let taken_over = now + Duration::from_millis(600);
+    let second = store
+        .store
+        .claim_due(taken_over, 500, 10)
+        .await
+        .expect("claim B");
+    assert_eq!(second.len(), 1, "B takes the expired claim over");
+    assert_ne!(first[0].claim.token, second[0].claim.token, "each claim has its own token");
+    // A finishes late and completes what it claimed.
+    store
+        .store
+        .complete(&[first[0].claim.clone()])
+        .await
+        .expect("complete A");
+    assert_eq!(
+        store.store.backlog().await.expect("backlog"),
+        1,
+        "B's claim survives A's completion"
+    );
+    // B dies without completing: its lease ends and the task is due again.
+    let again = store
+        .store
+        .claim_due(taken_over + Duration::from_millis(600), 500, 10)
+        .await
+        .expect("claim C");
+    assert_eq!(again.len(), 1, "the task is due again when B's lease ends");
+    assert_eq!(again[0].task.msg_id, "msg_5");
     store.cleanup().await;
 }
 
@@ -361,3 +404,4 @@ async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attemp
     assert_eq!(triggers, [TriggerType::Scheduled, TriggerType::Manual]);
     store.cleanup().await;
 }
+

@@ -244,8 +244,30 @@ pub trait AttemptLog: Send + Sync {
 /// A task claimed from the retry schedule, held under a lease until completed.
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
-    pub key: String,
+    pub claim: ScheduleClaim,
     pub task: DeliveryTask,
+}
+
+/// One claim of a schedule key. The same key can be claimed again once a lease runs out, so
+/// the token names this claim alone: completing it never touches a later claim of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScheduleClaim {
+    pub key: String,
+    pub token: String,
+}
+
+impl ScheduleClaim {
+    /// A token for the claims of one `claim_due` call at `now`; each claim appends its
+    /// position in the batch (`claim_token`), which makes it unique per claim.
+    pub fn batch_token(now: OffsetDateTime) -> String {
+        let ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        crate::id::new_id("clm", ms)
+    }
+
+    /// The token of the `index`th claim of a batch.
+    pub fn claim_token(batch: &str, index: usize) -> String {
+        format!("{batch}:{index}")
+    }
 }
 
 /// The durable schedule of future deliveries (retries, `deliverAt`).
@@ -254,15 +276,18 @@ pub trait RetrySchedule: Send + Sync {
     /// Stores `task` to be due at `due`; the same `schedule_key` is stored once.
     async fn schedule(&self, task: &DeliveryTask, due: OffsetDateTime) -> Result<(), StoreError>;
     /// Atomically moves up to `limit` due tasks under a lease that ends `lease_ms` from
-    /// `now`. Claims whose lease ran out (their scheduler died) are due again first.
+    /// `now`, each with a fresh claim token. Claims whose lease ran out (their scheduler
+    /// died) are due again first, and their tokens no longer complete anything.
     async fn claim_due(
         &self,
         now: OffsetDateTime,
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<ClaimedTask>, StoreError>;
-    /// Forgets claimed tasks once they are safely back on the queue.
-    async fn complete(&self, keys: &[String]) -> Result<(), StoreError>;
+    /// Forgets claimed tasks once they are safely back on the queue. A claim that is no
+    /// longer the key's current one (its lease ran out and the key was claimed again) is
+    /// left alone; an entry scheduled again while its claim was in flight stays due.
+    async fn complete(&self, claims: &[ScheduleClaim]) -> Result<(), StoreError>;
     /// When the earliest task is due, if any.
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
     /// Tasks waiting (due or not) plus tasks under lease.

@@ -2,12 +2,13 @@
 //! lease), with the due times and the leases each indexed by time.
 //!
 //! The same rules as the Redis scripts: the same key is stored once; claiming moves due
-//! entries under a lease, after first making expired leases due again; completing forgets an
-//! entry unless it was scheduled again while its claim was in flight.
+//! entries under a lease with a fresh claim token, after first making expired leases due
+//! again (their tokens go with them); completing acts only on the entry's current claim, and
+//! forgets the entry unless it was scheduled again while its claim was in flight.
 
 use async_trait::async_trait;
 use hookline_core::model::DeliveryTask;
-use hookline_core::ports::{ClaimedTask, RetrySchedule, StoreError};
+use hookline_core::ports::{ClaimedTask, RetrySchedule, ScheduleClaim, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -25,6 +26,9 @@ struct Entry {
     /// Claimed until this time.
     #[serde(default)]
     lease_ms: Option<i64>,
+    /// The token of the claim holding the lease: only that claim may complete the entry.
+    #[serde(default)]
+    claim: Option<String>,
 }
 
 struct Tables<'t> {
@@ -87,22 +91,23 @@ impl RetrySchedule for EmbeddedStore {
             .write(Durability::Immediate, move |txn| {
                 let mut t = Tables::open(txn)?;
                 let key = task.schedule_key();
-                let lease_ms = match t.entry(&key)? {
+                let (lease_ms, claim) = match t.entry(&key)? {
                     Some(old) => {
                         if let Some(at) = old.due_ms {
                             t.due.remove((at, key.as_str())).map_err(unavailable)?;
                         }
-                        old.lease_ms
+                        (old.lease_ms, old.claim)
                     }
-                    None => None,
+                    None => (None, None),
                 };
                 t.due
                     .insert((due_ms, key.as_str()), ())
                     .map_err(unavailable)?;
                 let entry = Entry {
-                    task,
+                    task: task.clone(),
                     due_ms: Some(due_ms),
                     lease_ms,
+                    claim,
                 };
                 t.save(&key, &entry)
             })
@@ -118,6 +123,7 @@ impl RetrySchedule for EmbeddedStore {
         let now_ms = unix_ms(now);
         let lease_until = now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
         let limit = limit.max(1);
+        let batch = ScheduleClaim::batch_token(now);
         // Deferred: a lost claim leaves the task due, to be claimed again.
         self.db
             .write(Durability::Deferred, move |txn| {
@@ -126,6 +132,7 @@ impl RetrySchedule for EmbeddedStore {
                     t.leases.remove((at, key.as_str())).map_err(unavailable)?;
                     if let Some(mut entry) = t.entry(&key)? {
                         entry.lease_ms = None;
+                        entry.claim = None;
                         if entry.due_ms.is_none() {
                             entry.due_ms = Some(now_ms);
                             t.due
@@ -144,14 +151,16 @@ impl RetrySchedule for EmbeddedStore {
                     if let Some(old) = entry.lease_ms {
                         t.leases.remove((old, key.as_str())).map_err(unavailable)?;
                     }
+                    let token = ScheduleClaim::claim_token(&batch, claimed.len());
                     entry.due_ms = None;
                     entry.lease_ms = Some(lease_until);
+                    entry.claim = Some(token.clone());
                     t.leases
                         .insert((lease_until, key.as_str()), ())
                         .map_err(unavailable)?;
                     t.save(&key, &entry)?;
                     claimed.push(ClaimedTask {
-                        key,
+                        claim: ScheduleClaim { key, token },
                         task: entry.task,
                     });
                 }
@@ -160,19 +169,25 @@ impl RetrySchedule for EmbeddedStore {
             .await
     }
 
-    async fn complete(&self, keys: &[String]) -> Result<(), StoreError> {
-        if keys.is_empty() {
+    async fn complete(&self, claims: &[ScheduleClaim]) -> Result<(), StoreError> {
+        if claims.is_empty() {
             return Ok(());
         }
-        let keys = keys.to_vec();
+        let claims = claims.to_vec();
         // Deferred: a lost completion republishes the task once more (a duplicate).
         self.db
             .write(Durability::Deferred, move |txn| {
                 let mut t = Tables::open(txn)?;
-                for key in &keys {
+                for ScheduleClaim { key, token } in &claims {
                     let Some(mut entry) = t.entry(key)? else {
                         continue;
                     };
+                    if entry.claim.as_ref() != Some(token) {
+                        // Its lease ran out and the key was claimed again (or is due again):
+                        // that claim is not ours to forget.
+                        continue;
+                    }
+                    entry.claim = None;
                     if let Some(at) = entry.lease_ms.take() {
                         t.leases.remove((at, key.as_str())).map_err(unavailable)?;
                     }

@@ -120,6 +120,10 @@ impl Keys {
     pub fn schedule_tasks(&self) -> String {
         format!("{}{{sched}}:tasks", self.prefix)
     }
+    /// Hash schedule key → token of its current claim (while it is under lease).
+    pub fn schedule_claims(&self) -> String {
+        format!("{}{{sched}}:claims", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +144,6 @@ mod tests {
         }
         assert!(keys.schedule_due().contains("{sched}"));
         assert!(keys.schedule_tasks().contains("{sched}"));
+        assert!(keys.schedule_claims().contains("{sched}"));
     }
 }

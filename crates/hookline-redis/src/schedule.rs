@@ -1,35 +1,43 @@
-//! The retry schedule: a sorted set of due times, a hash of task bodies, and a sorted set of
-//! leases for claimed tasks. A scheduler that dies between claim and publish loses nothing:
-//! its lease runs out and the next claim makes the task due again.
+//! The retry schedule: a sorted set of due times, a hash of task bodies, a sorted set of
+//! leases for claimed tasks and a hash of each claimed key's current claim token. A scheduler
+//! that dies between claim and publish loses nothing: its lease runs out and the next claim
+//! makes the task due again.
 
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use hookline_core::model::DeliveryTask;
-use hookline_core::ports::{ClaimedTask, RetrySchedule, StoreError};
+use hookline_core::ports::{ClaimedTask, RetrySchedule, ScheduleClaim, StoreError};
 use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
 use crate::{decode, encode, unavailable, RedisStore};
 
-/// KEYS: due, leases, tasks. ARGV: now_ms, lease_until_ms, limit.
-/// Returns a flat list key1, body1, key2, body2, ...
+/// KEYS: due, leases, tasks, claims. ARGV: now_ms, lease_until_ms, limit, batch token.
+/// Returns a flat list key1, token1, body1, key2, ... Each claim's token (the batch token and
+/// its position) is recorded in `claims`; an expired lease loses its token with its lease.
 static CLAIM_DUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
         for _, key in ipairs(expired) do
             redis.call('ZREM', KEYS[2], key)
+            redis.call('HDEL', KEYS[4], key)
             redis.call('ZADD', KEYS[1], ARGV[1], key)
         end
         local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
         local out = {}
+        local claimed = 0
         for _, key in ipairs(due) do
             redis.call('ZREM', KEYS[1], key)
             local body = redis.call('HGET', KEYS[3], key)
             if body then
+                local token = ARGV[4] .. ':' .. claimed
+                claimed = claimed + 1
                 redis.call('ZADD', KEYS[2], ARGV[2], key)
+                redis.call('HSET', KEYS[4], key, token)
                 out[#out + 1] = key
+                out[#out + 1] = token
                 out[#out + 1] = body
             end
         end
@@ -38,16 +46,22 @@ static CLAIM_DUE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: due, leases, tasks. ARGV: the completed keys.
-/// A key scheduled again while its claim was in flight (a deferral of the attempt the claim
-/// carried) is back in `due`: its lease goes, but its body must stay for the next claim.
+/// KEYS: due, leases, tasks, claims. ARGV: key1, token1, key2, token2, ...
+/// Only the key's current claim completes: a claim whose lease ran out and was taken over
+/// holds an old token and changes nothing. A key scheduled again while its claim was in
+/// flight (a deferral of the attempt the claim carried) is back in `due`: its lease goes,
+/// but its body must stay for the next claim.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        for _, key in ipairs(ARGV) do
-            redis.call('ZREM', KEYS[2], key)
-            if not redis.call('ZSCORE', KEYS[1], key) then
-                redis.call('HDEL', KEYS[3], key)
+        for i = 1, #ARGV - 1, 2 do
+            local key = ARGV[i]
+            if redis.call('HGET', KEYS[4], key) == ARGV[i + 1] then
+                redis.call('HDEL', KEYS[4], key)
+                redis.call('ZREM', KEYS[2], key)
+                if not redis.call('ZSCORE', KEYS[1], key) then
+                    redis.call('HDEL', KEYS[3], key)
+                end
             end
         end
         return 1
@@ -83,33 +97,39 @@ impl RetrySchedule for RedisStore {
             .key(self.keys.schedule_due())
             .key(self.keys.schedule_leases())
             .key(self.keys.schedule_tasks())
+            .key(self.keys.schedule_claims())
             .arg(now_ms)
             .arg(now_ms.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX)))
             .arg(limit.max(1))
+            .arg(ScheduleClaim::batch_token(now))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let mut claimed = Vec::with_capacity(flat.len() / 2);
-        for pair in flat.chunks_exact(2) {
+        let mut claimed = Vec::with_capacity(flat.len() / 3);
+        for triple in flat.chunks_exact(3) {
             claimed.push(ClaimedTask {
-                key: pair[0].clone(),
-                task: decode("scheduled task", &pair[1])?,
+                claim: ScheduleClaim {
+                    key: triple[0].clone(),
+                    token: triple[1].clone(),
+                },
+                task: decode("scheduled task", &triple[2])?,
             });
         }
         Ok(claimed)
     }
 
-    async fn complete(&self, keys: &[String]) -> Result<(), StoreError> {
-        if keys.is_empty() {
+    async fn complete(&self, claims: &[ScheduleClaim]) -> Result<(), StoreError> {
+        if claims.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn();
         let mut invocation = COMPLETE.key(self.keys.schedule_due());
         invocation
             .key(self.keys.schedule_leases())
-            .key(self.keys.schedule_tasks());
-        for key in keys {
-            invocation.arg(key);
+            .key(self.keys.schedule_tasks())
+            .key(self.keys.schedule_claims());
+        for claim in claims {
+            invocation.arg(&claim.key).arg(&claim.token);
         }
         invocation
             .invoke_async::<i64>(&mut conn)

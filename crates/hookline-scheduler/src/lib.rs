@@ -89,10 +89,12 @@ impl Scheduler {
         let tasks: Vec<_> = claimed.iter().map(|c| c.task.clone()).collect();
         // If publishing fails the claims stay leased and come back when the lease ends.
         self.publisher.publish(&tasks).await?;
-        let keys: Vec<_> = claimed.into_iter().map(|c| c.key).collect();
-        self.schedule.complete(&keys).await?;
-        tracing::debug!(moved = keys.len(), "due tasks republished");
-        Ok(keys.len())
+        // Each claim completes only itself: if its lease ran out meanwhile and another
+        // scheduler claimed the key again, that newer claim stays.
+        let claims: Vec<_> = claimed.into_iter().map(|c| c.claim).collect();
+        self.schedule.complete(&claims).await?;
+        tracing::debug!(moved = claims.len(), "due tasks republished");
+        Ok(claims.len())
     }
 
     /// Steps until `shutdown` fires, sleeping until the next due time (at most
