@@ -6,6 +6,11 @@
 //! applies all of them and commits once, so the fsync is shared by every caller waiting for
 //! it (group commit) instead of paid by each.
 //!
+//! Atomicity: an operation that fails writes nothing. Its group's transaction is rolled back
+//! and the others are applied again without it, so a failure part way through (a batch insert
+//! that stops midway) never commits part of what it wrote, and never fails its group-mates.
+//! A failed commit answers every caller in its group with that commit's error.
+//!
 //! Durability: an operation marked [`Durability::Immediate`] returns only after its commit
 //! reached the disk. Commits are applied in order and a crash loses only a suffix of the
 //! non-durable ones, so an operation may be non-durable when losing it (and everything after
@@ -53,12 +58,51 @@ const SLOW_COMMIT: Duration = Duration::from_millis(50);
 /// Most operations applied in one transaction.
 const MAX_GROUP: usize = 2048;
 
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Operation = Box<dyn FnOnce(&WriteTransaction) -> Completion + Send>;
-
+/// One caller's operation, waiting in the writer's queue.
 struct Job {
-    operation: Operation,
+    operation: Box<dyn Pending>,
     durability: Durability,
+}
+
+/// An operation and the caller waiting for it. It may be applied more than once: when a
+/// group-mate fails, the group's transaction is rolled back and applied again without it.
+trait Pending: Send {
+    /// Applies the operation to `txn`; false when it failed (its writes must not commit).
+    fn apply(&mut self, txn: &WriteTransaction) -> bool;
+    /// Answers the caller: the operation's own error if it failed, else the commit's outcome.
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct Request<R, F> {
+    operation: F,
+    result: Option<Result<R, StoreError>>,
+    done: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F> Pending for Request<R, F>
+where
+    R: Send,
+    F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send,
+{
+    fn apply(&mut self, txn: &WriteTransaction) -> bool {
+        let result = (self.operation)(txn);
+        let applied = result.is_ok();
+        self.result = Some(result);
+        applied
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
+        let answer = match (self.result, commit) {
+            (Some(Err(own)), _) => Err(own),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(commit)) => Err(commit),
+            (None, Ok(())) => Err(StoreError::Unavailable(
+                "embedded store: the operation was never applied".into(),
+            )),
+        };
+        // The caller may have stopped waiting; its operation is done either way.
+        let _ = self.done.send(answer);
+    }
 }
 
 /// A handle on the open database. Cheap to clone. When the last clone is dropped the
@@ -123,8 +167,8 @@ impl Db {
     }
 
     /// Runs `operation` in the next group transaction and answers once it is committed.
-    /// An operation that fails must fail before it writes: its transaction still commits
-    /// for the others in its group.
+    /// If it fails, nothing it wrote is committed (see the module docs); since it may run
+    /// more than once, it must depend only on the transaction and what it captured.
     pub(crate) async fn write<R, F>(
         &self,
         durability: Durability,
@@ -132,17 +176,13 @@ impl Db {
     ) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     {
         let (done, answer) = tokio::sync::oneshot::channel();
-        let operation: Operation = Box::new(move |txn| {
-            let result = operation(txn);
-            Box::new(move |commit: Result<(), String>| {
-                let _ = done.send(match commit {
-                    Ok(()) => result,
-                    Err(e) => Err(StoreError::Unavailable(e)),
-                });
-            })
+        let operation = Box::new(Request {
+            operation,
+            result: None,
+            done,
         });
         self.writer
             .jobs
@@ -191,10 +231,9 @@ fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     // Nothing came for a while: make the deferred commits durable.
-                    if let Err(e) = commit_group(database, Vec::new(), true) {
-                        tracing::warn!(error = %e, "embedded store: flush failed");
-                    } else {
-                        unflushed = false;
+                    match commit_group(database, Vec::new(), true) {
+                        Ok(()) => unflushed = false,
+                        Err(e) => tracing::warn!(error = %e, "embedded store: flush failed"),
                     }
                     continue;
                 }
@@ -216,10 +255,12 @@ fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
         let durable = group
             .iter()
             .any(|job| job.durability == Durability::Immediate);
-        if let Err(e) = commit_group(database, group, durable) {
-            tracing::warn!(error = %e, "embedded store: commit failed");
+        match commit_group(database, group, durable) {
+            // A durable commit also made every earlier one durable.
+            Ok(()) => unflushed = !durable,
+            // Nothing new reached the disk: earlier deferred commits still wait for a flush.
+            Err(e) => tracing::warn!(error = %e, "embedded store: commit failed"),
         }
-        unflushed = !durable;
     }
     // Every handle is gone: make what is pending durable before the thread ends.
     if unflushed {
@@ -227,34 +268,81 @@ fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
     }
 }
 
-/// Applies `group` in one transaction and tells each job how the commit went.
-fn commit_group(database: &Database, group: Vec<Job>, durable: bool) -> Result<(), String> {
-    let mut txn = match database.begin_write() {
-        Ok(txn) => txn,
-        Err(e) => {
-            let message = e.to_string();
-            for job in group {
-                // The operation never ran; answer its caller through a completion anyway.
-                drop(job.operation);
+/// Applies `group` in one transaction, commits it and answers every job. A job whose
+/// operation fails is answered with its own error and taken out, and the transaction is
+/// rolled back and the rest applied again without it, so nothing it wrote commits.
+fn commit_group(database: &Database, mut group: Vec<Job>, durable: bool) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let operations = group.len();
+    loop {
+        let txn = match begin(database, durable) {
+            Ok(txn) => txn,
+            Err(e) => return Err(answer_all(group, e)),
+        };
+        let mut failed = Vec::new();
+        for (index, job) in group.iter_mut().enumerate() {
+            if !job.operation.apply(&txn) {
+                failed.push(index);
             }
-            return Err(message);
         }
-    };
+        if failed.is_empty() {
+            let applied = started.elapsed();
+            let outcome = txn.commit().map_err(|e| storage_failure("commit", e));
+            log_if_slow(started, applied, operations, durable);
+            return match outcome {
+                Ok(()) => {
+                    for job in group {
+                        job.operation.answer(Ok(()));
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(answer_all(group, e)),
+            };
+        }
+        if let Err(e) = txn.abort() {
+            return Err(answer_all(group, storage_failure("rollback", e)));
+        }
+        for index in failed.into_iter().rev() {
+            // It failed: its answer is its own error, whatever the others' commit does.
+            group.remove(index).operation.answer(Ok(()));
+        }
+    }
+}
+
+/// A write transaction at the group's durability.
+fn begin(database: &Database, durable: bool) -> Result<WriteTransaction, StoreError> {
+    let mut txn = database
+        .begin_write()
+        .map_err(|e| storage_failure("begin a transaction", e))?;
     let level = if durable {
         redb::Durability::Immediate
     } else {
         redb::Durability::None
     };
-    if let Err(e) = txn.set_durability(level) {
-        return Err(e.to_string());
+    txn.set_durability(level)
+        .map_err(|e| storage_failure("set durability", e))?;
+    Ok(txn)
+}
+
+/// Answers every job of a group that could not commit with `error`, and hands it back.
+fn answer_all(group: Vec<Job>, error: StoreError) -> StoreError {
+    for job in group {
+        job.operation.answer(Err(clone_error(&error)));
     }
-    let started = std::time::Instant::now();
-    let operations = group.len();
-    let completions: Vec<Completion> = group.into_iter().map(|job| (job.operation)(&txn)).collect();
-    let applied = started.elapsed();
-    let outcome = txn.commit().map_err(|e| e.to_string());
+    error
+}
+
+fn clone_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+        StoreError::Conflict(what) => StoreError::Conflict(what),
+    }
+}
+
+/// Every caller in the group waits this long: worth knowing when it is long.
+fn log_if_slow(started: std::time::Instant, applied: Duration, operations: usize, durable: bool) {
     let total = started.elapsed();
-    // Every caller in the group waits this long: worth knowing when it is long.
     if total >= SLOW_COMMIT {
         tracing::warn!(
             operations,
@@ -264,10 +352,20 @@ fn commit_group(database: &Database, group: Vec<Job>, durable: bool) -> Result<(
             "embedded store: slow commit"
         );
     }
-    for completion in completions {
-        completion(outcome.clone());
+}
+
+/// A storage failure as callers see it. After an I/O error (a full disk, a failing device)
+/// redb refuses every later write until the database is reopened; that cannot happen under
+/// a running process (the queue's in-memory state follows the file), so the error says so.
+fn storage_failure(during: &str, error: impl Into<redb::Error>) -> StoreError {
+    match error.into() {
+        redb::Error::PreviousIo => StoreError::Unavailable(format!(
+            "embedded store: cannot {during}: an earlier write to the database failed \
+             (is the disk full?) and redb accepts no writes until hookline is restarted; \
+             everything acknowledged as durable before it is on disk"
+        )),
+        other => StoreError::Unavailable(format!("embedded store: cannot {during}: {other}")),
     }
-    outcome
 }
 
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -290,4 +388,60 @@ pub(crate) fn unix_ms(at: time::OffsetDateTime) -> i64 {
 
 pub(crate) fn from_unix_ms(ms: i64) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTable;
+
+    use super::*;
+
+    /// An operation that fails after writing (a batch that stops midway) leaves nothing
+    /// behind, and its failure is not its group-mates' failure. Operations are sent together
+    /// so that they share groups.
+    #[tokio::test]
+    async fn a_failed_operation_commits_nothing_and_fails_no_one_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&dir.path().join("test.redb")).expect("open");
+        let writes: Vec<_> = (0u64..64)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(Durability::Deferred, move |txn| {
+                        let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
+                        queue.insert(n, b"task".as_slice()).map_err(unavailable)?;
+                        if n % 2 == 0 {
+                            return Err(StoreError::Conflict("an even number"));
+                        }
+                        Ok(n)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for (n, write) in (0u64..).zip(writes) {
+            let result = write.await.expect("write task");
+            if n % 2 == 0 {
+                assert!(
+                    matches!(result, Err(StoreError::Conflict(_))),
+                    "{n}: its own error"
+                );
+            } else {
+                assert_eq!(result.expect("odd ones commit"), n);
+            }
+        }
+        let stored: Vec<u64> = db
+            .read(|txn| {
+                let queue = txn.open_table(QUEUE).map_err(unavailable)?;
+                let mut keys = Vec::new();
+                for row in queue.iter().map_err(unavailable)? {
+                    keys.push(row.map_err(unavailable)?.0.value());
+                }
+                Ok(keys)
+            })
+            .await
+            .expect("read");
+        let odd: Vec<u64> = (0u64..64).filter(|n| n % 2 == 1).collect();
+        assert_eq!(stored, odd, "only the operations that succeeded are stored");
+    }
 }

@@ -123,10 +123,10 @@ impl MessageStore for EmbeddedStore {
                 let app = &message.app_id;
                 w.put(&keys::message(app, &message.id), &message, ttl)?;
                 w.index(&keys::messages(app), &message.id, ttl)?;
-                for endpoint_id in endpoint_ids {
-                    let key = keys::destination(app, &message.id, &endpoint_id);
+                for endpoint_id in &endpoint_ids {
+                    let key = keys::destination(app, &message.id, endpoint_id);
                     let pending = DestinationStatus {
-                        endpoint_id,
+                        endpoint_id: endpoint_id.clone(),
                         status: MessageStatus::Pending,
                         attempts: 0,
                         next_attempt: None,
