@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::model::{DeliveryTask, TriggerType};
-use hookline_core::ports::{EndpointHealth, IdempotencyClaim, MessageStore, RetrySchedule};
+use hookline_core::ports::{
+    EndpointHealth, IdempotencyClaim, MessageStore, RateLimiter, RetrySchedule,
+};
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
 use time::OffsetDateTime;
@@ -18,8 +20,8 @@ use crate::testkit::{backends, Backend};
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The ports these tests exercise, as one object.
-trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth {}
-impl<T: RetrySchedule + MessageStore + EndpointHealth> PortsUnderTest for T {}
+trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth + RateLimiter {}
+impl<T: RetrySchedule + MessageStore + EndpointHealth + RateLimiter> PortsUnderTest for T {}
 
 /// A store of its own: a fresh Redis prefix, or a fresh embedded database.
 struct Fresh {
@@ -272,9 +274,7 @@ async fn rescheduling_during_a_claim_is_not_lost_when_the_claim_completes(
 /// scheduler dies too the task is due again when its lease ends.
 #[apply(backends)]
 #[tokio::test]
-async fn a_late_completion_does_not_remove_a_newer_claim_of_the_same_key(
-    #[case] backend: Backend,
-) {
+async fn a_late_completion_does_not_remove_a_newer_claim_of_the_same_key(#[case] backend: Backend) {
     let store = Fresh::new(backend);
     let now = OffsetDateTime::now_utc();
     store.store.schedule(&task(5), now).await.expect("schedule");
@@ -287,7 +287,10 @@ async fn a_late_completion_does_not_remove_a_newer_claim_of_the_same_key(
         .await
         .expect("claim B");
     assert_eq!(second.len(), 1, "B takes the expired claim over");
-    assert_ne!(first[0].claim.token, second[0].claim.token, "each claim has its own token");
+    assert_ne!(
+        first[0].claim.token, second[0].claim.token,
+        "each claim has its own token"
+    );
     // A finishes late and completes what it claimed.
     store
         .store
@@ -405,3 +408,77 @@ async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attemp
     store.cleanup().await;
 }
 
+/// Asks the last gate every `step` for `span` on a simulated clock; answers how many sends
+/// it admitted.
+async fn admitted_on_a_clock(
+    store: &Fresh,
+    endpoint_id: &str,
+    per_second: u16,
+    step: Duration,
+    span: Duration,
+) -> usize {
+    let start = OffsetDateTime::now_utc();
+    let mut admitted = 0;
+    let mut elapsed = Duration::ZERO;
+    while elapsed < span {
+        let verdict = store
+            .store
+            .admit("app_1", endpoint_id, per_second, start + elapsed)
+            .await
+            .expect("admit");
+        if verdict.is_none() {
+            admitted += 1;
+        }
+        elapsed += step;
+    }
+    admitted
+}
+
+/// Limits whose interval is not a whole number of milliseconds hold exactly: 400/s is
+/// 2.5 ms apart (not 2 ms, which is 500/s), and limits above 1,000/s are limited at all.
+#[apply(backends)]
+#[tokio::test]
+async fn rate_limits_hold_at_sub_millisecond_intervals(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let second = Duration::from_secs(1);
+    let at_400 =
+        admitted_on_a_clock(&store, "ep_400", 400, Duration::from_micros(250), second).await;
+    assert_eq!(at_400, 400, "400/s admits 400 in a second");
+    let at_2000 = admitted_on_a_clock(
+        &store,
+        "ep_2000",
+        2_000,
+        Duration::from_micros(100),
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(at_2000, 400, "2,000/s admits 400 in 200 ms");
+    // 65,535/s is 15.26 us apart: on a 1 us clock, one send every 16 us.
+    let at_max = admitted_on_a_clock(
+        &store,
+        "ep_max",
+        65_535,
+        Duration::from_micros(1),
+        Duration::from_millis(5),
+    )
+    .await;
+    assert_eq!(at_max, 313, "65,535/s admits 313 in 5 ms");
+
+    // Reserved slots are one (5% wider) interval apart: 525 us at 2,000/s.
+    let now = OffsetDateTime::now_utc();
+    let mut waits = Vec::new();
+    for _ in 0..100 {
+        waits.push(
+            store
+                .store
+                .reserve("app_1", "ep_slots", 2_000, now)
+                .await
+                .expect("reserve"),
+        );
+    }
+    for (n, wait) in waits.iter().enumerate() {
+        let n = u64::try_from(n).expect("small");
+        assert_eq!(*wait, Duration::from_micros(525 * n), "slot {n}");
+    }
+    store.cleanup().await;
+}

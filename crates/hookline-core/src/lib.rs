@@ -11,6 +11,7 @@
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
+//! - [`rate`]: per-endpoint rate limits (GCRA) over nanoseconds.
 //! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
 //! - [`ports`]: the small traits that the RabbitMQ and Redis adapters implement.
 //!
@@ -25,6 +26,7 @@ pub mod names;
 pub mod outcome;
 pub mod plan;
 pub mod ports;
+pub mod rate;
 pub mod retry;
 pub mod sealing;
 pub mod signing;

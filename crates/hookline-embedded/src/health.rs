@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::ports::{EndpointHealth, FailureStreak, Gate, RateLimiter, StoreError};
+use hookline_core::rate::{self, Admission, Interval};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -26,9 +27,9 @@ struct Streak {
 /// In-memory per-endpoint timing: rate-limit slots and the circuit's probe.
 #[derive(Default)]
 pub(crate) struct RateSlots {
-    /// Theoretical arrival time of the next slot (GCRA), by endpoint.
+    /// Theoretical arrival time of the next slot (GCRA, unix nanoseconds), by endpoint.
     next_slot: Mutex<HashMap<String, i64>>,
-    /// When the last send was admitted, by endpoint.
+    /// When the last send was admitted (unix nanoseconds), by endpoint.
     last_send: Mutex<HashMap<String, i64>>,
     /// Until when a probe holds the half-open circuit, by endpoint.
     probes: Mutex<HashMap<String, i64>>,
@@ -150,23 +151,20 @@ impl RateLimiter for EmbeddedStore {
         per_second: u16,
         now: OffsetDateTime,
     ) -> Result<Duration, StoreError> {
-        // The same slightly wider interval as the Redis adapter: slots land a little late.
-        let interval = 1050 / i64::from(per_second.max(1));
-        let now_ms = unix_ms(now);
+        // The same decision as the Redis adapter's, on state held under one lock.
         let mut next = self
             .limits
             .next_slot
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let slot = next
-            .get(&keys::health(app_id, endpoint_id))
-            .copied()
-            .unwrap_or(0)
-            .max(now_ms);
-        next.insert(keys::health(app_id, endpoint_id), slot + interval);
-        Ok(Duration::from_millis(
-            u64::try_from(slot - now_ms).unwrap_or(0),
-        ))
+        let key = keys::health(app_id, endpoint_id);
+        let reservation = rate::reserve(
+            next.get(&key).copied(),
+            rate::unix_nanos(now),
+            Interval::reserved_slots(per_second),
+        );
+        next.insert(key, reservation.next_slot);
+        Ok(reservation.wait)
     }
 
     async fn admit(
@@ -176,21 +174,22 @@ impl RateLimiter for EmbeddedStore {
         per_second: u16,
         now: OffsetDateTime,
     ) -> Result<Option<Duration>, StoreError> {
-        let interval = 1000 / i64::from(per_second.max(1));
-        let now_ms = unix_ms(now);
         let mut last = self
             .limits
             .last_send
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let key = keys::health(app_id, endpoint_id);
-        let previous = last.get(&key).copied().unwrap_or(0);
-        if now_ms - previous < interval {
-            return Ok(Some(Duration::from_millis(
-                u64::try_from(interval - (now_ms - previous)).unwrap_or(0),
-            )));
+        match rate::admit(
+            last.get(&key).copied(),
+            rate::unix_nanos(now),
+            Interval::per_second(per_second),
+        ) {
+            Admission::Wait(left) => Ok(Some(left)),
+            Admission::Admitted { last_send, .. } => {
+                last.insert(key, last_send);
+                Ok(None)
+            }
         }
-        last.insert(key, now_ms);
-        Ok(None)
     }
 }

@@ -48,13 +48,15 @@ impl Keys {
     pub fn job(&self, app: &str, job: &str) -> String {
         format!("{}{{{app}}}:job:{job}", self.prefix)
     }
-    /// The theoretical arrival time (GCRA) of an endpoint's rate limit.
+    /// The theoretical arrival time (GCRA) of an endpoint's next slot, in unix nanoseconds.
+    /// (The `gcra` key of earlier versions held milliseconds; the names differ so that
+    /// versions running side by side during an upgrade never read each other's units.)
     pub fn rate_limit(&self, app: &str, endpoint: &str) -> String {
-        format!("{}{{{app}}}:gcra:{endpoint}", self.prefix)
+        format!("{}{{{app}}}:gcra_ns:{endpoint}", self.prefix)
     }
-    /// When an endpoint's last rate-limited send went out.
+    /// When an endpoint's last rate-limited send went out, in unix nanoseconds.
     pub fn rate_limit_last(&self, app: &str, endpoint: &str) -> String {
-        format!("{}{{{app}}}:gcra_last:{endpoint}", self.prefix)
+        format!("{}{{{app}}}:gcra_last_ns:{endpoint}", self.prefix)
     }
     /// Hash of an endpoint's health: consecutive failures, failing since, open until.
     pub fn health(&self, app: &str, endpoint: &str) -> String {

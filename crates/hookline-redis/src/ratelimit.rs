@@ -1,48 +1,97 @@
-//! GCRA rate limiting in Redis: one key per endpoint holds the theoretical arrival time.
-//! Every reservation advances it by the emission interval, so slots are handed out one
-//! interval apart across all dispatchers, and nobody polls. A second key records the last
-//! actual send, the final gate against late slots bunching up.
+//! Rate limiting in Redis: the decisions are `hookline_core::rate` (GCRA over nanoseconds),
+//! computed here; Redis only stores each endpoint's state and swaps it atomically.
+//!
+//! One key per endpoint holds the next slot's theoretical arrival time, a second the last
+//! actual send (the final gate against late slots bunching up). An update is a
+//! compare-and-set: read the state, decide in Rust, and write only if the state is still what
+//! the decision was based on; when another dispatcher changed it first, decide again from
+//! the value the script hands back. Every successful write is one decision on the latest
+//! state, so slots stay one interval apart across all dispatchers.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::ports::{RateLimiter, StoreError};
-use redis::Script;
+use hookline_core::rate::{self, Admission, Interval};
+use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
 use crate::{unavailable, RedisStore};
 
-/// KEYS: tat. ARGV: now_ms, interval_ms. Returns the wait in ms before the reserved slot.
-static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: state. ARGV: expected value ('' for none), new value, keep for (ms).
+/// Answers {1, ''} when it wrote, else {0, the current value} for the next try.
+static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local now = tonumber(ARGV[1])
-        local interval = tonumber(ARGV[2])
-        local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-        local slot = math.max(tat, now)
-        redis.call('SET', KEYS[1], slot + interval, 'PX', slot + interval - now + 1000)
-        return slot - now
+        local current = redis.call('GET', KEYS[1]) or ''
+        if current ~= ARGV[1] then return {0, current} end
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+        return {1, ''}
         ",
     )
 });
 
-/// KEYS: last. ARGV: now_ms, interval_ms. 0 when admitted (and recorded), else the ms left.
-static ADMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local now = tonumber(ARGV[1])
-        local interval = tonumber(ARGV[2])
-        local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-        if now - last < interval then return interval - (now - last) end
-        redis.call('SET', KEYS[1], now, 'PX', interval + 1000)
-        return 0
-        ",
-    )
-});
+/// Each failed try means another dispatcher's decision on the same endpoint went through;
+/// past this many the store is treated as unavailable and the task is retried.
+const MAX_TRIES: usize = 64;
 
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+/// What one decision on the stored state concluded.
+enum Decision<T> {
+    /// Nothing to store.
+    Answer(T),
+    /// Store `value` for `keep_for`, then answer.
+    Store {
+        value: i64,
+        keep_for: Duration,
+        answer: T,
+    },
+}
+
+impl RedisStore {
+    /// Runs `decide` on the state at `key` until its write lands on the state it read.
+    async fn decide<T: Send>(
+        &self,
+        key: String,
+        decide: impl Fn(Option<i64>) -> Decision<T> + Send,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let mut current: String = conn
+            .get::<_, Option<String>>(&key)
+            .await
+            .map_err(unavailable)?
+            .unwrap_or_default();
+        for _ in 0..MAX_TRIES {
+            // Unreadable state (or none) counts as none: at worst one send goes early.
+            let stored = current.parse::<i64>().ok();
+            let (value, keep_for, answer) = match decide(stored) {
+                Decision::Answer(answer) => return Ok(answer),
+                Decision::Store {
+                    value,
+                    keep_for,
+                    answer,
+                } => (value, keep_for, answer),
+            };
+            let keep_ms = u64::try_from(keep_for.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let (written, now_stored): (i64, String) = COMPARE_AND_SET
+                .key(&key)
+                .arg(&current)
+                .arg(value)
+                .arg(keep_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if written == 1 {
+                return Ok(answer);
+            }
+            current = now_stored;
+        }
+        Err(StoreError::Unavailable(format!(
+            "rate limit: state changed under {MAX_TRIES} tries in a row"
+        )))
+    }
 }
 
 #[async_trait]
@@ -54,16 +103,23 @@ impl RateLimiter for RedisStore {
         per_second: u16,
         now: OffsetDateTime,
     ) -> Result<Option<Duration>, StoreError> {
-        let interval_ms = 1000 / u64::from(per_second.max(1));
-        let mut conn = self.conn();
-        let left_ms: i64 = ADMIT
-            .key(self.keys.rate_limit_last(app_id, endpoint_id))
-            .arg(unix_ms(now))
-            .arg(interval_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok((left_ms > 0).then(|| Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))))
+        let interval = Interval::per_second(per_second);
+        let now = rate::unix_nanos(now);
+        self.decide(
+            self.keys.rate_limit_last(app_id, endpoint_id),
+            |last| match rate::admit(last, now, interval) {
+                Admission::Wait(left) => Decision::Answer(Some(left)),
+                Admission::Admitted {
+                    last_send,
+                    keep_for,
+                } => Decision::Store {
+                    value: last_send,
+                    keep_for,
+                    answer: None,
+                },
+            },
+        )
+        .await
     }
 
     async fn reserve(
@@ -73,19 +129,16 @@ impl RateLimiter for RedisStore {
         per_second: u16,
         now: OffsetDateTime,
     ) -> Result<Duration, StoreError> {
-        // Slots are spaced 5% wider than the limit: deferred attempts come back through the
-        // scheduler and the queue, and the slack absorbs their jitter so a receiver never
-        // sees a second with more than it asked for.
-        let interval_ms = 1050 / u64::from(per_second.max(1));
-        let now_ms = unix_ms(now);
-        let mut conn = self.conn();
-        let wait_ms: i64 = RESERVE
-            .key(self.keys.rate_limit(app_id, endpoint_id))
-            .arg(now_ms)
-            .arg(interval_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
+        let interval = Interval::reserved_slots(per_second);
+        let now = rate::unix_nanos(now);
+        self.decide(self.keys.rate_limit(app_id, endpoint_id), |next_slot| {
+            let reservation = rate::reserve(next_slot, now, interval);
+            Decision::Store {
+                value: reservation.next_slot,
+                keep_for: reservation.keep_for,
+                answer: reservation.wait,
+            }
+        })
+        .await
     }
 }
