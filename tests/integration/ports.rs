@@ -482,3 +482,26 @@ async fn rate_limits_hold_at_sub_millisecond_intervals(#[case] backend: Backend)
     }
     store.cleanup().await;
 }
+
+/// Dispatchers reserving slots of one endpoint at the same moment each get their own slot:
+/// the compare-and-set makes every reservation one decision on the latest state.
+#[apply(backends)]
+#[tokio::test]
+async fn concurrent_reservations_get_distinct_slots(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let now = OffsetDateTime::now_utc();
+    let reservations = (0..40).map(|_| {
+        let store = store.store.clone();
+        async move {
+            store
+                .reserve("app_1", "ep_busy", 2_000, now)
+                .await
+                .expect("reserve")
+        }
+    });
+    let mut waits = futures::future::join_all(reservations).await;
+    waits.sort();
+    let expected: Vec<_> = (0..40u64).map(|n| Duration::from_micros(525 * n)).collect();
+    assert_eq!(waits, expected, "one slot each, 525 us apart");
+    store.cleanup().await;
+}
