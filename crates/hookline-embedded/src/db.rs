@@ -19,7 +19,7 @@
 
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hookline_core::ports::StoreError;
@@ -112,7 +112,14 @@ where
 pub(crate) struct Db {
     database: Arc<Database>,
     writer: Arc<Writer>,
+    /// Why the database accepts no more writes, once a write to its file failed.
+    broken: Arc<Broken>,
 }
+
+/// Set once a write to the file failed (a full disk, a failing device): redb then refuses
+/// every later write until the database is reopened, which only a restart does (the queue's
+/// in-memory state follows the file).
+type Broken = OnceLock<String>;
 
 /// The writer thread and the channel to it.
 struct Writer {
@@ -153,9 +160,11 @@ impl Db {
         // The thread owns the only other reference to the database, and ends (dropping it)
         // when the channel closes.
         let for_writer = Arc::clone(&database);
+        let broken = Arc::new(Broken::new());
+        let broken_for_writer = Arc::clone(&broken);
         let thread = std::thread::Builder::new()
             .name("hookline-db-writer".into())
-            .spawn(move || write_loop(&for_writer, &queue))
+            .spawn(move || write_loop(&for_writer, &queue, &broken_for_writer))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             database,
@@ -163,7 +172,17 @@ impl Db {
                 jobs: Some(jobs),
                 thread: Some(thread),
             }),
+            broken,
         })
+    }
+
+    /// Fails once the database can take no more writes, saying why; for readiness, so an
+    /// orchestrator restarts a process whose every write would fail.
+    pub(crate) fn writable(&self) -> Result<(), StoreError> {
+        match self.broken.get() {
+            Some(why) => Err(StoreError::Unavailable(why.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Runs `operation` in the next group transaction and answers once it is committed.
@@ -223,7 +242,7 @@ impl Db {
     }
 }
 
-fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
+fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>, broken: &Broken) {
     let mut unflushed = false;
     loop {
         let first = if unflushed {
@@ -231,7 +250,7 @@ fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     // Nothing came for a while: make the deferred commits durable.
-                    match commit_group(database, Vec::new(), true) {
+                    match commit_group(database, Vec::new(), true, broken) {
                         Ok(()) => unflushed = false,
                         Err(e) => tracing::warn!(error = %e, "embedded store: flush failed"),
                     }
@@ -255,7 +274,7 @@ fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
         let durable = group
             .iter()
             .any(|job| job.durability == Durability::Immediate);
-        match commit_group(database, group, durable) {
+        match commit_group(database, group, durable, broken) {
             // A durable commit also made every earlier one durable.
             Ok(()) => unflushed = !durable,
             // Nothing new reached the disk: earlier deferred commits still wait for a flush.
@@ -264,18 +283,23 @@ fn write_loop(database: &Database, queue: &mpsc::Receiver<Job>) {
     }
     // Every handle is gone: make what is pending durable before the thread ends.
     if unflushed {
-        let _ = commit_group(database, Vec::new(), true);
+        let _ = commit_group(database, Vec::new(), true, broken);
     }
 }
 
 /// Applies `group` in one transaction, commits it and answers every job. A job whose
 /// operation fails is answered with its own error and taken out, and the transaction is
 /// rolled back and the rest applied again without it, so nothing it wrote commits.
-fn commit_group(database: &Database, mut group: Vec<Job>, durable: bool) -> Result<(), StoreError> {
+fn commit_group(
+    database: &Database,
+    mut group: Vec<Job>,
+    durable: bool,
+    broken: &Broken,
+) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let operations = group.len();
     loop {
-        let txn = match begin(database, durable) {
+        let txn = match begin(database, durable, broken) {
             Ok(txn) => txn,
             Err(e) => return Err(answer_all(group, e)),
         };
@@ -287,7 +311,9 @@ fn commit_group(database: &Database, mut group: Vec<Job>, durable: bool) -> Resu
         }
         if failed.is_empty() {
             let applied = started.elapsed();
-            let outcome = txn.commit().map_err(|e| storage_failure("commit", e));
+            let outcome = txn
+                .commit()
+                .map_err(|e| storage_failure("commit", e, broken));
             log_if_slow(started, applied, operations, durable);
             return match outcome {
                 Ok(()) => {
@@ -300,7 +326,7 @@ fn commit_group(database: &Database, mut group: Vec<Job>, durable: bool) -> Resu
             };
         }
         if let Err(e) = txn.abort() {
-            return Err(answer_all(group, storage_failure("rollback", e)));
+            return Err(answer_all(group, storage_failure("rollback", e, broken)));
         }
         for index in failed.into_iter().rev() {
             // It failed: its answer is its own error, whatever the others' commit does.
@@ -310,17 +336,21 @@ fn commit_group(database: &Database, mut group: Vec<Job>, durable: bool) -> Resu
 }
 
 /// A write transaction at the group's durability.
-fn begin(database: &Database, durable: bool) -> Result<WriteTransaction, StoreError> {
+fn begin(
+    database: &Database,
+    durable: bool,
+    broken: &Broken,
+) -> Result<WriteTransaction, StoreError> {
     let mut txn = database
         .begin_write()
-        .map_err(|e| storage_failure("begin a transaction", e))?;
+        .map_err(|e| storage_failure("begin a transaction", e, broken))?;
     let level = if durable {
         redb::Durability::Immediate
     } else {
         redb::Durability::None
     };
     txn.set_durability(level)
-        .map_err(|e| storage_failure("set durability", e))?;
+        .map_err(|e| storage_failure("set durability", e, broken))?;
     Ok(txn)
 }
 
@@ -354,15 +384,25 @@ fn log_if_slow(started: std::time::Instant, applied: Duration, operations: usize
     }
 }
 
-/// A storage failure as callers see it. After an I/O error (a full disk, a failing device)
-/// redb refuses every later write until the database is reopened; that cannot happen under
-/// a running process (the queue's in-memory state follows the file), so the error says so.
-fn storage_failure(during: &str, error: impl Into<redb::Error>) -> StoreError {
-    match error.into() {
+/// A storage failure as callers see it. After an I/O error redb refuses every later write
+/// (see [`Broken`]): the first one is reported as it is, and from then on every write and
+/// the readiness check say that only a restart helps.
+fn storage_failure(during: &str, error: impl Into<redb::Error>, broken: &Broken) -> StoreError {
+    let error = error.into();
+    if matches!(error, redb::Error::Io(_) | redb::Error::PreviousIo) {
+        let why = "embedded store: a write to the database failed (is the disk full?) and redb \
+                   accepts no more writes until hookline is restarted; everything acknowledged \
+                   as durable before it is on disk";
+        if broken.set(why.to_owned()).is_ok() {
+            tracing::error!(%error, "{why}");
+        }
+    }
+    match error {
         redb::Error::PreviousIo => StoreError::Unavailable(format!(
-            "embedded store: cannot {during}: an earlier write to the database failed \
-             (is the disk full?) and redb accepts no writes until hookline is restarted; \
-             everything acknowledged as durable before it is on disk"
+            "embedded store: cannot {during}: {}",
+            broken
+                .get()
+                .map_or("an earlier write failed", String::as_str)
         )),
         other => StoreError::Unavailable(format!("embedded store: cannot {during}: {other}")),
     }

@@ -102,8 +102,10 @@ impl EmbeddedStore {
         self.db.write(Durability::Immediate, |_| Ok(())).await
     }
 
-    /// Whether the database answers a read; what `/readyz` checks in embedded mode.
+    /// Whether the database answers a read and still takes writes; what `/readyz` checks in
+    /// embedded mode.
     pub async fn check(&self) -> Result<(), StoreError> {
+        self.db.writable()?;
         self.db.read(|_| Ok(())).await
     }
 

@@ -1,7 +1,8 @@
 //! A full disk, for real: the database on a small tmpfs mounted for the test (the test runs
 //! as root). Every caller of a failed commit hears that commit's error, the writer keeps
-//! answering afterwards and says why it cannot write, nothing of a failed batch is stored,
-//! and everything acknowledged before is on disk when the database is opened again.
+//! answering afterwards and says why it cannot write (and readiness fails), nothing of a
+//! failed batch is stored, and everything acknowledged before is on disk when the database
+//! is opened again.
 
 use std::path::Path;
 use std::process::Command;
@@ -135,6 +136,11 @@ async fn a_full_disk_fails_its_callers_with_its_error_and_commits_no_part_of_a_b
     match store.schedule(&task(20_000, 10), now).await {
         Err(StoreError::Unavailable(message)) => assert!(message.contains("restarted")),
         other => panic!("unexpected: {other:?}"),
+    }
+    // Readiness says so too, so that an orchestrator restarts the process.
+    match store.check().await {
+        Err(StoreError::Unavailable(message)) => assert!(message.contains("restarted")),
+        other => panic!("a store that takes no writes is not ready: {other:?}"),
     }
 
     // Opened again with room: exactly the acknowledged batches are there, whole.
