@@ -1,6 +1,6 @@
-//! The store ports' atomic parts (schedule claims, leases, idempotency claims, the circuit)
-//! under concurrency, checked on each adapter directly: Redis on 127.0.0.1 and the embedded
-//! database in a temp dir.
+//! The store ports' atomic parts (schedule claims, leases, idempotency claims, the circuit,
+//! rate limits) under concurrency, checked on each adapter directly: Redis on 127.0.0.1 and
+//! the embedded database in a temp dir.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
