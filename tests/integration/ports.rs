@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::model::{DeliveryTask, TriggerType};
-use hookline_core::ports::{EndpointHealth, IdempotencyClaim, MessageStore, RetrySchedule};
+use hookline_core::model::{App, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
+use hookline_core::names::Uid;
+use hookline_core::ports::{
+    EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, Registry, RetrySchedule,
+};
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
 use time::OffsetDateTime;
@@ -18,8 +21,8 @@ use crate::testkit::{backends, Backend};
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The ports these tests exercise, as one object.
-trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth {}
-impl<T: RetrySchedule + MessageStore + EndpointHealth> PortsUnderTest for T {}
+trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth + Registry {}
+impl<T: RetrySchedule + MessageStore + EndpointHealth + Registry> PortsUnderTest for T {}
 
 /// A store of its own: a fresh Redis prefix, or a fresh embedded database.
 struct Fresh {
@@ -359,5 +362,107 @@ async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attemp
     let mut triggers: Vec<_> = claimed.iter().map(|c| c.task.trigger).collect();
     triggers.sort_by_key(|t| t.code());
     assert_eq!(triggers, [TriggerType::Scheduled, TriggerType::Manual]);
+    store.cleanup().await;
+}
+
+fn app(n: usize, uid: &str) -> App {
+    let now = OffsetDateTime::now_utc();
+    App {
+        id: format!("app_{n:04}"),
+        uid: Some(Uid::parse(uid.to_owned()).expect("uid")),
+        name: format!("app {n}"),
+        metadata: Default::default(),
+        rate_limit: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn endpoint(app_id: &str, n: usize, uid: Option<&str>) -> Endpoint {
+    let now = OffsetDateTime::now_utc();
+    Endpoint {
+        id: format!("ep_{n:04}"),
+        app_id: app_id.to_owned(),
+        uid: uid.map(|u| Uid::parse(u.to_owned()).expect("uid")),
+        url: format!("https://example.com/{n}"),
+        description: String::new(),
+        event_types: None,
+        channels: None,
+        disabled: false,
+        metadata: Default::default(),
+        rate_limit: None,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        old_secrets: Vec::new(),
+        headers: Default::default(),
+        signature_scheme: SignatureScheme::Standard,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_many_concurrent_creates_of_a_uid_wins(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let creates = (0..200).map(|n| {
+        let store = store.store.clone();
+        tokio::spawn(async move { store.create_app(&app(n, "shared")).await })
+    });
+    let results = futures::future::join_all(creates).await;
+    let won: Vec<usize> = (0..200)
+        .filter(|n| matches!(results[*n], Ok(Ok(()))))
+        .collect();
+    assert_eq!(won.len(), 1, "creates that succeeded: {won:?}");
+    for result in &results {
+        match result {
+            Ok(Ok(())) | Ok(Err(hookline_core::ports::StoreError::Conflict(_))) => {}
+            other => panic!("neither created nor a conflict: {other:?}"),
+        }
+    }
+    let listed = store
+        .store
+        .list_apps(&PageRequest {
+            limit: 250,
+            ..PageRequest::default()
+        })
+        .await
+        .expect("list");
+    let holders: Vec<&str> = listed
+        .items
+        .iter()
+        .filter(|a| a.uid.as_ref().is_some_and(|u| u.as_str() == "shared"))
+        .map(|a| a.id.as_str())
+        .collect();
+    let winner = format!("app_{:04}", won[0]);
+    assert_eq!(holders, [winner.as_str()]);
+    let found = store.store.get_app("shared").await.expect("get");
+    assert_eq!(found.map(|a| a.id), Some(winner));
+
+    let owner = App {
+        id: "app_owner".into(),
+        ..app(0, "owner")
+    };
+    store
+        .store
+        .create_app(&owner)
+        .await
+        .expect("the endpoints' app");
+    let creates = (0..200).map(|n| {
+        let store = store.store.clone();
+        tokio::spawn(async move {
+            store
+                .create_endpoint(&endpoint("app_owner", n, Some("shared-ep")))
+                .await
+        })
+    });
+    let results = futures::future::join_all(creates).await;
+    let won = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    assert_eq!(won, 1, "endpoint creates that succeeded");
+    let endpoints = store
+        .store
+        .endpoints_of_app("app_owner")
+        .await
+        .expect("list");
+    assert_eq!(endpoints.len(), 1);
     store.cleanup().await;
 }
