@@ -451,7 +451,7 @@ async fn one_of_many_concurrent_creates_of_a_uid_wins(#[case] backend: Backend) 
         let store = store.store.clone();
         tokio::spawn(async move {
             store
-                .create_endpoint(&endpoint("app_owner", n, Some("shared-ep")))
+                .create_endpoint(&endpoint("app_owner", n, Some("shared-ep")), usize::MAX)
                 .await
         })
     });
@@ -464,5 +464,41 @@ async fn one_of_many_concurrent_creates_of_a_uid_wins(#[case] backend: Backend) 
         .await
         .expect("list");
     assert_eq!(endpoints.len(), 1);
+    store.cleanup().await;
+}
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_endpoint_creates_stop_at_the_cap(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    store
+        .store
+        .create_app(&app(0, "capped"))
+        .await
+        .expect("app");
+    let creates = (0..200).map(|n| {
+        let store = store.store.clone();
+        tokio::spawn(async move {
+            store
+                .create_endpoint(&endpoint("app_0000", n, None), 100)
+                .await
+        })
+    });
+    let results = futures::future::join_all(creates).await;
+    let mut created = 0;
+    for result in &results {
+        match result {
+            Ok(Ok(())) => created += 1,
+            Ok(Err(hookline_core::ports::StoreError::LimitReached { max: 100, .. })) => {}
+            other => panic!("neither created nor refused at the cap: {other:?}"),
+        }
+    }
+    assert_eq!(created, 100);
+    let stored = store
+        .store
+        .endpoints_of_app("app_0000")
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 100);
     store.cleanup().await;
 }
