@@ -502,3 +502,91 @@ async fn concurrent_endpoint_creates_stop_at_the_cap(#[case] backend: Backend) {
     assert_eq!(stored.len(), 100);
     store.cleanup().await;
 }
+
+/// What a create or delete that stopped between its steps leaves under a uid: a later create
+/// takes it over, unless it may still be in progress or its app does hold the uid.
+#[tokio::test]
+async fn leftover_uid_claims_are_taken_over_only_when_their_app_does_not_hold_them() {
+    use redis::AsyncCommands;
+    let prefix = format!(
+        "tstore{}-{}:",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut config = RedisConfig::new(crate::testkit::process::redis_url());
+    config.prefix = prefix.clone();
+    let store = RedisStore::connect(&config).expect("redis config");
+    let keys = hookline_redis::Keys::new(&prefix);
+    let mut redis = redis::Client::open(crate::testkit::process::redis_url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let now_ms =
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).expect("time");
+
+    // A delete that stopped before releasing the uid: no app under it, and it is free.
+    store.create_app(&app(1, "deleted")).await.expect("create");
+    let _: () = redis.del(keys.app("app_0001")).await.expect("del");
+    assert!(store.get_app("deleted").await.expect("get").is_none());
+    store
+        .create_app(&app(2, "deleted"))
+        .await
+        .expect("take over");
+    let found = store.get_app("deleted").await.expect("get").map(|a| a.id);
+    assert_eq!(found.as_deref(), Some("app_0002"));
+
+    // A create that stopped before writing its record, long ago: free.
+    let stale = format!("~app_ghost|{}", now_ms - 120_000);
+    let _: () = redis
+        .hset(keys.app_uids(), "stale", stale)
+        .await
+        .expect("hset");
+    assert!(store.get_app("stale").await.expect("get").is_none());
+    store.create_app(&app(3, "stale")).await.expect("take over");
+
+    // A create that claimed the uid a moment ago may still write its record: refused.
+    let young = format!("~app_ghost|{now_ms}");
+    let _: () = redis
+        .hset(keys.app_uids(), "young", young)
+        .await
+        .expect("hset");
+    let refused = store.create_app(&app(4, "young")).await;
+    assert!(
+        matches!(refused, Err(hookline_core::ports::StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    // A create that wrote its record but stopped before committing: its app keeps the uid.
+    store.create_app(&app(5, "kept")).await.expect("create");
+    let pending = format!("~app_0005|{}", now_ms - 120_000);
+    let _: () = redis
+        .hset(keys.app_uids(), "kept", pending)
+        .await
+        .expect("hset");
+    let refused = store.create_app(&app(6, "kept")).await;
+    assert!(
+        matches!(refused, Err(hookline_core::ports::StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let found = store.get_app("kept").await.expect("get").map(|a| a.id);
+    assert_eq!(found.as_deref(), Some("app_0005"));
+    let committed: String = redis.hget(keys.app_uids(), "kept").await.expect("hget");
+    assert_eq!(committed, "app_0005");
+
+    // An uid an app moved away from (the update stopped before releasing it) is free.
+    let moved = App {
+        uid: Some(Uid::parse("elsewhere".to_owned()).expect("uid")),
+        ..app(5, "kept")
+    };
+    let _: () = redis
+        .set(
+            keys.app("app_0005"),
+            serde_json::to_string(&moved).expect("json"),
+        )
+        .await
+        .expect("set");
+    assert!(store.get_app("kept").await.expect("get").is_none());
+    store.create_app(&app(7, "kept")).await.expect("take over");
+    store.delete_all().await.expect("cleanup");
+}
