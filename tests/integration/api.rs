@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::testkit::{backends, Api, Backend, Role, Stack};
+use crate::testkit::{backends, Api, Backend, Receiver, Reply, Role, Stack};
 use rstest_reuse::apply;
 
 #[apply(backends)]
@@ -268,4 +268,88 @@ async fn requests_without_a_valid_admin_token_are_refused(#[case] backend: Backe
         .call(Method::GET, "/api/v1/health", None, &[])
         .await;
     assert!(status.is_success());
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn destinations_list_by_message_id_and_by_event_id(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "destinations-by-event");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("destinations").await;
+    let url = receiver.url("hook", Reply::Always(200));
+    let endpoint = api.create_endpoint(&app, json!({ "url": url })).await;
+    let message = api
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            json!({"eventType": "invoice.paid", "eventId": "evt-dest", "payload": {}}),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let msg = message["id"].as_str().expect("message id");
+    for name in [msg, "evt-dest"] {
+        let listed = api
+            .get(&format!("/api/v1/app/{app}/msg/{name}/endpoint"))
+            .await;
+        let ids: Vec<&Value> = listed["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|d| &d["id"])
+            .collect();
+        assert_eq!(ids, [&json!(endpoint)], "by {name}: {listed}");
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_rejected_message_creates_no_application(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "reject-no-app");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let bad = [
+        json!({"eventType": "bad type!", "payload": {}, "application": {"name": "New"}}),
+        json!({"eventType": "ok", "payload": [1], "application": {"name": "New"}}),
+        json!({"eventType": "ok", "payload": {}, "channels": [], "application": {"name": "New"}}),
+        json!({"eventType": "ok", "payload": {}, "application": {"name": " "}}),
+    ];
+    for body in bad {
+        let (status, error) = api
+            .call(Method::POST, "/api/v1/app/fresh/msg", Some(&body), &[])
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
+        assert_eq!(error["code"], "validation", "{error}");
+        let (status, _) = api.call(Method::GET, "/api/v1/app/fresh", None, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "after {body}");
+    }
+    assert_eq!(api.get("/api/v1/app").await["data"], json!([]));
+
+    // A valid one still creates the app with the message.
+    let ok = json!({"eventType": "ok", "payload": {}, "application": {"name": "New"}});
+    api.post("/api/v1/app/fresh/msg", ok, StatusCode::ACCEPTED)
+        .await;
+    assert_eq!(api.get("/api/v1/app/fresh").await["uid"], "fresh");
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn undecodable_path_segments_answer_the_json_error_shape(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "bad-path-utf8");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let app = api.create_app("utf8").await;
+    let paths = [
+        "/api/v1/app/%ff%fe/msg".to_owned(),
+        "/api/v1/app/%ff%fe".to_owned(),
+        format!("/api/v1/app/{app}/endpoint/%c3%28"),
+        format!("/api/v1/app/{app}/msg/%ff/endpoint"),
+        "/api/v1/event-type/%ff".to_owned(),
+    ];
+    for path in paths {
+        let (status, body) = api.call(Method::GET, &path, None, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["code"], "bad_request", "{path}: {body}");
+        assert!(body["detail"].is_string(), "{path}: {body}");
+    }
 }

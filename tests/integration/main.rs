@@ -25,6 +25,7 @@ mod openapi;
 mod operations;
 mod outages;
 mod ports;
+mod races;
 mod scale;
 mod secrets;
 mod shutdown;

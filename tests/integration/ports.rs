@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::model::{DeliveryTask, TriggerType};
+use hookline_core::model::{App, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
+use hookline_core::names::Uid;
 use hookline_core::ports::{
-    EndpointHealth, IdempotencyClaim, MessageStore, RateLimiter, RetrySchedule,
+    EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter, Registry,
+    RetrySchedule,
 };
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
@@ -20,8 +22,11 @@ use crate::testkit::{backends, Backend};
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The ports these tests exercise, as one object.
-trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth + RateLimiter {}
-impl<T: RetrySchedule + MessageStore + EndpointHealth + RateLimiter> PortsUnderTest for T {}
+trait PortsUnderTest: RetrySchedule + MessageStore + EndpointHealth + RateLimiter + Registry {}
+impl<T: RetrySchedule + MessageStore + EndpointHealth + RateLimiter + Registry> PortsUnderTest
+    for T
+{
+}
 
 /// A store of its own: a fresh Redis prefix, or a fresh embedded database.
 struct Fresh {
@@ -504,4 +509,230 @@ async fn concurrent_reservations_get_distinct_slots(#[case] backend: Backend) {
     let expected: Vec<_> = (0..40u64).map(|n| Duration::from_micros(525 * n)).collect();
     assert_eq!(waits, expected, "one slot each, 525 us apart");
     store.cleanup().await;
+}
+
+fn app(n: usize, uid: &str) -> App {
+    let now = OffsetDateTime::now_utc();
+    App {
+        id: format!("app_{n:04}"),
+        uid: Some(Uid::parse(uid.to_owned()).expect("uid")),
+        name: format!("app {n}"),
+        metadata: Default::default(),
+        rate_limit: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn endpoint(app_id: &str, n: usize, uid: Option<&str>) -> Endpoint {
+    let now = OffsetDateTime::now_utc();
+    Endpoint {
+        id: format!("ep_{n:04}"),
+        app_id: app_id.to_owned(),
+        uid: uid.map(|u| Uid::parse(u.to_owned()).expect("uid")),
+        url: format!("https://example.com/{n}"),
+        description: String::new(),
+        event_types: None,
+        channels: None,
+        disabled: false,
+        metadata: Default::default(),
+        rate_limit: None,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        old_secrets: Vec::new(),
+        headers: Default::default(),
+        signature_scheme: SignatureScheme::Standard,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_many_concurrent_creates_of_a_uid_wins(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let creates = (0..200).map(|n| {
+        let store = store.store.clone();
+        tokio::spawn(async move { store.create_app(&app(n, "shared")).await })
+    });
+    let results = futures::future::join_all(creates).await;
+    let won: Vec<usize> = (0..200)
+        .filter(|n| matches!(results[*n], Ok(Ok(()))))
+        .collect();
+    assert_eq!(won.len(), 1, "creates that succeeded: {won:?}");
+    for result in &results {
+        match result {
+            Ok(Ok(())) | Ok(Err(hookline_core::ports::StoreError::Conflict(_))) => {}
+            other => panic!("neither created nor a conflict: {other:?}"),
+        }
+    }
+    let listed = store
+        .store
+        .list_apps(&PageRequest {
+            limit: 250,
+            ..PageRequest::default()
+        })
+        .await
+        .expect("list");
+    let holders: Vec<&str> = listed
+        .items
+        .iter()
+        .filter(|a| a.uid.as_ref().is_some_and(|u| u.as_str() == "shared"))
+        .map(|a| a.id.as_str())
+        .collect();
+    let winner = format!("app_{:04}", won[0]);
+    assert_eq!(holders, [winner.as_str()]);
+    let found = store.store.get_app("shared").await.expect("get");
+    assert_eq!(found.map(|a| a.id), Some(winner));
+
+    let owner = App {
+        id: "app_owner".into(),
+        ..app(0, "owner")
+    };
+    store
+        .store
+        .create_app(&owner)
+        .await
+        .expect("the endpoints' app");
+    let creates = (0..200).map(|n| {
+        let store = store.store.clone();
+        tokio::spawn(async move {
+            store
+                .create_endpoint(&endpoint("app_owner", n, Some("shared-ep")), usize::MAX)
+                .await
+        })
+    });
+    let results = futures::future::join_all(creates).await;
+    let won = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    assert_eq!(won, 1, "endpoint creates that succeeded");
+    let endpoints = store
+        .store
+        .endpoints_of_app("app_owner")
+        .await
+        .expect("list");
+    assert_eq!(endpoints.len(), 1);
+    store.cleanup().await;
+}
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_endpoint_creates_stop_at_the_cap(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    store
+        .store
+        .create_app(&app(0, "capped"))
+        .await
+        .expect("app");
+    let creates = (0..200).map(|n| {
+        let store = store.store.clone();
+        tokio::spawn(async move {
+            store
+                .create_endpoint(&endpoint("app_0000", n, None), 100)
+                .await
+        })
+    });
+    let results = futures::future::join_all(creates).await;
+    let mut created = 0;
+    for result in &results {
+        match result {
+            Ok(Ok(())) => created += 1,
+            Ok(Err(hookline_core::ports::StoreError::LimitReached { max: 100, .. })) => {}
+            other => panic!("neither created nor refused at the cap: {other:?}"),
+        }
+    }
+    assert_eq!(created, 100);
+    let stored = store
+        .store
+        .endpoints_of_app("app_0000")
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 100);
+    store.cleanup().await;
+}
+
+/// What a create or delete that stopped between its steps leaves under a uid: a later create
+/// takes it over, unless it may still be in progress or its app does hold the uid.
+#[tokio::test]
+async fn leftover_uid_claims_are_taken_over_only_when_their_app_does_not_hold_them() {
+    use redis::AsyncCommands;
+    let prefix = format!(
+        "tstore{}-{}:",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut config = RedisConfig::new(crate::testkit::process::redis_url());
+    config.prefix = prefix.clone();
+    let store = RedisStore::connect(&config).expect("redis config");
+    let keys = hookline_redis::Keys::new(&prefix);
+    let mut redis = redis::Client::open(crate::testkit::process::redis_url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let now_ms =
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).expect("time");
+
+    // A delete that stopped before releasing the uid: no app under it, and it is free.
+    store.create_app(&app(1, "deleted")).await.expect("create");
+    let _: () = redis.del(keys.app("app_0001")).await.expect("del");
+    assert!(store.get_app("deleted").await.expect("get").is_none());
+    store
+        .create_app(&app(2, "deleted"))
+        .await
+        .expect("take over");
+    let found = store.get_app("deleted").await.expect("get").map(|a| a.id);
+    assert_eq!(found.as_deref(), Some("app_0002"));
+
+    // A create that stopped before writing its record, long ago: free.
+    let stale = format!("~app_ghost|{}", now_ms - 120_000);
+    let _: () = redis
+        .hset(keys.app_uids(), "stale", stale)
+        .await
+        .expect("hset");
+    assert!(store.get_app("stale").await.expect("get").is_none());
+    store.create_app(&app(3, "stale")).await.expect("take over");
+
+    // A create that claimed the uid a moment ago may still write its record: refused.
+    let young = format!("~app_ghost|{now_ms}");
+    let _: () = redis
+        .hset(keys.app_uids(), "young", young)
+        .await
+        .expect("hset");
+    let refused = store.create_app(&app(4, "young")).await;
+    assert!(
+        matches!(refused, Err(hookline_core::ports::StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    // A create that wrote its record but stopped before committing: its app keeps the uid.
+    store.create_app(&app(5, "kept")).await.expect("create");
+    let pending = format!("~app_0005|{}", now_ms - 120_000);
+    let _: () = redis
+        .hset(keys.app_uids(), "kept", pending)
+        .await
+        .expect("hset");
+    let refused = store.create_app(&app(6, "kept")).await;
+    assert!(
+        matches!(refused, Err(hookline_core::ports::StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let found = store.get_app("kept").await.expect("get").map(|a| a.id);
+    assert_eq!(found.as_deref(), Some("app_0005"));
+    let committed: String = redis.hget(keys.app_uids(), "kept").await.expect("hget");
+    assert_eq!(committed, "app_0005");
+
+    // An uid an app moved away from (the update stopped before releasing it) is free.
+    let moved = App {
+        uid: Some(Uid::parse("elsewhere".to_owned()).expect("uid")),
+        ..app(5, "kept")
+    };
+    let _: () = redis
+        .set(
+            keys.app("app_0005"),
+            serde_json::to_string(&moved).expect("json"),
+        )
+        .await
+        .expect("set");
+    assert!(store.get_app("kept").await.expect("get").is_none());
+    store.create_app(&app(7, "kept")).await.expect("take over");
+    store.delete_all().await.expect("cleanup");
 }

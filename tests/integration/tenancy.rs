@@ -319,3 +319,56 @@ async fn expired_revoked_and_read_only_app_tokens_are_limited(#[case] backend: B
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn deleting_an_app_revokes_its_app_tokens(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "token-app-deleted");
+    let hookline = stack.start(Role::Serve).await;
+    let admin = stack.api(&hookline);
+    let base = hookline.api_url.clone().expect("url");
+    let app = admin.create_app("doomed").await;
+    let portal = Api::new(&base, &portal_token(&admin, &app, json!({})).await);
+    portal.get("/api/v1/event-type").await;
+    portal.get(&format!("/api/v1/app/{app}/msg")).await;
+
+    let (status, body) = admin
+        .call(Method::DELETE, &format!("/api/v1/app/{app}"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for path in [
+        "/api/v1/event-type".to_owned(),
+        format!("/api/v1/app/{app}/msg"),
+    ] {
+        let (status, body) = portal.call(Method::GET, &path, None, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+    }
+    // An app of the same uid made later is not reachable with the old token either.
+    admin.create_app("doomed").await;
+    let (status, body) = portal
+        .call(Method::GET, "/api/v1/app/doomed/msg", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+/// A delete that stopped after the app's records were gone but before its tokens were
+/// revoked leaves tokens that must not authenticate.
+#[tokio::test]
+async fn a_token_of_a_vanished_app_is_refused() {
+    let stack = Stack::new("token-app-vanished");
+    let hookline = stack.start(Role::Serve).await;
+    let admin = stack.api(&hookline);
+    let base = hookline.api_url.clone().expect("url");
+    let app = admin.create_app("vanishing").await;
+    let portal = Api::new(&base, &portal_token(&admin, &app, json!({})).await);
+    portal.get("/api/v1/event-type").await;
+
+    let mut redis = stack.redis().await;
+    let _: () = redis::AsyncCommands::del(&mut redis, stack.keys().app(&app))
+        .await
+        .expect("delete the app record");
+    let (status, body) = portal
+        .call(Method::GET, "/api/v1/event-type", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}

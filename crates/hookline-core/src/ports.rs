@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A unique key (uid, event type name) is already taken.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A cap checked atomically with the insert it guards is reached (`max` of `what`).
+    #[error("the maximum of {max} {what} is reached")]
+    LimitReached { what: &'static str, max: usize },
 }
 
 /// Publishes delivery tasks durably.
@@ -106,7 +109,14 @@ pub trait Registry: Send + Sync {
     /// Deletes an app with its endpoints.
     async fn delete_app(&self, app: &App) -> Result<(), StoreError>;
 
-    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError>;
+    /// Stores a new endpoint unless its app already has `max_per_app` endpoints
+    /// ([`StoreError::LimitReached`]) or its uid is taken ([`StoreError::Conflict`]); the
+    /// count, the uid and the insert are one atomic step.
+    async fn create_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        max_per_app: usize,
+    ) -> Result<(), StoreError>;
     /// Finds an endpoint of `app_id` by id or uid.
     async fn get_endpoint(
         &self,

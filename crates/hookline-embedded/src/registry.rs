@@ -99,8 +99,12 @@ impl Registry for EmbeddedStore {
             .await
     }
 
-    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        self.save_endpoint(None, endpoint).await
+    async fn create_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        max_per_app: usize,
+    ) -> Result<(), StoreError> {
+        self.save_endpoint(None, endpoint, max_per_app).await
     }
 
     async fn get_endpoint(
@@ -146,7 +150,8 @@ impl Registry for EmbeddedStore {
         previous: &Endpoint,
         endpoint: &Endpoint,
     ) -> Result<(), StoreError> {
-        self.save_endpoint(Some(previous), endpoint).await
+        self.save_endpoint(Some(previous), endpoint, usize::MAX)
+            .await
     }
 
     async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
@@ -228,19 +233,35 @@ impl Registry for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Creates or replaces an endpoint, moving its uid claim when the uid changed.
+    /// Creates or replaces an endpoint, moving its uid claim when the uid changed. A create
+    /// counts the app's endpoints against `max_per_app` in the same write transaction.
     async fn save_endpoint(
         &self,
         previous: Option<&Endpoint>,
         endpoint: &Endpoint,
+        max_per_app: usize,
     ) -> Result<(), StoreError> {
         let stored = sealing::seal_endpoint(self.main_key.as_ref(), endpoint)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let old_uid = previous.and_then(|p| p.uid.clone());
+        let creating = previous.is_none();
         self.db
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
                 let app = stored.app_id.clone();
+                if creating {
+                    let prefix = keys::endpoints(&app);
+                    let count = records::scan::<serde::de::IgnoredAny>(
+                        &w.records, &prefix, w.now_ms, "endpoint",
+                    )?
+                    .len();
+                    if count >= max_per_app {
+                        return Err(StoreError::LimitReached {
+                            what: "endpoints",
+                            max: max_per_app,
+                        });
+                    }
+                }
                 if stored.uid != old_uid {
                     if let Some(uid) = &stored.uid {
                         let key = keys::endpoint_uid(&app, uid.as_str());

@@ -224,7 +224,8 @@ impl OperationalEvents {
                     created_at: now,
                     updated_at: now,
                 };
-                self.registry.create_endpoint(&endpoint).await?;
+                // The operator's app holds only this endpoint: no cap applies.
+                self.registry.create_endpoint(&endpoint, usize::MAX).await?;
                 Ok(endpoint)
             }
         }

@@ -9,6 +9,7 @@
 //! exist, so a token never confirms that another tenant's resource is there; routes outside
 //! any app answer 403.
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -90,14 +91,19 @@ pub enum Principal {
     App { app_id: String, read_only: bool },
 }
 
-/// Authenticates the bearer token (401 when missing, unknown, expired or revoked) and
-/// enforces its scope (403 for routes outside its app, 404 for another app's ids).
+/// Authenticates the bearer token (401 when missing, unknown, expired or revoked, or when
+/// its app is gone) and enforces its scope (403 for routes outside its app, 404 for another
+/// app's ids).
 pub async fn require_token(
     State(state): State<ApiState>,
-    params: RawPathParams,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // Every authenticated route passes here first, so this is the one place a path that
+    // does not decode (invalid percent-encoded UTF-8) is refused, in the JSON error shape,
+    // before any handler's `Path` extractor could answer in plain text.
+    let params = params.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let token = request
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -169,6 +175,10 @@ async fn authorize_app(
         return Err(ApiError::Forbidden);
     }
     let Some(path_app) = path_app else {
+        // A token outlives its app only if the delete stopped before revoking it.
+        if state.registry().get_app(own_app).await?.is_none() {
+            return Err(ApiError::Unauthorized);
+        }
         return if reading && route.contains("/event-type") {
             Ok(())
         } else {
@@ -178,6 +188,10 @@ async fn authorize_app(
     // The path may name the app by id or uid: resolve it before comparing.
     let app = state.registry().get_app(path_app).await?;
     if app.is_none_or(|app| app.id != own_app) {
+        // The token's own app may be gone (a delete that stopped before revoking): 401.
+        if state.registry().get_app(own_app).await?.is_none() {
+            return Err(ApiError::Unauthorized);
+        }
         return Err(ApiError::NotFound("application"));
     }
     if route.ends_with("/app/{app_id}") && !reading {

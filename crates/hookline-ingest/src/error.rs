@@ -78,6 +78,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(detail) => Self::Unavailable(format!("store: {detail}")),
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::LimitReached { what, max } => Self::Conflict(format!(
+                "this application already has the maximum of {max} {what}"
+            )),
             StoreError::Corrupt(detail) => Self::Internal(detail),
         }
     }

@@ -24,7 +24,7 @@ impl Keys {
     pub fn apps(&self) -> String {
         format!("{}apps", self.prefix)
     }
-    /// Hash uid → app id.
+    /// Hash uid → app id (`~<id>|<unix ms>` while the create that claimed it is pending).
     pub fn app_uids(&self) -> String {
         format!("{}app_uids", self.prefix)
     }

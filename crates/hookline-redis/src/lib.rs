@@ -24,6 +24,7 @@ mod ratelimit;
 mod registry;
 mod schedule;
 mod tokens;
+mod uids;
 
 use std::time::Duration;
 

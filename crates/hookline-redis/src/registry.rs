@@ -1,41 +1,84 @@
 //! Apps, endpoints and event types.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use hookline_core::model::{App, Endpoint, EventType};
+use hookline_core::names::Uid;
 use hookline_core::ports::{Page, PageRequest, Registry, StoreError};
 use hookline_core::sealing;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
 
 use crate::paging::{page, page_ids};
 use crate::{decode, encode, unavailable, RedisStore};
 
+/// KEYS: the app's endpoints, its endpoint uids. ARGV: endpoint id, record, uid ('' none),
+/// previous uid ('' none), cap (-1 for a replace). Returns "ok", "limit" (the app already has
+/// `cap` endpoints) or "uid" (another endpoint holds the uid). A uid entry whose endpoint is
+/// gone is taken over.
+static SAVE_ENDPOINT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local id, uid, old = ARGV[1], ARGV[3], ARGV[4]
+        local cap = tonumber(ARGV[5])
+        if cap >= 0 and redis.call('HLEN', KEYS[1]) >= cap then
+            return 'limit'
+        end
+        if uid ~= '' and uid ~= old then
+            local owner = redis.call('HGET', KEYS[2], uid)
+            if owner and owner ~= id and redis.call('HEXISTS', KEYS[1], owner) == 1 then
+                return 'uid'
+            end
+            redis.call('HSET', KEYS[2], uid, id)
+        end
+        if old ~= '' and old ~= uid and redis.call('HGET', KEYS[2], old) == id then
+            redis.call('HDEL', KEYS[2], old)
+        end
+        redis.call('HSET', KEYS[1], id, ARGV[2])
+        return 'ok'
+        ",
+    )
+});
+
 #[async_trait]
 impl Registry for RedisStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        if let Some(uid) = &app.uid {
-            self.claim_app_uid(uid.as_str(), &app.id).await?;
+        let claim = match &app.uid {
+            Some(uid) => Some((
+                uid.as_str(),
+                self.claim_app_uid(uid.as_str(), &app.id).await?,
+            )),
+            None => None,
+        };
+        let written = self.write_new_app(app).await;
+        let Some((uid, pending)) = claim else {
+            return written;
+        };
+        if let Err(error) = written {
+            // Best effort: a claim left behind is taken over once its lease ends.
+            let _ = self.release_app_uid(uid, &app.id).await;
+            return Err(error);
         }
-        // The list of apps is global and the record lives on the app's slot, so the two are
-        // separate writes. The index goes first: a create that fails between them leaves an
-        // id that listings skip (its record is missing), never an app that is not listed.
-        let _: () = conn
-            .zadd(self.keys.apps(), &app.id, 0)
-            .await
-            .map_err(unavailable)?;
-        conn.set(self.keys.app(&app.id), encode(app)?)
-            .await
-            .map_err(unavailable)
+        if self.commit_app_uid(uid, &pending, &app.id).await? {
+            return Ok(());
+        }
+        // Another create took the claim over while this one stalled: it owns the uid.
+        self.remove_app_record(&app.id).await?;
+        Err(StoreError::Conflict("application uid"))
     }
 
     async fn get_app(&self, id_or_uid: &str) -> Result<Option<App>, StoreError> {
         if let Some(app) = self.app_by_id(id_or_uid).await? {
             return Ok(Some(app));
         }
-        match self.app_id_of_uid(id_or_uid).await? {
-            Some(id) => self.app_by_id(&id).await,
-            None => Ok(None),
-        }
+        let Some(id) = self.app_id_of_uid(id_or_uid).await? else {
+            return Ok(None);
+        };
+        // A uid left by a create or delete that stopped halfway names no app.
+        Ok(self
+            .app_by_id(&id)
+            .await?
+            .filter(|app| carries_uid(app, id_or_uid)))
     }
 
     async fn list_apps(&self, request: &PageRequest) -> Result<Page<App>, StoreError> {
@@ -64,27 +107,45 @@ impl Registry for RedisStore {
 
     async fn update_app(&self, previous: &App, app: &App) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        if app.uid != previous.uid {
-            if let Some(uid) = &app.uid {
-                self.claim_app_uid(uid.as_str(), &app.id).await?;
-            }
-            if let Some(old) = &previous.uid {
+        if app.uid == previous.uid {
+            return conn
+                .set(self.keys.app(&app.id), encode(app)?)
+                .await
+                .map_err(unavailable);
+        }
+        // The new uid is claimed before the record names it and the old one released after,
+        // so a reader never finds the record under a uid another app holds.
+        let claim = match &app.uid {
+            Some(uid) => Some((
+                uid.as_str(),
+                self.claim_app_uid(uid.as_str(), &app.id).await?,
+            )),
+            None => None,
+        };
+        let _: () = conn
+            .set(self.keys.app(&app.id), encode(app)?)
+            .await
+            .map_err(unavailable)?;
+        if let Some((uid, pending)) = claim {
+            if !self.commit_app_uid(uid, &pending, &app.id).await? {
                 let _: () = conn
-                    .hdel(self.keys.app_uids(), old.as_str())
+                    .set(self.keys.app(&app.id), encode(previous)?)
                     .await
                     .map_err(unavailable)?;
+                return Err(StoreError::Conflict("application uid"));
             }
         }
-        conn.set(self.keys.app(&app.id), encode(app)?)
-            .await
-            .map_err(unavailable)
+        if let Some(old) = &previous.uid {
+            self.release_app_uid(old.as_str(), &app.id).await?;
+        }
+        Ok(())
     }
 
     async fn delete_app(&self, app: &App) -> Result<(), StoreError> {
         let mut conn = self.conn();
         // The app's own keys in one transaction on its slot, then the global index and uid.
-        // Stopping between them leaves an index entry listings skip and a uid the next
-        // create takes over (see `claim_app_uid`).
+        // Stopping between them leaves an index entry listings skip and a uid that names no
+        // record, which readers ignore and the next create takes over (see `uids.rs`).
         redis::pipe()
             .atomic()
             .del(self.keys.app(&app.id))
@@ -103,27 +164,17 @@ impl Registry for RedisStore {
             .await
             .map_err(unavailable)?;
         if let Some(uid) = &app.uid {
-            let _: () = conn
-                .hdel(self.keys.app_uids(), uid.as_str())
-                .await
-                .map_err(unavailable)?;
+            self.release_app_uid(uid.as_str(), &app.id).await?;
         }
         Ok(())
     }
 
-    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        if let Some(uid) = &endpoint.uid {
-            self.claim_endpoint_uid(&endpoint.app_id, uid.as_str(), &endpoint.id)
-                .await?;
-        }
-        conn.hset(
-            self.keys.endpoints(&endpoint.app_id),
-            &endpoint.id,
-            self.encode_endpoint(endpoint)?,
-        )
-        .await
-        .map_err(unavailable)
+    async fn create_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        max_per_app: usize,
+    ) -> Result<(), StoreError> {
+        self.save_endpoint(None, endpoint, Some(max_per_app)).await
     }
 
     async fn get_endpoint(
@@ -169,7 +220,10 @@ impl Registry for RedisStore {
             return Ok(Some(found));
         }
         match self.app_id_of_uid(id_or_uid).await? {
-            Some(id) => self.app_with_endpoints_by_id(&id).await,
+            Some(id) => Ok(self
+                .app_with_endpoints_by_id(&id)
+                .await?
+                .filter(|(app, _)| carries_uid(app, id_or_uid))),
             None => Ok(None),
         }
     }
@@ -179,26 +233,8 @@ impl Registry for RedisStore {
         previous: &Endpoint,
         endpoint: &Endpoint,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        if endpoint.uid != previous.uid {
-            if let Some(uid) = &endpoint.uid {
-                self.claim_endpoint_uid(&endpoint.app_id, uid.as_str(), &endpoint.id)
-                    .await?;
-            }
-            if let Some(old) = &previous.uid {
-                let _: () = conn
-                    .hdel(self.keys.endpoint_uids(&endpoint.app_id), old.as_str())
-                    .await
-                    .map_err(unavailable)?;
-            }
-        }
-        conn.hset(
-            self.keys.endpoints(&endpoint.app_id),
-            &endpoint.id,
-            self.encode_endpoint(endpoint)?,
-        )
-        .await
-        .map_err(unavailable)
+        self.save_endpoint(previous.uid.as_ref(), endpoint, None)
+            .await
     }
 
     async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
@@ -269,57 +305,67 @@ impl Registry for RedisStore {
     }
 }
 
+/// Whether `app`'s record names `uid` as its uid.
+fn carries_uid(app: &App, uid: &str) -> bool {
+    app.uid.as_ref().is_some_and(|u| u.as_str() == uid)
+}
+
 impl RedisStore {
-    async fn app_by_id(&self, id: &str) -> Result<Option<App>, StoreError> {
+    pub(crate) async fn app_by_id(&self, id: &str) -> Result<Option<App>, StoreError> {
         let mut conn = self.conn();
         let body: Option<String> = conn.get(self.keys.app(id)).await.map_err(unavailable)?;
         body.map(|b| decode("app", &b)).transpose()
     }
 
-    /// Takes `uid` for `app_id`. A uid left behind by a half-finished create (its app record
-    /// missing) is taken over rather than blocking the name forever.
-    async fn claim_app_uid(&self, uid: &str, app_id: &str) -> Result<(), StoreError> {
+    /// The index entry, then the record: a create that stops between them leaves an id that
+    /// listings skip (its record is missing), never an app that is not listed.
+    async fn write_new_app(&self, app: &App) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let key = self.keys.app_uids();
-        if conn.hset_nx(&key, uid, app_id).await.map_err(unavailable)? {
-            return Ok(());
-        }
-        let owner: Option<String> = conn.hget(&key, uid).await.map_err(unavailable)?;
-        match owner {
-            Some(owner) if owner != app_id && self.app_by_id(&owner).await?.is_some() => {
-                Err(StoreError::Conflict("application uid"))
-            }
-            _ => conn.hset(&key, uid, app_id).await.map_err(unavailable),
-        }
+        let _: () = conn
+            .zadd(self.keys.apps(), &app.id, 0)
+            .await
+            .map_err(unavailable)?;
+        conn.set(self.keys.app(&app.id), encode(app)?)
+            .await
+            .map_err(unavailable)
     }
 
-    async fn claim_endpoint_uid(
-        &self,
-        app_id: &str,
-        uid: &str,
-        endpoint_id: &str,
-    ) -> Result<(), StoreError> {
+    /// Undoes [`RedisStore::write_new_app`]: the record first, so the index entry left by a
+    /// stop between the two is one listings skip.
+    async fn remove_app_record(&self, id: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let key = self.keys.endpoint_uids(app_id);
-        if conn
-            .hset_nx(&key, uid, endpoint_id)
+        let _: () = conn.del(self.keys.app(id)).await.map_err(unavailable)?;
+        conn.zrem(self.keys.apps(), id).await.map_err(unavailable)
+    }
+
+    /// Creates (under the cap `max_per_app`) or replaces (no cap) an endpoint: the cap, the
+    /// uid and the record in one script, as they all live on the app's slot.
+    async fn save_endpoint(
+        &self,
+        old_uid: Option<&Uid>,
+        endpoint: &Endpoint,
+        max_per_app: Option<usize>,
+    ) -> Result<(), StoreError> {
+        let cap = max_per_app.map_or(-1, |max| i64::try_from(max).unwrap_or(i64::MAX));
+        let mut conn = self.conn();
+        let outcome: String = SAVE_ENDPOINT
+            .key(self.keys.endpoints(&endpoint.app_id))
+            .key(self.keys.endpoint_uids(&endpoint.app_id))
+            .arg(&endpoint.id)
+            .arg(self.encode_endpoint(endpoint)?)
+            .arg(endpoint.uid.as_ref().map_or("", Uid::as_str))
+            .arg(old_uid.map_or("", Uid::as_str))
+            .arg(cap)
+            .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?
-        {
-            return Ok(());
-        }
-        let owner: Option<String> = conn.hget(&key, uid).await.map_err(unavailable)?;
-        let owner_exists = match &owner {
-            Some(owner) if owner != endpoint_id => conn
-                .hexists(self.keys.endpoints(app_id), owner)
-                .await
-                .map_err(unavailable)?,
-            _ => false,
-        };
-        if owner_exists {
-            Err(StoreError::Conflict("endpoint uid"))
-        } else {
-            conn.hset(&key, uid, endpoint_id).await.map_err(unavailable)
+            .map_err(unavailable)?;
+        match outcome.as_str() {
+            "uid" => Err(StoreError::Conflict("endpoint uid")),
+            "limit" => Err(StoreError::LimitReached {
+                what: "endpoints",
+                max: max_per_app.unwrap_or_default(),
+            }),
+            _ => Ok(()),
         }
     }
 }
@@ -334,14 +380,6 @@ impl RedisStore {
 
     fn decode_endpoint(&self, body: &str) -> Result<Endpoint, StoreError> {
         self.opened(decode::<Endpoint>("endpoint", body)?)
-    }
-
-    /// The id of the app that holds `uid`.
-    async fn app_id_of_uid(&self, uid: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn();
-        conn.hget(self.keys.app_uids(), uid)
-            .await
-            .map_err(unavailable)
     }
 
     /// The app and its endpoints in one pipelined round trip (they share the app's slot).

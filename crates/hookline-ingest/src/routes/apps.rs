@@ -8,6 +8,7 @@ use axum::Json;
 use hookline_core::id;
 use hookline_core::model::App;
 use hookline_core::names::Uid;
+use hookline_core::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -135,8 +136,18 @@ pub async fn create(
             return Err(ApiError::Conflict("application uid already exists".into()));
         }
     }
-    state.registry().create_app(&app).await?;
-    Ok((StatusCode::CREATED, Json(app.into())))
+    match state.registry().create_app(&app).await {
+        Ok(()) => Ok((StatusCode::CREATED, Json(app.into()))),
+        // A concurrent create of the same uid won: with get_if_exists, answer its app.
+        Err(StoreError::Conflict(what)) if query.get_if_exists => {
+            let uid = app.uid.as_ref().map(Uid::as_str).unwrap_or_default();
+            match state.registry().get_app(uid).await? {
+                Some(existing) => Ok((StatusCode::OK, Json(existing.into()))),
+                None => Err(StoreError::Conflict(what).into()),
+            }
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 200, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
@@ -208,5 +219,9 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let app = find_app(&state, &app_id).await?;
     state.registry().delete_app(&app).await?;
+    // Authentication also refuses tokens of an app that is gone, so a stop before this
+    // line leaves no working token; revoking keeps the store from holding dead ones.
+    let revoked = state.tokens().revoke_app_tokens(&app.id).await?;
+    tracing::info!(app_id = %app.id, revoked, "app deleted, its app tokens revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -253,13 +253,6 @@ pub async fn create(
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     let app = find_app(&state, &app_id).await?;
-    // A soft limit: two creates racing at the limit may both pass, which is harmless.
-    let max = state.config().max_endpoints_per_app;
-    if state.registry().endpoints_of_app(&app.id).await?.len() >= max {
-        return Err(ApiError::Conflict(format!(
-            "this application already has the maximum of {max} endpoints"
-        )));
-    }
     let secret = match &input.secret {
         Some(text) => {
             SigningSecret::parse(text).map_err(|e| ApiError::field("secret", e.to_string()))?
@@ -285,7 +278,9 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.registry().create_endpoint(&endpoint).await?;
+    // The store checks the cap in the same atomic step as the insert.
+    let max = state.config().max_endpoints_per_app;
+    state.registry().create_endpoint(&endpoint, max).await?;
     state
         .events()
         .endpoint_changed("endpoint.created", &app, &endpoint)

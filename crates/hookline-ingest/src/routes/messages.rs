@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::apps::{new_app, ApplicationIn};
 use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::intake::{accept, NewMessage};
 use crate::state::ApiState;
@@ -90,7 +90,7 @@ pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
     headers: HeaderMap,
-    ApiJson(input): ApiJson<MessageIn>,
+    ApiJson(mut input): ApiJson<MessageIn>,
 ) -> Result<Response, ApiError> {
     let idempotency_header = match headers.get("idempotency-key") {
         Some(value) => {
@@ -104,14 +104,25 @@ pub async fn create(
         }
         None => None,
     };
-    let (app, endpoints) = match state.registry().app_with_endpoints(&app_id).await? {
+    let found = state.registry().app_with_endpoints(&app_id).await?;
+    if found.is_none() && input.application.is_none() {
+        return Err(ApiError::NotFound("application"));
+    }
+    // Everything is checked before anything is created, so a rejected message leaves no
+    // application behind.
+    let application = input.application.take();
+    let mut new = validate(&state, input, idempotency_header)?;
+    let (app, endpoints) = match found {
         Some(found) => found,
-        None => (
-            create_app_for_message(&state, &app_id, input.application.as_ref()).await?,
-            Vec::new(),
-        ),
+        None => {
+            let candidate = app_for_message(&app_id, application)?;
+            (
+                create_app_for_message(&state, &app_id, candidate).await?,
+                Vec::new(),
+            )
+        }
     };
-    let new = validate(&state, &app.id, input, idempotency_header)?;
+    new.message.app_id.clone_from(&app.id);
     let accepted = accept(&state, &app, &endpoints, new, |message| {
         serde_json::to_string(&MessageOut::from(message))
             .map_err(|e| ApiError::Internal(e.to_string()))
@@ -125,22 +136,36 @@ pub async fn create(
         .into_response())
 }
 
-/// Svix's `application` field: create the app named by the path with the message.
+/// Svix's `application` field: the app to create, named by the path, with the message.
+fn app_for_message(
+    app_id: &str,
+    given: Option<ApplicationIn>,
+) -> Result<hookline_core::model::App, ApiError> {
+    let given = given.ok_or(ApiError::NotFound("application"))?;
+    new_app(ApplicationIn {
+        uid: given.uid.or_else(|| Some(app_id.to_owned())),
+        ..given
+    })
+    .map_err(|error| match error {
+        ApiError::Validation(fields) => ApiError::Validation(
+            fields
+                .into_iter()
+                .map(|f| {
+                    let field: Vec<&str> = f.loc.iter().skip(1).map(String::as_str).collect();
+                    FieldError::body(&format!("application.{}", field.join(".")), f.msg)
+                })
+                .collect(),
+        ),
+        other => other,
+    })
+}
+
+/// Creates the app for a message; a concurrent create of the same uid wins and is used.
 async fn create_app_for_message(
     state: &ApiState,
     app_id: &str,
-    given: Option<&ApplicationIn>,
+    app: hookline_core::model::App,
 ) -> Result<hookline_core::model::App, ApiError> {
-    let Some(given) = given else {
-        return Err(ApiError::NotFound("application"));
-    };
-    let app = new_app(ApplicationIn {
-        name: given.name.clone(),
-        uid: given.uid.clone().or_else(|| Some(app_id.to_owned())),
-        metadata: given.metadata.clone(),
-        rate_limit: given.rate_limit,
-    })
-    .map_err(|_| ApiError::field("application.name", "must not be empty"))?;
     match state.registry().create_app(&app).await {
         Ok(()) => Ok(app),
         // Lost a race with a concurrent create of the same uid: use the winner.
@@ -153,9 +178,9 @@ async fn create_app_for_message(
     }
 }
 
+/// The message as it will be stored; its `app_id` is filled in once the app is known.
 fn validate(
     state: &ApiState,
-    app_id: &str,
     input: MessageIn,
     idempotency_header: Option<IdempotencyKey>,
 ) -> Result<NewMessage, ApiError> {
@@ -219,7 +244,7 @@ fn validate(
     Ok(NewMessage {
         message: Message {
             id: id::new_id("msg", unix_ms(timestamp)),
-            app_id: app_id.to_owned(),
+            app_id: String::new(),
             event_type,
             event_id,
             channels,
@@ -269,8 +294,9 @@ pub async fn destinations(
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
     let app = super::common::find_app(&state, &app_id).await?;
-    super::common::find_message(&state, &app.id, &msg_id).await?;
-    let destinations = state.messages().destinations(&app.id, &msg_id).await?;
+    // The path may name the message by its eventId: read by the id it resolved to.
+    let message = super::common::find_message(&state, &app.id, &msg_id).await?;
+    let destinations = state.messages().destinations(&app.id, &message.id).await?;
     Ok(Json(ListResponse {
         data: destinations
             .into_iter()
