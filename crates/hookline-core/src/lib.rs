@@ -8,6 +8,7 @@
 //! - [`json`]: the one-time payload minifier.
 //! - [`signing`]: Standard Webhooks secrets and signatures.
 //! - [`sealing`]: endpoint secrets encrypted at rest under a main key.
+//! - [`secret`]: text that redacts itself in `Debug` (secrets, tokens, passwords).
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
@@ -27,4 +28,5 @@ pub mod plan;
 pub mod ports;
 pub mod retry;
 pub mod sealing;
+pub mod secret;
 pub mod signing;
