@@ -1,0 +1,445 @@
+//! Receivers and clients that misbehave: a receiver that never answers, streams 50 MB,
+//! trickles, redirects, resets or answers binary and a huge header block; request bodies at
+//! and past the size limit, Unicode and NUL in every string field, one idempotency key with
+//! different bodies, broken `Authorization` headers. Each is bounded, recorded, and answered
+//! in the JSON error shape; nothing answers 500. The figures are printed for the record.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::testkit::{backends, eventually, Api, Backend, Role, Stack};
+use rstest_reuse::apply;
+
+const TIMEOUT_MS: u64 = 1_500;
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const HUGE_BODY_BYTES: u64 = 50 * 1024 * 1024;
+
+/// How a raw receiver treats each connection.
+#[derive(Clone, Copy)]
+enum Misbehaviour {
+    /// Reads the request and never says a word.
+    Silent,
+    /// 200 with a 50 MB body, streamed as fast as the client reads.
+    HugeBody,
+    /// Sends the head at once, then one body byte a second.
+    Trickle,
+    /// Sends even the head one byte a second.
+    TrickleHead,
+    /// A redirect (302 or 307) to another loopback port.
+    Redirect(u16, u16),
+    /// Reads the request, then resets the connection (SO_LINGER 0).
+    Reset,
+    /// 200 with a body that is not UTF-8 (NUL, 0xFF, lone continuation bytes).
+    Binary,
+    /// 200 with 200 headers, 64 KiB in all.
+    HugeHeaders,
+    /// A plain 200 with an empty body: the redirect target, which must never be called.
+    Ok,
+}
+
+/// A receiver written directly on TCP, so it can do what no HTTP framework lets it.
+struct RawReceiver {
+    url: String,
+    port: u16,
+    /// Requests read.
+    hits: Arc<AtomicUsize>,
+    /// Bytes of response written.
+    written: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawReceiver {
+    fn drop(&mut self) {
+        // The accept loop owns the connections' JoinSet: aborting it ends them all.
+        self.task.abort();
+    }
+}
+
+impl RawReceiver {
+    async fn start(how: Misbehaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let (h, w) = (Arc::clone(&hits), Arc::clone(&written));
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                let (h, w) = (Arc::clone(&h), Arc::clone(&w));
+                connections.spawn(serve(socket, how, h, w));
+            }
+        });
+        Self {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            port,
+            hits,
+            written,
+            task,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one request: the head, then `content-length` bytes of body.
+async fn read_request(socket: &mut TcpStream) -> bool {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while seen.len() < head_end + length {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+async fn write(socket: &mut TcpStream, bytes: &[u8], written: &AtomicU64) -> bool {
+    let ok = socket.write_all(bytes).await.is_ok();
+    if ok {
+        written.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+    }
+    ok
+}
+
+async fn serve(
+    mut socket: TcpStream,
+    how: Misbehaviour,
+    hits: Arc<AtomicUsize>,
+    written: Arc<AtomicU64>,
+) {
+    if !read_request(&mut socket).await {
+        return;
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    match how {
+        Misbehaviour::Silent => {
+            // Hold the connection open until the client gives up.
+            let mut buf = [0u8; 64];
+            let _ = socket.read(&mut buf).await;
+        }
+        Misbehaviour::HugeBody => {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {HUGE_BODY_BYTES}\r\n\r\n");
+            if !write(&mut socket, head.as_bytes(), &written).await {
+                return;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < HUGE_BODY_BYTES {
+                if !write(&mut socket, &chunk, &written).await {
+                    return;
+                }
+                sent += chunk.len() as u64;
+            }
+        }
+        Misbehaviour::Trickle | Misbehaviour::TrickleHead => {
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n";
+            let slow: &[u8] = if matches!(how, Misbehaviour::Trickle) {
+                if !write(&mut socket, head, &written).await {
+                    return;
+                }
+                &[b't'; 100]
+            } else {
+                head
+            };
+            for byte in slow {
+                if !write(&mut socket, &[*byte], &written).await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        Misbehaviour::Redirect(code, port) => {
+            let head = format!(
+                "HTTP/1.1 {code} Moved\r\nlocation: http://127.0.0.1:{port}/hook\r\ncontent-length: 0\r\n\r\n"
+            );
+            write(&mut socket, head.as_bytes(), &written).await;
+        }
+        Misbehaviour::Reset => {
+            // SO_LINGER 0 sends an RST; it does not block on drop (why tokio deprecates it).
+            #[allow(deprecated)]
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            drop(socket);
+        }
+        Misbehaviour::Binary => {
+            let body: &[u8] = b"\x00\xff\xfe\x80binary\xc3\x28\x00end";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            if write(&mut socket, head.as_bytes(), &written).await {
+                write(&mut socket, body, &written).await;
+            }
+        }
+        Misbehaviour::HugeHeaders => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+            for i in 0..200 {
+                head.push_str(&format!("x-filler-{i:03}: {}\r\n", "h".repeat(310)));
+            }
+            head.push_str("\r\nok");
+            write(&mut socket, head.as_bytes(), &written).await;
+        }
+        Misbehaviour::Ok => {
+            write(
+                &mut socket,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                &written,
+            )
+            .await;
+        }
+    }
+}
+
+/// The process's resident set in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Waits until `endpoint` has `count` attempts for `msg`; answers them oldest first.
+async fn attempts(api: &Api, app: &str, msg: &str, endpoint: &str, count: usize) -> Vec<Value> {
+    let what = format!("{count} attempt(s) at {endpoint}");
+    eventually(&what, Duration::from_secs(30), || async {
+        let all = api.attempts_of_message(app, msg).await;
+        let mine: Vec<Value> = all
+            .into_iter()
+            .filter(|a| a["endpointId"] == endpoint)
+            .collect();
+        (mine.len() >= count).then_some(mine)
+    })
+    .await
+}
+
+fn duration_ms(attempt: &Value) -> u64 {
+    attempt["responseDurationMs"].as_u64().expect("duration")
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "adversarial")
+        .with("HOOKLINE__DELIVERY__TIMEOUT_MS", &TIMEOUT_MS.to_string())
+        .with(
+            "HOOKLINE__DELIVERY__MAX_RESPONSE_BYTES",
+            &MAX_RESPONSE_BYTES.to_string(),
+        )
+        // Two attempts: the first and one retry.
+        .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "300")
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+    let hookline = stack.start(Role::Serve).await;
+    let pid = hookline.child.id().expect("pid");
+    let api = stack.api(&hookline);
+    let app = api.create_app("adversarial-app").await;
+
+    // A warm-up delivery first, so the memory figure below measures the 50 MB body, not
+    // the first use of the HTTP client and the stores.
+    let warm = RawReceiver::start(Misbehaviour::Ok).await;
+    api.create_endpoint(&app, json!({"url": warm.url, "eventTypes": ["warm.up"]}))
+        .await;
+    api.send(&app, "warm.up", json!({})).await;
+    eventually("the warm-up delivery", Duration::from_secs(20), || async {
+        (warm.hits() == 1).then_some(())
+    })
+    .await;
+
+    let target = RawReceiver::start(Misbehaviour::Ok).await;
+    let receivers = [
+        ("silent", RawReceiver::start(Misbehaviour::Silent).await),
+        ("huge", RawReceiver::start(Misbehaviour::HugeBody).await),
+        ("trickle", RawReceiver::start(Misbehaviour::Trickle).await),
+        (
+            "trickle-head",
+            RawReceiver::start(Misbehaviour::TrickleHead).await,
+        ),
+        (
+            "302",
+            RawReceiver::start(Misbehaviour::Redirect(302, target.port)).await,
+        ),
+        (
+            "307",
+            RawReceiver::start(Misbehaviour::Redirect(307, target.port)).await,
+        ),
+        ("reset", RawReceiver::start(Misbehaviour::Reset).await),
+        ("binary", RawReceiver::start(Misbehaviour::Binary).await),
+        (
+            "headers",
+            RawReceiver::start(Misbehaviour::HugeHeaders).await,
+        ),
+    ];
+    let mut endpoints = std::collections::HashMap::new();
+    for (name, receiver) in &receivers {
+        let body = json!({"url": receiver.url, "description": name, "eventTypes": [name]});
+        let id = api.create_endpoint(&app, body).await;
+        endpoints.insert(*name, id);
+    }
+    let ep = |name: &str| endpoints[name].clone();
+
+    // 50 MB bodies, three in a row and alone: each a success with the body cut at the cap,
+    // the process's memory flat.
+    let rss_before = rss_kib(pid);
+    let mut rss_after = Vec::new();
+    for round in 0..3 {
+        let huge_msg = api.send(&app, "huge", json!({"round": round})).await;
+        let huge = attempts(&api, &app, &huge_msg, &ep("huge"), 1).await;
+        rss_after.push(rss_kib(pid));
+        assert_eq!(huge[0]["status"], 0, "{}", huge[0]);
+        assert_eq!(huge[0]["responseStatusCode"], 200);
+        let kept = huge[0]["response"].as_str().expect("response");
+        assert_eq!(kept.len(), MAX_RESPONSE_BYTES, "the body is cut at the cap");
+        eprintln!(
+            "adversarial[{backend:?}] huge body {round}: attempt took {} ms",
+            duration_ms(&huge[0])
+        );
+    }
+    let written = receivers[1].1.written.load(Ordering::SeqCst);
+    let rss_last = rss_after[2];
+    eprintln!(
+        "adversarial[{backend:?}] huge body: RSS {rss_before} KiB before, {rss_after:?} KiB \
+         after each of 3 bodies (+{} KiB); the receiver wrote {written} of {} bytes",
+        rss_last.saturating_sub(rss_before),
+        3 * HUGE_BODY_BYTES
+    );
+    assert!(
+        rss_last < rss_before + 20 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_last} KiB"
+    );
+    assert!(written < HUGE_BODY_BYTES, "Hookline stopped reading early");
+
+    // Every other receiver gets one message (an endpoint takes only its own event type, so
+    // one message per misbehaviour).
+    let mut messages = std::collections::HashMap::new();
+    for (name, _) in receivers.iter().filter(|(n, _)| *n != "huge") {
+        messages.insert(*name, api.send(&app, name, json!({"hello": name})).await);
+    }
+    let msg_of = |name: &str| messages[name].clone();
+
+    // Never answers: each attempt ends at the timeout, recorded as a timeout.
+    for attempt in attempts(&api, &app, &msg_of("silent"), &ep("silent"), 2).await {
+        let ms = duration_ms(&attempt);
+        eprintln!(
+            "adversarial[{backend:?}] silent: attempt took {ms} ms (timeout {TIMEOUT_MS} ms)"
+        );
+        assert_eq!(attempt["errorKind"], "timeout", "{attempt}");
+        assert_eq!(attempt["status"], 2, "{attempt}");
+        assert!(
+            (TIMEOUT_MS - 50..TIMEOUT_MS + 1_000).contains(&ms),
+            "silent: {ms} ms"
+        );
+    }
+
+    // One byte a second: the whole exchange is bounded by the timeout, not each read. A
+    // status that arrived in time stands (the body is cut short); without one it is a
+    // timeout, retried.
+    let trickled = attempts(&api, &app, &msg_of("trickle"), &ep("trickle"), 1).await;
+    let trickled_head = attempts(&api, &app, &msg_of("trickle-head"), &ep("trickle-head"), 2).await;
+    for attempt in trickled.iter().chain(&trickled_head) {
+        let ms = duration_ms(&attempt);
+        eprintln!(
+            "adversarial[{backend:?}] {}: attempt took {ms} ms (timeout {TIMEOUT_MS} ms), \
+             status {}, errorKind {}, body {}",
+            attempt["eventType"],
+            attempt["responseStatusCode"],
+            attempt["errorKind"],
+            attempt["response"]
+        );
+        assert!(
+            (TIMEOUT_MS - 50..TIMEOUT_MS + 1_000).contains(&ms),
+            "trickle: {ms} ms"
+        );
+    }
+    assert_eq!(trickled[0]["status"], 0, "{}", trickled[0]);
+    assert!(
+        trickled[0]["response"]
+            .as_str()
+            .is_some_and(|r| (1..=3).contains(&r.len()) && r.bytes().all(|b| b == b't')),
+        "{}",
+        trickled[0]
+    );
+    for attempt in &trickled_head {
+        assert_eq!(attempt["errorKind"], "timeout", "{attempt}");
+        assert_eq!(attempt["status"], 2, "{attempt}");
+    }
+
+    // Redirects are failures, never followed.
+    for code in ["302", "307"] {
+        for attempt in attempts(&api, &app, &msg_of(code), &ep(code), 2).await {
+            assert_eq!(attempt["status"], 2, "{attempt}");
+            assert_eq!(attempt["responseStatusCode"].to_string(), code, "{attempt}");
+        }
+    }
+    assert_eq!(target.hits(), 0, "a redirect target was called");
+
+    // A reset: a failure with its own kind, retried.
+    let reset = attempts(&api, &app, &msg_of("reset"), &ep("reset"), 2).await;
+    for attempt in &reset {
+        eprintln!(
+            "adversarial[{backend:?}] reset: errorKind {}",
+            attempt["errorKind"]
+        );
+        assert_eq!(attempt["status"], 2, "{attempt}");
+        assert_eq!(attempt["errorKind"], "reset", "{attempt}");
+    }
+    assert_eq!(receivers[6].1.hits(), 2, "the reset delivery was retried");
+
+    // Binary bodies and a huge header block: recorded, and the attempt reads back as JSON.
+    for name in ["binary", "headers"] {
+        let list = attempts(&api, &app, &msg_of(name), &ep(name), 1).await;
+        let id = list[0]["id"].as_str().expect("id");
+        let (status, one) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/app/{app}/msg/{}/attempt/{id}", msg_of(name)),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        eprintln!(
+            "adversarial[{backend:?}] {name}: status {} code {} errorKind {} response {:?} \
+             ({} response headers kept)",
+            one["status"],
+            one["responseStatusCode"],
+            one["errorKind"],
+            one["response"]
+                .as_str()
+                .map(|r| r.chars().take(40).collect::<String>()),
+            one["responseHeaders"].as_object().map_or(0, |h| h.len()),
+        );
+    }
+    let binary = attempts(&api, &app, &msg_of("binary"), &ep("binary"), 1).await;
+    assert_eq!(binary[0]["status"], 0, "{}", binary[0]);
+    assert!(
+        binary[0]["response"]
+            .as_str()
+            .is_some_and(|r| r.contains("binary") && r.contains('\u{fffd}')),
+        "{}",
+        binary[0]
+    );
+}
