@@ -445,3 +445,230 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
         binary[0]
     );
 }
+
+/// RTL and direction marks, a NUL, an emoji, a combining accent and a lone surrogate's
+/// replacement: text that breaks naive storage or rendering.
+const WEIRD: &str = "A\u{200F}\u{202E}b\u{0000}c\u{1F600}e\u{0301}\u{FFFD}\u{0000}";
+
+/// A 422 whose `detail` names `field`.
+fn assert_refused(status: StatusCode, error: &Value, field: &str) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {error}");
+    assert_eq!(error["code"], "validation", "{field}: {error}");
+    assert!(
+        error["detail"].to_string().contains(field),
+        "{field}: {error}"
+    );
+}
+
+/// Bodies exactly at and one byte past `api.max_body_bytes`.
+async fn size_limit(api: &Api, app: &str, limit: usize) {
+    let client = reqwest::Client::new();
+    let head = r#"{"eventType":"big","payload":{"blob":""#;
+    let tail = r#""}}"#;
+    for (extra, expected) in [
+        (0, StatusCode::ACCEPTED),
+        (1, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let body = format!(
+            "{head}{}{tail}",
+            "x".repeat(limit + extra - head.len() - tail.len())
+        );
+        assert_eq!(body.len(), limit + extra);
+        let response = client
+            .post(format!("{}/api/v1/app/{app}/msg", api.base))
+            .bearer_auth(&api.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, expected, "{} bytes: {answer}", limit + extra);
+        if extra == 1 {
+            assert_eq!(answer["code"], "payload_too_large", "{answer}");
+            assert!(
+                answer["detail"].to_string().contains(&limit.to_string()),
+                "{answer}"
+            );
+        }
+    }
+}
+
+/// Every free-text field keeps `WEIRD` exactly; every restricted name refuses it by name.
+async fn unicode_everywhere(api: &Api, receiver_url: &str) {
+    let (status, app) = api
+        .call(
+            Method::POST,
+            "/api/v1/app",
+            Some(&json!({"name": WEIRD, "uid": "unicode-app"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().expect("id").to_owned();
+    assert_eq!(api.get(&format!("/api/v1/app/{app}")).await["name"], WEIRD);
+    let (status, error) = api
+        .call(
+            Method::POST,
+            "/api/v1/app",
+            Some(&json!({"name": "n", "uid": WEIRD})),
+            &[],
+        )
+        .await;
+    assert_refused(status, &error, "uid");
+
+    let endpoint = api
+        .create_endpoint(&app, json!({"url": receiver_url, "description": WEIRD}))
+        .await;
+    let read = api
+        .get(&format!("/api/v1/app/{app}/endpoint/{endpoint}"))
+        .await;
+    assert_eq!(read["description"], WEIRD, "{read}");
+    let (status, error) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/app/{app}/endpoint"),
+            Some(&json!({"url": receiver_url, "uid": WEIRD})),
+            &[],
+        )
+        .await;
+    assert_refused(status, &error, "uid");
+
+    let (status, error) = api
+        .call(
+            Method::POST,
+            "/api/v1/event-type",
+            Some(&json!({"name": WEIRD, "description": "d"})),
+            &[],
+        )
+        .await;
+    assert_refused(status, &error, "name");
+    api.post(
+        "/api/v1/event-type",
+        json!({"name": "unicode.type", "description": WEIRD}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let read = api.get("/api/v1/event-type/unicode.type").await;
+    assert_eq!(read["description"], WEIRD, "{read}");
+
+    let payload = json!({"text": WEIRD, WEIRD: [WEIRD, 1]});
+    let msg = api.send(&app, "unicode.type", payload.clone()).await;
+    let read = api.get(&format!("/api/v1/app/{app}/msg/{msg}")).await;
+    assert_eq!(read["payload"], payload, "{read}");
+    let path = format!("/api/v1/app/{app}/msg");
+    for (body, field) in [
+        (
+            json!({"eventType": "unicode.type", "payload": {}, "channels": [WEIRD]}),
+            "channels",
+        ),
+        (
+            json!({"eventType": "unicode.type", "payload": {}, "eventId": WEIRD}),
+            "eventId",
+        ),
+        (json!({"eventType": WEIRD, "payload": {}}), "eventType"),
+    ] {
+        let (status, error) = api.call(Method::POST, &path, Some(&body), &[]).await;
+        assert_refused(status, &error, field);
+    }
+}
+
+/// 50 requests at once with one idempotency key and 50 different bodies: the first stored
+/// wins and every request gets its answer, as Svix returns the cached response.
+async fn one_key_many_bodies(api: &Api) {
+    let app = api.create_app("idem-bodies").await;
+    let path = format!("/api/v1/app/{app}/msg");
+    let requests = (0..50).map(|i| {
+        let (api, path) = (api.clone(), path.clone());
+        async move {
+            let body = json!({"eventType": "idem.test", "payload": {"n": i}});
+            api.call(
+                Method::POST,
+                &path,
+                Some(&body),
+                &[("idempotency-key", "one-key")],
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let first = &answers[0].1;
+    for (status, answer) in &answers {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer, first, "every answer is the first stored one");
+    }
+    let listed = api.get(&path).await;
+    let stored = listed["data"].as_array().expect("data");
+    assert_eq!(stored.len(), 1, "{listed}");
+    assert_eq!(stored[0]["id"], first["id"]);
+    assert_eq!(stored[0]["payload"], first["payload"]);
+    eprintln!(
+        "adversarial: 50 bodies under one idempotency key: one message stored, every answer \
+         {} with payload {}",
+        first["id"], first["payload"]
+    );
+}
+
+/// Broken `Authorization` headers: always 401 with the JSON error shape.
+async fn broken_authorization(api: &Api) {
+    use reqwest::header::{HeaderValue, AUTHORIZATION};
+    let client = reqwest::Client::new();
+    let huge = format!("Bearer {}", "t".repeat(100 * 1024));
+    let cases: Vec<(&str, Option<HeaderValue>)> = vec![
+        ("missing", None),
+        ("empty", Some(HeaderValue::from_static(""))),
+        ("scheme only", Some(HeaderValue::from_static("Bearer"))),
+        (
+            "scheme and space",
+            Some(HeaderValue::from_static("Bearer ")),
+        ),
+        (
+            "no scheme",
+            Some(HeaderValue::from_str(&api.token).expect("ascii")),
+        ),
+        (
+            "wrong scheme",
+            Some(HeaderValue::from_static("Basic dXNlcjpwYXNz")),
+        ),
+        (
+            "100 KB token",
+            Some(HeaderValue::from_str(&huge).expect("ascii")),
+        ),
+        (
+            "non-ASCII bytes",
+            Some(HeaderValue::from_bytes(b"Bearer \xff\xfe\x80token").expect("opaque")),
+        ),
+    ];
+    for (name, value) in cases {
+        let mut request = client.get(format!("{}/api/v1/app", api.base));
+        if let Some(value) = value {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let answer: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{name}: non-JSON {status}: {text:.200}"));
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {answer}");
+        assert!(answer["code"].is_string(), "{name}: {answer}");
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn abusive_requests_get_clean_json_answers(#[case] backend: Backend) {
+    const LIMIT: usize = 65_536;
+    let stack =
+        Stack::on(backend, "abuse").with("HOOKLINE__API__MAX_BODY_BYTES", &LIMIT.to_string());
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = RawReceiver::start(Misbehaviour::Ok).await;
+    let app = api.create_app("abuse-app").await;
+    size_limit(&api, &app, LIMIT).await;
+    unicode_everywhere(&api, &receiver.url).await;
+    one_key_many_bodies(&api).await;
+    broken_authorization(&api).await;
+    // Still serving.
+    api.get("/api/v1/app").await;
+}
