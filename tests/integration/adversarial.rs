@@ -4,6 +4,7 @@
 //! different bodies, broken `Authorization` headers. Each is bounded, recorded, and answered
 //! in the JSON error shape; nothing answers 500. The figures are printed for the record.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -270,45 +271,76 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
     .await;
 
     let target = RawReceiver::start(Misbehaviour::Ok).await;
-    let receivers = [
-        ("silent", RawReceiver::start(Misbehaviour::Silent).await),
-        ("huge", RawReceiver::start(Misbehaviour::HugeBody).await),
-        ("trickle", RawReceiver::start(Misbehaviour::Trickle).await),
-        (
-            "trickle-head",
-            RawReceiver::start(Misbehaviour::TrickleHead).await,
-        ),
-        (
-            "302",
-            RawReceiver::start(Misbehaviour::Redirect(302, target.port)).await,
-        ),
-        (
-            "307",
-            RawReceiver::start(Misbehaviour::Redirect(307, target.port)).await,
-        ),
-        ("reset", RawReceiver::start(Misbehaviour::Reset).await),
-        ("binary", RawReceiver::start(Misbehaviour::Binary).await),
-        (
-            "headers",
-            RawReceiver::start(Misbehaviour::HugeHeaders).await,
-        ),
+    let kinds = [
+        ("silent", Misbehaviour::Silent),
+        ("huge", Misbehaviour::HugeBody),
+        ("trickle", Misbehaviour::Trickle),
+        ("trickle-head", Misbehaviour::TrickleHead),
+        ("302", Misbehaviour::Redirect(302, target.port)),
+        ("307", Misbehaviour::Redirect(307, target.port)),
+        ("reset", Misbehaviour::Reset),
+        ("binary", Misbehaviour::Binary),
+        ("headers", Misbehaviour::HugeHeaders),
     ];
-    let mut endpoints = std::collections::HashMap::new();
-    for (name, receiver) in &receivers {
+    let mut run = Run {
+        api,
+        app,
+        backend,
+        receivers: HashMap::new(),
+        endpoints: HashMap::new(),
+        messages: HashMap::new(),
+    };
+    for (name, how) in kinds {
+        let receiver = RawReceiver::start(how).await;
+        // An endpoint takes only its own event type: one message per misbehaviour.
         let body = json!({"url": receiver.url, "description": name, "eventTypes": [name]});
-        let id = api.create_endpoint(&app, body).await;
-        endpoints.insert(*name, id);
+        let id = run.api.create_endpoint(&run.app, body).await;
+        run.endpoints.insert(name, id);
+        run.receivers.insert(name, receiver);
     }
-    let ep = |name: &str| endpoints[name].clone();
 
-    // 50 MB bodies, four in a row and alone: each a success with the body cut at the cap,
-    // the process's memory flat. The first one warms the allocator's arenas and the HTTP
-    // client's buffers for large reads, so memory is measured across the other three.
+    huge_bodies_leave_memory_flat(&run, pid).await;
+    for (name, _) in kinds.iter().filter(|(n, _)| *n != "huge") {
+        let msg = run.api.send(&run.app, name, json!({"hello": name})).await;
+        run.messages.insert(name, msg);
+    }
+    timeouts_bound_the_whole_exchange(&run).await;
+    redirects_and_resets_are_failures(&run).await;
+    assert_eq!(target.hits(), 0, "a redirect target was called");
+    odd_answers_are_recorded(&run).await;
+}
+
+/// One deployment with a raw receiver, an endpoint and a message per misbehaviour.
+struct Run {
+    api: Api,
+    app: String,
+    backend: Backend,
+    receivers: HashMap<&'static str, RawReceiver>,
+    endpoints: HashMap<&'static str, String>,
+    messages: HashMap<&'static str, String>,
+}
+
+impl Run {
+    /// The first `count` attempts at the misbehaviour `name`, once they are recorded.
+    async fn attempts(&self, name: &str, count: usize) -> Vec<Value> {
+        let msg = &self.messages[name];
+        attempts(&self.api, &self.app, msg, &self.endpoints[name], count).await
+    }
+}
+
+/// 50 MB bodies, four in a row and alone: each a success with the body cut at the cap, the
+/// process's memory flat. The first warms the allocator's arenas and the HTTP client's
+/// buffers for large reads, so memory is compared across the other three.
+async fn huge_bodies_leave_memory_flat(run: &Run, pid: u32) {
+    let backend = run.backend;
     let rss_start = rss_kib(pid);
     let mut rss_after = Vec::new();
     for round in 0..4 {
-        let huge_msg = api.send(&app, "huge", json!({"round": round})).await;
-        let huge = attempts(&api, &app, &huge_msg, &ep("huge"), 1).await;
+        let msg = run
+            .api
+            .send(&run.app, "huge", json!({"round": round}))
+            .await;
+        let huge = attempts(&run.api, &run.app, &msg, &run.endpoints["huge"], 1).await;
         rss_after.push(rss_kib(pid));
         assert_eq!(huge[0]["status"], 0, "{}", huge[0]);
         assert_eq!(huge[0]["responseStatusCode"], 200);
@@ -319,7 +351,7 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
             duration_ms(&huge[0])
         );
     }
-    let written = receivers[1].1.written.load(Ordering::SeqCst);
+    let written = run.receivers["huge"].written.load(Ordering::SeqCst);
     let (rss_before, rss_last) = (rss_after[0], rss_after[3]);
     eprintln!(
         "adversarial[{backend:?}] huge body: RSS {rss_start} KiB at start, {rss_after:?} KiB \
@@ -328,41 +360,26 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
         rss_last.saturating_sub(rss_before),
         4 * HUGE_BODY_BYTES
     );
+    // A body held in memory would add 50 MiB at once. What does grow is the stores' caches
+    // (redb's page cache in embedded mode) and the allocator's arenas: up to 18 MiB over
+    // three deliveries was measured, hence the margin.
     assert!(
-        rss_last < rss_before + 20 * 1024,
+        rss_last < rss_before + 32 * 1024,
         "RSS grew from {rss_before} KiB to {rss_last} KiB"
     );
     assert!(written < HUGE_BODY_BYTES, "Hookline stopped reading early");
+}
 
-    // Every other receiver gets one message (an endpoint takes only its own event type, so
-    // one message per misbehaviour).
-    let mut messages = std::collections::HashMap::new();
-    for (name, _) in receivers.iter().filter(|(n, _)| *n != "huge") {
-        messages.insert(*name, api.send(&app, name, json!({"hello": name})).await);
-    }
-    let msg_of = |name: &str| messages[name].clone();
-
-    // Never answers: each attempt ends at the timeout, recorded as a timeout.
-    for attempt in attempts(&api, &app, &msg_of("silent"), &ep("silent"), 2).await {
-        let ms = duration_ms(&attempt);
-        eprintln!(
-            "adversarial[{backend:?}] silent: attempt took {ms} ms (timeout {TIMEOUT_MS} ms)"
-        );
-        assert_eq!(attempt["errorKind"], "timeout", "{attempt}");
-        assert_eq!(attempt["status"], 2, "{attempt}");
-        assert!(
-            (TIMEOUT_MS - 50..TIMEOUT_MS + 1_000).contains(&ms),
-            "silent: {ms} ms"
-        );
-    }
-
-    // One byte a second: the whole exchange is bounded by the timeout, not each read. A
-    // status that arrived in time stands (the body is cut short); without one it is a
-    // timeout, retried.
-    let trickled = attempts(&api, &app, &msg_of("trickle"), &ep("trickle"), 1).await;
-    let trickled_head = attempts(&api, &app, &msg_of("trickle-head"), &ep("trickle-head"), 2).await;
-    for attempt in trickled.iter().chain(&trickled_head) {
-        let ms = duration_ms(&attempt);
+/// Never answering ends at the timeout, recorded as a timeout. One byte a second is bounded
+/// by the timeout as a whole, not per read: a status that arrived in time stands (the body
+/// cut short); without one it is a timeout, retried.
+async fn timeouts_bound_the_whole_exchange(run: &Run) {
+    let backend = run.backend;
+    let silent = run.attempts("silent", 2).await;
+    let trickled = run.attempts("trickle", 1).await;
+    let trickled_head = run.attempts("trickle-head", 2).await;
+    for attempt in silent.iter().chain(&trickled).chain(&trickled_head) {
+        let ms = duration_ms(attempt);
         eprintln!(
             "adversarial[{backend:?}] {}: attempt took {ms} ms (timeout {TIMEOUT_MS} ms), \
              status {}, errorKind {}, body {}",
@@ -373,8 +390,12 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
         );
         assert!(
             (TIMEOUT_MS - 50..TIMEOUT_MS + 1_000).contains(&ms),
-            "trickle: {ms} ms"
+            "{ms} ms: {attempt}"
         );
+    }
+    for attempt in silent.iter().chain(&trickled_head) {
+        assert_eq!(attempt["errorKind"], "timeout", "{attempt}");
+        assert_eq!(attempt["status"], 2, "{attempt}");
     }
     assert_eq!(trickled[0]["status"], 0, "{}", trickled[0]);
     assert!(
@@ -384,48 +405,46 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
         "{}",
         trickled[0]
     );
-    for attempt in &trickled_head {
-        assert_eq!(attempt["errorKind"], "timeout", "{attempt}");
-        assert_eq!(attempt["status"], 2, "{attempt}");
-    }
+}
 
-    // Redirects are failures, never followed.
+/// Redirects are failures and never followed; a reset is a failure with its own kind, retried.
+async fn redirects_and_resets_are_failures(run: &Run) {
     for code in ["302", "307"] {
-        for attempt in attempts(&api, &app, &msg_of(code), &ep(code), 2).await {
+        for attempt in run.attempts(code, 2).await {
             assert_eq!(attempt["status"], 2, "{attempt}");
             assert_eq!(attempt["responseStatusCode"].to_string(), code, "{attempt}");
         }
     }
-    assert_eq!(target.hits(), 0, "a redirect target was called");
-
-    // A reset: a failure with its own kind, retried.
-    let reset = attempts(&api, &app, &msg_of("reset"), &ep("reset"), 2).await;
-    for attempt in &reset {
+    for attempt in run.attempts("reset", 2).await {
         eprintln!(
-            "adversarial[{backend:?}] reset: errorKind {}",
-            attempt["errorKind"]
+            "adversarial[{:?}] reset: errorKind {}",
+            run.backend, attempt["errorKind"]
         );
         assert_eq!(attempt["status"], 2, "{attempt}");
         assert_eq!(attempt["errorKind"], "reset", "{attempt}");
     }
-    assert_eq!(receivers[6].1.hits(), 2, "the reset delivery was retried");
+    assert_eq!(
+        run.receivers["reset"].hits(),
+        2,
+        "the reset delivery was retried"
+    );
+}
 
-    // Binary bodies and a huge header block: recorded, and the attempt reads back as JSON.
+/// Binary bodies and a huge header block: recorded, and the attempt reads back as JSON.
+async fn odd_answers_are_recorded(run: &Run) {
     for name in ["binary", "headers"] {
-        let list = attempts(&api, &app, &msg_of(name), &ep(name), 1).await;
+        let list = run.attempts(name, 1).await;
         let id = list[0]["id"].as_str().expect("id");
-        let (status, one) = api
-            .call(
-                Method::GET,
-                &format!("/api/v1/app/{app}/msg/{}/attempt/{id}", msg_of(name)),
-                None,
-                &[],
-            )
-            .await;
+        let path = format!(
+            "/api/v1/app/{}/msg/{}/attempt/{id}",
+            run.app, run.messages[name]
+        );
+        let (status, one) = run.api.call(Method::GET, &path, None, &[]).await;
         assert_eq!(status, StatusCode::OK, "{one}");
         eprintln!(
-            "adversarial[{backend:?}] {name}: status {} code {} errorKind {} response {:?} \
+            "adversarial[{:?}] {name}: status {} code {} errorKind {} response {:?} \
              ({} response headers kept)",
+            run.backend,
             one["status"],
             one["responseStatusCode"],
             one["errorKind"],
@@ -435,7 +454,7 @@ async fn misbehaving_receivers_are_bounded_recorded_and_not_followed(#[case] bac
             one["responseHeaders"].as_object().map_or(0, |h| h.len()),
         );
     }
-    let binary = attempts(&api, &app, &msg_of("binary"), &ep("binary"), 1).await;
+    let binary = run.attempts("binary", 1).await;
     assert_eq!(binary[0]["status"], 0, "{}", binary[0]);
     assert!(
         binary[0]["response"]
