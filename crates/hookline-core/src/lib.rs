@@ -8,6 +8,7 @@
 //! - [`json`]: the one-time payload minifier.
 //! - [`signing`]: Standard Webhooks secrets and signatures.
 //! - [`sealing`]: endpoint secrets encrypted at rest under a main key.
+//! - [`secret`]: text that redacts itself in `Debug` (secrets, tokens, passwords).
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
@@ -29,4 +30,5 @@ pub mod ports;
 pub mod rate;
 pub mod retry;
 pub mod sealing;
+pub mod secret;
 pub mod signing;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::names::{Channel, EventId, EventTypeName, Uid};
 use crate::outcome::TransportError;
+use crate::secret::SecretText;
 
 /// A tenant of the platform: one customer of the producer, owning endpoints and messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,8 +44,8 @@ pub struct Endpoint {
     pub disabled: bool,
     pub metadata: BTreeMap<String, String>,
     pub rate_limit: Option<u16>,
-    /// The `whsec_…` signing secret.
-    pub secret: String,
+    /// The `whsec_…` signing secret; redacted in `Debug`.
+    pub secret: SecretText,
     /// Secrets replaced by a rotation that still sign until they expire, so receivers can
     /// switch keys without rejecting a delivery.
     #[serde(default)]
@@ -81,7 +82,7 @@ pub enum SignatureScheme {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetiredSecret {
-    pub secret: String,
+    pub secret: SecretText,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -90,11 +91,11 @@ impl Endpoint {
     /// Every secret that signs a delivery at `now`: the current one first, then retired ones
     /// that have not expired.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &str> {
-        std::iter::once(self.secret.as_str()).chain(
+        std::iter::once(self.secret.expose()).chain(
             self.old_secrets
                 .iter()
                 .filter(move |old| old.expires_at > now)
-                .map(|old| old.secret.as_str()),
+                .map(|old| old.secret.expose()),
         )
     }
 
@@ -102,7 +103,7 @@ impl Endpoint {
     /// are dropped.
     pub fn rotate_secret(
         &mut self,
-        new_secret: String,
+        new_secret: SecretText,
         grace: std::time::Duration,
         now: OffsetDateTime,
     ) {
@@ -428,7 +429,7 @@ mod tests {
             disabled,
             metadata: BTreeMap::new(),
             rate_limit: None,
-            secret: String::new(),
+            secret: SecretText::new(""),
             old_secrets: Vec::new(),
             headers: BTreeMap::new(),
             signature_scheme: SignatureScheme::Standard,
@@ -491,6 +492,31 @@ mod tests {
         assert_eq!(after, ["second"]);
         ep.rotate_secret("third".into(), std::time::Duration::from_secs(60), later);
         assert_eq!(ep.old_secrets.len(), 1, "the expired one is dropped");
+    }
+
+    #[test]
+    fn endpoint_debug_shows_no_secret_and_the_record_round_trips() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut ep = endpoint(None, None, false);
+        ep.secret = "whsec_currentcurrentcurrent".into();
+        ep.rotate_secret(
+            "whsec_nextnextnextnextnext".into(),
+            std::time::Duration::from_secs(60),
+            now,
+        );
+        let debug = format!("{ep:?}");
+        for secret in ["currentcurrent", "nextnextnext"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+        assert!(debug.contains("<redacted>"), "{debug}");
+        let stored = serde_json::to_string(&ep).unwrap();
+        let back: Endpoint = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, ep);
+        assert_eq!(back.secret.expose(), "whsec_nextnextnextnextnext");
+        assert_eq!(
+            back.old_secrets[0].secret.expose(),
+            "whsec_currentcurrentcurrent"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub enum TransportError {
     Blocked,
     /// Not attempted: the endpoint's circuit breaker is open after repeated failures.
     CircuitOpen,
-    /// Anything else that broke the exchange (reset mid-body, protocol error).
+    /// The receiver reset or closed the connection before its response arrived.
+    Reset,
+    /// Anything else that broke the exchange (a protocol error, a malformed response).
     Other,
 }
 

@@ -90,9 +90,9 @@ pub fn seal_endpoint(
     endpoint: &crate::model::Endpoint,
 ) -> Result<crate::model::Endpoint, SealError> {
     let mut stored = endpoint.clone();
-    stored.secret = seal(key, &endpoint.secret)?;
+    stored.secret = seal(key, endpoint.secret.expose())?.into();
     for old in &mut stored.old_secrets {
-        old.secret = seal(key, &old.secret)?;
+        old.secret = seal(key, old.secret.expose())?.into();
     }
     Ok(stored)
 }
@@ -102,9 +102,9 @@ pub fn open_endpoint(
     key: Option<&MainKey>,
     mut endpoint: crate::model::Endpoint,
 ) -> Result<crate::model::Endpoint, SealError> {
-    endpoint.secret = open(key, &endpoint.secret)?;
+    endpoint.secret = open(key, endpoint.secret.expose())?.into();
     for old in &mut endpoint.old_secrets {
-        old.secret = open(key, &old.secret)?;
+        old.secret = open(key, old.secret.expose())?.into();
     }
     Ok(endpoint)
 }

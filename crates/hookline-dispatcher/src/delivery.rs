@@ -420,7 +420,7 @@ fn signed_headers(
     match &endpoint.signature_scheme {
         SignatureScheme::HexBody { header } => {
             // Only the current secret: this scheme has no room for a second signature.
-            let value = hex_body_signature(&endpoint.secret, body);
+            let value = hex_body_signature(endpoint.secret.expose(), body);
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(header.as_bytes()),
                 HeaderValue::from_str(&value),

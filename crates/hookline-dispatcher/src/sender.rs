@@ -98,9 +98,10 @@ impl Sender {
                 retry_after: None,
             };
         }
-        // reqwest's timeout covers the headers; this one also bounds the body read, so a
-        // receiver that trickles its response cannot hold a worker past the limit.
-        let outcome = tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await;
+        // One deadline for the whole exchange, head and body alike, so a receiver that
+        // trickles its response cannot hold a worker past the limit however often it sends.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let outcome = self.exchange(url, headers, body, deadline).await;
         let failed = |kind| Exchange {
             result: AttemptResult::Transport(kind),
             response_body: String::new(),
@@ -109,31 +110,33 @@ impl Sender {
             retry_after: None,
         };
         match outcome {
-            Ok(Ok(response)) => Exchange {
+            Ok(response) => Exchange {
                 result: AttemptResult::Status(response.status),
                 response_body: response.body,
                 response_headers: response.headers,
                 duration: started.elapsed(),
                 retry_after: response.retry_after,
             },
-            Ok(Err(error)) => failed(transport_error(&error)),
-            Err(_elapsed) => failed(TransportError::Timeout),
+            Err(kind) => failed(kind),
         }
     }
 
+    /// Sends the request and reads the response, all before `deadline`. A status that
+    /// arrived in time is the answer even if the body did not (a timeout then only cuts
+    /// the body short); without a status the exchange failed with the returned kind.
     async fn exchange(
         &self,
         url: &str,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<Response, reqwest::Error> {
-        let mut response = self
-            .client
-            .post(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await?;
+        deadline: tokio::time::Instant,
+    ) -> Result<Response, TransportError> {
+        let sent = self.client.post(url).headers(headers).body(body).send();
+        let mut response = match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(transport_error(&error)),
+            Err(_elapsed) => return Err(TransportError::Timeout),
+        };
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -152,14 +155,15 @@ impl Sender {
         }
         let mut kept = Vec::new();
         while kept.len() < self.max_response_bytes {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
+            match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
                     let room = self.max_response_bytes - kept.len();
                     kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
-                Ok(None) => break,
-                // The status already arrived: a body cut short does not change the verdict.
-                Err(_) => break,
+                Ok(Ok(None)) => break,
+                // The status already arrived: a body cut short, by the receiver or by the
+                // deadline, does not change the verdict.
+                Ok(Err(_)) | Err(_) => break,
             }
         }
         Ok(Response {
@@ -188,7 +192,39 @@ fn transport_error(error: &reqwest::Error) -> TransportError {
     if error.is_connect() {
         return TransportError::Connect;
     }
+    if reset_by_peer(error) {
+        return TransportError::Reset;
+    }
     TransportError::Other
+}
+
+/// Whether the receiver dropped the connection after it was made: an RST, or the socket
+/// closed before a whole response (hyper reports that as an incomplete message).
+fn reset_by_peer(error: &reqwest::Error) -> bool {
+    use std::io::ErrorKind;
+    let io_reset = find_cause::<std::io::Error>(error).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+        )
+    });
+    io_reset || chain_mentions(error, "connection closed before message completed")
+}
+
+/// Whether any error in `error`'s chain says `text`: for causes whose types are private to
+/// the HTTP stack.
+fn chain_mentions(error: &reqwest::Error, text: &str) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = error.source();
+    while let Some(cause) = next {
+        if cause.to_string().contains(text) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 fn caused_by_tls(error: &reqwest::Error) -> bool {
@@ -302,6 +338,80 @@ mod tests {
         );
         assert!(exchange.duration < Duration::from_secs(3));
         hold.abort();
+    }
+
+    #[tokio::test]
+    async fn a_connection_reset_or_closed_before_the_response_is_a_reset() {
+        for linger in [Some(Duration::ZERO), None] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("http://{}/", listener.local_addr().expect("addr"));
+            let serve = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                // SO_LINGER 0 sends an RST (and does not block on drop, the reason tokio
+                // deprecates it); without it the socket just closes.
+                #[allow(deprecated)]
+                socket.set_linger(linger).expect("linger");
+                drop(socket);
+            });
+            let exchange = sender(2_000, 16)
+                .post(&url, HeaderMap::new(), Bytes::from_static(b"{}"))
+                .await;
+            assert_eq!(
+                exchange.result,
+                AttemptResult::Transport(TransportError::Reset),
+                "linger {linger:?}"
+            );
+            serve.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trickled_response_ends_at_the_deadline() {
+        // The head one byte at a time: no status by the deadline, a timeout.
+        // The head at once and the body one byte at a time: the status, the body cut short.
+        for (trickle_head, expected) in [
+            (true, AttemptResult::Transport(TransportError::Timeout)),
+            (false, AttemptResult::Status(200)),
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("http://{}/", listener.local_addr().expect("addr"));
+            let serve = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n";
+                if !trickle_head {
+                    let _ = socket.write_all(head).await;
+                }
+                let bytes = if trickle_head {
+                    &head[..]
+                } else {
+                    &[b't'; 100][..]
+                };
+                for byte in bytes {
+                    if socket.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let exchange = sender(450, 1_000)
+                .post(&url, HeaderMap::new(), Bytes::new())
+                .await;
+            assert_eq!(exchange.result, expected, "trickle head: {trickle_head}");
+            assert!(
+                (Duration::from_millis(450)..Duration::from_millis(900))
+                    .contains(&exchange.duration),
+                "{:?}",
+                exchange.duration
+            );
+            if !trickle_head {
+                assert!((1..10).contains(&exchange.response_body.len()));
+            }
+            serve.abort();
+        }
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use hookline_core::id::new_id;
 use hookline_core::model::{App, DeliveryTask, Endpoint, Message, SignatureScheme, TriggerType};
 use hookline_core::names::{EventTypeName, Uid};
 use hookline_core::ports::{MessageStore, Registry, StoreError, TaskPublisher};
+use hookline_core::secret::SecretText;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -23,20 +24,11 @@ const OPERATOR_ENDPOINT_UID: &str = "operator";
 const RETENTION_SECS: u64 = 30 * 24 * 3600;
 
 /// Where operational webhooks go.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OperatorTarget {
     pub url: String,
-    /// `whsec_…`; receivers verify with it as with any endpoint.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for OperatorTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperatorTarget")
-            .field("url", &self.url)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
+    /// `whsec_…`; receivers verify with it as with any endpoint. Redacted in `Debug`.
+    pub secret: SecretText,
 }
 
 /// Emits operational events; does nothing when no operator target is configured.

@@ -97,7 +97,7 @@ fn embedded_admin_token(settings: &mut Settings) -> anyhow::Result<()> {
             stored.path.display()
         );
     }
-    settings.auth.admin_tokens = vec![stored.token];
+    settings.auth.admin_tokens = vec![stored.token.into()];
     Ok(())
 }
 

@@ -42,7 +42,7 @@ pub async fn ingest(
         events: backends.events.clone(),
         readiness: backends.readiness(),
         metrics: Arc::clone(&backends.metrics),
-        admin_tokens: AdminTokens::new(tokens.iter().map(String::as_str)),
+        admin_tokens: AdminTokens::new(tokens.iter().map(|t| t.expose())),
         resolver: settings.resolver()?,
         config,
     });

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hookline_core::address::AddressPolicy;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::sealing::MainKey;
+use hookline_core::secret::SecretText;
 use serde::{Deserialize, Deserializer};
 
 /// The whole configuration, as the operator wrote it.
@@ -85,24 +86,43 @@ impl Default for ApiSettings {
     }
 }
 
-#[derive(Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Bearer tokens with full access; comma-separated in the environment.
-    #[serde(deserialize_with = "string_list")]
-    pub admin_tokens: Vec<String>,
+    #[serde(deserialize_with = "secret_list")]
+    pub admin_tokens: Vec<SecretText>,
     /// Base64 of 32 random bytes; when set, endpoint secrets are encrypted at rest.
-    pub main_key: Option<String>,
+    pub main_key: Option<SecretText>,
 }
 
-impl std::fmt::Debug for AuthSettings {
+/// A service URL that may carry a password: `Debug` shows it with the userinfo of each
+/// comma-separated URL replaced by `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceUrl(SecretText);
+
+impl ServiceUrl {
+    /// The URL as written, password included, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl From<&str> for ServiceUrl {
+    fn from(url: &str) -> Self {
+        Self(url.into())
+    }
+}
+
+impl std::fmt::Debug for ServiceUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field(
-                "admin_tokens",
-                &format_args!("<{} redacted>", self.admin_tokens.len()),
-            )
-            .finish()
+        let redacted: Vec<String> = self
+            .expose()
+            .split(',')
+            .map(hookline_rabbitmq::redact_url)
+            .collect();
+        write!(f, "{:?}", redacted.join(","))
     }
 }
 
@@ -110,8 +130,8 @@ impl std::fmt::Debug for AuthSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RabbitSettings {
     /// AMQP URL; several comma-separated URLs are tried in order.
-    #[serde(deserialize_with = "string_list")]
-    pub url: Vec<String>,
+    #[serde(deserialize_with = "url_list")]
+    pub url: Vec<ServiceUrl>,
     pub prefix: String,
     pub prefetch: u16,
     pub delivery_limit: u32,
@@ -138,13 +158,8 @@ impl Default for RabbitSettings {
 
 impl std::fmt::Debug for RabbitSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let urls: Vec<String> = self
-            .url
-            .iter()
-            .map(|u| hookline_rabbitmq::redact_url(u))
-            .collect();
         f.debug_struct("RabbitSettings")
-            .field("url", &urls)
+            .field("url", &self.url)
             .field("prefix", &self.prefix)
             .field("prefetch", &self.prefetch)
             .finish_non_exhaustive()
@@ -155,7 +170,7 @@ impl std::fmt::Debug for RabbitSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// The Redis URL; with `cluster`, comma-separated seed node URLs.
-    pub url: Option<String>,
+    pub url: Option<ServiceUrl>,
     /// Redis Cluster instead of a single Redis.
     pub cluster: bool,
     /// The primary's name under Sentinel; `url` then lists the Sentinels.
@@ -179,16 +194,8 @@ impl Default for RedisSettings {
 impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
-            .field(
-                "url",
-                // Redacted one seed at a time: a cluster's list carries a password per URL.
-                &self.url.as_deref().map(|urls| {
-                    urls.split(',')
-                        .map(hookline_rabbitmq::redact_url)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                }),
-            )
+            // Redacted one seed at a time: a cluster's list carries a password per URL.
+            .field("url", &self.url)
             .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
@@ -249,21 +256,12 @@ impl Default for DeliverySettings {
 }
 
 /// Where operational webhooks (endpoint.disabled, message.attempt.exhausted, ...) go.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OperationalWebhookSettings {
     pub url: Option<String>,
     /// `whsec_…`; generated receivers verify with it.
-    pub secret: Option<String>,
-}
-
-impl std::fmt::Debug for OperationalWebhookSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperationalWebhookSettings")
-            .field("url", &self.url)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub secret: Option<SecretText>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -453,7 +451,7 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if self.auth.admin_tokens.iter().any(|t| t.len() < 16) {
+        if self.auth.admin_tokens.iter().any(|t| t.expose().len() < 16) {
             return Err(invalid(
                 "auth.admin_tokens",
                 "each token must be at least 16 characters",
@@ -541,7 +539,7 @@ impl Settings {
     }
 
     /// The admin tokens, or the error that stops a role needing them.
-    pub fn require_admin_tokens(&self) -> Result<&[String], SettingsError> {
+    pub fn require_admin_tokens(&self) -> Result<&[SecretText], SettingsError> {
         if self.auth.admin_tokens.is_empty() {
             return Err(invalid(
                 "auth.admin_tokens",
@@ -560,7 +558,7 @@ impl Settings {
         }
         let r = &self.rabbitmq;
         let config = hookline_rabbitmq::RabbitConfig {
-            urls: r.url.clone(),
+            urls: r.url.iter().map(|u| u.expose().to_owned()).collect(),
             prefix: r.prefix.clone(),
             prefetch: r.prefetch,
             delivery_limit: r.delivery_limit,
@@ -585,7 +583,7 @@ impl Settings {
             (Some(url), Some(secret)) => {
                 url::Url::parse(url)
                     .map_err(|e| invalid("operational_webhooks.url", e.to_string()))?;
-                hookline_core::signing::SigningSecret::parse(secret)
+                hookline_core::signing::SigningSecret::parse(secret.expose())
                     .map_err(|e| invalid("operational_webhooks.secret", e.to_string()))?;
                 Ok(Some(hookline_events::OperatorTarget {
                     url: url.clone(),
@@ -603,8 +601,10 @@ impl Settings {
     fn main_key(&self) -> Result<Option<MainKey>, SettingsError> {
         self.auth
             .main_key
-            .as_deref()
-            .map(|text| MainKey::parse(text).map_err(|e| invalid("auth.main_key", e.to_string())))
+            .as_ref()
+            .map(|text| {
+                MainKey::parse(text.expose()).map_err(|e| invalid("auth.main_key", e.to_string()))
+            })
             .transpose()
     }
 
@@ -612,7 +612,7 @@ impl Settings {
         let Some(url) = &self.redis.url else {
             return Err(invalid("redis.url", "not set; set HOOKLINE__REDIS__URL"));
         };
-        let mut config = hookline_redis::RedisConfig::new(url.clone());
+        let mut config = hookline_redis::RedisConfig::new(url.expose().to_owned());
         if self.redis.cluster && self.redis.sentinel_primary.is_some() {
             return Err(invalid(
                 "redis.sentinel_primary",
@@ -645,6 +645,14 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         ListForm::List(items) => items,
         ListForm::Text(text) => split(&text).map(str::to_owned).collect(),
     })
+}
+
+fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretText>, D::Error> {
+    string_list(d).map(|items| items.into_iter().map(SecretText::from).collect())
+}
+
+fn url_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServiceUrl>, D::Error> {
+    secret_list(d).map(|items| items.into_iter().map(ServiceUrl).collect())
 }
 
 fn u64_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
@@ -700,5 +708,59 @@ mod tests {
         assert_eq!(settings.auth.admin_tokens.len(), 2);
         assert_eq!(settings.delivery.retry_schedule_ms, [10, 20]);
         assert_eq!(settings.retry_policy().max_attempts(), 3);
+    }
+
+    /// Every secret the operator configures stays out of `Debug`, for the settings and for
+    /// the operator target built from them.
+    #[test]
+    fn debug_shows_no_secret() {
+        let text = r#"
+            [auth]
+            admin_tokens = "admintokenAAAAAAAAAA, admintokenBBBBBBBBBB"
+            main_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+            [rabbitmq]
+            url = "amqp://guest:rabbitpassword@127.0.0.1:5672/%2f, amqp://u:rabbitsecond@h:1/"
+            [redis]
+            url = "redis://:redispassword@127.0.0.1:7101,redis://:redissecond@127.0.0.1:7102"
+            [operational_webhooks]
+            url = "http://127.0.0.1:9/"
+            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        "#;
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .expect("parses");
+        settings.check().expect("valid");
+        let target = settings.operator_target().expect("valid").expect("set");
+        let shown = format!("{settings:?} {target:?}");
+        let secrets = [
+            "admintokenAAAAAAAAAA",
+            "admintokenBBBBBBBBBB",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY",
+            "rabbitpassword",
+            "rabbitsecond",
+            "redispassword",
+            "redissecond",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ];
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(shown.contains("amqp://***@127.0.0.1:5672/%2f"), "{shown}");
+        assert!(shown.contains("redis://***@127.0.0.1:7102"), "{shown}");
+        // The values themselves are intact for the code that connects and signs.
+        assert_eq!(
+            settings.rabbit_config().expect("valid").urls[0],
+            "amqp://guest:rabbitpassword@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            target.secret.expose(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        );
+        assert_eq!(
+            settings.require_admin_tokens().expect("set")[1].expose(),
+            secrets[1]
+        );
     }
 }

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 
@@ -15,14 +16,16 @@ use crate::state::ApiState;
 /// `EndpointSecretOut`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointSecretOut {
-    pub key: String,
+    #[schema(value_type = String)]
+    pub key: SecretText,
 }
 
 /// `EndpointSecretRotateIn`: the new key, or none to generate one.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSecretRotateIn {
-    pub key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub key: Option<SecretText>,
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
@@ -49,14 +52,17 @@ pub async fn rotate(
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let secret = match &input.key {
-        Some(text) => {
-            SigningSecret::parse(text).map_err(|e| ApiError::field("key", e.to_string()))?
-        }
+        Some(text) => SigningSecret::parse(text.expose())
+            .map_err(|e| ApiError::field("key", e.to_string()))?,
         None => SigningSecret::generate(),
     };
     let mut endpoint = previous.clone();
     let now = now();
-    endpoint.rotate_secret(secret.expose(), state.config().secret_rotation_grace, now);
+    endpoint.rotate_secret(
+        secret.expose().into(),
+        state.config().secret_rotation_grace,
+        now,
+    );
     endpoint.updated_at = now;
     state
         .registry()

@@ -8,6 +8,7 @@ use axum::Json;
 use hookline_core::id;
 use hookline_core::model::{Endpoint, SignatureScheme};
 use hookline_core::names::{Channel, EventTypeName, Uid};
+use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -41,7 +42,8 @@ pub struct EndpointIn {
     #[serde(alias = "throttleRate")]
     pub rate_limit: Option<u16>,
     /// Only on create; PUT leaves the secret alone.
-    pub secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<SecretText>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
@@ -254,9 +256,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     let app = find_app(&state, &app_id).await?;
     let secret = match &input.secret {
-        Some(text) => {
-            SigningSecret::parse(text).map_err(|e| ApiError::field("secret", e.to_string()))?
-        }
+        Some(text) => SigningSecret::parse(text.expose())
+            .map_err(|e| ApiError::field("secret", e.to_string()))?,
         None => SigningSecret::generate(),
     };
     let now = now();
@@ -271,7 +272,7 @@ pub async fn create(
         disabled: input.disabled,
         metadata: input.metadata,
         rate_limit: input.rate_limit,
-        secret: secret.expose(),
+        secret: secret.expose().into(),
         old_secrets: Vec::new(),
         headers: BTreeMap::new(),
         signature_scheme: scheme_or_default(input.signature_scheme)?,
