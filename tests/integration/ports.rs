@@ -537,7 +537,7 @@ fn endpoint(app_id: &str, n: usize, uid: Option<&str>) -> Endpoint {
         disabled: false,
         metadata: Default::default(),
         rate_limit: None,
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned().into(),
         old_secrets: Vec::new(),
         headers: Default::default(),
         signature_scheme: SignatureScheme::Standard,

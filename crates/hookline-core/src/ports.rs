@@ -24,7 +24,7 @@ pub enum QueueError {
 }
 
 /// Failures of the Redis (or embedded) store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or timed out; retry later.
     #[error("store unavailable: {0}")]

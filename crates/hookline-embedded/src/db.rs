@@ -357,17 +357,9 @@ fn begin(
 /// Answers every job of a group that could not commit with `error`, and hands it back.
 fn answer_all(group: Vec<Job>, error: StoreError) -> StoreError {
     for job in group {
-        job.operation.answer(Err(clone_error(&error)));
+        job.operation.answer(Err(error.clone()));
     }
     error
-}
-
-fn clone_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
-        StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
-        StoreError::Conflict(what) => StoreError::Conflict(what),
-    }
 }
 
 /// Every caller in the group waits this long: worth knowing when it is long.
