@@ -9,6 +9,7 @@ mod testkit;
 mod api;
 mod attempt_log;
 mod bench;
+mod breaker;
 mod crashes;
 mod dashboard;
 mod delivery;

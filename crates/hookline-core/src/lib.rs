@@ -10,6 +10,7 @@
 //! - [`sealing`]: endpoint secrets encrypted at rest under a main key.
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
+//! - [`breaker`]: holding a task whose endpoint's circuit is open, and when to give up.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
 //! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
 //! - [`ports`]: the small traits that the RabbitMQ and Redis adapters implement.
@@ -17,6 +18,7 @@
 //! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
 
 pub mod address;
+pub mod breaker;
 pub mod headers;
 pub mod id;
 pub mod json;

@@ -346,6 +346,10 @@ pub struct DeliveryTask {
     /// without asking the limiter again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_slot: bool,
+    /// When this attempt was first held by an open circuit (unix ms); `None` until then and
+    /// after every real attempt. Bounds how long a message may wait behind a circuit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since_ms: Option<i64>,
 }
 
 impl DeliveryTask {
@@ -366,6 +370,7 @@ impl DeliveryTask {
             payload: Some(message.payload.clone()),
             traceparent: None,
             rate_slot: false,
+            held_since_ms: None,
         }
     }
 
@@ -373,6 +378,16 @@ impl DeliveryTask {
     pub fn next_attempt(&self) -> Self {
         Self {
             attempt: self.attempt.saturating_add(1),
+            rate_slot: false,
+            held_since_ms: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same attempt, held by an open circuit since `since` (unix ms).
+    pub fn held(&self, since: i64) -> Self {
+        Self {
+            held_since_ms: Some(since),
             rate_slot: false,
             ..self.clone()
         }
@@ -505,6 +520,7 @@ mod tests {
             payload: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
             traceparent: None,
             rate_slot: false,
+            held_since_ms: None,
         };
         let json = serde_json::to_string(&task).unwrap();
         assert_eq!(
