@@ -61,12 +61,16 @@ impl HoldRules {
         if now >= give_up_at {
             return Hold::GiveUp { held_since };
         }
-        let spread = (self.open_for / 2).mul_f64(unit.clamp(0.0, 1.0));
-        let due = until.max(now + MIN_HOLD) + spread;
-        Hold::Until {
-            due: due.min(give_up_at),
-            held_since,
-        }
+        let start = until.max(now + MIN_HOLD);
+        // Spread within what is left before the give-up time, so a bound that cuts the
+        // spread short does not bunch the tasks at it.
+        let due = match Duration::try_from(give_up_at - start) {
+            Ok(left) if !left.is_zero() => {
+                start + (self.open_for / 2).min(left).mul_f64(unit.clamp(0.0, 1.0))
+            }
+            _ => give_up_at,
+        };
+        Hold::Until { due, held_since }
     }
 
     /// Like [`Self::decide`] with a fresh random spread.
