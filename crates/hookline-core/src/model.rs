@@ -325,7 +325,7 @@ pub enum JobStatus {
 /// The unit of work on the queue: deliver one message to one endpoint, once.
 ///
 /// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, eventType?, payload?,
-/// traceparent?}`.
+/// traceparent?, rateSlot?, heldSinceMs?}`.
 /// The payload rides inline so a dispatcher needs no read of the message to deliver it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -506,6 +506,29 @@ mod tests {
         assert_eq!(after, ["second"]);
         ep.rotate_secret("third".into(), std::time::Duration::from_secs(60), later);
         assert_eq!(ep.old_secrets.len(), 1, "the expired one is dropped");
+    }
+
+    #[test]
+    fn a_held_task_keeps_its_attempt_and_key_until_a_real_attempt() {
+        let task = DeliveryTask {
+            msg_id: "msg_1".into(),
+            app_id: "app_1".into(),
+            endpoint_id: "ep_1".into(),
+            attempt: 2,
+            trigger: TriggerType::Scheduled,
+            event_type: String::new(),
+            payload: None,
+            traceparent: None,
+            rate_slot: false,
+            held_since_ms: None,
+        };
+        let held = task.held(1_000);
+        assert_eq!((held.attempt, held.held_since_ms), (2, Some(1_000)));
+        assert_eq!(held.schedule_key(), task.schedule_key());
+        let wire = serde_json::to_value(&held).expect("json");
+        assert_eq!(wire["heldSinceMs"], 1_000);
+        assert_eq!(held.next_attempt().held_since_ms, None);
+        assert_eq!(held.deferred().held_since_ms, Some(1_000));
     }
 
     #[test]
