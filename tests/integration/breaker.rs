@@ -16,7 +16,10 @@ use rstest_reuse::apply;
 fn by_message(deliveries: &[Delivery]) -> HashMap<&str, Vec<&Delivery>> {
     let mut per_id: HashMap<&str, Vec<&Delivery>> = HashMap::new();
     for delivery in deliveries {
-        per_id.entry(delivery.webhook_id()).or_default().push(delivery);
+        per_id
+            .entry(delivery.webhook_id())
+            .or_default()
+            .push(delivery);
     }
     per_id
 }
@@ -35,7 +38,8 @@ fn is_held(attempt: &Value) -> bool {
 async fn a_flaky_endpoint_behind_an_open_circuit_gets_every_message(#[case] backend: Backend) {
     const MESSAGES: usize = 100;
     let receiver = Receiver::start().await;
-    let stack = Stack::on(backend, "held").with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "200,400,800");
+    let stack =
+        Stack::on(backend, "held").with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "200,400,800");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let app = api.create_app("held-app").await;
@@ -60,10 +64,14 @@ async fn a_flaky_endpoint_behind_an_open_circuit_gets_every_message(#[case] back
     println!("{MESSAGES} messages delivered in {:?}", started.elapsed());
 
     for id in &ids {
-        let destination = eventually("the destination to succeed", Duration::from_secs(10), || async {
-            let d = api.destination(&app, id, &endpoint).await?;
-            (d["status"] == 0).then_some(d)
-        })
+        let destination = eventually(
+            "the destination to succeed",
+            Duration::from_secs(10),
+            || async {
+                let d = api.destination(&app, id, &endpoint).await?;
+                (d["status"] == 0).then_some(d)
+            },
+        )
         .await;
         assert_eq!(destination["attempts"], 3, "{destination}");
     }
@@ -86,7 +94,10 @@ async fn assert_held_never_spent(api: &Api, app: &str, ids: &[String]) {
         let (holds, made): (Vec<&Value>, Vec<&Value>) = attempts
             .iter()
             .partition(|a| a["errorKind"] == "circuit_open");
-        assert!(holds.iter().all(|a| is_held(a)), "a hold is not a failure: {holds:?}");
+        assert!(
+            holds.iter().all(|a| is_held(a)),
+            "a hold is not a failure: {holds:?}"
+        );
         held += holds.len();
         let numbers: Vec<&Value> = made.iter().map(|a| &a["attemptNumber"]).collect();
         assert_eq!(numbers, [1, 2, 3], "{id}: {attempts:?}");
@@ -108,7 +119,11 @@ fn assert_released_spread_out(deliveries: &[Delivery]) {
         .filter(|at| *at - first_at >= Duration::from_secs(20))
         .take(20)
         .collect();
-    assert_eq!(released.len(), 20, "held first attempts after the open period");
+    assert_eq!(
+        released.len(),
+        20,
+        "held first attempts after the open period"
+    );
     let span = released[19] - released[0];
     assert!(
         span >= Duration::from_secs(1),
@@ -139,10 +154,14 @@ async fn a_dead_endpoint_still_exhausts_its_messages_within_the_hold_bound(
     let started = Instant::now();
     let ids = api.send_many(&app, "order.created", MESSAGES).await;
     for id in &ids {
-        eventually("the destination to fail", Duration::from_secs(30), || async {
-            let d = api.destination(&app, id, &endpoint).await?;
-            (d["status"] == 2).then_some(())
-        })
+        eventually(
+            "the destination to fail",
+            Duration::from_secs(30),
+            || async {
+                let d = api.destination(&app, id, &endpoint).await?;
+                (d["status"] == 2).then_some(())
+            },
+        )
         .await;
     }
     let took = started.elapsed();

@@ -283,7 +283,11 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
     let open_for = Duration::from_millis(100);
     let probe_ttl = Duration::from_secs(5);
     let gate = |msg, at| store.store.gate("app_1", "ep_1", msg, at, probe_ttl);
-    let record = |success, at| store.store.record("app_1", "ep_1", success, at, 3, open_for);
+    let record = |success, at| {
+        store
+            .store
+            .record("app_1", "ep_1", success, at, 3, open_for)
+    };
     assert_eq!(gate("msg_a", now).await.expect("gate"), Gate::Closed);
     for n in 1..=3 {
         let streak = record(false, now).await.expect("record");
@@ -299,17 +303,26 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
         panic!("open");
     };
     let millis = |d: time::Duration| d.whole_milliseconds();
-    assert!((millis(until - now) - 100).abs() <= 1, "until the open period ends: {until}");
+    assert!(
+        (millis(until - now) - 100).abs() <= 1,
+        "until the open period ends: {until}"
+    );
     let later = now + Duration::from_millis(150);
     assert_eq!(gate("msg_a", later).await.expect("gate"), Gate::Probe);
     let Gate::Open { until } = gate("msg_b", later).await.expect("gate") else {
         panic!("one probe at a time");
     };
-    assert!(until > later + Duration::from_secs(4), "held for the probe's lease: {until}");
+    assert!(
+        until > later + Duration::from_secs(4),
+        "held for the probe's lease: {until}"
+    );
     // The probe fails: a new open period, and the probing message keeps its lease.
     record(false, later).await.expect("record");
     assert_eq!(gate("msg_a", later).await.expect("gate"), Gate::Probe);
-    assert!(matches!(gate("msg_b", later).await.expect("gate"), Gate::Open { .. }));
+    assert!(matches!(
+        gate("msg_b", later).await.expect("gate"),
+        Gate::Open { .. }
+    ));
     let streak = record(true, later).await.expect("record");
     assert_eq!((streak.consecutive, streak.failing_since), (0, None));
     assert_eq!(gate("msg_b", later).await.expect("gate"), Gate::Closed);
@@ -317,7 +330,11 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
     // Failures within an open period of a success do not open the circuit; once the
     // success is older than that, the threshold does.
     let open_for = Duration::from_secs(60);
-    let record = |success, at| store.store.record("app_1", "ep_2", success, at, 3, open_for);
+    let record = |success, at| {
+        store
+            .store
+            .record("app_1", "ep_2", success, at, 3, open_for)
+    };
     let gate = |at| store.store.gate("app_1", "ep_2", "msg_b", at, probe_ttl);
     record(true, now).await.expect("record");
     for _ in 0..3 {
@@ -326,7 +343,10 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
     assert_eq!(gate(now).await.expect("gate"), Gate::Closed);
     let much_later = now + Duration::from_secs(61);
     record(false, much_later).await.expect("record");
-    assert!(matches!(gate(much_later).await.expect("gate"), Gate::Open { .. }));
+    assert!(matches!(
+        gate(much_later).await.expect("gate"),
+        Gate::Open { .. }
+    ));
     assert_eq!(store.store.open_circuits().await.expect("gauge"), 1);
     store.cleanup().await;
 }

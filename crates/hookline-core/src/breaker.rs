@@ -116,11 +116,18 @@ mod tests {
         for (unit, due_ms) in table {
             let hold = rules().decide(until, None, now, unit);
             let due = now + Duration::from_millis(due_ms);
-            let Hold::Until { due: got, held_since } = hold else {
+            let Hold::Until {
+                due: got,
+                held_since,
+            } = hold
+            else {
                 panic!("held: {hold:?}");
             };
             assert_eq!(held_since, now);
-            assert!((got - due).abs() < time::Duration::milliseconds(1), "{unit}: {got}");
+            assert!(
+                (got - due).abs() < time::Duration::milliseconds(1),
+                "{unit}: {got}"
+            );
         }
     }
 

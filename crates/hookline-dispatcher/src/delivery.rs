@@ -90,7 +90,7 @@ pub struct Stores {
 /// What [`Dispatcher::admit`] decided.
 enum Admission {
     /// Call the endpoint.
-    Send(Admitted),
+    Send(Box<Admitted>),
     /// The task is settled without a call.
     Done(Outcome),
 }
@@ -163,7 +163,7 @@ impl Dispatcher {
         let Some(sent) = self.exchange(task, &admitted).await? else {
             return Ok(Outcome::Deferred);
         };
-        self.settle_attempt(task, admitted, sent).await
+        self.settle_attempt(task, *admitted, sent).await
     }
 
     /// Whether the task may call its endpoint now. A task that may not has been dealt with:
@@ -222,12 +222,12 @@ impl Dispatcher {
             tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
             return Ok(Admission::Done(Outcome::Skipped));
         };
-        Ok(Admission::Send(Admitted {
+        Ok(Admission::Send(Box::new(Admitted {
             endpoint,
             previous,
             body,
             secrets,
-        }))
+        })))
     }
 
     /// The pair's state, for retries and manual attempts: a retry whose message a resend

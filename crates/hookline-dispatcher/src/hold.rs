@@ -28,9 +28,9 @@ impl Dispatcher {
             open_for: self.config.circuit_open_for,
             max_hold: self.config.circuit_max_hold,
         };
-        let held_since = task
-            .held_since_ms
-            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok());
+        let held_since = task.held_since_ms.and_then(|ms| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        });
         // Attempts made so far: this one is not.
         let made = task
             .attempt
@@ -53,7 +53,10 @@ impl Dispatcher {
                         .await?;
                 }
                 let since_ms = i64::try_from(unix_ms(held_since)).unwrap_or(i64::MAX);
-                self.stores.schedule.schedule(&task.held(since_ms), due).await?;
+                self.stores
+                    .schedule
+                    .schedule(&task.held(since_ms), due)
+                    .await?;
                 Ok(Outcome::Held)
             }
             Hold::GiveUp { held_since } => {
