@@ -232,13 +232,14 @@ impl Dispatcher {
 
     /// The pair's state, for retries and manual attempts: a retry whose message a resend
     /// already delivered is dropped, and a failed resend keeps the pending retry plan.
-    /// First attempts skip the read.
+    /// First attempts skip the read, unless held (a resend may have delivered meanwhile).
     async fn previous(
         &self,
         task: &DeliveryTask,
         endpoint_id: &str,
     ) -> Result<Option<DestinationStatus>, StoreError> {
-        if task.attempt <= 1 && task.trigger != TriggerType::Manual {
+        let first = task.attempt <= 1 && task.held_since_ms.is_none();
+        if first && task.trigger != TriggerType::Manual {
             return Ok(None);
         }
         Ok(self
