@@ -10,6 +10,7 @@ mod adversarial;
 mod api;
 mod attempt_log;
 mod bench;
+mod breaker;
 mod crashes;
 mod dashboard;
 mod delivery;

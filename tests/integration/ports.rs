@@ -93,6 +93,7 @@ fn task(n: u32) -> DeliveryTask {
         payload: None,
         traceparent: None,
         rate_slot: false,
+        held_since_ms: None,
     }
 }
 
@@ -318,9 +319,11 @@ async fn a_late_completion_does_not_remove_a_newer_claim_of_the_same_key(#[case]
     store.cleanup().await;
 }
 
-/// The circuit opens at the threshold, lets exactly one probe through after the open
-/// period, and closes on a success; the open-circuits gauge follows the circuit both ways
-/// (only a success that closes an opened circuit removes it from the set).
+/// The circuit opens at the threshold and tells until when; after the open period exactly
+/// one message holds the probe (its own retries keep it, through a new open period after a
+/// failure); a success closes it; a failure within an open period of that success does not
+/// open it again (the endpoint is alive). The open-circuits gauge follows the circuit both
+/// ways (only a success that closes an opened circuit removes it from the set).
 #[apply(backends)]
 #[tokio::test]
 async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Backend) {
@@ -330,56 +333,72 @@ async fn the_circuit_opens_probes_once_and_closes_on_success(#[case] backend: Ba
     let now = OffsetDateTime::now_utc();
     let open_for = Duration::from_millis(100);
     let probe_ttl = Duration::from_secs(5);
-    let gate = |at| store.store.gate("app_1", "ep_1", at, probe_ttl);
-    assert_eq!(gate(now).await.expect("gate"), Gate::Closed);
-    for n in 1..=3 {
-        let streak = store
+    let gate = |msg, at| store.store.gate("app_1", "ep_1", msg, at, probe_ttl);
+    let record = |success, at| {
+        store
             .store
-            .record("app_1", "ep_1", false, now, 3, open_for)
-            .await
-            .expect("record");
+            .record("app_1", "ep_1", success, at, 3, open_for)
+    };
+    assert_eq!(gate("msg_a", now).await.expect("gate"), Gate::Closed);
+    for n in 1..=3 {
+        let streak = record(false, now).await.expect("record");
         assert_eq!(streak.consecutive, n);
         assert!(streak.failing_since.is_some());
         if n < 3 {
-            assert_eq!(gate(now).await.expect("gate"), Gate::Closed);
+            assert_eq!(gate("msg_a", now).await.expect("gate"), Gate::Closed);
             assert_eq!(store.store.open_circuits().await.expect("gauge"), 0);
         }
     }
     assert_eq!(store.store.open_circuits().await.expect("gauge"), 1);
-    assert_eq!(
-        store
-            .store
-            .gate("app_1", "ep_1", now, probe_ttl)
-            .await
-            .expect("gate"),
-        Gate::Open
+    let Gate::Open { until } = gate("msg_a", now).await.expect("gate") else {
+        panic!("open");
+    };
+    let millis = |d: time::Duration| d.whole_milliseconds();
+    assert!(
+        (millis(until - now) - 100).abs() <= 1,
+        "until the open period ends: {until}"
     );
     let later = now + Duration::from_millis(150);
-    assert_eq!(
-        store
-            .store
-            .gate("app_1", "ep_1", later, probe_ttl)
-            .await
-            .expect("gate"),
-        Gate::Probe
+    assert_eq!(gate("msg_a", later).await.expect("gate"), Gate::Probe);
+    let Gate::Open { until } = gate("msg_b", later).await.expect("gate") else {
+        panic!("one probe at a time");
+    };
+    assert!(
+        until > later + Duration::from_secs(4),
+        "held for the probe's lease: {until}"
     );
-    assert_eq!(
-        store
-            .store
-            .gate("app_1", "ep_1", later, probe_ttl)
-            .await
-            .expect("gate"),
-        Gate::Open,
-        "one probe at a time"
-    );
-    let streak = store
-        .store
-        .record("app_1", "ep_1", true, later, 3, open_for)
-        .await
-        .expect("record");
+    // The probe fails: a new open period, and the probing message keeps its lease.
+    record(false, later).await.expect("record");
+    assert_eq!(gate("msg_a", later).await.expect("gate"), Gate::Probe);
+    assert!(matches!(
+        gate("msg_b", later).await.expect("gate"),
+        Gate::Open { .. }
+    ));
+    let streak = record(true, later).await.expect("record");
     assert_eq!((streak.consecutive, streak.failing_since), (0, None));
-    assert_eq!(gate(later).await.expect("gate"), Gate::Closed);
+    assert_eq!(gate("msg_b", later).await.expect("gate"), Gate::Closed);
     assert_eq!(store.store.open_circuits().await.expect("gauge"), 0);
+    // Failures within an open period of a success do not open the circuit; once the
+    // success is older than that, the threshold does.
+    let open_for = Duration::from_secs(60);
+    let record = |success, at| {
+        store
+            .store
+            .record("app_1", "ep_2", success, at, 3, open_for)
+    };
+    let gate = |at| store.store.gate("app_1", "ep_2", "msg_b", at, probe_ttl);
+    record(true, now).await.expect("record");
+    for _ in 0..3 {
+        record(false, now).await.expect("record");
+    }
+    assert_eq!(gate(now).await.expect("gate"), Gate::Closed);
+    let much_later = now + Duration::from_secs(61);
+    record(false, much_later).await.expect("record");
+    assert!(matches!(
+        gate(much_later).await.expect("gate"),
+        Gate::Open { .. }
+    ));
+    assert_eq!(store.store.open_circuits().await.expect("gauge"), 1);
     store.cleanup().await;
 }
 

@@ -447,6 +447,7 @@ pub async fn fill_schedule(
                 payload: None,
                 traceparent: None,
                 rate_slot: false,
+                held_since_ms: None,
             };
             let bar = bar.clone();
             async move {

@@ -11,6 +11,7 @@
 //! - [`secret`]: text that redacts itself in `Debug` (secrets, tokens, passwords).
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
+//! - [`breaker`]: holding a task whose endpoint's circuit is open, and when to give up.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
 //! - [`rate`]: per-endpoint rate limits (GCRA) over nanoseconds.
 //! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
@@ -19,6 +20,7 @@
 //! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
 
 pub mod address;
+pub mod breaker;
 pub mod headers;
 pub mod id;
 pub mod json;

@@ -326,7 +326,7 @@ pub enum JobStatus {
 /// The unit of work on the queue: deliver one message to one endpoint, once.
 ///
 /// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, eventType?, payload?,
-/// traceparent?}`.
+/// traceparent?, rateSlot?, heldSinceMs?}`.
 /// The payload rides inline so a dispatcher needs no read of the message to deliver it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -347,6 +347,10 @@ pub struct DeliveryTask {
     /// without asking the limiter again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_slot: bool,
+    /// When this attempt was first held by an open circuit (unix ms); `None` until then and
+    /// after every real attempt. Bounds how long a message may wait behind a circuit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since_ms: Option<i64>,
 }
 
 impl DeliveryTask {
@@ -367,6 +371,7 @@ impl DeliveryTask {
             payload: Some(message.payload.clone()),
             traceparent: None,
             rate_slot: false,
+            held_since_ms: None,
         }
     }
 
@@ -374,6 +379,16 @@ impl DeliveryTask {
     pub fn next_attempt(&self) -> Self {
         Self {
             attempt: self.attempt.saturating_add(1),
+            rate_slot: false,
+            held_since_ms: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same attempt, held by an open circuit since `since` (unix ms).
+    pub fn held(&self, since: i64) -> Self {
+        Self {
+            held_since_ms: Some(since),
             rate_slot: false,
             ..self.clone()
         }
@@ -520,6 +535,29 @@ mod tests {
     }
 
     #[test]
+    fn a_held_task_keeps_its_attempt_and_key_until_a_real_attempt() {
+        let task = DeliveryTask {
+            msg_id: "msg_1".into(),
+            app_id: "app_1".into(),
+            endpoint_id: "ep_1".into(),
+            attempt: 2,
+            trigger: TriggerType::Scheduled,
+            event_type: String::new(),
+            payload: None,
+            traceparent: None,
+            rate_slot: false,
+            held_since_ms: None,
+        };
+        let held = task.held(1_000);
+        assert_eq!((held.attempt, held.held_since_ms), (2, Some(1_000)));
+        assert_eq!(held.schedule_key(), task.schedule_key());
+        let wire = serde_json::to_value(&held).expect("json");
+        assert_eq!(wire["heldSinceMs"], 1_000);
+        assert_eq!(held.next_attempt().held_since_ms, None);
+        assert_eq!(held.deferred().held_since_ms, Some(1_000));
+    }
+
+    #[test]
     fn task_wire_form_is_camel_case_with_inline_payload() {
         let task = DeliveryTask {
             msg_id: "msg_1".into(),
@@ -531,6 +569,7 @@ mod tests {
             payload: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
             traceparent: None,
             rate_slot: false,
+            held_since_ms: None,
         };
         let json = serde_json::to_string(&task).unwrap();
         assert_eq!(

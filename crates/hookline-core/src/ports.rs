@@ -364,9 +364,12 @@ pub trait RateLimiter: Send + Sync {
 pub enum Gate {
     /// Healthy: send.
     Closed,
-    /// Failing: do not call it; the task goes to its next retry slot.
-    Open,
-    /// The open period ended: this task is the one probe that may close the circuit.
+    /// Failing: do not call it; hold the task, without spending an attempt, until `until`:
+    /// the end of the open period, or (when another message holds the probe) the end of
+    /// that probe's lease.
+    Open { until: OffsetDateTime },
+    /// The open period ended and this message holds the probe: its attempts may call the
+    /// endpoint, and a success closes the circuit.
     Probe,
 }
 
@@ -382,18 +385,24 @@ pub struct FailureStreak {
 /// streak that auto-disables an endpoint.
 #[async_trait]
 pub trait EndpointHealth: Send + Sync {
-    /// Whether a delivery may call the endpoint. After the open period exactly one caller
-    /// gets [`Gate::Probe`] (for `probe_ttl`, after which another may probe).
+    /// Whether a delivery of message `msg_id` may call the endpoint. After the open period
+    /// exactly one message gets [`Gate::Probe`], a lease for `probe_ttl` that each of its
+    /// attempts renews; a failure extends it by an open period, so the probing message's
+    /// own retries may keep trying while every other task is held. Another message may
+    /// probe once the lease lapses.
     async fn gate(
         &self,
         app_id: &str,
         endpoint_id: &str,
+        msg_id: &str,
         now: OffsetDateTime,
         probe_ttl: std::time::Duration,
     ) -> Result<Gate, StoreError>;
 
-    /// Records an attempt's result. A success clears the streak and closes the circuit; the
-    /// `threshold`-th consecutive failure opens it for `open_for`.
+    /// Records an attempt's result. A success clears the streak, closes the circuit and is
+    /// remembered for `open_for`; the `threshold`-th consecutive failure opens the circuit
+    /// for `open_for` unless the endpoint succeeded within the last `open_for` (it is
+    /// alive, only flaky: its failures are retried, not held).
     async fn record(
         &self,
         app_id: &str,

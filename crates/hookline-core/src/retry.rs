@@ -56,6 +56,12 @@ impl RetryPolicy {
         self.delays.iter().copied().max().unwrap_or_default()
     }
 
+    /// The schedule's nominal length: every delay added up, from the first attempt to the
+    /// last.
+    pub fn span(&self) -> Duration {
+        self.delays.iter().sum()
+    }
+
     /// Like [`Self::delay_after`] with a fresh random jitter.
     pub fn delay_after_random(&self, failed_attempt: u32) -> Option<Duration> {
         self.delay_after(failed_attempt, rand::random::<f64>())

@@ -24,24 +24,30 @@ pub struct DispatcherConfig {
     pub user_agent: String,
     /// Consecutive failures that open an endpoint's circuit.
     pub circuit_failure_threshold: u32,
-    /// How long an open circuit skips calls before one probe may try again.
+    /// How long an open circuit holds tasks before one probe may try again.
     pub circuit_open_for: Duration,
+    /// How long a task may be held by an open circuit (since its first hold after its last
+    /// real attempt) before its message is given up.
+    pub circuit_max_hold: Duration,
     /// An endpoint failing without a single success this long is disabled.
     pub disable_after_failing_for: Duration,
 }
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
+        let retry = RetryPolicy::default();
+        let circuit_open_for = Duration::from_secs(30);
         Self {
             concurrency: 256,
             max_in_flight_per_endpoint: 32,
             request_timeout: Duration::from_secs(15),
             max_response_bytes: 64 * 1024,
-            retry: RetryPolicy::default(),
+            circuit_max_hold: hookline_core::breaker::default_max_hold(&retry, circuit_open_for),
+            retry,
             retention_secs: 30 * 24 * 3600,
             user_agent: concat!("Hookline/", env!("CARGO_PKG_VERSION")).to_owned(),
             circuit_failure_threshold: 5,
-            circuit_open_for: Duration::from_secs(30),
+            circuit_open_for,
             disable_after_failing_for: Duration::from_secs(5 * 24 * 3600),
         }
     }

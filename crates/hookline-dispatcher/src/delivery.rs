@@ -7,7 +7,7 @@ use hookline_core::id::new_id;
 use hookline_core::model::{
     Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, SignatureScheme, TriggerType,
 };
-use hookline_core::outcome::{classify, AttemptResult, TransportError};
+use hookline_core::outcome::{classify, AttemptResult};
 use hookline_core::plan::plan_after_attempt;
 use hookline_core::ports::{
     AttemptLog, EndpointHealth, Gate, MessageStore, RateLimiter, Registry, RetrySchedule,
@@ -48,6 +48,9 @@ pub enum Outcome {
     /// The endpoint's rate limit gave this attempt a later slot, or the endpoint already has
     /// its most attempts in flight; it waits in the schedule, not in a worker.
     Deferred,
+    /// The endpoint's circuit is open: the attempt waits in the schedule, not spent, until
+    /// the circuit may be tried again.
+    Held,
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl Outcome {
             Self::Disabled => "disabled",
             Self::Skipped => "skipped",
             Self::Deferred => "deferred",
+            Self::Held => "held",
         }
     }
 }
@@ -81,6 +85,28 @@ pub struct Stores {
     pub schedule: Arc<dyn RetrySchedule>,
     pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn EndpointHealth>,
+}
+
+/// What [`Dispatcher::admit`] decided.
+enum Admission {
+    /// Call the endpoint.
+    Send(Box<Admitted>),
+    /// The task is settled without a call.
+    Done(Outcome),
+}
+
+/// A task cleared to call its endpoint, with what the call needs.
+struct Admitted {
+    endpoint: Endpoint,
+    previous: Option<DestinationStatus>,
+    body: Bytes,
+    secrets: Vec<SigningSecret>,
+}
+
+/// A request made, as the attempt log keeps it.
+struct Sent {
+    exchange: Exchange,
+    request_headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Delivers tasks. Stateless apart from its HTTP connection pool.
@@ -124,137 +150,152 @@ impl Dispatcher {
 
     /// Makes the task's attempt and makes its outcome durable. Safe to repeat: a redelivered
     /// task makes one more attempt with the same `webhook-id`.
+    ///
+    /// Three steps: [`Self::admit`] (the endpoint, the circuit, the rate limit),
+    /// [`Self::exchange`] (one of the endpoint's slots, sign, POST) and [`Self::settle_attempt`]
+    /// (record, schedule, health). A step that ends the task early has put it where it must
+    /// go (the schedule, the attempt log) before it returns, so the caller only acks.
     pub async fn deliver(&self, task: &DeliveryTask) -> Result<Outcome, DeliveryError> {
-        let registry = &self.stores.registry;
-        let Some(endpoint) = registry
+        let admitted = match self.admit(task).await? {
+            Admission::Send(admitted) => admitted,
+            Admission::Done(outcome) => return Ok(outcome),
+        };
+        let Some(sent) = self.exchange(task, &admitted).await? else {
+            return Ok(Outcome::Deferred);
+        };
+        self.settle_attempt(task, *admitted, sent).await
+    }
+
+    /// Whether the task may call its endpoint now. A task that may not has been dealt with:
+    /// dropped (endpoint or message gone, already delivered), held by an open circuit, or
+    /// deferred to a rate-limit slot.
+    async fn admit(&self, task: &DeliveryTask) -> Result<Admission, DeliveryError> {
+        let Some(endpoint) = self
+            .stores
+            .registry
             .get_endpoint(&task.app_id, &task.endpoint_id)
             .await?
         else {
             tracing::debug!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, "endpoint gone; dropping task");
-            return Ok(Outcome::Skipped);
+            return Ok(Admission::Done(Outcome::Skipped));
         };
         if endpoint.disabled {
-            return Ok(Outcome::Skipped);
+            return Ok(Admission::Done(Outcome::Skipped));
         }
-        // Retries and manual attempts need the pair's state: a retry whose message a resend
-        // already delivered is dropped, and a failed resend keeps the pending retry plan.
-        // First attempts skip the read.
-        let previous = if task.attempt > 1 || task.trigger == TriggerType::Manual {
-            self.stores
-                .messages
-                .destinations(&task.app_id, &task.msg_id)
-                .await?
-                .into_iter()
-                .find(|d| d.endpoint_id == endpoint.id)
-        } else {
-            None
-        };
+        let previous = self.previous(task, &endpoint.id).await?;
         if task.trigger == TriggerType::Scheduled
             && previous
                 .as_ref()
                 .is_some_and(|p| p.status == MessageStatus::Success)
         {
-            return Ok(Outcome::Skipped);
+            return Ok(Admission::Done(Outcome::Skipped));
         }
         let Some(body) = self.payload(task).await? else {
             tracing::debug!(msg_id = %task.msg_id, "message gone; dropping task");
-            return Ok(Outcome::Skipped);
+            return Ok(Admission::Done(Outcome::Skipped));
         };
-
-        // An open circuit skips the call (and the rate limit); the attempt is still recorded
-        // and the task moves to its next retry slot.
-        // A person's resend bypasses the breaker; its result still counts for the circuit.
-        let gate = if task.trigger == TriggerType::Manual {
-            Gate::Closed
-        } else {
-            self.gate(&task.app_id, &endpoint.id).await?
-        };
-        if gate != Gate::Open {
-            if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
-                if !self
-                    .within_rate_limit(task, &endpoint.id, per_second)
-                    .await?
-                {
-                    return Ok(Outcome::Deferred);
-                }
+        // An open circuit holds the task without spending its attempt (and before the rate
+        // limit, which it must not use up). A person's resend bypasses the breaker; its
+        // result still counts for the circuit.
+        if task.trigger != TriggerType::Manual {
+            let gate = self.gate(&task.app_id, &endpoint.id, &task.msg_id).await?;
+            if let Gate::Open { until } = gate {
+                let held = self.hold(task, &endpoint, previous.as_ref(), until).await?;
+                return Ok(Admission::Done(held));
             }
         }
-        let signed_at = OffsetDateTime::now_utc();
+        if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
+            if !self
+                .within_rate_limit(task, &endpoint.id, per_second)
+                .await?
+            {
+                return Ok(Admission::Done(Outcome::Deferred));
+            }
+        }
         let secrets: Result<Vec<SigningSecret>, _> = endpoint
-            .signing_secrets(signed_at)
+            .signing_secrets(OffsetDateTime::now_utc())
             .map(SigningSecret::parse)
             .collect();
         let Ok(secrets) = secrets else {
             // Secrets are generated or validated on save, so this is a damaged record. Never
             // send unsigned; leave the task for an operator rather than retry it forever.
             tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
-            return Ok(Outcome::Skipped);
+            return Ok(Admission::Done(Outcome::Skipped));
         };
-        if gate == Gate::Open {
-            self.metrics.circuit_open_skips.inc();
+        Ok(Admission::Send(Box::new(Admitted {
+            endpoint,
+            previous,
+            body,
+            secrets,
+        })))
+    }
+
+    /// The pair's state, for retries and manual attempts: a retry whose message a resend
+    /// already delivered is dropped, and a failed resend keeps the pending retry plan.
+    /// First attempts skip the read, unless held (a resend may have delivered meanwhile).
+    async fn previous(
+        &self,
+        task: &DeliveryTask,
+        endpoint_id: &str,
+    ) -> Result<Option<DestinationStatus>, StoreError> {
+        let first = task.attempt <= 1 && task.held_since_ms.is_none();
+        if first && task.trigger != TriggerType::Manual {
+            return Ok(None);
         }
-        let (exchange, request_headers) = if gate == Gate::Open {
-            let skipped = Exchange {
-                result: AttemptResult::Transport(TransportError::CircuitOpen),
-                response_body: String::new(),
-                response_headers: Default::default(),
-                duration: std::time::Duration::ZERO,
-                retry_after: None,
-            };
-            (skipped, Default::default())
-        } else {
-            // One of the endpoint's slots for the exchange alone; none free within a moment
-            // means the endpoint is slow: the task waits in the schedule, not in a worker.
-            let cap = self.config.max_in_flight_per_endpoint;
-            let Some(slot) = self.in_flight.acquire(&endpoint.id, cap, SLOT_WAIT).await else {
-                self.metrics.busy_endpoint_deferrals.inc();
-                let later = OffsetDateTime::now_utc() + BUSY_ENDPOINT_WAIT;
-                self.stores.schedule.schedule(task, later).await?;
-                return Ok(Outcome::Deferred);
-            };
-            let headers = signed_headers(&endpoint, &secrets, task, &body, signed_at);
-            let logged = self.logged_headers(&headers);
-            let exchange = self.sender.post(&endpoint.url, headers, body).await;
-            drop(slot);
-            (exchange, logged)
+        Ok(self
+            .stores
+            .messages
+            .destinations(&task.app_id, &task.msg_id)
+            .await?
+            .into_iter()
+            .find(|d| d.endpoint_id == endpoint_id))
+    }
+
+    /// Signs and sends the request in one of the endpoint's slots. `None` when no slot came
+    /// free within a moment: the endpoint is slow, and the task waits in the schedule, not
+    /// in a worker.
+    async fn exchange(
+        &self,
+        task: &DeliveryTask,
+        admitted: &Admitted,
+    ) -> Result<Option<Sent>, StoreError> {
+        let endpoint = &admitted.endpoint;
+        let cap = self.config.max_in_flight_per_endpoint;
+        let Some(slot) = self.in_flight.acquire(&endpoint.id, cap, SLOT_WAIT).await else {
+            self.metrics.busy_endpoint_deferrals.inc();
+            let later = OffsetDateTime::now_utc() + BUSY_ENDPOINT_WAIT;
+            self.stores.schedule.schedule(task, later).await?;
+            return Ok(None);
         };
-        if gate != Gate::Open {
-            self.metrics.attempt_took(exchange.duration);
-        }
-        let verdict = classify(exchange.result);
-        let now = OffsetDateTime::now_utc();
-        // A 429/503 `Retry-After` stretches the wait, within the schedule's longest delay.
-        let retry_delay = self
-            .config
-            .retry
-            .delay_after_random(task.attempt)
-            .map(|delay| match exchange.retry_after {
-                Some(asked) => delay.max(asked.min(self.config.retry.max_delay())),
-                None => delay,
-            });
-        let plan = plan_after_attempt(verdict, task.trigger, retry_delay, previous.as_ref(), now);
-        let (status_code, error) = match exchange.result {
-            AttemptResult::Status(code) => (code, None),
-            AttemptResult::Transport(kind) => (0, Some(kind)),
-        };
-        let attempt = Attempt {
-            id: new_id("atmpt", unix_ms(now)),
-            app_id: task.app_id.clone(),
-            msg_id: task.msg_id.clone(),
-            endpoint_id: endpoint.id.clone(),
-            url: endpoint.url.clone(),
-            attempt_number: task.attempt,
-            status: plan.attempt_status,
-            response_status_code: status_code,
-            response: exchange.response_body,
-            response_headers: exchange.response_headers,
-            response_duration_ms: u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX),
-            error,
-            trigger_type: task.trigger,
-            timestamp: now,
-            event_type: task.event_type.clone(),
+        let signed_at = OffsetDateTime::now_utc();
+        let body = admitted.body.clone();
+        let headers = signed_headers(endpoint, &admitted.secrets, task, &body, signed_at);
+        let request_headers = self.logged_headers(&headers);
+        let exchange = self.sender.post(&endpoint.url, headers, body).await;
+        drop(slot);
+        self.metrics.attempt_took(exchange.duration);
+        Ok(Some(Sent {
+            exchange,
             request_headers,
-        };
+        }))
+    }
+
+    /// Records the attempt and what follows from it, in the order that makes a crash repeat
+    /// an attempt rather than lose one: record, then schedule, then the endpoint's health.
+    async fn settle_attempt(
+        &self,
+        task: &DeliveryTask,
+        admitted: Admitted,
+        sent: Sent,
+    ) -> Result<Outcome, DeliveryError> {
+        let Admitted {
+            endpoint, previous, ..
+        } = admitted;
+        let verdict = classify(sent.exchange.result);
+        let now = OffsetDateTime::now_utc();
+        let retry_delay = self.retry_delay(task, &sent.exchange);
+        let plan = plan_after_attempt(verdict, task.trigger, retry_delay, previous.as_ref(), now);
+        let attempt = attempt_record(task, &endpoint, plan.attempt_status, sent, now);
         let destination = DestinationStatus {
             endpoint_id: endpoint.id.clone(),
             status: plan.destination_status,
@@ -269,7 +310,6 @@ impl Dispatcher {
             .attempts
             .record_attempt(&attempt, &destination, self.config.retention_secs)
             .await?;
-
         if let Some(due) = plan.schedule_at {
             self.stores
                 .schedule
@@ -280,16 +320,11 @@ impl Dispatcher {
         // Every success is written, even on an endpoint that looked healthy at the gate: with
         // many attempts in flight, failures recorded meanwhile are only ended by successes
         // (skipping them opened a 90%-healthy endpoint's circuit in `scale.rs`).
-        let streak = if gate == Gate::Open {
-            None
-        } else {
-            Some(
-                self.record_health(&task.app_id, &endpoint.id, success, now)
-                    .await?,
-            )
-        };
+        let streak = self
+            .record_health(&task.app_id, &endpoint.id, success, now)
+            .await?;
         let failing_too_long = streak
-            .and_then(|s| s.failing_since)
+            .failing_since
             .filter(|since| now - *since >= self.config.disable_after_failing_for);
         let disable = plan.disable_endpoint || failing_too_long.is_some();
         if disable {
@@ -302,11 +337,36 @@ impl Dispatcher {
             _ if task.trigger == TriggerType::Manual => Outcome::ManualFailed,
             _ => Outcome::Exhausted,
         };
+        self.settled(task, &endpoint, &attempt, outcome, now).await;
+        Ok(outcome)
+    }
+
+    /// The schedule's wait after this attempt; a 429/503 `Retry-After` stretches it, within
+    /// the schedule's longest delay.
+    fn retry_delay(&self, task: &DeliveryTask, exchange: &Exchange) -> Option<std::time::Duration> {
+        let retry = &self.config.retry;
+        retry
+            .delay_after_random(task.attempt)
+            .map(|delay| match exchange.retry_after {
+                Some(asked) => delay.max(asked.min(retry.max_delay())),
+                None => delay,
+            })
+    }
+
+    /// Logs, measures and announces a settled attempt.
+    async fn settled(
+        &self,
+        task: &DeliveryTask,
+        endpoint: &Endpoint,
+        attempt: &Attempt,
+        outcome: Outcome,
+        now: OffsetDateTime,
+    ) {
         tracing::debug!(
             msg_id = %task.msg_id,
             endpoint_id = %endpoint.id,
             attempt = task.attempt,
-            status = status_code,
+            status = attempt.response_status_code,
             ?outcome,
             "attempt recorded"
         );
@@ -318,9 +378,8 @@ impl Dispatcher {
                     .observe(std::time::Duration::from_millis(waited).as_secs_f64());
             }
         }
-        self.announce_attempt(task, &endpoint, &attempt, outcome)
+        self.announce_attempt(task, endpoint, attempt, outcome)
             .await;
-        Ok(outcome)
     }
 
     /// Whether the task may be sent now under the endpoint's rate limit. When not, it has
@@ -387,6 +446,42 @@ impl Dispatcher {
     }
 }
 
+/// The attempt log's entry for a request made.
+fn attempt_record(
+    task: &DeliveryTask,
+    endpoint: &Endpoint,
+    status: MessageStatus,
+    sent: Sent,
+    now: OffsetDateTime,
+) -> Attempt {
+    let Sent {
+        exchange,
+        request_headers,
+    } = sent;
+    let (status_code, error) = match exchange.result {
+        AttemptResult::Status(code) => (code, None),
+        AttemptResult::Transport(kind) => (0, Some(kind)),
+    };
+    Attempt {
+        id: new_id("atmpt", unix_ms(now)),
+        app_id: task.app_id.clone(),
+        msg_id: task.msg_id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        url: endpoint.url.clone(),
+        attempt_number: task.attempt,
+        status,
+        response_status_code: status_code,
+        response: exchange.response_body,
+        response_headers: exchange.response_headers,
+        response_duration_ms: u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX),
+        error,
+        trigger_type: task.trigger,
+        timestamp: now,
+        event_type: task.event_type.clone(),
+        request_headers,
+    }
+}
+
 /// The signature headers of the endpoint's scheme plus its own headers. The message id is
 /// the `webhook-id`, so a repeated delivery carries the same id and receivers can deduplicate.
 fn signed_headers(
@@ -442,6 +537,6 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-fn unix_ms(at: OffsetDateTime) -> u64 {
+pub(crate) fn unix_ms(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }

@@ -12,13 +12,20 @@ use crate::delivery::{Dispatcher, Outcome};
 const FAILING_AFTER_ATTEMPT: u32 = 4;
 
 impl Dispatcher {
-    /// Whether the endpoint may be called now (one probe per open period).
-    pub(crate) async fn gate(&self, app_id: &str, endpoint_id: &str) -> Result<Gate, StoreError> {
+    /// Whether the endpoint may be called now for message `msg_id` (one probing message
+    /// at a time once the open period has ended).
+    pub(crate) async fn gate(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        msg_id: &str,
+    ) -> Result<Gate, StoreError> {
         self.stores
             .health
             .gate(
                 app_id,
                 endpoint_id,
+                msg_id,
                 OffsetDateTime::now_utc(),
                 self.config.request_timeout,
             )

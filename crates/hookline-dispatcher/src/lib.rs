@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: what an operator tunes (concurrency, timeout, retry schedule).
 //! - [`sender`]: the outbound HTTP exchange and how its failures are named.
-//! - [`delivery`]: one task, start to finish, as a function of the stores ([`Dispatcher::deliver`]).
+//! - [`delivery`]: one task, start to finish, as a function of the stores ([`Dispatcher::deliver`]:
+//!   admit, exchange, settle); a task whose circuit is open is held (`hold.rs`), not attempted.
 //! - [`worker`]: the consume loop with bounded concurrency and graceful shutdown.
 //!
 //! Invariant: a task is acked only after its outcome (attempt record, and the next retry when
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod delivery;
 mod health;
+mod hold;
 mod in_flight;
 pub mod sender;
 pub mod worker;

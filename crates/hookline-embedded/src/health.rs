@@ -22,6 +22,9 @@ struct Streak {
     failing_since_ms: i64,
     /// 0 while the circuit is closed.
     open_until_ms: i64,
+    /// The last success, while it is recent enough to keep the circuit closed.
+    #[serde(default)]
+    last_success_ms: i64,
 }
 
 /// In-memory per-endpoint timing: rate-limit slots and the circuit's probe.
@@ -31,8 +34,8 @@ pub(crate) struct RateSlots {
     next_slot: Mutex<HashMap<String, i64>>,
     /// When the last send was admitted (unix nanoseconds), by endpoint.
     last_send: Mutex<HashMap<String, i64>>,
-    /// Until when a probe holds the half-open circuit, by endpoint.
-    probes: Mutex<HashMap<String, i64>>,
+    /// Which message holds the half-open circuit's probe, and until when, by endpoint.
+    probes: Mutex<HashMap<String, (String, i64)>>,
 }
 
 #[async_trait]
@@ -41,6 +44,7 @@ impl EndpointHealth for EmbeddedStore {
         &self,
         app_id: &str,
         endpoint_id: &str,
+        msg_id: &str,
         now: OffsetDateTime,
         probe_ttl: Duration,
     ) -> Result<Gate, StoreError> {
@@ -54,28 +58,30 @@ impl EndpointHealth for EmbeddedStore {
             })
             .await?;
         let open_until = streak.map_or(0, |s| s.open_until_ms);
-        let now_ms = unix_ms(now);
         if open_until == 0 {
             return Ok(Gate::Closed);
         }
-        if now_ms < open_until {
-            return Ok(Gate::Open);
-        }
+        let now_ms = unix_ms(now);
+        let ttl = i64::try_from(probe_ttl.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
         let mut probes = self
             .limits
             .probes
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match probes.get(&key) {
-            Some(until) if *until > now_ms => Ok(Gate::Open),
-            _ => {
-                let ttl = i64::try_from(probe_ttl.as_millis())
-                    .unwrap_or(i64::MAX)
-                    .max(1);
-                probes.insert(key, now_ms.saturating_add(ttl));
-                Ok(Gate::Probe)
-            }
+        let lease = probes.get(&key).filter(|(_, until)| *until > now_ms);
+        let open = |until_ms: i64| Gate::Open {
+            until: from_unix_ms(until_ms).unwrap_or(now),
+        };
+        match lease {
+            Some((holder, _)) if holder == msg_id => {}
+            _ if now_ms < open_until => return Ok(open(open_until)),
+            Some((_, until)) => return Ok(open(*until)),
+            None => {}
         }
+        probes.insert(key, (msg_id.to_owned(), now_ms.saturating_add(ttl)));
+        Ok(Gate::Probe)
     }
 
     async fn record(
@@ -97,8 +103,14 @@ impl EndpointHealth for EmbeddedStore {
             .write(Durability::Deferred, move |txn| {
                 let mut w = Writer::open(txn)?;
                 if success {
-                    w.delete(&write_key)?;
-                    return Ok(Streak::default());
+                    // Only the success is kept, for the open period it vouches for.
+                    let streak = Streak {
+                        last_success_ms: now_ms,
+                        ..Streak::default()
+                    };
+                    let expires = u64::try_from(now_ms.saturating_add(open_ms)).unwrap_or(0);
+                    w.put_until(&write_key, &streak, expires)?;
+                    return Ok(streak);
                 }
                 let mut streak = w
                     .get::<Streak>(&write_key, "endpoint health")?
@@ -107,20 +119,28 @@ impl EndpointHealth for EmbeddedStore {
                 if streak.failing_since_ms == 0 {
                     streak.failing_since_ms = now_ms;
                 }
-                if streak.consecutive >= threshold.max(1) {
+                let alive = streak.last_success_ms > 0
+                    && now_ms.saturating_sub(streak.last_success_ms) < open_ms;
+                if streak.consecutive >= threshold.max(1) && !alive {
                     streak.open_until_ms = now_ms.saturating_add(open_ms);
                 }
                 w.put(&write_key, &streak, None)?;
                 Ok(streak)
             })
             .await?;
-        if success || streak.open_until_ms != 0 {
-            // A success closes the circuit; a new open period needs a new probe.
-            self.limits
-                .probes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
+        let mut probes = self
+            .limits
+            .probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if success {
+            probes.remove(&key);
+        } else if streak.open_until_ms != 0 {
+            // The probing message keeps its lease for the new open period, so its own
+            // retries may try again while every other task is held.
+            if let Some((_, until)) = probes.get_mut(&key).filter(|(_, u)| *u > now_ms) {
+                *until = now_ms.saturating_add(open_ms);
+            }
         }
         Ok(FailureStreak {
             consecutive: streak.consecutive,

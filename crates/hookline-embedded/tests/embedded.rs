@@ -26,6 +26,7 @@ fn task(n: u32) -> DeliveryTask {
         payload: None,
         traceparent: None,
         rate_slot: false,
+        held_since_ms: None,
     }
 }
 

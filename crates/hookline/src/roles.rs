@@ -73,6 +73,7 @@ pub async fn dispatcher(
         retention_secs: d.retention_days.saturating_mul(24 * 3600),
         circuit_failure_threshold: d.circuit_failure_threshold,
         circuit_open_for: Duration::from_millis(d.circuit_open_ms),
+        circuit_max_hold: settings.circuit_max_hold(),
         disable_after_failing_for: Duration::from_secs(d.endpoint_failure_disable_after_secs),
         ..DispatcherConfig::default()
     };

@@ -228,8 +228,11 @@ pub struct DeliverySettings {
     pub secret_rotation_grace_secs: u64,
     /// Consecutive failures that open an endpoint's circuit.
     pub circuit_failure_threshold: u32,
-    /// How long an open circuit skips calls before one probe tries again.
+    /// How long an open circuit holds tasks before one probe tries again.
     pub circuit_open_ms: u64,
+    /// How long a task may be held by an open circuit before its message is given up;
+    /// unset: the retry schedule's span or two open periods, whichever is longer.
+    pub circuit_max_hold_ms: Option<u64>,
     /// An endpoint failing without a single success this long is disabled.
     pub endpoint_failure_disable_after_secs: u64,
 }
@@ -250,6 +253,7 @@ impl Default for DeliverySettings {
             secret_rotation_grace_secs: 24 * 3600,
             circuit_failure_threshold: 5,
             circuit_open_ms: 30_000,
+            circuit_max_hold_ms: None,
             endpoint_failure_disable_after_secs: 5 * 24 * 3600,
         }
     }
@@ -488,6 +492,19 @@ impl Settings {
             .map(|ms| Duration::from_millis(*ms))
             .collect();
         RetryPolicy::new(delays, self.delivery.retry_jitter)
+    }
+
+    /// How long a task may be held by an open circuit: the setting, or by default
+    /// [`hookline_core::breaker::default_max_hold`].
+    pub fn circuit_max_hold(&self) -> Duration {
+        let d = &self.delivery;
+        match d.circuit_max_hold_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => hookline_core::breaker::default_max_hold(
+                &self.retry_policy(),
+                Duration::from_millis(d.circuit_open_ms),
+            ),
+        }
     }
 
     /// RabbitMQ and Redis when both are configured, embedded when neither is; one without

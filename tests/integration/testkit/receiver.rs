@@ -52,6 +52,9 @@ pub enum Reply {
     /// This status to the first delivery of each message (`webhook-id`), 200 to the rest:
     /// every message needs a retry.
     FirstOfEachFails(u16),
+    /// This status to the first `n` deliveries of each message (`webhook-id`), 200 to the
+    /// rest: every message needs `n` retries.
+    FirstOfEachFailTimes(u16, usize),
 }
 
 impl Reply {
@@ -60,6 +63,8 @@ impl Reply {
         match self {
             Self::FirstOfEachFails(code) if n_same == 0 => (*code, None, None),
             Self::FirstOfEachFails(_) => (200, None, None),
+            Self::FirstOfEachFailTimes(code, times) if n_same < *times => (*code, None, None),
+            Self::FirstOfEachFailTimes(..) => (200, None, None),
             Self::Always(code) => (*code, None, None),
             Self::Sequence(codes) => (
                 codes.get(n).or(codes.last()).copied().unwrap_or(200),

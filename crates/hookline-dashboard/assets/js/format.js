@@ -56,9 +56,14 @@ export function statusBadge(code) {
   return badge(name, kind);
 }
 
-/** The HTTP answer, or why there was none. */
+/** The HTTP answer, or why there was none. An open circuit holds an attempt (pending, no
+ * request made, its attempt number kept) and gives the message up only when it stays open
+ * past the hold bound (failed). */
 export function responseSummary(attempt) {
   if (attempt.responseStatusCode) return String(attempt.responseStatusCode);
+  if (attempt.errorKind === "circuit_open") {
+    return attempt.status === 2 ? "given up: circuit open too long" : "held: circuit open";
+  }
   return attempt.errorKind ? `no response (${attempt.errorKind})` : "no response";
 }
 

@@ -98,10 +98,11 @@ pub async fn activity(
         }
         let hour = usize::try_from((attempt.timestamp - since).whole_hours()).unwrap_or(0);
         if let Some(bucket) = buckets.get_mut(hour) {
-            if attempt.status == MessageStatus::Success {
-                bucket.succeeded += 1;
-            } else {
-                bucket.failed += 1;
+            // A hold (pending: an open circuit kept the attempt for later) made no request.
+            match attempt.status {
+                MessageStatus::Success => bucket.succeeded += 1,
+                MessageStatus::Pending => {}
+                _ => bucket.failed += 1,
             }
         }
         scanned += 1;
