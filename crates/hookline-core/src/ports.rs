@@ -267,6 +267,13 @@ pub trait RetrySchedule: Send + Sync {
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
     /// Tasks waiting (due or not) plus tasks under lease.
     async fn backlog(&self) -> Result<u64, StoreError>;
+    /// Stores every task of `tasks` to be due at `due`, all or none: a message's `deliverAt`
+    /// tasks, so a failure never leaves some of them scheduled for a message that was refused.
+    async fn schedule_all(
+        &self,
+        tasks: &[DeliveryTask],
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// App-scoped tokens, stored by the SHA-256 digest of the token (never the token itself).

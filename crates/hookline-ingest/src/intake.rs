@@ -152,7 +152,11 @@ async fn store_and_enqueue(
     }
     let queued = match new.deliver_at {
         // Later: the durable schedule holds the tasks; the scheduler queues them when due.
-        Some(at) if at > time::OffsetDateTime::now_utc() => schedule_all(state, &tasks, at).await,
+        Some(at) if at > time::OffsetDateTime::now_utc() => state
+            .schedule()
+            .schedule_all(&tasks, at)
+            .await
+            .map_err(ApiError::from),
         _ => state
             .publisher()
             .publish(&tasks)
@@ -166,15 +170,4 @@ async fn store_and_enqueue(
         return Err(error);
     }
     Ok(body)
-}
-
-async fn schedule_all(
-    state: &ApiState,
-    tasks: &[DeliveryTask],
-    at: time::OffsetDateTime,
-) -> Result<(), ApiError> {
-    for task in tasks {
-        state.schedule().schedule(task, at).await?;
-    }
-    Ok(())
 }

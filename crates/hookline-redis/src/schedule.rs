@@ -135,6 +135,30 @@ impl RetrySchedule for RedisStore {
             .await
             .map_err(unavailable)
     }
+
+    async fn schedule_all(
+        &self,
+        tasks: &[DeliveryTask],
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        // One MULTI on the `{sched}` slot: every task or none.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let due_ms = unix_ms(due);
+        for task in tasks {
+            let key = task.schedule_key();
+            pipe.hset(self.keys.schedule_tasks(), &key, encode(task)?)
+                .ignore()
+                .zadd(self.keys.schedule_due(), &key, due_ms)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
 }
 
 fn unix_ms(time: OffsetDateTime) -> i64 {
