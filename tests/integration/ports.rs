@@ -198,7 +198,7 @@ async fn one_of_many_concurrent_idempotency_claims_wins(#[case] backend: Backend
         let keys = keys.clone();
         async move {
             store
-                .claim_idempotency("app_1", &keys, &format!("owner{i}"), 10_000)
+                .claim_idempotency("app_1", &keys, &format!("owner{i}"), 10_000, 60)
                 .await
                 .expect("claim")
         }
@@ -221,7 +221,7 @@ async fn one_of_many_concurrent_idempotency_claims_wins(#[case] backend: Backend
     // A later request sharing either key gets the stored answer.
     let later = store
         .store
-        .claim_idempotency("app_1", &["eventid:e1".to_owned()], "late", 10_000)
+        .claim_idempotency("app_1", &["eventid:e1".to_owned()], "late", 10_000, 60)
         .await
         .expect("claim");
     assert_eq!(later, IdempotencyClaim::Done("{\"id\":\"msg_1\"}".into()));
