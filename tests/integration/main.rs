@@ -6,6 +6,7 @@
 
 mod testkit;
 
+mod accept;
 mod api;
 mod attempt_log;
 mod bench;

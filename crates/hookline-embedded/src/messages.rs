@@ -18,7 +18,10 @@ enum Claim {
     /// The older form of a claim, which expired with its lease: in progress while it lasts.
     Pending(String),
     /// A claim kept past its lease, so a retry can adopt the owner's message.
-    Leased { owner: String, until_ms: u64 },
+    Leased {
+        owner: String,
+        until_ms: u64,
+    },
     Done(String),
 }
 
@@ -55,7 +58,9 @@ impl MessageStore for EmbeddedStore {
                     owner: adopted.clone().unwrap_or(owner),
                     until_ms: w.now_ms.saturating_add(lease_ms.max(1)),
                 };
-                let keep = w.now_ms.saturating_add(keep_secs.saturating_mul(1000).max(lease_ms));
+                let keep = w
+                    .now_ms
+                    .saturating_add(keep_secs.saturating_mul(1000).max(lease_ms));
                 for name in &names {
                     w.put_until(name, &claim, keep)?;
                 }

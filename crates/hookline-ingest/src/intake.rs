@@ -132,10 +132,7 @@ async fn finish_adopted(
         crate::outbox::enqueue_stored(state, &message, mark.deliver_at).await?;
     }
     let ttl = state.config().idempotency_ttl.as_secs();
-    state
-        .messages()
-        .confirm_message(app_id, msg_id, &new.idempotency_keys, &body, ttl)
-        .await?;
+    confirm(state, &message, &new.idempotency_keys, &body, ttl).await;
     tracing::info!(%msg_id, "finished the message of an interrupted request");
     Ok(Some(body))
 }

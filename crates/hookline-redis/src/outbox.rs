@@ -47,7 +47,8 @@ impl RedisStore {
     ) {
         let app = &message.app_id;
         let until = now_ms().saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
-        pipe.zadd(self.keys.outbox(app), &message.id, until).ignore();
+        pipe.zadd(self.keys.outbox(app), &message.id, until)
+            .ignore();
         if let Some(at) = deliver_at {
             pipe.hset(self.keys.outbox_deliver_at(app), &message.id, unix_ms(at))
                 .ignore();

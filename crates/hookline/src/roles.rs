@@ -56,7 +56,10 @@ pub async fn ingest(
     println!("hookline: ingest listening on http://{address}");
     tracing::info!(%address, "ingest listening");
     // Queues the tasks of messages whose request died before the broker confirmed them.
-    let sweep = tokio::spawn(hookline_ingest::outbox::run(state.clone(), shutdown.clone()));
+    let sweep = tokio::spawn(hookline_ingest::outbox::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let served = hookline_ingest::run(listener, state, shutdown.clone())
         .await
         .context("ingest server");
