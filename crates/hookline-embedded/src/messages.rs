@@ -221,8 +221,9 @@ impl MessageStore for EmbeddedStore {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<Unconfirmed>, StoreError> {
+        // Deferred: a lost re-lease leaves the mark due, to be taken again (repeated work).
         self.db
-            .write(Durability::Immediate, move |txn| {
+            .write(Durability::Deferred, move |txn| {
                 let mut w = Writer::open(txn)?;
                 let marks: Vec<Mark> =
                     records::scan(&w.records, keys::outbox_all(), w.now_ms, "outbox mark")?;

@@ -21,9 +21,10 @@ use crate::state::ApiState;
 /// Marks taken per sweep step.
 const SWEEP_BATCH: usize = 100;
 
-/// Sweeps until `shutdown`, every quarter of the idempotency lease.
+/// Sweeps until `shutdown`, every half of the idempotency lease: a mark is taken at most
+/// half a lease after it became due.
 pub async fn run(state: ApiState, shutdown: CancellationToken) {
-    let every = (state.config().idempotency_lease / 4).max(Duration::from_millis(100));
+    let every = (state.config().idempotency_lease / 2).max(Duration::from_millis(100));
     loop {
         loop {
             match sweep_once(&state).await {

@@ -69,7 +69,7 @@ impl RedisStore {
         msg_id: &str,
     ) -> Result<Option<Unconfirmed>, StoreError> {
         let mut conn = self.conn();
-        let (score, at): (Option<i64>, Option<i64>) = redis::pipe()
+        let (score, at): (Option<f64>, Option<i64>) = redis::pipe()
             .atomic()
             .zscore(self.keys.outbox(app_id), msg_id)
             .hget(self.keys.outbox_deliver_at(app_id), msg_id)
