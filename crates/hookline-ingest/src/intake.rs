@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use hookline_core::model::{App, DeliveryTask, Endpoint, Message, MessageStatus, TriggerType};
-use hookline_core::ports::IdempotencyClaim;
+use hookline_core::ports::{IdempotencyClaim, QueueError};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -248,18 +248,38 @@ pub(crate) async fn enqueue(
             .schedule_all(tasks, at)
             .await
             .map_err(ApiError::from),
-        _ => state
-            .publisher()
-            .publish(tasks)
-            .await
-            .map_err(ApiError::from),
+        _ => publish_across_reconnects(state, tasks).await,
+    }
+}
+
+/// Publishes `tasks`; when the connection is lost under the publish, waits for the next
+/// one and publishes again, within `broker_wait`. (Tasks the broker took before the loss are
+/// then queued twice: a duplicate delivery under the same `webhook-id`.)
+async fn publish_across_reconnects(
+    state: &ApiState,
+    tasks: &[DeliveryTask],
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + state.config().broker_wait;
+    loop {
+        match state.publisher().publish(tasks).await {
+            Ok(()) => return Ok(()),
+            Err(QueueError::Unavailable(_)) if Instant::now() < deadline => {
+                // The connection may not know yet that it is gone: look again shortly.
+                tokio::time::sleep(BROKER_POLL).await;
+                broker_ready_by(state, deadline).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }
 
 /// Waits up to `broker_wait` for the broker connection (at start, or across a short
 /// reconnect) before refusing, so nothing is written for a message that cannot be queued.
 async fn await_broker(state: &ApiState) -> Result<(), ApiError> {
-    let deadline = Instant::now() + state.config().broker_wait;
+    broker_ready_by(state, Instant::now() + state.config().broker_wait).await
+}
+
+async fn broker_ready_by(state: &ApiState, deadline: Instant) -> Result<(), ApiError> {
     while !state.publisher().is_ready().await {
         if Instant::now() >= deadline {
             return Err(ApiError::Unavailable("broker not connected".into()));
