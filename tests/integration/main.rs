@@ -6,6 +6,7 @@
 
 mod testkit;
 
+mod accept;
 mod adversarial;
 mod api;
 mod attempt_log;

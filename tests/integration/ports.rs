@@ -206,7 +206,7 @@ async fn one_of_many_concurrent_idempotency_claims_wins(#[case] backend: Backend
         let keys = keys.clone();
         async move {
             store
-                .claim_idempotency("app_1", &keys, &format!("owner{i}"), 10_000)
+                .claim_idempotency("app_1", &keys, &format!("owner{i}"), 10_000, 60)
                 .await
                 .expect("claim")
         }
@@ -229,7 +229,7 @@ async fn one_of_many_concurrent_idempotency_claims_wins(#[case] backend: Backend
     // A later request sharing either key gets the stored answer.
     let later = store
         .store
-        .claim_idempotency("app_1", &["eventid:e1".to_owned()], "late", 10_000)
+        .claim_idempotency("app_1", &["eventid:e1".to_owned()], "late", 10_000, 60)
         .await
         .expect("claim");
     assert_eq!(later, IdempotencyClaim::Done("{\"id\":\"msg_1\"}".into()));
@@ -754,4 +754,152 @@ async fn leftover_uid_claims_are_taken_over_only_when_their_app_does_not_hold_th
     assert!(store.get_app("kept").await.expect("get").is_none());
     store.create_app(&app(7, "kept")).await.expect("take over");
     store.delete_all().await.expect("cleanup");
+}
+
+/// A claim whose lease ran out is adopted with its owner's message id (a retry then finishes
+/// that message instead of creating a second one); the adopter holds a new lease.
+#[apply(backends)]
+#[tokio::test]
+async fn an_expired_idempotency_claim_is_adopted_with_its_message_id(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let keys = vec!["idem:k1".to_owned()];
+    let first = store
+        .store
+        .claim_idempotency("app_1", &keys, "msg_first", 100, 60)
+        .await
+        .expect("claim");
+    assert_eq!(first, IdempotencyClaim::Claimed);
+    let adopted =
+        crate::testkit::eventually("the lease to run out", Duration::from_secs(5), || {
+            let store = store.store.clone();
+            let keys = keys.clone();
+            async move {
+                match store
+                    .claim_idempotency("app_1", &keys, "msg_retry", 10_000, 60)
+                    .await
+                    .expect("claim")
+                {
+                    IdempotencyClaim::InProgress => None,
+                    other => Some(other),
+                }
+            }
+        })
+        .await;
+    assert_eq!(adopted, IdempotencyClaim::Adopted("msg_first".into()));
+    let third = store
+        .store
+        .claim_idempotency("app_1", &keys, "msg_third", 10_000, 60)
+        .await
+        .expect("claim");
+    assert_eq!(
+        third,
+        IdempotencyClaim::InProgress,
+        "the adopter holds a lease"
+    );
+    store.cleanup().await;
+}
+
+/// A message stored unconfirmed is in the outbox until confirmed; a sweep takes it only
+/// after its lease, and one sweeper's take hides it from the next until that lease ends.
+#[apply(backends)]
+#[tokio::test]
+async fn an_unconfirmed_message_is_swept_after_its_lease_and_confirming_clears_it(
+    #[case] backend: Backend,
+) {
+    let store = Fresh::new(backend);
+    let now = OffsetDateTime::now_utc();
+    let app = hookline_core::model::App {
+        id: "app_outbox".into(),
+        uid: None,
+        name: "outbox".into(),
+        metadata: Default::default(),
+        rate_limit: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.store.create_app(&app).await.expect("app");
+    let message = |id: &str| hookline_core::model::Message {
+        id: id.into(),
+        app_id: app.id.clone(),
+        event_type: hookline_core::names::EventTypeName::parse("order.created").expect("name"),
+        event_id: None,
+        channels: None,
+        payload: serde_json::value::RawValue::from_string("{}".into()).expect("payload"),
+        timestamp: now,
+    };
+    let eps = ["ep_1".to_owned()];
+    let (m1, m2) = (message("msg_a"), message("msg_b"));
+    store
+        .store
+        .insert_unconfirmed(&m1, &eps, 3600, None, 0)
+        .await
+        .expect("insert");
+    store
+        .store
+        .insert_unconfirmed(&m2, &eps, 3600, None, 60_000)
+        .await
+        .expect("insert");
+    let swept = store
+        .store
+        .claim_unconfirmed(60_000, 10)
+        .await
+        .expect("sweep");
+    let ids: Vec<_> = swept.iter().map(|u| u.msg_id.as_str()).collect();
+    assert_eq!(ids, ["msg_a"], "only the mark whose lease ended");
+    let again = store
+        .store
+        .claim_unconfirmed(60_000, 10)
+        .await
+        .expect("sweep");
+    assert!(again.is_empty(), "a taken mark is leased: {again:?}");
+    assert!(store
+        .store
+        .unconfirmed(&app.id, "msg_b")
+        .await
+        .expect("read")
+        .is_some());
+    store
+        .store
+        .confirm_message(&app.id, "msg_b", &["idem:b".to_owned()], "{}", 60)
+        .await
+        .expect("confirm");
+    assert!(store
+        .store
+        .unconfirmed(&app.id, "msg_b")
+        .await
+        .expect("read")
+        .is_none());
+    let done = store
+        .store
+        .claim_idempotency(&app.id, &["idem:b".to_owned()], "x", 10_000, 60)
+        .await
+        .expect("claim");
+    assert_eq!(
+        done,
+        IdempotencyClaim::Done("{}".into()),
+        "confirm recorded the answer"
+    );
+    store.cleanup().await;
+}
+
+/// `schedule_all` stores every task of a message in one write.
+#[apply(backends)]
+#[tokio::test]
+async fn schedule_all_stores_every_task(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let tasks: Vec<_> = (0..50).map(task).collect();
+    let due = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    store
+        .store
+        .schedule_all(&tasks, due)
+        .await
+        .expect("schedule");
+    assert_eq!(store.store.backlog().await.expect("backlog"), 50);
+    let claimed = store
+        .store
+        .claim_due(OffsetDateTime::now_utc(), 10_000, 100)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 50);
+    store.cleanup().await;
 }

@@ -156,22 +156,39 @@ pub trait Registry: Send + Sync {
 pub enum IdempotencyClaim {
     /// This request owns the keys and must finish or release them.
     Claimed,
+    /// The request that held the keys stopped before it finished (its lease ran out). This
+    /// request now owns them and must finish that request's message, whose id this is: it
+    /// may be stored already, and its tasks may or may not be queued.
+    Adopted(String),
     /// Another request owns them and has not finished.
     InProgress,
     /// An earlier request finished; this is its stored response.
     Done(String),
 }
 
+/// A stored message whose tasks are not confirmed by the queue yet: the outbox mark.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unconfirmed {
+    pub app_id: String,
+    pub msg_id: String,
+    /// `deliverAt`: its tasks go to the retry schedule, not the queue, while this is ahead.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deliver_at: Option<OffsetDateTime>,
+}
+
 /// Messages, their idempotency keys and their per-endpoint delivery state.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Claims every key in `keys` (all or none) for `owner` for `lease_ms`.
+    /// Claims every key in `keys` (all or none) for `owner` for `lease_ms`. The claim and its
+    /// owner are remembered for `keep_secs`, so a request that finds it with its lease run
+    /// out adopts the owner's message instead of creating a second one.
     async fn claim_idempotency(
         &self,
         app_id: &str,
         keys: &[String],
         owner: &str,
         lease_ms: u64,
+        keep_secs: u64,
     ) -> Result<IdempotencyClaim, StoreError>;
     /// Records `response` under every key for `ttl_secs`.
     async fn complete_idempotency(
@@ -202,7 +219,43 @@ pub trait MessageStore: Send + Sync {
         endpoint_ids: &[String],
         retention_secs: u64,
     ) -> Result<(), StoreError>;
-    /// Removes a message that was never accepted (its tasks could not be queued).
+    /// Stores a message like [`MessageStore::insert_message`] and, in the same write, marks it
+    /// unconfirmed (in the outbox) until [`MessageStore::confirm_message`]. The mark can be
+    /// claimed by [`MessageStore::claim_unconfirmed`] once `lease_ms` have passed, so a
+    /// message whose request died before its tasks were confirmed is still queued.
+    async fn insert_unconfirmed(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+        deliver_at: Option<OffsetDateTime>,
+        lease_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// The message's tasks are confirmed by the queue: clears its outbox mark and records
+    /// `response` under `keys` (none for a sweep) for `ttl_secs`, in one write.
+    async fn confirm_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        keys: &[String],
+        response: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError>;
+    /// The outbox mark of a message, if its tasks are not confirmed yet.
+    async fn unconfirmed(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<Option<Unconfirmed>, StoreError>;
+    /// Takes up to `limit` outbox marks whose lease ran out, each under a new lease of
+    /// `lease_ms`, so concurrent sweepers take different messages.
+    async fn claim_unconfirmed(
+        &self,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Unconfirmed>, StoreError>;
+    /// Removes a message that was never accepted (its tasks could not be queued), with its
+    /// outbox mark.
     async fn remove_message(&self, app_id: &str, msg_id: &str) -> Result<(), StoreError>;
     async fn get_message(&self, app_id: &str, msg_id: &str) -> Result<Option<Message>, StoreError>;
     async fn list_messages(
@@ -302,6 +355,13 @@ pub trait RetrySchedule: Send + Sync {
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
     /// Tasks waiting (due or not) plus tasks under lease.
     async fn backlog(&self) -> Result<u64, StoreError>;
+    /// Stores every task of `tasks` to be due at `due`, all or none: a message's `deliverAt`
+    /// tasks, so a failure never leaves some of them scheduled for a message that was refused.
+    async fn schedule_all(
+        &self,
+        tasks: &[DeliveryTask],
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// App-scoped tokens, stored by the SHA-256 digest of the token (never the token itself).

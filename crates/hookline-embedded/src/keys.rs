@@ -44,6 +44,13 @@ pub(crate) fn destination(app: &str, msg: &str, endpoint: &str) -> String {
 pub(crate) fn destinations(app: &str, msg: &str) -> String {
     format!("dest\0{app}\0{msg}\0")
 }
+/// A message's outbox mark (its tasks are not confirmed yet); all marks share `outbox\0`.
+pub(crate) fn outbox(app: &str, msg: &str) -> String {
+    format!("{}{app}\0{msg}", outbox_all())
+}
+pub(crate) fn outbox_all() -> &'static str {
+    "outbox\0"
+}
 pub(crate) fn idempotency(app: &str, key: &str) -> String {
     format!("idem\0{app}\0{key}")
 }

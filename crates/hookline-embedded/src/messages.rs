@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use hookline_core::model::{DestinationStatus, Message, MessageStatus};
-use hookline_core::ports::{IdempotencyClaim, MessageStore, Page, PageRequest, StoreError};
+use hookline_core::ports::{
+    IdempotencyClaim, MessageStore, Page, PageRequest, StoreError, Unconfirmed,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{unavailable, Durability, RECORDS};
@@ -13,7 +15,13 @@ use crate::EmbeddedStore;
 /// What an idempotency key holds: a request in progress, or the response of a finished one.
 #[derive(Serialize, Deserialize)]
 enum Claim {
+    /// The older form of a claim, which expired with its lease: in progress while it lasts.
     Pending(String),
+    /// A claim kept past its lease, so a retry can adopt the owner's message.
+    Leased {
+        owner: String,
+        until_ms: u64,
+    },
     Done(String),
 }
 
@@ -25,24 +33,38 @@ impl MessageStore for EmbeddedStore {
         keys: &[String],
         owner: &str,
         lease_ms: u64,
+        keep_secs: u64,
     ) -> Result<IdempotencyClaim, StoreError> {
         let names = idempotency_keys(app_id, keys);
         let owner = owner.to_owned();
         self.db
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
+                let mut adopted = None;
                 for name in &names {
                     match w.get::<Claim>(name, "idempotency key")? {
                         Some(Claim::Done(response)) => return Ok(IdempotencyClaim::Done(response)),
                         Some(Claim::Pending(_)) => return Ok(IdempotencyClaim::InProgress),
+                        Some(Claim::Leased { until_ms, .. }) if until_ms > w.now_ms => {
+                            return Ok(IdempotencyClaim::InProgress)
+                        }
+                        Some(Claim::Leased { owner, .. }) => {
+                            adopted.get_or_insert(owner);
+                        }
                         None => {}
                     }
                 }
-                let until = w.now_ms.saturating_add(lease_ms.max(1));
+                let claim = Claim::Leased {
+                    owner: adopted.clone().unwrap_or_else(|| owner.clone()),
+                    until_ms: w.now_ms.saturating_add(lease_ms.max(1)),
+                };
+                let keep = w
+                    .now_ms
+                    .saturating_add(keep_secs.saturating_mul(1000).max(lease_ms));
                 for name in &names {
-                    w.put_until(name, &Claim::Pending(owner.clone()), until)?;
+                    w.put_until(name, &claim, keep)?;
                 }
-                Ok(IdempotencyClaim::Claimed)
+                Ok(adopted.map_or(IdempotencyClaim::Claimed, IdempotencyClaim::Adopted))
             })
             .await
     }
@@ -98,8 +120,11 @@ impl MessageStore for EmbeddedStore {
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
                 for name in &names {
-                    if matches!(w.get(name, "idempotency key")?, Some(Claim::Pending(o)) if o == owner)
-                    {
+                    let held = match w.get(name, "idempotency key")? {
+                        Some(Claim::Pending(o) | Claim::Leased { owner: o, .. }) => o == owner,
+                        _ => false,
+                    };
+                    if held {
                         w.delete(name)?;
                     }
                 }
@@ -116,24 +141,104 @@ impl MessageStore for EmbeddedStore {
     ) -> Result<(), StoreError> {
         let message = message.clone();
         let endpoint_ids = endpoint_ids.to_vec();
-        let ttl = Some(retention_secs);
         self.db
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
-                let app = &message.app_id;
-                w.put(&keys::message(app, &message.id), &message, ttl)?;
-                w.index(&keys::messages(app), &message.id, ttl)?;
-                for endpoint_id in &endpoint_ids {
-                    let key = keys::destination(app, &message.id, endpoint_id);
-                    let pending = DestinationStatus {
-                        endpoint_id: endpoint_id.clone(),
-                        status: MessageStatus::Pending,
-                        attempts: 0,
-                        next_attempt: None,
-                    };
-                    w.put(&key, &pending, ttl)?;
+                put_message(&mut w, &message, &endpoint_ids, retention_secs)
+            })
+            .await
+    }
+
+    async fn insert_unconfirmed(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+        deliver_at: Option<time::OffsetDateTime>,
+        lease_ms: u64,
+    ) -> Result<(), StoreError> {
+        let message = message.clone();
+        let endpoint_ids = endpoint_ids.to_vec();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                put_message(&mut w, &message, &endpoint_ids, retention_secs)?;
+                let mark = Mark {
+                    unconfirmed: Unconfirmed {
+                        app_id: message.app_id.clone(),
+                        msg_id: message.id.clone(),
+                        deliver_at,
+                    },
+                    until_ms: w.now_ms.saturating_add(lease_ms),
+                };
+                let key = keys::outbox(&message.app_id, &message.id);
+                w.put(&key, &mark, Some(retention_secs))
+            })
+            .await
+    }
+
+    async fn confirm_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        keys: &[String],
+        response: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let names = idempotency_keys(app_id, keys);
+        let mark = keys::outbox(app_id, msg_id);
+        let done = Claim::Done(response.to_owned());
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                w.delete(&mark)?;
+                for name in &names {
+                    w.put(name, &done, Some(ttl_secs))?;
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn unconfirmed(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<Option<Unconfirmed>, StoreError> {
+        let key = keys::outbox(app_id, msg_id);
+        let mark = self
+            .db
+            .read(move |txn| {
+                let table = txn.open_table(RECORDS).map_err(unavailable)?;
+                records::get::<Mark>(&table, &key, crate::db::now_ms(), "outbox mark")
+            })
+            .await?;
+        Ok(mark.map(|m| m.unconfirmed))
+    }
+
+    async fn claim_unconfirmed(
+        &self,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Unconfirmed>, StoreError> {
+        // Deferred: a lost re-lease leaves the mark due, to be taken again (repeated work).
+        self.db
+            .write(Durability::Deferred, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let marks: Vec<Mark> =
+                    records::scan(&w.records, keys::outbox_all(), w.now_ms, "outbox mark")?;
+                let mut claimed = Vec::new();
+                let now_ms = w.now_ms;
+                for mut mark in marks.into_iter().filter(|m| m.until_ms <= now_ms) {
+                    if claimed.len() >= limit.max(1) {
+                        break;
+                    }
+                    mark.until_ms = w.now_ms.saturating_add(lease_ms);
+                    let u = &mark.unconfirmed;
+                    w.replace(&keys::outbox(&u.app_id, &u.msg_id), &mark)?;
+                    claimed.push(mark.unconfirmed);
+                }
+                Ok(claimed)
             })
             .await
     }
@@ -145,6 +250,7 @@ impl MessageStore for EmbeddedStore {
                 let mut w = Writer::open(txn)?;
                 w.delete(&keys::message(&app, &msg))?;
                 w.unindex(&keys::messages(&app), &msg)?;
+                w.delete(&keys::outbox(&app, &msg))?;
                 w.delete_prefix(&keys::destinations(&app, &msg))
             })
             .await
@@ -209,6 +315,37 @@ impl MessageStore for EmbeddedStore {
             })
             .await
     }
+}
+
+/// An outbox mark: the message, and when a sweeper may take it (the end of its lease).
+#[derive(Serialize, Deserialize)]
+struct Mark {
+    unconfirmed: Unconfirmed,
+    until_ms: u64,
+}
+
+/// Stores a message and a pending destination per endpoint in `w`'s transaction.
+fn put_message(
+    w: &mut Writer<'_>,
+    message: &Message,
+    endpoint_ids: &[String],
+    retention_secs: u64,
+) -> Result<(), StoreError> {
+    let ttl = Some(retention_secs);
+    let app = &message.app_id;
+    w.put(&keys::message(app, &message.id), message, ttl)?;
+    w.index(&keys::messages(app), &message.id, ttl)?;
+    for endpoint_id in endpoint_ids {
+        let key = keys::destination(app, &message.id, endpoint_id);
+        let pending = DestinationStatus {
+            endpoint_id: endpoint_id.clone(),
+            status: MessageStatus::Pending,
+            attempts: 0,
+            next_attempt: None,
+        };
+        w.put(&key, &pending, ttl)?;
+    }
+    Ok(())
 }
 
 fn idempotency_keys(app_id: &str, keys: &[String]) -> Vec<String> {

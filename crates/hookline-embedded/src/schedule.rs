@@ -90,26 +90,7 @@ impl RetrySchedule for EmbeddedStore {
         self.db
             .write(Durability::Immediate, move |txn| {
                 let mut t = Tables::open(txn)?;
-                let key = task.schedule_key();
-                let (lease_ms, claim) = match t.entry(&key)? {
-                    Some(old) => {
-                        if let Some(at) = old.due_ms {
-                            t.due.remove((at, key.as_str())).map_err(unavailable)?;
-                        }
-                        (old.lease_ms, old.claim)
-                    }
-                    None => (None, None),
-                };
-                t.due
-                    .insert((due_ms, key.as_str()), ())
-                    .map_err(unavailable)?;
-                let entry = Entry {
-                    task: task.clone(),
-                    due_ms: Some(due_ms),
-                    lease_ms,
-                    claim,
-                };
-                t.save(&key, &entry)
+                schedule_in(&mut t, &task, due_ms)
             })
             .await
     }
@@ -223,4 +204,48 @@ impl RetrySchedule for EmbeddedStore {
             })
             .await
     }
+
+    async fn schedule_all(
+        &self,
+        tasks: &[DeliveryTask],
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let tasks = tasks.to_vec();
+        let due_ms = unix_ms(due);
+        // One durable write transaction: every task or none, fsynced before the 202.
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut t = Tables::open(txn)?;
+                for task in &tasks {
+                    schedule_in(&mut t, task, due_ms)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// Puts `task` in the schedule due at `due_ms`, keeping a lease (and its claim's token) that
+/// a claim holds on its key.
+fn schedule_in(t: &mut Tables<'_>, task: &DeliveryTask, due_ms: i64) -> Result<(), StoreError> {
+    let key = task.schedule_key();
+    let (lease_ms, claim) = match t.entry(&key)? {
+        Some(old) => {
+            if let Some(at) = old.due_ms {
+                t.due.remove((at, key.as_str())).map_err(unavailable)?;
+            }
+            (old.lease_ms, old.claim)
+        }
+        None => (None, None),
+    };
+    t.due
+        .insert((due_ms, key.as_str()), ())
+        .map_err(unavailable)?;
+    let entry = Entry {
+        task: task.clone(),
+        due_ms: Some(due_ms),
+        lease_ms,
+        claim,
+    };
+    t.save(&key, &entry)
 }

@@ -79,7 +79,7 @@ async fn records_past_their_retention_are_deleted_by_the_janitor() {
     let (store, _queue) = hookline_embedded::open(&config(&dir)).expect("open");
     let keys = vec!["idem:k1".to_owned()];
     let claim = store
-        .claim_idempotency("app_1", &keys, "owner", 10_000)
+        .claim_idempotency("app_1", &keys, "owner", 10_000, 60)
         .await
         .expect("claim");
     assert_eq!(claim, IdempotencyClaim::Claimed);
@@ -97,7 +97,7 @@ async fn records_past_their_retention_are_deleted_by_the_janitor() {
         removed = store.expire().await.expect("expire");
     }
     let again = store
-        .claim_idempotency("app_1", &keys, "later", 10_000)
+        .claim_idempotency("app_1", &keys, "later", 10_000, 60)
         .await
         .expect("claim");
     assert_eq!(again, IdempotencyClaim::Claimed, "the key was forgotten");

@@ -4,15 +4,22 @@
 //!
 //! Order of work: (the route has read the app together with its endpoints) claim
 //! the idempotency keys → store the message with a pending destination per matching
-//! endpoint → publish one task per endpoint and wait for every broker confirm →
-//! record the response under the keys → answer 202. Any failure before the confirms removes
-//! the message, releases the keys and answers 503, so a 202 is never given for a message
-//! whose tasks are not safely queued, and a client retry with the same key starts afresh.
+//! endpoint and its outbox mark → publish one task per endpoint and wait for every broker
+//! confirm → clear the mark and record the response under the keys, in one write → answer
+//! 202. A failure before the confirms removes the message, releases the keys and answers
+//! 503, so a 202 is never given for a message whose tasks are not safely queued.
+//!
+//! A request can also die anywhere (`kill -9`). Its claim outlives its lease and names its
+//! message, so a retry with the same key adopts that message id instead of creating a
+//! second message: it answers the original if the tasks were confirmed, queues them if they
+//! were not, and stores the message afresh under that id if it was never stored. A message
+//! whose client never retries keeps its outbox mark; [`crate::outbox`] queues its tasks
+//! once the lease has run out.
 
 use std::time::Duration;
 
-use hookline_core::model::{App, DeliveryTask, Endpoint, Message, TriggerType};
-use hookline_core::ports::IdempotencyClaim;
+use hookline_core::model::{App, DeliveryTask, Endpoint, Message, MessageStatus, TriggerType};
+use hookline_core::ports::{IdempotencyClaim, QueueError};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -21,12 +28,15 @@ use crate::state::ApiState;
 /// How often a duplicate request re-reads a key another request is still working on.
 const IN_PROGRESS_POLL: Duration = Duration::from_millis(20);
 
-/// A message ready to be accepted: validated, minified, with its id.
+/// How often a message waiting for the broker connection looks again.
+const BROKER_POLL: Duration = Duration::from_millis(10);
+
 /// The idempotency key that makes a repeated `eventId` return the original message.
 pub fn event_id_key(event_id: &str) -> String {
     format!("eventid:{event_id}")
 }
 
+/// A message ready to be accepted: validated, minified, with its id.
 pub struct NewMessage {
     pub message: Message,
     pub retention_secs: u64,
@@ -46,38 +56,40 @@ pub async fn accept(
     state: &ApiState,
     app: &App,
     endpoints: &[Endpoint],
-    new: NewMessage,
+    mut new: NewMessage,
     render: impl Fn(&Message) -> Result<String, ApiError>,
 ) -> Result<Accepted, ApiError> {
-    let keys = &new.idempotency_keys;
-    if !keys.is_empty() {
-        if let Some(original) = claim_or_wait(state, &app.id, keys, &new.message.id).await? {
-            return Ok(Accepted(original));
+    if !new.idempotency_keys.is_empty() {
+        match claim_or_wait(state, &app.id, &new.idempotency_keys, &new.message.id).await? {
+            IdempotencyClaim::Done(original) => return Ok(Accepted(original)),
+            IdempotencyClaim::Adopted(msg_id) => {
+                if let Some(body) = finish_adopted(state, &msg_id, &new, &render).await? {
+                    return Ok(Accepted(body));
+                }
+                // Never stored: store it now, under the id the first request gave it.
+                new.message.id = msg_id;
+            }
+            IdempotencyClaim::Claimed | IdempotencyClaim::InProgress => {}
         }
     }
-    let result = store_and_enqueue(state, app, endpoints, &new, &render).await;
-    if result.is_ok() {
-        state.metrics().messages_accepted.inc();
-    }
-    match result {
+    let keys = &new.idempotency_keys;
+    match store_and_enqueue(state, app, endpoints, &new, &render).await {
         Ok(body) => {
-            if !keys.is_empty() {
-                let ttl = state.config().idempotency_ttl.as_secs();
-                state
-                    .messages()
-                    .complete_idempotency(&app.id, keys, &body, ttl)
-                    .await?;
-            }
+            state.metrics().messages_accepted.inc();
+            let ttl = state.config().idempotency_ttl.as_secs();
+            confirm(state, &new.message, keys, &body, ttl).await;
             Ok(Accepted(body))
         }
-        Err(error) => {
-            if !keys.is_empty() {
+        Err(Refused { error, removed }) => {
+            // A message that could not be removed keeps its outbox mark and is delivered
+            // later; keeping the claim makes a retry adopt it rather than make a second one.
+            if removed && !keys.is_empty() {
                 if let Err(release) = state
                     .messages()
                     .release_idempotency(&app.id, keys, &new.message.id)
                     .await
                 {
-                    // The claim expires on its own after the lease; nothing is lost.
+                    // A retry adopts the claim after the lease; nothing is lost.
                     tracing::warn!(error = %release, "could not release idempotency claim");
                 }
             }
@@ -86,25 +98,64 @@ pub async fn accept(
     }
 }
 
-/// `None` when this request owns the keys; `Some(body)` when an earlier request with the same
-/// keys already finished. Waits (bounded by the lease) while another request is working.
+/// Clears the outbox mark and records the response under `keys`. The tasks are confirmed,
+/// so the message IS accepted whatever happens here: a failure is logged, not answered with
+/// a 503. The mark then stays, so the sweep queues the tasks once more after the lease (a
+/// duplicate under the same `webhook-id`), and a retry with a key adopts the same message.
+async fn confirm(state: &ApiState, message: &Message, keys: &[String], body: &str, ttl: u64) {
+    if let Err(error) = state
+        .messages()
+        .confirm_message(&message.app_id, &message.id, keys, body, ttl)
+        .await
+    {
+        tracing::warn!(msg_id = %message.id, %error, "accepted message not marked confirmed");
+    }
+}
+
+/// Finishes the message of a request that died holding the keys. `Some(body)` when the
+/// message exists (its tasks are now confirmed); `None` when it was never stored.
+async fn finish_adopted(
+    state: &ApiState,
+    msg_id: &str,
+    new: &NewMessage,
+    render: &impl Fn(&Message) -> Result<String, ApiError>,
+) -> Result<Option<String>, ApiError> {
+    let app_id = &new.message.app_id;
+    let Some(message) = state.messages().get_message(app_id, msg_id).await? else {
+        return Ok(None);
+    };
+    let body = render(&message)?;
+    if let Some(mark) = state.messages().unconfirmed(app_id, msg_id).await? {
+        // Its tasks may or may not be queued: queue them (at worst a duplicate delivery
+        // under the same `webhook-id`). A failure leaves the mark and the claim, so the
+        // sweep or the next retry finishes the same message.
+        crate::outbox::enqueue_stored(state, &message, mark.deliver_at).await?;
+    }
+    let ttl = state.config().idempotency_ttl.as_secs();
+    confirm(state, &message, &new.idempotency_keys, &body, ttl).await;
+    tracing::info!(%msg_id, "finished the message of an interrupted request");
+    Ok(Some(body))
+}
+
+/// `Claimed` or `Adopted` when this request owns the keys; `Done(body)` when an earlier
+/// request with the same keys already finished. Waits (bounded by the lease) while another
+/// request is working.
 async fn claim_or_wait(
     state: &ApiState,
     app_id: &str,
     keys: &[String],
     owner: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<IdempotencyClaim, ApiError> {
     let lease = state.config().idempotency_lease;
     let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    let keep_secs = state.config().idempotency_ttl.as_secs();
     let deadline = Instant::now() + lease + IN_PROGRESS_POLL;
     loop {
         match state
             .messages()
-            .claim_idempotency(app_id, keys, owner, lease_ms)
+            .claim_idempotency(app_id, keys, owner, lease_ms, keep_secs)
             .await?
         {
-            IdempotencyClaim::Claimed => return Ok(None),
-            IdempotencyClaim::Done(body) => return Ok(Some(body)),
             IdempotencyClaim::InProgress if Instant::now() < deadline => {
                 tokio::time::sleep(IN_PROGRESS_POLL).await;
             }
@@ -113,6 +164,22 @@ async fn claim_or_wait(
                     "a request with this idempotency key is still being processed".into(),
                 ))
             }
+            owned_or_done => return Ok(owned_or_done),
+        }
+    }
+}
+
+/// Why a message was not accepted, and whether it is gone again.
+struct Refused {
+    error: ApiError,
+    removed: bool,
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            removed: true,
         }
     }
 }
@@ -123,22 +190,27 @@ async fn store_and_enqueue(
     endpoints: &[Endpoint],
     new: &NewMessage,
     render: &impl Fn(&Message) -> Result<String, ApiError>,
-) -> Result<String, ApiError> {
+) -> Result<String, Refused> {
     let message = &new.message;
-    // Fail fast while the broker is known to be down: nothing gets written.
-    if !state.publisher().is_ready().await {
-        return Err(ApiError::Unavailable("broker not connected".into()));
-    }
+    await_broker(state).await?;
     let targets: Vec<_> = endpoints
         .iter()
         .filter(|ep| ep.accepts(&message.event_type, message.channels.as_deref()))
         .collect();
     let endpoint_ids: Vec<String> = targets.iter().map(|ep| ep.id.clone()).collect();
     let body = render(message)?;
+    let lease_ms = u64::try_from(state.config().idempotency_lease.as_millis()).unwrap_or(u64::MAX);
     state
         .messages()
-        .insert_message(message, &endpoint_ids, new.retention_secs)
-        .await?;
+        .insert_unconfirmed(
+            message,
+            &endpoint_ids,
+            new.retention_secs,
+            new.deliver_at,
+            lease_ms,
+        )
+        .await
+        .map_err(ApiError::from)?;
     let traceparent = hookline_trace::current_traceparent();
     let tasks: Vec<DeliveryTask> = targets
         .iter()
@@ -147,34 +219,88 @@ async fn store_and_enqueue(
             ..DeliveryTask::for_message(message, &ep.id, 1, TriggerType::Scheduled)
         })
         .collect();
-    if tasks.is_empty() {
-        return Ok(body);
-    }
-    let queued = match new.deliver_at {
-        // Later: the durable schedule holds the tasks; the scheduler queues them when due.
-        Some(at) if at > time::OffsetDateTime::now_utc() => schedule_all(state, &tasks, at).await,
-        _ => state
-            .publisher()
-            .publish(&tasks)
-            .await
-            .map_err(ApiError::from),
-    };
-    if let Err(error) = queued {
-        if let Err(cleanup) = state.messages().remove_message(&app.id, &message.id).await {
-            tracing::error!(msg_id = %message.id, error = %cleanup, "could not remove unaccepted message");
-        }
-        return Err(error);
+    if let Err(error) = enqueue(state, &tasks, new.deliver_at).await {
+        let removed = match state.messages().remove_message(&app.id, &message.id).await {
+            Ok(()) => true,
+            Err(cleanup) => {
+                tracing::error!(msg_id = %message.id, error = %cleanup, "could not remove unaccepted message");
+                false
+            }
+        };
+        return Err(Refused { error, removed });
     }
     Ok(body)
 }
 
-async fn schedule_all(
+/// Queues `tasks` now, or puts them all in the durable schedule when `deliver_at` is ahead
+/// (the scheduler queues them when due).
+pub(crate) async fn enqueue(
     state: &ApiState,
     tasks: &[DeliveryTask],
-    at: time::OffsetDateTime,
+    deliver_at: Option<time::OffsetDateTime>,
 ) -> Result<(), ApiError> {
-    for task in tasks {
-        state.schedule().schedule(task, at).await?;
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    match deliver_at {
+        Some(at) if at > time::OffsetDateTime::now_utc() => state
+            .schedule()
+            .schedule_all(tasks, at)
+            .await
+            .map_err(ApiError::from),
+        _ => publish_across_reconnects(state, tasks).await,
+    }
+}
+
+/// Publishes `tasks`; when the connection is lost under the publish, waits for the next
+/// one and publishes again, within `broker_wait`. (Tasks the broker took before the loss are
+/// then queued twice: a duplicate delivery under the same `webhook-id`.)
+async fn publish_across_reconnects(
+    state: &ApiState,
+    tasks: &[DeliveryTask],
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + state.config().broker_wait;
+    loop {
+        match state.publisher().publish(tasks).await {
+            Ok(()) => return Ok(()),
+            Err(QueueError::Unavailable(_)) if Instant::now() < deadline => {
+                // The connection may not know yet that it is gone: look again shortly.
+                tokio::time::sleep(BROKER_POLL).await;
+                broker_ready_by(state, deadline).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Waits up to `broker_wait` for the broker connection (at start, or across a short
+/// reconnect) before refusing, so nothing is written for a message that cannot be queued.
+async fn await_broker(state: &ApiState) -> Result<(), ApiError> {
+    broker_ready_by(state, Instant::now() + state.config().broker_wait).await
+}
+
+async fn broker_ready_by(state: &ApiState, deadline: Instant) -> Result<(), ApiError> {
+    while !state.publisher().is_ready().await {
+        if Instant::now() >= deadline {
+            return Err(ApiError::Unavailable("broker not connected".into()));
+        }
+        tokio::time::sleep(BROKER_POLL).await;
     }
     Ok(())
+}
+
+/// The tasks still owed for `message`: one per destination not attempted yet.
+pub(crate) async fn pending_tasks(
+    state: &ApiState,
+    message: &Message,
+) -> Result<Vec<DeliveryTask>, ApiError> {
+    let destinations = state
+        .messages()
+        .destinations(&message.app_id, &message.id)
+        .await?;
+    Ok(destinations
+        .iter()
+        .filter(|d| d.status == MessageStatus::Pending && d.attempts == 0)
+        .map(|d| DeliveryTask::for_message(message, &d.endpoint_id, 1, TriggerType::Scheduled))
+        .collect())
 }

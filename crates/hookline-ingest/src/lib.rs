@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod openapi;
+pub mod outbox;
 pub mod recovery;
 pub mod routes;
 pub mod state;

@@ -28,6 +28,9 @@ pub struct IngestConfig {
     /// How long a request may hold an idempotency key while it works; a concurrent duplicate
     /// waits up to this long for the first request's answer.
     pub idempotency_lease: Duration,
+    /// How long a message waits for the broker connection (at start, across a short
+    /// reconnect) before the API answers 503; the broker's publish timeout.
+    pub broker_wait: Duration,
     /// How long a rotated-out endpoint secret keeps signing.
     pub secret_rotation_grace: Duration,
     /// Endpoints one app may have (409 beyond).
@@ -46,6 +49,7 @@ impl Default for IngestConfig {
             max_retention_days: 90,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_lease: Duration::from_secs(10),
+            broker_wait: Duration::from_secs(5),
             secret_rotation_grace: Duration::from_secs(24 * 3600),
             max_endpoints_per_app: 100,
             public_url: "http://localhost:8071".into(),

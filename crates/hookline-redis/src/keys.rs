@@ -86,6 +86,15 @@ impl Keys {
     pub fn idempotency(&self, app: &str, key: &str) -> String {
         format!("{}{{{app}}}:idem:{key}", self.prefix)
     }
+    /// Sorted set of the app's unconfirmed message ids (the outbox), scored by the time
+    /// (unix ms) after which a sweeper may queue their tasks.
+    pub fn outbox(&self, app: &str) -> String {
+        format!("{}{{{app}}}:outbox", self.prefix)
+    }
+    /// Hash message id → `deliverAt` (unix ms) of the app's unconfirmed messages that have one.
+    pub fn outbox_deliver_at(&self, app: &str) -> String {
+        format!("{}{{{app}}}:outbox_at", self.prefix)
+    }
     /// A message's JSON (expires with its retention).
     pub fn message(&self, app: &str, msg: &str) -> String {
         format!("{}{{{app}}}:msg:{msg}", self.prefix)

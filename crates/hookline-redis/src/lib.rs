@@ -19,6 +19,7 @@ mod health;
 mod jobs;
 pub mod keys;
 mod messages;
+mod outbox;
 mod paging;
 mod ratelimit;
 mod registry;

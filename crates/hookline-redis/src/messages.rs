@@ -5,38 +5,58 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use hookline_core::id;
 use hookline_core::model::{DestinationStatus, Message, MessageStatus};
-use hookline_core::ports::{IdempotencyClaim, MessageStore, Page, PageRequest, StoreError};
+use hookline_core::ports::{
+    IdempotencyClaim, MessageStore, Page, PageRequest, StoreError, Unconfirmed,
+};
 use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
 use crate::paging::{page, page_ids, read_records};
 use crate::{decode, encode, unavailable, RedisStore};
 
-const PENDING: &str = "P:";
 const DONE: &str = "D:";
 
-/// Claims all keys or none. Returns the first existing value, or nil when claimed.
+/// A claim under lease is `L:<lease_until_ms>:<owner>`, kept past its lease so a retry can
+/// adopt the owner's message. (`P:<owner>` is the older form, which expired with its lease.)
+const ADOPTED: &str = "A:";
+
+/// KEYS: the idempotency keys. ARGV: owner, now_ms, lease_until_ms, keep_ms.
+/// Claims all keys or none. Returns a `D:` response, `P:` while another request's lease
+/// lasts, `A:<owner>` when it took over the claim of a request whose lease ended, or nil
+/// when it claimed the keys afresh.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+        local adopt = false
         for _, key in ipairs(KEYS) do
             local value = redis.call('GET', key)
-            if value then return value end
+            if value then
+                if string.sub(value, 1, 2) == 'D:' then return value end
+                local until_ms, owner = string.match(value, '^L:(%d+):(.*)$')
+                if not until_ms or tonumber(until_ms) > tonumber(ARGV[2]) then return 'P:' end
+                if not adopt then adopt = owner end
+            end
         end
+        local owner = adopt or ARGV[1]
         for _, key in ipairs(KEYS) do
-            redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+            redis.call('SET', key, 'L:' .. ARGV[3] .. ':' .. owner, 'PX', ARGV[4])
         end
+        if adopt then return 'A:' .. adopt end
         return false
         ",
     )
 });
 
-/// Deletes keys still held by the given pending owner.
+/// Deletes keys still claimed by the given owner.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         for _, key in ipairs(KEYS) do
-            if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+            local value = redis.call('GET', key)
+            if value then
+                local _, owner = string.match(value, '^L:(%d+):(.*)$')
+                if owner == ARGV[1] or value == 'P:' .. ARGV[1] then redis.call('DEL', key) end
+            end
         end
         return 1
         ",
@@ -51,25 +71,36 @@ impl MessageStore for RedisStore {
         keys: &[String],
         owner: &str,
         lease_ms: u64,
+        keep_secs: u64,
     ) -> Result<IdempotencyClaim, StoreError> {
         let mut conn = self.conn();
         let mut invocation = CLAIM.prepare_invoke();
         for key in keys {
             invocation.key(self.keys.idempotency(app_id, key));
         }
+        let now = crate::outbox::now_ms();
+        let lease = i64::try_from(lease_ms.max(1)).unwrap_or(i64::MAX);
+        let keep_ms = keep_secs.saturating_mul(1000).max(lease_ms.max(1));
         invocation
-            .arg(format!("{PENDING}{owner}"))
-            .arg(lease_ms.max(1));
+            .arg(owner)
+            .arg(now)
+            .arg(now.saturating_add(lease))
+            .arg(keep_ms);
         let existing: Option<String> = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(match existing {
             None => IdempotencyClaim::Claimed,
-            Some(value) => match value.strip_prefix(DONE) {
-                Some(response) => IdempotencyClaim::Done(response.to_owned()),
-                None => IdempotencyClaim::InProgress,
-            },
+            Some(value) => {
+                if let Some(response) = value.strip_prefix(DONE) {
+                    IdempotencyClaim::Done(response.to_owned())
+                } else if let Some(owner) = value.strip_prefix(ADOPTED) {
+                    IdempotencyClaim::Adopted(owner.to_owned())
+                } else {
+                    IdempotencyClaim::InProgress
+                }
+            }
         })
     }
 
@@ -115,7 +146,7 @@ impl MessageStore for RedisStore {
         for key in keys {
             invocation.key(self.keys.idempotency(app_id, key));
         }
-        invocation.arg(format!("{PENDING}{owner}"));
+        invocation.arg(owner);
         invocation
             .invoke_async::<()>(&mut conn)
             .await
@@ -128,52 +159,75 @@ impl MessageStore for RedisStore {
         endpoint_ids: &[String],
         retention_secs: u64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let app = &message.app_id;
-        let retention = retention_secs.max(1);
-        let dest_key = self.keys.destinations(app, &message.id);
+        let pipe = self.insert_pipe(message, endpoint_ids, retention_secs)?;
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn insert_unconfirmed(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+        deliver_at: Option<OffsetDateTime>,
+        lease_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut pipe = self.insert_pipe(message, endpoint_ids, retention_secs)?;
+        self.mark_unconfirmed(&mut pipe, message, deliver_at, lease_ms);
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn confirm_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        keys: &[String],
+        response: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let value = format!("{DONE}{response}");
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .set_ex(
-                self.keys.message(app, &message.id),
-                encode(message)?,
-                retention,
-            )
-            .ignore()
-            .zadd(self.keys.messages(app), &message.id, 0)
-            .ignore()
-            .cmd("ZREMRANGEBYLEX")
-            .arg(self.keys.messages(app))
-            .arg("-")
-            .arg(format!("({}", expired_before("msg", retention)))
-            .ignore();
-        for endpoint_id in endpoint_ids {
-            let pending = DestinationStatus {
-                endpoint_id: endpoint_id.clone(),
-                status: MessageStatus::Pending,
-                attempts: 0,
-                next_attempt: None,
-            };
-            pipe.hset(&dest_key, endpoint_id, encode(&pending)?)
+        pipe.atomic();
+        self.unmark(&mut pipe, app_id, msg_id);
+        for key in keys {
+            pipe.set_ex(self.keys.idempotency(app_id, key), &value, ttl_secs.max(1))
                 .ignore();
         }
-        if !endpoint_ids.is_empty() {
-            pipe.expire(&dest_key, retention as i64).ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn unconfirmed(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<Option<Unconfirmed>, StoreError> {
+        self.read_mark(app_id, msg_id).await
+    }
+
+    async fn claim_unconfirmed(
+        &self,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Unconfirmed>, StoreError> {
+        self.claim_marks(lease_ms, limit.max(1)).await
     }
 
     async fn remove_message(&self, app_id: &str, msg_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .del(self.keys.message(app_id, msg_id))
             .ignore()
             .del(self.keys.destinations(app_id, msg_id))
             .ignore()
             .zrem(self.keys.messages(app_id), msg_id)
-            .ignore()
-            .query_async::<()>(&mut conn)
+            .ignore();
+        self.unmark(&mut pipe, app_id, msg_id);
+        pipe.query_async::<()>(&mut self.conn())
             .await
             .map_err(unavailable)
     }
@@ -230,6 +284,49 @@ impl MessageStore for RedisStore {
             .collect::<Result<Vec<_>, _>>()?;
         destinations.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
         Ok(destinations)
+    }
+}
+
+impl RedisStore {
+    /// The transaction that stores a message and its pending destinations.
+    fn insert_pipe(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+    ) -> Result<redis::Pipeline, StoreError> {
+        let app = &message.app_id;
+        let retention = retention_secs.max(1);
+        let dest_key = self.keys.destinations(app, &message.id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set_ex(
+                self.keys.message(app, &message.id),
+                encode(message)?,
+                retention,
+            )
+            .ignore()
+            .zadd(self.keys.messages(app), &message.id, 0)
+            .ignore()
+            .cmd("ZREMRANGEBYLEX")
+            .arg(self.keys.messages(app))
+            .arg("-")
+            .arg(format!("({}", expired_before("msg", retention)))
+            .ignore();
+        for endpoint_id in endpoint_ids {
+            let pending = DestinationStatus {
+                endpoint_id: endpoint_id.clone(),
+                status: MessageStatus::Pending,
+                attempts: 0,
+                next_attempt: None,
+            };
+            pipe.hset(&dest_key, endpoint_id, encode(&pending)?)
+                .ignore();
+        }
+        if !endpoint_ids.is_empty() {
+            pipe.expire(&dest_key, retention as i64).ignore();
+        }
+        Ok(pipe)
     }
 }
 

@@ -72,17 +72,7 @@ static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
 #[async_trait]
 impl RetrySchedule for RedisStore {
     async fn schedule(&self, task: &DeliveryTask, due: OffsetDateTime) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let key = task.schedule_key();
-        redis::pipe()
-            .atomic()
-            .hset(self.keys.schedule_tasks(), &key, encode(task)?)
-            .ignore()
-            .zadd(self.keys.schedule_due(), &key, unix_ms(due))
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(unavailable)
+        self.schedule_all(std::slice::from_ref(task), due).await
     }
 
     async fn claim_due(
@@ -152,6 +142,30 @@ impl RetrySchedule for RedisStore {
     async fn backlog(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         conn.hlen(self.keys.schedule_tasks())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn schedule_all(
+        &self,
+        tasks: &[DeliveryTask],
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        // One MULTI on the `{sched}` slot: every task or none.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let due_ms = unix_ms(due);
+        for task in tasks {
+            let key = task.schedule_key();
+            pipe.hset(self.keys.schedule_tasks(), &key, encode(task)?)
+                .ignore()
+                .zadd(self.keys.schedule_due(), &key, due_ms)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
             .await
             .map_err(unavailable)
     }

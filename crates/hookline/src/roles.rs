@@ -28,6 +28,8 @@ pub async fn ingest(
         public_url: api.public_url.clone(),
         max_endpoints_per_app: api.max_endpoints_per_app,
         secret_rotation_grace: Duration::from_secs(settings.delivery.secret_rotation_grace_secs),
+        idempotency_lease: Duration::from_millis(api.idempotency_lease_ms),
+        broker_wait: Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
         ..IngestConfig::default()
     };
     let ports = backends.ports.clone();
@@ -53,9 +55,17 @@ pub async fn ingest(
     // Printed on stdout so scripts and tests can find the port when `listen` used port 0.
     println!("hookline: ingest listening on http://{address}");
     tracing::info!(%address, "ingest listening");
-    hookline_ingest::run(listener, state, shutdown)
+    // Queues the tasks of messages whose request died before the broker confirmed them.
+    let sweep = tokio::spawn(hookline_ingest::outbox::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let served = hookline_ingest::run(listener, state, shutdown.clone())
         .await
-        .context("ingest server")
+        .context("ingest server");
+    shutdown.cancel();
+    let _ = sweep.await;
+    served
 }
 
 pub async fn dispatcher(

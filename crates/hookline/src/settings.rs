@@ -68,6 +68,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     pub max_payload_depth: usize,
     pub idempotency_ttl_secs: u64,
+    /// How long a request holds its idempotency keys while it works. A retry waits this long
+    /// for an interrupted request's claim, and an unconfirmed message is swept after it.
+    pub idempotency_lease_ms: u64,
     /// Where people reach the API; app portal links start with it.
     pub public_url: String,
     pub max_endpoints_per_app: usize,
@@ -80,6 +83,7 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             max_payload_depth: 64,
             idempotency_ttl_secs: 24 * 3600,
+            idempotency_lease_ms: 10_000,
             public_url: "http://localhost:8071".into(),
             max_endpoints_per_app: 100,
         }
@@ -427,6 +431,9 @@ impl Settings {
         }
         if self.scheduler.batch_size == 0 {
             return Err(invalid("scheduler.batch_size", "must be greater than 0"));
+        }
+        if self.api.idempotency_lease_ms < 100 {
+            return Err(invalid("api.idempotency_lease_ms", "must be at least 100"));
         }
         if self.scheduler.lease_ms < 100 {
             return Err(invalid("scheduler.lease_ms", "must be at least 100"));

@@ -242,11 +242,27 @@ impl Stack {
         self.spawn(role, extra, None).await
     }
 
+    /// Starts `role` and returns as soon as it listens, without waiting for `/readyz`
+    /// (its broker connection may still be opening).
+    pub async fn start_listening(&self, role: Role) -> Process {
+        self.spawn_and_wait(role, &[], None, false).await
+    }
+
     async fn spawn(
         &self,
         role: Role,
         extra: &[(&str, &str)],
         logs: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    ) -> Process {
+        self.spawn_and_wait(role, extra, logs, true).await
+    }
+
+    async fn spawn_and_wait(
+        &self,
+        role: Role,
+        extra: &[(&str, &str)],
+        logs: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+        wait_ready: bool,
     ) -> Process {
         assert!(
             self.backend != Backend::Embedded || role == Role::Serve,
@@ -324,7 +340,7 @@ impl Stack {
             }
         });
         let api_url = matches!(role, Role::Serve | Role::Ingest).then_some(rest);
-        if let Some(url) = &api_url {
+        if let Some(url) = api_url.as_ref().filter(|_| wait_ready) {
             // Listening comes before the broker connection; wait until the API can accept.
             let readyz = format!("{url}/readyz");
             super::eventually("the API to be ready", Duration::from_secs(30), || async {
