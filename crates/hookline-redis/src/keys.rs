@@ -91,6 +91,12 @@ impl Keys {
     pub fn outbox(&self, app: &str) -> String {
         format!("{}{{{app}}}:outbox", self.prefix)
     }
+    /// Sorted set of the app ids that may have outbox marks, scored by when an ingest process
+    /// last registered each (unix ms); the outbox sweep reads only these apps. Global, with a
+    /// hash tag of its own: only single-key commands and one-key scripts touch it.
+    pub fn outbox_apps(&self) -> String {
+        format!("{}{{outbox_apps}}", self.prefix)
+    }
     /// Hash message id → `deliverAt` (unix ms) of the app's unconfirmed messages that have one.
     pub fn outbox_deliver_at(&self, app: &str) -> String {
         format!("{}{{{app}}}:outbox_at", self.prefix)

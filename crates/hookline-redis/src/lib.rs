@@ -58,10 +58,15 @@ pub struct RedisConfig {
     pub max_attempts_per_endpoint: u64,
     /// Seals endpoint secrets at rest when set.
     pub main_key: Option<MainKey>,
+    /// How often an ingest process registers an app it writes messages for again in the
+    /// outbox sweep's app set (`outbox_apps`); registrations of apps with no outbox marks
+    /// are removed after `3 × outbox_refresh` plus the idempotency lease. 60 s by default.
+    pub outbox_refresh: Duration,
 }
 
 impl RedisConfig {
-    /// Defaults for `url`: prefix `hl:`, 2 s command timeout, 100,000 attempts per endpoint.
+    /// Defaults for `url`: prefix `hl:`, 2 s command timeout, 100,000 attempts per endpoint,
+    /// 60 s outbox registration refresh.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -72,6 +77,7 @@ impl RedisConfig {
             connection_timeout: Duration::from_secs(2),
             max_attempts_per_endpoint: 100_000,
             main_key: None,
+            outbox_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -84,6 +90,7 @@ pub struct RedisStore {
     keys: Keys,
     max_attempts_per_endpoint: u64,
     main_key: Option<MainKey>,
+    outbox: std::sync::Arc<outbox::Registrations>,
 }
 
 impl RedisStore {
@@ -112,6 +119,7 @@ impl RedisStore {
             keys: Keys::new(&config.prefix),
             max_attempts_per_endpoint: config.max_attempts_per_endpoint,
             main_key: config.main_key.clone(),
+            outbox: std::sync::Arc::new(outbox::Registrations::new(config.outbox_refresh)),
         })
     }
 

@@ -174,6 +174,8 @@ impl MessageStore for RedisStore {
         lease_ms: u64,
     ) -> Result<(), StoreError> {
         let mut pipe = self.insert_pipe(message, endpoint_ids, retention_secs)?;
+        // Listed for the sweep before the mark exists (a separate, global command).
+        self.register_for_sweep(&message.app_id).await?;
         self.mark_unconfirmed(&mut pipe, message, deliver_at, lease_ms);
         pipe.query_async::<()>(&mut self.conn())
             .await
