@@ -903,3 +903,260 @@ async fn schedule_all_stores_every_task(#[case] backend: Backend) {
     assert_eq!(claimed.len(), 50);
     store.cleanup().await;
 }
+
+/// A Redis store of its own with a raw connection to the same Redis (single or cluster), to
+/// look at and backdate the outbox sweep's registrations (`outbox_apps`).
+struct RedisOnly {
+    store: RedisStore,
+    keys: hookline_redis::Keys,
+    raw: RawRedis,
+}
+
+enum RawRedis {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl RedisOnly {
+    async fn new(backend: Backend) -> Self {
+        let prefix = format!(
+            "tstore{}-{}:",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let cluster = backend == Backend::Clusters;
+        let url = if cluster {
+            crate::testkit::process::cluster_redis_urls()
+        } else {
+            crate::testkit::process::redis_url()
+        };
+        let mut config = RedisConfig::new(url.clone());
+        config.cluster = cluster;
+        config.prefix = prefix.clone();
+        let store = RedisStore::connect(&config).expect("redis config");
+        let raw = if cluster {
+            let seeds: Vec<&str> = url.split(',').collect();
+            let client = redis::cluster::ClusterClient::new(seeds).expect("cluster urls");
+            RawRedis::Cluster(client.get_async_connection().await.expect("cluster"))
+        } else {
+            let client = redis::Client::open(url).expect("redis url");
+            RawRedis::Single(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("redis"),
+            )
+        };
+        Self {
+            store,
+            keys: hookline_redis::Keys::new(&prefix),
+            raw,
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> T {
+        match &mut self.raw {
+            RawRedis::Single(conn) => cmd.query_async(conn).await,
+            RawRedis::Cluster(conn) => cmd.query_async(conn).await,
+        }
+        .expect("redis command")
+    }
+
+    /// The score of `app`'s registration (unix ms), if it is registered.
+    async fn registration(&mut self, app: &str) -> Option<i64> {
+        let mut cmd = redis::cmd("ZSCORE");
+        cmd.arg(self.keys.outbox_apps()).arg(app);
+        self.query(&cmd).await
+    }
+
+    /// Moves `app`'s registration `ago` into the past, as if no process had registered it
+    /// since.
+    async fn backdate(&mut self, app: &str, ago: Duration) {
+        let at = OffsetDateTime::now_utc() - ago;
+        let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("time");
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.outbox_apps()).arg(ms).arg(app);
+        self.query::<()>(&cmd).await;
+    }
+
+    async fn create_apps(&self, ids: impl IntoIterator<Item = String>) {
+        create_apps(&self.store, ids).await;
+    }
+
+    /// Every command the Redis server ran so far (the sum of `calls` in `INFO commandstats`);
+    /// on a single Redis only.
+    async fn commands_run(&mut self) -> Option<u64> {
+        let RawRedis::Single(conn) = &mut self.raw else {
+            return None;
+        };
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(conn)
+            .await
+            .expect("info");
+        let calls = info
+            .lines()
+            .filter_map(|line| line.split("calls=").nth(1))
+            .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok());
+        Some(calls.sum())
+    }
+
+    /// Stores message `msg` of `app` unconfirmed, its lease ending after `lease_ms`.
+    async fn insert(&self, app: &str, msg: &str, lease_ms: u64) {
+        let message = hookline_core::model::Message {
+            id: msg.into(),
+            app_id: app.into(),
+            event_type: hookline_core::names::EventTypeName::parse("order.created").expect("name"),
+            event_id: None,
+            channels: None,
+            payload: serde_json::value::RawValue::from_string("{}".into()).expect("payload"),
+            timestamp: OffsetDateTime::now_utc(),
+        };
+        self.store
+            .insert_unconfirmed(&message, &["ep_1".to_owned()], 3600, None, lease_ms)
+            .await
+            .expect("insert");
+    }
+
+    async fn sweep(&self) -> Vec<(String, String)> {
+        let swept = self
+            .store
+            .claim_unconfirmed(60_000, 100)
+            .await
+            .expect("sweep");
+        swept.into_iter().map(|u| (u.app_id, u.msg_id)).collect()
+    }
+
+    async fn confirm(&self, app: &str, msg: &str) {
+        self.store
+            .confirm_message(app, msg, &[], "", 1)
+            .await
+            .expect("confirm");
+    }
+}
+
+/// Far past any removal age of a registration (3 × refresh + lease = 4 min here).
+const LONG_AGO: Duration = Duration::from_secs(3600);
+
+/// A mark is swept however long ago its app was registered (never stranded), and the app
+/// stays registered while it has a mark; once the mark is confirmed the old registration goes.
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::clusters(Backend::Clusters)]
+#[tokio::test]
+async fn a_mark_of_an_app_registered_long_ago_is_still_swept(#[case] backend: Backend) {
+    let mut redis = RedisOnly::new(backend).await;
+    redis.create_apps(["app_old".to_owned()]).await;
+    redis.insert("app_old", "msg_old", 0).await;
+    assert!(
+        redis.registration("app_old").await.is_some(),
+        "a mark registers its app"
+    );
+    redis.backdate("app_old", LONG_AGO).await;
+
+    let swept = redis.sweep().await;
+    assert_eq!(swept, [("app_old".to_owned(), "msg_old".to_owned())]);
+    assert!(
+        redis.registration("app_old").await.is_some(),
+        "an app with a mark (leased to the sweeper) stays registered"
+    );
+    redis.confirm("app_old", "msg_old").await;
+    assert!(redis.sweep().await.is_empty());
+    assert_eq!(
+        redis.registration("app_old").await,
+        None,
+        "empty and old: removed"
+    );
+    redis.store.delete_all().await.expect("cleanup");
+}
+
+/// The sweep removes only registrations that are old and whose app has no mark: a fresh one,
+/// or an old one whose app has a mark still under its lease, stays.
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::clusters(Backend::Clusters)]
+#[tokio::test]
+async fn only_old_registrations_without_marks_are_removed(#[case] backend: Backend) {
+    let mut redis = RedisOnly::new(backend).await;
+    let apps = ["app_fresh", "app_idle", "app_leased"];
+    redis.create_apps(apps.map(str::to_owned)).await;
+    for app in apps {
+        redis.insert(app, "msg_1", 60_000).await;
+    }
+    redis.confirm("app_fresh", "msg_1").await;
+    redis.confirm("app_idle", "msg_1").await;
+    redis.backdate("app_idle", LONG_AGO).await;
+    redis.backdate("app_leased", LONG_AGO).await;
+
+    assert!(redis.sweep().await.is_empty(), "no lease ended");
+    assert!(
+        redis.registration("app_fresh").await.is_some(),
+        "fresh: kept"
+    );
+    assert_eq!(
+        redis.registration("app_idle").await,
+        None,
+        "old, empty: removed"
+    );
+    assert!(
+        redis.registration("app_leased").await.is_some(),
+        "old with a mark: kept"
+    );
+    redis.store.delete_all().await.expect("cleanup");
+}
+
+/// With many apps and one stale mark, a sweep visits the registered apps only (one script
+/// call each), not every app.
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::clusters(Backend::Clusters)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_costs_the_registered_apps_not_all_apps(#[case] backend: Backend) {
+    const APPS: usize = 2_000;
+    let mut redis = RedisOnly::new(backend).await;
+    let ids: Vec<String> = (0..APPS).map(|n| format!("app_{n:05}")).collect();
+    let creates: Vec<_> = ids
+        .chunks(APPS / 8)
+        .map(|chunk| tokio::spawn(create_apps(redis.store.clone(), chunk.to_vec())))
+        .collect();
+    for create in creates {
+        create.await.expect("create apps");
+    }
+    redis.insert("app_01000", "msg_stale", 0).await;
+    redis.insert("app_01500", "msg_done", 0).await;
+    redis.confirm("app_01500", "msg_done").await;
+
+    let commands = redis.commands_run().await;
+    let visited = redis.store.outbox_apps_visited();
+    let swept = redis.sweep().await;
+    let visited = redis.store.outbox_apps_visited() - visited;
+    // Less the first INFO; other tests on the same Redis add theirs, so it is only printed.
+    let commands = redis
+        .commands_run()
+        .await
+        .zip(commands)
+        .map(|(after, before)| after - before - 1);
+    eprintln!("one sweep over {APPS} apps: {visited} apps visited, Redis commands: {commands:?}");
+    assert_eq!(swept, [("app_01000".to_owned(), "msg_stale".to_owned())]);
+    assert_eq!(visited, 2, "the two registered apps, not all {APPS}");
+    redis.store.delete_all().await.expect("cleanup");
+}
+
+async fn create_apps(
+    store: impl std::borrow::Borrow<RedisStore>,
+    ids: impl IntoIterator<Item = String>,
+) {
+    let now = OffsetDateTime::now_utc();
+    for id in ids {
+        let app = App {
+            name: id.clone(),
+            id,
+            uid: None,
+            metadata: Default::default(),
+            rate_limit: None,
+            created_at: now,
+            updated_at: now,
+        };
+        store.borrow().create_app(&app).await.expect("app");
+    }
+}
