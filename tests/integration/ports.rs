@@ -908,6 +908,7 @@ async fn schedule_all_stores_every_task(#[case] backend: Backend) {
 /// look at and backdate the outbox sweep's registrations (`outbox_apps`).
 struct RedisOnly {
     store: RedisStore,
+    config: RedisConfig,
     keys: hookline_redis::Keys,
     raw: RawRedis,
 }
@@ -947,11 +948,21 @@ impl RedisOnly {
                     .expect("redis"),
             )
         };
-        Self {
+        let redis = Self {
             store,
+            config,
             keys: hookline_redis::Keys::new(&prefix),
             raw,
-        }
+        };
+        // A process's first sweep walks the whole app list once (for marks on no list);
+        // the tests look at the sweeps after it.
+        assert!(redis.sweep().await.is_empty());
+        redis
+    }
+
+    /// A store on the same keys with nothing in memory: another ingest process.
+    fn another_process(&self) -> RedisStore {
+        RedisStore::connect(&self.config).expect("redis config")
     }
 
     async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> T {
@@ -963,6 +974,12 @@ impl RedisOnly {
     }
 
     /// The score of `app`'s registration (unix ms), if it is registered.
+    async fn unregister(&mut self, app: &str) {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.outbox_apps()).arg(app);
+        self.query::<()>(&cmd).await;
+    }
+
     async fn registration(&mut self, app: &str) -> Option<i64> {
         let mut cmd = redis::cmd("ZSCORE");
         cmd.arg(self.keys.outbox_apps()).arg(app);
@@ -1066,6 +1083,39 @@ async fn a_mark_of_an_app_registered_long_ago_is_still_swept(#[case] backend: Ba
         redis.registration("app_old").await,
         None,
         "empty and old: removed"
+    );
+    redis.store.delete_all().await.expect("cleanup");
+}
+
+/// A mark whose app is on no list (written by a version without registrations) is swept by
+/// the first sweep of a process, which registers its app.
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::clusters(Backend::Clusters)]
+#[tokio::test]
+async fn a_mark_on_no_list_is_swept_by_a_new_process(#[case] backend: Backend) {
+    let mut redis = RedisOnly::new(backend).await;
+    redis
+        .create_apps(["app_a".to_owned(), "app_b".to_owned()])
+        .await;
+    redis.insert("app_b", "msg_legacy", 0).await;
+    redis.unregister("app_b").await;
+
+    let restarted = redis.another_process();
+    let swept = restarted
+        .claim_unconfirmed(60_000, 100)
+        .await
+        .expect("sweep");
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0].msg_id, "msg_legacy");
+    assert!(
+        redis.registration("app_b").await.is_some(),
+        "registered now"
+    );
+    assert_eq!(
+        redis.registration("app_a").await,
+        None,
+        "no marks: not registered"
     );
     redis.store.delete_all().await.expect("cleanup");
 }

@@ -23,9 +23,13 @@
 //! writing marks closed more than `2 × refresh + lease` before the empty read: a margin for
 //! a mark write still in flight (bounded by the command timeout) and for clock skew
 //! between processes. A registration removed that way is made again by the next message.
+//!
+//! Marks written before registrations existed (by an older version) are on no list: the
+//! first sweep of each process walks the whole app list once and registers every app that
+//! has marks, then reads only `outbox_apps`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -78,8 +82,10 @@ static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
 pub(crate) struct Registrations {
     refresh_ms: i64,
     written: Mutex<HashMap<String, i64>>,
-    /// Apps the sweeps of this process visited, in total (each visit is one script call).
+    /// Apps the sweeps of this process visited, in total (one command or script call each).
     visited: AtomicU64,
+    /// Whether this process's sweep walked the whole app list once (see the module's comment).
+    walked: AtomicBool,
 }
 
 impl Registrations {
@@ -90,6 +96,7 @@ impl Registrations {
                 .max(1),
             written: Mutex::new(HashMap::new()),
             visited: AtomicU64::new(0),
+            walked: AtomicBool::new(false),
         }
     }
 
@@ -199,6 +206,10 @@ impl RedisStore {
         lease_ms: u64,
         limit: usize,
     ) -> Result<Vec<Unconfirmed>, StoreError> {
+        if !self.outbox.walked.load(Ordering::Relaxed) {
+            self.register_apps_with_marks().await?;
+            self.outbox.walked.store(true, Ordering::Relaxed);
+        }
         let mut conn = self.conn();
         let mut claimed = Vec::new();
         let mut cursor = 0_u64;
@@ -226,6 +237,47 @@ impl RedisStore {
                 return Ok(claimed);
             }
             cursor = next;
+        }
+    }
+
+    /// Walks the whole app list and registers every app whose outbox has marks (one `ZCARD`
+    /// per app): marks written by a version without registrations are swept too.
+    async fn register_apps_with_marks(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let mut after = "-".to_owned();
+        loop {
+            let apps: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(self.keys.apps())
+                .arg(&after)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(APPS_PER_READ)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            for app in &apps {
+                self.outbox.visited.fetch_add(1, Ordering::Relaxed);
+                let marks: u64 = redis::cmd("ZCARD")
+                    .arg(self.keys.outbox(app))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                if marks > 0 {
+                    redis::cmd("ZADD")
+                        .arg(self.keys.outbox_apps())
+                        .arg("GT")
+                        .arg(now_ms())
+                        .arg(app)
+                        .query_async::<()>(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+            match apps.last() {
+                Some(last) if apps.len() == APPS_PER_READ => after = format!("({last}"),
+                _ => return Ok(()),
+            }
         }
     }
 
