@@ -193,7 +193,7 @@ impl RedisStore {
         Ok(())
     }
 
-    /// How many apps the outbox sweeps of this store visited so far (one script call each):
+    /// How many apps the outbox sweeps of this store visited so far (one command each):
     /// the sweep's cost, which follows the registered apps, not all apps.
     pub fn outbox_apps_visited(&self) -> u64 {
         self.outbox.visited.load(Ordering::Relaxed)
