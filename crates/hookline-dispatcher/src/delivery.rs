@@ -104,9 +104,9 @@ struct Admitted {
 }
 
 /// A request made, as the attempt log keeps it.
-struct Sent {
-    exchange: Exchange,
-    request_headers: std::collections::BTreeMap<String, String>,
+pub(crate) struct Sent {
+    pub(crate) exchange: Exchange,
+    pub(crate) request_headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Delivers tasks. Stateless apart from its HTTP connection pool.
@@ -446,8 +446,8 @@ impl Dispatcher {
     }
 }
 
-/// The attempt log's entry for a request made.
-fn attempt_record(
+/// The attempt log's entry for a request made (or, for a hold, not made).
+pub(crate) fn attempt_record(
     task: &DeliveryTask,
     endpoint: &Endpoint,
     status: MessageStatus,

@@ -3,13 +3,13 @@
 //! circuit may be tried again (plus a spread). Held past the bound, its message is given up.
 
 use hookline_core::breaker::{Hold, HoldRules};
-use hookline_core::id::new_id;
 use hookline_core::model::{Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus};
-use hookline_core::outcome::TransportError;
+use hookline_core::outcome::{AttemptResult, TransportError};
 use hookline_core::ports::StoreError;
 use time::OffsetDateTime;
 
-use crate::delivery::{unix_ms, Dispatcher, Outcome};
+use crate::delivery::{attempt_record, unix_ms, Dispatcher, Outcome, Sent};
+use crate::sender::Exchange;
 
 impl Dispatcher {
     /// Holds `task` until its circuit may be tried (`until`), or gives its message up for
@@ -94,22 +94,15 @@ fn held_entry(
     status: MessageStatus,
     now: OffsetDateTime,
 ) -> Attempt {
-    Attempt {
-        id: new_id("atmpt", unix_ms(now)),
-        app_id: task.app_id.clone(),
-        msg_id: task.msg_id.clone(),
-        endpoint_id: endpoint.id.clone(),
-        url: endpoint.url.clone(),
-        attempt_number: task.attempt,
-        status,
-        response_status_code: 0,
-        response: String::new(),
-        response_duration_ms: 0,
-        error: Some(TransportError::CircuitOpen),
-        trigger_type: task.trigger,
-        timestamp: now,
-        event_type: task.event_type.clone(),
+    let nothing_sent = Sent {
+        exchange: Exchange {
+            result: AttemptResult::Transport(TransportError::CircuitOpen),
+            response_body: String::new(),
+            response_headers: Default::default(),
+            duration: std::time::Duration::ZERO,
+            retry_after: None,
+        },
         request_headers: Default::default(),
-        response_headers: Default::default(),
-    }
+    };
+    attempt_record(task, endpoint, status, nothing_sent, now)
 }
