@@ -125,7 +125,10 @@ async fn recover_on_a_terminal_shows_progress_and_the_summary(#[case] backend: B
     const MESSAGES: usize = 20;
     let stack = Stack::on(backend, "clirecover")
         .with("HOOKLINE__DELIVERY__RETRY_SCHEDULE_MS", "50")
-        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0");
+        .with("HOOKLINE__DELIVERY__RETRY_JITTER", "0")
+        // The refused endpoint's circuit opens and holds most messages; a short open period
+        // gives them up within seconds.
+        .with("HOOKLINE__DELIVERY__CIRCUIT_OPEN_MS", "1000");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let base = hookline.api_url.clone().expect("url");
