@@ -20,6 +20,7 @@ mod filters;
 mod health;
 mod idempotency;
 mod isolation;
+mod list_filters;
 mod limits;
 mod observability;
 mod openapi;
