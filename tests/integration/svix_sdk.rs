@@ -97,7 +97,10 @@ async fn svix_python_sdk_resend_tags_and_prev_iterator(#[case] backend: Backend)
     let first_sent = result["sent"][0].clone();
     assert_eq!(result["tagged"], json!([first_sent]), "{result}");
     assert_eq!(result["tags"], json!([["vip"]]), "{result}");
-    assert_eq!(result["back"], result["first"], "prev_iterator pages back: {result}");
+    assert_eq!(
+        result["back"], result["first"],
+        "prev_iterator pages back: {result}"
+    );
     let first_sent = first_sent.as_str().expect("id").to_owned();
     eventually(
         "the resent message delivered twice",

@@ -5,15 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Path, State};
 use axum::Json;
 use hookline_core::model::{Attempt, Message, MessageStatus};
-use hookline_core::ports::{Page, PageRequest, StoreError};
 use hookline_core::outcome::TransportError;
+use hookline_core::ports::{Page, PageRequest, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::common::{find_app, ListQuery, ListResponse, Ordering};
+use super::endpoints::find_endpoint;
 use super::messages::MessageFilter;
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
-use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::ApiState;
@@ -208,7 +208,10 @@ impl AttemptFilter {
         });
         self.status.is_none_or(|s| a.status == s)
             && class_ok
-            && self.endpoint_id.as_deref().is_none_or(|e| a.endpoint_id == e)
+            && self
+                .endpoint_id
+                .as_deref()
+                .is_none_or(|e| a.endpoint_id == e)
             && self.range.contains(a.timestamp)
             && (self.messages.event_types.is_empty()
                 || self.messages.event_types.contains(&a.event_type))
@@ -335,7 +338,11 @@ pub async fn list_by_message(
     let attempts = state.attempts();
     let page = filtered_attempts(&state, &app.id, paging, &filter, |request| {
         let (attempts, app_id, msg_id) = (attempts, app.id.clone(), message.id.clone());
-        async move { attempts.attempts_by_message(&app_id, &msg_id, &request).await }
+        async move {
+            attempts
+                .attempts_by_message(&app_id, &msg_id, &request)
+                .await
+        }
     })
     .await?;
     Ok(Json(page))

@@ -129,7 +129,10 @@ pub async fn list(
         pager.take(judged, page.iterator, page.done);
     }
     let rows = pager.into_response(
-        |row| row.as_ref().map_or("", |(attempt_id, _, _)| attempt_id.as_str()),
+        |row| {
+            row.as_ref()
+                .map_or("", |(attempt_id, _, _)| attempt_id.as_str())
+        },
         |row| row,
     );
     let with_content = query.with_content.unwrap_or(true);
@@ -160,7 +163,11 @@ async fn row_for(
     endpoint_id: &str,
     attempt: hookline_core::model::Attempt,
 ) -> Result<Option<Row>, ApiError> {
-    let Some(message) = state.messages().get_message(app_id, &attempt.msg_id).await? else {
+    let Some(message) = state
+        .messages()
+        .get_message(app_id, &attempt.msg_id)
+        .await?
+    else {
         return Ok(None);
     };
     let destination = state

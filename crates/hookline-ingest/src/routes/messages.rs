@@ -359,10 +359,11 @@ impl MessageFilter {
                 .as_deref()
                 .is_some_and(|cs| cs.iter().any(|c| c.as_str() == wanted))
         });
-        let tag_ok = self
-            .tag
-            .as_deref()
-            .is_none_or(|wanted| m.tags.as_deref().is_some_and(|ts| ts.iter().any(|t| t == wanted)));
+        let tag_ok = self.tag.as_deref().is_none_or(|wanted| {
+            m.tags
+                .as_deref()
+                .is_some_and(|ts| ts.iter().any(|t| t == wanted))
+        });
         let type_ok =
             self.event_types.is_empty() || self.event_types.contains(m.event_type.as_str());
         channel_ok && tag_ok && type_ok

@@ -81,11 +81,7 @@ pub struct Pager<T> {
 impl<T> Pager<T> {
     /// `filtered`: whether a filter may skip items (then the store is read in larger pages).
     pub fn new(paging: Paging, filtered: bool) -> Self {
-        let store_limit = if filtered {
-            STORE_PAGE
-        } else {
-            paging.limit
-        };
+        let store_limit = if filtered { STORE_PAGE } else { paging.limit };
         Self {
             next: paging.iterator.clone(),
             paging,
@@ -252,10 +248,9 @@ impl TimeRange {
 /// Validates `before` < `after` is not asked for.
 pub fn check_range(range: &TimeRange) -> Result<(), ApiError> {
     match (range.before, range.after) {
-        (Some(before), Some(after)) if before <= after => Err(ApiError::query_field(
-            "before",
-            "must be later than after",
-        )),
+        (Some(before), Some(after)) if before <= after => {
+            Err(ApiError::query_field("before", "must be later than after"))
+        }
         _ => Ok(()),
     }
 }
