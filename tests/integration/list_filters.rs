@@ -201,6 +201,31 @@ async fn paging_back_with_prev_iterator_returns_the_earlier_page(#[case] backend
         ids(&first),
         "attempt prevIterator pages back: {back}"
     );
+
+    // The other lists page back the same way: apps (store-paged) and endpoints (in memory).
+    for n in 0..4 {
+        api.create_app(&format!("prev-page-app-{n}")).await;
+        api.create_endpoint(
+            &app,
+            json!({"url": receiver.url("prev", Reply::Always(204))}),
+        )
+        .await;
+    }
+    for list in [
+        "/api/v1/app?limit=2".to_owned(),
+        format!("/api/v1/app/{app}/endpoint?limit=2"),
+    ] {
+        let first = api.get(&list).await;
+        let iterator = first["iterator"].as_str().expect("iterator");
+        let second = api.get(&format!("{list}&iterator={iterator}")).await;
+        let prev = second["prevIterator"].as_str().expect("prevIterator");
+        let back = api.get(&format!("{list}&iterator={prev}")).await;
+        assert_eq!(
+            ids(&back),
+            ids(&first),
+            "{list}: prevIterator pages back: {back}"
+        );
+    }
 }
 
 /// Two endpoints, one failing: messages with channels and tags, and their attempts.
