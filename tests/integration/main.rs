@@ -23,6 +23,7 @@ mod health;
 mod idempotency;
 mod isolation;
 mod limits;
+mod list_filters;
 mod observability;
 mod openapi;
 mod operations;

@@ -70,3 +70,50 @@ async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks(
     let (ok, _) = verify_delivery(other, &delivery.headers, &delivery.body).await;
     assert!(!ok, "another secret must not verify");
 }
+
+/// The SDK's `message_attempt.resend` parses the answer as `EmptyResponse`, and its list
+/// options (`tag`, `prev_iterator`) reach the server: resend does not throw, and the resent
+/// message reaches the receiver again with the same `webhook-id`.
+#[apply(backends)]
+#[tokio::test]
+async fn svix_python_sdk_resend_tags_and_prev_iterator(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "svixlists");
+    let hookline = stack.start(Role::Serve).await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("lists", Reply::Always(204));
+    let base = hookline.api_url.clone().expect("api url");
+    let (ok, result) = run_python(
+        "svix_lists.py",
+        &[
+            ("HOOKLINE_URL", base.as_str()),
+            ("HOOKLINE_TOKEN", TOKEN),
+            ("RECEIVER_URL", url.as_str()),
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "svix_lists.py failed: {result}");
+    assert_eq!(result["resend"], json!({}));
+    let first_sent = result["sent"][0].clone();
+    assert_eq!(result["tagged"], json!([first_sent]), "{result}");
+    assert_eq!(result["tags"], json!([["vip"]]), "{result}");
+    assert_eq!(
+        result["back"], result["first"],
+        "prev_iterator pages back: {result}"
+    );
+    let first_sent = first_sent.as_str().expect("id").to_owned();
+    eventually(
+        "the resent message delivered twice",
+        Duration::from_secs(20),
+        || async {
+            let twice = receiver
+                .deliveries("lists")
+                .iter()
+                .filter(|d| d.webhook_id() == first_sent)
+                .count()
+                >= 2;
+            twice.then_some(())
+        },
+    )
+    .await;
+}

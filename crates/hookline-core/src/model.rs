@@ -161,6 +161,9 @@ pub struct Message {
     pub event_type: EventTypeName,
     pub event_id: Option<EventId>,
     pub channels: Option<Vec<Channel>>,
+    /// Free-form labels a message list can be filtered by (Svix `tags`); never routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     /// The payload, minified once at ingest; delivered byte for byte.
     pub payload: Box<RawValue>,
     #[serde(with = "time::serde::rfc3339")]

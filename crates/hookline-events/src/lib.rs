@@ -133,6 +133,7 @@ impl OperationalEvents {
             event_type: EventTypeName::parse(event_type).map_err(|e| e.to_string())?,
             event_id: None,
             channels: None,
+            tags: None,
             payload: payload.clone(),
             timestamp: now,
         };

@@ -114,11 +114,21 @@ pub async fn list(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<ApplicationOut>>, ApiError> {
-    let page = state
-        .registry()
-        .list_apps(&query.page_request(false)?)
-        .await?;
-    Ok(Json(ListResponse::from_page(page, ApplicationOut::from)))
+    let paging = super::paging::Paging::from_query(&query, false)?;
+    let mut pager = super::paging::Pager::new(paging, false);
+    while let Some(request) = pager.next_request() {
+        let page = state.registry().list_apps(&request).await?;
+        let judged = page
+            .items
+            .into_iter()
+            .map(|app| (app, super::paging::Verdict::Keep))
+            .collect();
+        pager.take(judged, page.iterator, page.done);
+    }
+    Ok(Json(pager.into_response(
+        |app| app.id.as_str(),
+        ApplicationOut::from,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/app", params(CreateQuery), request_body = ApplicationIn, responses((status = 201, body = ApplicationOut), (status = 200, description = "Existing application (get_if_exists)", body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]

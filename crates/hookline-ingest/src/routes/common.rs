@@ -83,6 +83,33 @@ impl<T> ListResponse<T> {
         if !request.ascending {
             items.reverse();
         }
+        let key_of = |item: &U| id(item).to_owned();
+        // A `-` marks a `prevIterator`: the page before that item in this order.
+        if let Some(before) = request
+            .iterator
+            .as_deref()
+            .and_then(|i| i.strip_prefix('-'))
+        {
+            let end = items
+                .iter()
+                .position(|item| {
+                    let key = id(item);
+                    if request.ascending {
+                        key >= before
+                    } else {
+                        key <= before
+                    }
+                })
+                .unwrap_or(items.len());
+            let start = end.saturating_sub(request.limit);
+            let page: Vec<U> = items.into_iter().skip(start).take(end - start).collect();
+            return Self {
+                iterator: page.last().map(key_of).or(Some(before.to_owned())),
+                prev_iterator: page.first().map(|item| format!("-{}", id(item))),
+                data: page.into_iter().map(map).collect(),
+                done: start == 0,
+            };
+        }
         let start = match &request.iterator {
             Some(after) => items
                 .iter()
@@ -100,12 +127,8 @@ impl<T> ListResponse<T> {
         let rest: Vec<U> = items.into_iter().skip(start).collect();
         let more = rest.len() > request.limit;
         let page: Vec<U> = rest.into_iter().take(request.limit).collect();
-        let iterator = if more {
-            page.last().map(|item| id(item).to_owned())
-        } else {
-            None
-        };
-        let prev_iterator = page.first().map(|item| id(item).to_owned());
+        let iterator = if more { page.last().map(key_of) } else { None };
+        let prev_iterator = page.first().map(|item| format!("-{}", id(item)));
         Self {
             data: page.into_iter().map(map).collect(),
             iterator,
@@ -210,6 +233,10 @@ mod tests {
         let third = ListResponse::from_sorted(items.clone(), &request, |s| s, |s| s);
         assert_eq!(third.data, ["ep_1"]);
         assert!(third.done);
+        request.iterator = second.prev_iterator.clone();
+        let back = ListResponse::from_sorted(items.clone(), &request, |s| s, |s| s);
+        assert_eq!(back.data, first.data, "prevIterator reads the earlier page");
+        assert_eq!(back.iterator, first.iterator);
         request = PageRequest {
             limit: 10,
             iterator: Some("ep_2".into()),

@@ -16,11 +16,11 @@ use crate::state::ApiState;
 
 /// Queues one more attempt (trigger type manual) of a message to an endpoint, with the same
 /// `webhook-id` as every earlier one. A failed resend does not change the pair's retries.
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 202, description = "Resend queued"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 202, body = Object, description = "Resend queued: Svix's `EmptyResponse`, the JSON object `{}`"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn resend(
     State(state): State<ApiState>,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let app = find_app(&state, &app_id).await?;
     let message = find_message(&state, &app.id, &msg_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
@@ -44,7 +44,8 @@ pub async fn resend(
         .publisher()
         .publish(std::slice::from_ref(&task))
         .await?;
-    Ok(StatusCode::ACCEPTED)
+    // The SDKs parse the answer as `EmptyResponse`: an empty body fails them.
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }
 
 /// `RecoverIn`.
@@ -172,6 +173,7 @@ pub async fn send_example(
         event_type,
         event_id: None,
         channels: None,
+        tags: None,
         payload: payload.clone(),
         timestamp: now,
     };

@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::apps::{new_app, ApplicationIn};
-use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse};
+use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, Ordering};
+use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::intake::{accept, NewMessage};
@@ -33,6 +34,8 @@ pub struct MessageIn {
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
+    /// Free-form labels the message list can be filtered by (`tag`); they do not route.
+    pub tags: Option<Vec<String>>,
     pub payload_retention_period: Option<u64>,
     /// Creates the application alongside the message when it does not exist.
     pub application: Option<ApplicationIn>,
@@ -53,6 +56,9 @@ pub struct MessageOut<'a> {
     pub event_id: Option<&'a EventId>,
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<&'a [Channel]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<&'a [String]>,
+    /// `{}` when the listing was asked `with_content=false`.
     #[schema(value_type = Object)]
     pub payload: &'a RawValue,
     #[serde(with = "time::serde::rfc3339")]
@@ -66,10 +72,30 @@ impl<'a> From<&'a Message> for MessageOut<'a> {
             event_type: &m.event_type,
             event_id: m.event_id.as_ref(),
             channels: m.channels.as_deref(),
+            tags: m.tags.as_deref(),
             payload: &m.payload,
             timestamp: m.timestamp,
         }
     }
+}
+
+impl<'a> MessageOut<'a> {
+    /// The message, its payload shown as `{}` unless `with_content`.
+    pub fn with_content(m: &'a Message, with_content: bool) -> Self {
+        let mut out = Self::from(m);
+        if !with_content {
+            out.payload = empty_payload();
+        }
+        out
+    }
+}
+
+/// `{}`: the payload of a message listed without content.
+fn empty_payload() -> &'static RawValue {
+    static EMPTY: std::sync::LazyLock<Box<RawValue>> = std::sync::LazyLock::new(|| {
+        RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("{{}} is JSON"))
+    });
+    &EMPTY
 }
 
 /// `MessageEndpointOut`-like destination state (Hookline keeps no endpoint copy per message).
@@ -178,6 +204,34 @@ async fn create_app_for_message(
     }
 }
 
+/// Most tags one message may carry.
+const MAX_TAGS: usize = 5;
+/// Longest tag.
+const MAX_TAG_LEN: usize = 128;
+
+/// Tags: 1 to [`MAX_TAGS`] distinct names of letters, digits and `-_./\#`.
+fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if tags.is_empty() || tags.len() > MAX_TAGS {
+        return Err(ApiError::field(
+            "tags",
+            format!("must list 1 to {MAX_TAGS} tags"),
+        ));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-_./\\#".contains(c);
+        if tag.is_empty() || tag.len() > MAX_TAG_LEN || !tag.chars().all(allowed) {
+            return Err(ApiError::field(
+                &format!("tags.{i}"),
+                format!("must be 1 to {MAX_TAG_LEN} letters, digits or -_./\\#"),
+            ));
+        }
+        if tags[..i].contains(tag) {
+            return Err(ApiError::field(&format!("tags.{i}"), "is listed twice"));
+        }
+    }
+    Ok(tags)
+}
+
 /// The message as it will be stored; its `app_id` is filled in once the app is known.
 fn validate(
     state: &ApiState,
@@ -202,6 +256,7 @@ fn validate(
             parse_names("channels", c, Channel::parse)
         })
         .transpose()?;
+    let tags = input.tags.map(validate_tags).transpose()?;
     let raw = input.payload.get();
     if !raw.trim_start().starts_with('{') {
         return Err(ApiError::field("payload", "must be a JSON object"));
@@ -248,6 +303,7 @@ fn validate(
             event_type,
             event_id,
             channels,
+            tags,
             payload,
             timestamp,
         },
@@ -257,22 +313,117 @@ fn validate(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ListQuery), responses((status = 200, body = ListResponse<MessageOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+/// `GET …/msg` query: a page, filters and whether payloads are included.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListQuery {
+    pub limit: Option<usize>,
+    /// An `iterator` or (with a leading `-`) a `prevIterator` from an earlier page.
+    pub iterator: Option<String>,
+    pub order: Option<Ordering>,
+    /// Only messages sent to this channel.
+    pub channel: Option<String>,
+    /// Only messages carrying this tag.
+    pub tag: Option<String>,
+    /// Only messages of these event types (comma-separated or the key repeated).
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Only messages created before this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub before: Option<OffsetDateTime>,
+    /// Only messages created after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub after: Option<OffsetDateTime>,
+    /// `false`: every payload is shown as `{}`. Default `true`.
+    pub with_content: Option<bool>,
+}
+
+/// The message filters of a listing (messages, or the messages of attempts).
+#[derive(Debug, Default, Clone)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+    pub event_types: std::collections::BTreeSet<String>,
+}
+
+impl MessageFilter {
+    pub fn is_set(&self) -> bool {
+        self.channel.is_some() || self.tag.is_some() || !self.event_types.is_empty()
+    }
+
+    pub fn matches(&self, m: &Message) -> bool {
+        let channel_ok = self.channel.as_deref().is_none_or(|wanted| {
+            m.channels
+                .as_deref()
+                .is_some_and(|cs| cs.iter().any(|c| c.as_str() == wanted))
+        });
+        let tag_ok = self.tag.as_deref().is_none_or(|wanted| {
+            m.tags
+                .as_deref()
+                .is_some_and(|ts| ts.iter().any(|t| t == wanted))
+        });
+        let type_ok =
+            self.event_types.is_empty() || self.event_types.contains(m.event_type.as_str());
+        channel_ok && tag_ok && type_ok
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), MessageListQuery), responses((status = 200, body = ListResponse<MessageOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn list(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<MessageListQuery>,
 ) -> Result<Response, ApiError> {
+    let paging = Paging::from_query(
+        &ListQuery {
+            limit: query.limit,
+            iterator: query.iterator.clone(),
+            order: query.order,
+        },
+        false,
+    )?;
+    let range = TimeRange {
+        before: query.before,
+        after: query.after,
+    };
+    check_range(&range)?;
+    let filter = MessageFilter {
+        channel: query.channel,
+        tag: query.tag,
+        event_types: event_type_set(&query.event_types),
+    };
     let app = super::common::find_app(&state, &app_id).await?;
-    let page = state
-        .messages()
-        .list_messages(&app.id, &query.page_request(false)?)
-        .await?;
+    let store_ascending = paging.store_ascending();
+    let mut pager = Pager::new(paging, filter.is_set() || range.is_set());
+    pager.skip_to(range.start_id("msg", store_ascending));
+    while let Some(request) = pager.next_request() {
+        let page = state.messages().list_messages(&app.id, &request).await?;
+        let judged = page
+            .items
+            .into_iter()
+            .map(|m| {
+                let verdict = match range.verdict(m.timestamp, store_ascending) {
+                    Verdict::Keep if !filter.matches(&m) => Verdict::Skip,
+                    other => other,
+                };
+                (m, verdict)
+            })
+            .collect();
+        pager.take(judged, page.iterator, page.done);
+    }
+    let messages = pager.into_response(|m| m.id.as_str(), |m| m);
+    let with_content = query.with_content.unwrap_or(true);
     let body = ListResponse {
-        data: page.items.iter().map(MessageOut::from).collect(),
-        iterator: page.iterator.clone(),
-        prev_iterator: page.prev_iterator.clone(),
-        done: page.done,
+        data: messages
+            .data
+            .iter()
+            .map(|m| MessageOut::with_content(m, with_content))
+            .collect(),
+        iterator: messages.iterator.clone(),
+        prev_iterator: messages.prev_iterator.clone(),
+        done: messages.done,
     };
     Ok(Json(body).into_response())
 }

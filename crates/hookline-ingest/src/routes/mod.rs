@@ -16,3 +16,4 @@ pub mod expunge;
 pub mod health;
 pub mod manual;
 pub mod messages;
+pub mod paging;
