@@ -824,6 +824,7 @@ async fn an_unconfirmed_message_is_swept_after_its_lease_and_confirming_clears_i
         event_type: hookline_core::names::EventTypeName::parse("order.created").expect("name"),
         event_id: None,
         channels: None,
+        tags: None,
         payload: serde_json::value::RawValue::from_string("{}".into()).expect("payload"),
         timestamp: now,
     };
@@ -1026,6 +1027,7 @@ impl RedisOnly {
             event_type: hookline_core::names::EventTypeName::parse("order.created").expect("name"),
             event_id: None,
             channels: None,
+            tags: None,
             payload: serde_json::value::RawValue::from_string("{}".into()).expect("payload"),
             timestamp: OffsetDateTime::now_utc(),
         };
