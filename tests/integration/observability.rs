@@ -64,7 +64,9 @@ async fn metrics_count_100_deliveries_with_10_failing_on_every_role() {
             let (_, page) = get_text(&dispatcher_metrics).await;
             let exhausted = sample(&page, r#"hookline_deliveries_total{outcome="exhausted"}"#);
             let ok = sample(&page, r#"hookline_deliveries_total{outcome="succeeded"}"#);
-            (exhausted >= 10.0 && ok >= 90.0).then_some(page)
+            // A task's outcome is counted before its ack; it leaves the in-flight gauge after.
+            let in_flight = sample(&page, "hookline_in_flight_tasks");
+            (exhausted >= 10.0 && ok >= 90.0 && in_flight == 0.0).then_some(page)
         },
     )
     .await;
