@@ -48,12 +48,7 @@ impl AttemptLog for EmbeddedStore {
         attempt_id: &str,
     ) -> Result<Option<Attempt>, StoreError> {
         let key = keys::attempt(app_id, attempt_id);
-        self.db
-            .read(move |txn| {
-                let table = txn.open_table(RECORDS).map_err(unavailable)?;
-                records::get(&table, &key, crate::db::now_ms(), "attempt")
-            })
-            .await
+        self.db.read_record(key, "attempt").await
     }
 
     async fn expunge_response(&self, app_id: &str, attempt_id: &str) -> Result<bool, StoreError> {

@@ -229,6 +229,22 @@ impl Db {
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
+
+    /// The live (unexpired) record under `key`, decoded as `T` (`what` names it in errors).
+    pub(crate) async fn read_record<T>(
+        &self,
+        key: String,
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.read(move |txn| {
+            let table = txn.open_table(RECORDS).map_err(unavailable)?;
+            crate::records::get(&table, &key, now_ms(), what)
+        })
+        .await
+    }
 }
 
 impl Db {

@@ -97,10 +97,7 @@ impl MessageStore for EmbeddedStore {
         let name = keys::idempotency(app_id, key);
         let claim = self
             .db
-            .read(move |txn| {
-                let table = txn.open_table(RECORDS).map_err(unavailable)?;
-                records::get::<Claim>(&table, &name, crate::db::now_ms(), "idempotency key")
-            })
+            .read_record::<Claim>(name, "idempotency key")
             .await?;
         Ok(match claim {
             Some(Claim::Done(response)) => Some(response),
@@ -206,13 +203,7 @@ impl MessageStore for EmbeddedStore {
         msg_id: &str,
     ) -> Result<Option<Unconfirmed>, StoreError> {
         let key = keys::outbox(app_id, msg_id);
-        let mark = self
-            .db
-            .read(move |txn| {
-                let table = txn.open_table(RECORDS).map_err(unavailable)?;
-                records::get::<Mark>(&table, &key, crate::db::now_ms(), "outbox mark")
-            })
-            .await?;
+        let mark = self.db.read_record::<Mark>(key, "outbox mark").await?;
         Ok(mark.map(|m| m.unconfirmed))
     }
 
@@ -258,12 +249,7 @@ impl MessageStore for EmbeddedStore {
 
     async fn get_message(&self, app_id: &str, msg_id: &str) -> Result<Option<Message>, StoreError> {
         let key = keys::message(app_id, msg_id);
-        self.db
-            .read(move |txn| {
-                let table = txn.open_table(RECORDS).map_err(unavailable)?;
-                records::get(&table, &key, crate::db::now_ms(), "message")
-            })
-            .await
+        self.db.read_record(key, "message").await
     }
 
     async fn list_messages(
