@@ -4,6 +4,7 @@
 pub mod api;
 pub mod browser;
 pub mod dns;
+pub mod js;
 pub mod process;
 pub mod python;
 pub mod rabbit_node;
@@ -24,5 +25,13 @@ pub use rabbit_node::PrivateNode;
 #[case::embedded(Backend::Embedded)]
 #[case::clusters(Backend::Clusters)]
 pub fn backends(#[case] backend: Backend) {}
+
+/// The SDK tests' parameter: the two ways Hookline is deployed (RabbitMQ + Redis, and
+/// embedded). The clusters add nothing an SDK can see, and every case starts a deployment.
+#[rstest_reuse::template]
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::embedded(Backend::Embedded)]
+pub fn sdk_backends(#[case] backend: Backend) {}
 pub use receiver::{Receiver, Reply};
 pub use wait::eventually;
