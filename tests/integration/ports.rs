@@ -827,6 +827,7 @@ async fn an_unconfirmed_message_is_swept_after_its_lease_and_confirming_clears_i
         tags: None,
         payload: serde_json::value::RawValue::from_string("{}".into()).expect("payload"),
         timestamp: now,
+        deliver_at: None,
     };
     let eps = ["ep_1".to_owned()];
     let (m1, m2) = (message("msg_a"), message("msg_b"));
@@ -1030,6 +1031,7 @@ impl RedisOnly {
             tags: None,
             payload: serde_json::value::RawValue::from_string("{}".into()).expect("payload"),
             timestamp: OffsetDateTime::now_utc(),
+            deliver_at: None,
         };
         self.store
             .insert_unconfirmed(&message, &["ep_1".to_owned()], 3600, None, lease_ms)

@@ -144,12 +144,30 @@ pub struct EventType {
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
+    /// The one feature flag of records written before a type could carry several; new
+    /// records keep their flags in `feature_flags` and leave this `None`.
+    #[serde(default)]
     pub feature_flag: Option<String>,
+    /// Feature flags an app portal session must hold to see this type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_flags: Option<Vec<String>>,
+    /// The group the type is shown under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
     pub schemas: Option<serde_json::Value>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl EventType {
+    /// The type's feature flags, reading a record written with a single flag too.
+    pub fn flags(&self) -> Option<Vec<String>> {
+        self.feature_flags
+            .clone()
+            .or_else(|| self.feature_flag.clone().map(|flag| vec![flag]))
+    }
 }
 
 /// One event accepted for an app.
@@ -168,6 +186,13 @@ pub struct Message {
     pub payload: Box<RawValue>,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    /// When delivery was asked to start (`deliverAt`); `None`: at once.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deliver_at: Option<OffsetDateTime>,
 }
 
 /// Delivery status of a message to one endpoint, or of one attempt (Svix numbering).

@@ -93,6 +93,16 @@ name_type!(
     128
 );
 name_type!(
+    /// A feature flag an event type can require of an app portal session.
+    FeatureFlag,
+    256
+);
+name_type!(
+    /// The group an event type is shown under.
+    GroupName,
+    256
+);
+name_type!(
     /// An id or uid as it appears in a URL path: either a Hookline id or a [`Uid`].
     IdOrUid,
     256

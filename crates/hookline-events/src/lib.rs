@@ -136,6 +136,7 @@ impl OperationalEvents {
             tags: None,
             payload: payload.clone(),
             timestamp: now,
+            deliver_at: None,
         };
         self.messages
             .insert_message(&message, std::slice::from_ref(&endpoint.id), RETENTION_SECS)

@@ -30,8 +30,9 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, endpoint_activity, endpoint_headers, endpoint_messages, endpoint_secret,
-    endpoint_stats, endpoints, event_types, expunge, health, manual, messages,
+    apps, attempts, endpoint_activity, endpoint_example, endpoint_headers, endpoint_messages,
+    endpoint_secret, endpoint_stats, endpoint_transformation, endpoints, event_types, expunge,
+    health, manual, messages,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -55,11 +56,17 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoint_headers::patch
         ))
         .routes(routes!(messages::list, messages::create))
+        .routes(routes!(messages::precheck))
         .routes(routes!(messages::get))
         .routes(routes!(messages::destinations))
         .routes(routes!(manual::resend))
-        .routes(routes!(manual::send_example))
+        .routes(routes!(endpoint_example::send_example))
         .routes(routes!(endpoint_stats::stats))
+        .routes(routes!(endpoint_stats::attempt_stats))
+        .routes(routes!(
+            endpoint_transformation::get,
+            endpoint_transformation::patch
+        ))
         .routes(routes!(endpoint_activity::activity))
         .routes(routes!(endpoint_messages::list))
         .routes(routes!(expunge::message_content))

@@ -12,12 +12,12 @@ use hookline_core::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, now, nullable, unix_ms, ListQuery, ListResponse};
+use super::common::{find_app, now, nullable, one_of, unix_ms, ListQuery, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::ApiState;
 
-/// `ApplicationIn` (create and PUT).
+/// `ApplicationIn` (create and PUT). `rateLimit` is the older name of `throttleRate`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
@@ -25,7 +25,7 @@ pub struct ApplicationIn {
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    #[serde(alias = "throttleRate")]
+    pub throttle_rate: Option<u16>,
     pub rate_limit: Option<u16>,
 }
 
@@ -38,7 +38,10 @@ pub struct ApplicationPatch {
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
 }
@@ -103,26 +106,93 @@ pub fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
         uid: parse_uid(input.uid)?,
         name: input.name,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: one_of(
+            "throttleRate",
+            "rateLimit",
+            input.throttle_rate,
+            input.rate_limit,
+        )?,
         created_at: now,
         updated_at: now,
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/app", params(ListQuery), responses((status = 200, body = ListResponse<ApplicationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
+/// `GET /api/v1/app` query: a page and Svix's filters on each app's endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AppListQuery {
+    pub limit: Option<usize>,
+    /// An `iterator` or (with a leading `-`) a `prevIterator` from an earlier page.
+    pub iterator: Option<String>,
+    pub order: Option<Ordering>,
+    /// Leave out apps that have no endpoint.
+    pub exclude_apps_with_no_endpoints: Option<bool>,
+    /// Leave out apps whose endpoints are all disabled (apps with none stay).
+    pub exclude_apps_with_disabled_endpoints: Option<bool>,
+    /// Leave out apps whose endpoints all point at Svix Play (`play.svix.com`).
+    pub exclude_apps_with_svix_play_endpoints: Option<bool>,
+}
+
+/// The endpoint filters of the app list.
+#[derive(Debug, Clone, Copy, Default)]
+struct EndpointFilters {
+    no_endpoints: bool,
+    disabled: bool,
+    svix_play: bool,
+}
+
+impl EndpointFilters {
+    fn is_set(self) -> bool {
+        self.no_endpoints || self.disabled || self.svix_play
+    }
+
+    fn keeps(self, endpoints: &[hookline_core::model::Endpoint]) -> bool {
+        if endpoints.is_empty() {
+            return !self.no_endpoints;
+        }
+        let all = |test: fn(&hookline_core::model::Endpoint) -> bool| endpoints.iter().all(test);
+        !(self.disabled && all(|e| e.disabled) || self.svix_play && all(|e| is_svix_play(&e.url)))
+    }
+}
+
+/// Whether `url` points at Svix Play, Svix's hosted request inspector.
+fn is_svix_play(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|host| host == "play.svix.com" || host.ends_with(".play.svix.com"))
+}
+
+#[utoipa::path(get, path = "/api/v1/app", params(AppListQuery), responses((status = 200, body = ListResponse<ApplicationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn list(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<AppListQuery>,
 ) -> Result<Json<ListResponse<ApplicationOut>>, ApiError> {
-    let paging = super::paging::Paging::from_query(&query, false)?;
-    let mut pager = super::paging::Pager::new(paging, false);
+    let page = ListQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+        order: query.order,
+    };
+    let filters = EndpointFilters {
+        no_endpoints: query.exclude_apps_with_no_endpoints.unwrap_or(false),
+        disabled: query.exclude_apps_with_disabled_endpoints.unwrap_or(false),
+        svix_play: query.exclude_apps_with_svix_play_endpoints.unwrap_or(false),
+    };
+    let paging = super::paging::Paging::from_query(&page, false)?;
+    let mut pager = super::paging::Pager::new(paging, filters.is_set());
     while let Some(request) = pager.next_request() {
         let page = state.registry().list_apps(&request).await?;
-        let judged = page
-            .items
-            .into_iter()
-            .map(|app| (app, super::paging::Verdict::Keep))
-            .collect();
+        let mut judged = Vec::with_capacity(page.items.len());
+        for app in page.items {
+            let keep = !filters.is_set()
+                || filters.keeps(&state.registry().endpoints_of_app(&app.id).await?);
+            let verdict = if keep {
+                super::paging::Verdict::Keep
+            } else {
+                super::paging::Verdict::Skip
+            };
+            judged.push((app, verdict));
+        }
         pager.take(judged, page.iterator, page.done);
     }
     Ok(Json(pager.into_response(
@@ -188,7 +258,12 @@ pub async fn update(
         uid: parse_uid(input.uid)?,
         name: input.name,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: one_of(
+            "throttleRate",
+            "rateLimit",
+            input.throttle_rate,
+            input.rate_limit,
+        )?,
         updated_at: now(),
         ..previous.clone()
     };
@@ -214,8 +289,14 @@ pub async fn patch(
     if let Some(metadata) = input.metadata {
         app.metadata = metadata;
     }
-    if let Some(rate_limit) = input.rate_limit {
-        app.rate_limit = rate_limit;
+    if input.throttle_rate.is_some() || input.rate_limit.is_some() {
+        app.rate_limit = one_of(
+            "throttleRate",
+            "rateLimit",
+            input.throttle_rate,
+            input.rate_limit,
+        )?
+        .flatten();
     }
     app.updated_at = now();
     state.registry().update_app(&previous, &app).await?;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, State};
 use axum::Json;
-use hookline_core::model::{Attempt, Message, MessageStatus};
+use hookline_core::model::{Attempt, Message};
 use hookline_core::outcome::TransportError;
 use hookline_core::ports::{Page, PageRequest, StoreError};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::common::{find_app, ListQuery, ListResponse, Ordering};
 use super::endpoints::find_endpoint;
 use super::messages::MessageFilter;
-use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
+use super::paging::{check_range, event_type_set, Pager, Paging, StatusFilter, TimeRange, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::ApiState;
@@ -61,6 +61,11 @@ pub struct MessageSummary {
     pub payload: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deliver_at: Option<OffsetDateTime>,
 }
 
 impl From<&Message> for MessageSummary {
@@ -76,6 +81,7 @@ impl From<&Message> for MessageSummary {
             tags: m.tags.clone(),
             payload: serde_json::json!({}),
             timestamp: m.timestamp,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -112,7 +118,8 @@ pub struct AttemptListQuery {
     /// An `iterator` or (with a leading `-`) a `prevIterator` from an earlier page.
     pub iterator: Option<String>,
     pub order: Option<Ordering>,
-    /// Only attempts with this status: 0 success, 1 pending, 2 fail, 3 sending.
+    /// Only attempts with this status: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled
+    /// (never: Hookline cancels nothing).
     pub status: Option<u8>,
     /// Only attempts whose response status is in this class: 0 (no response), 100, 200,
     /// 300, 400 or 500.
@@ -144,7 +151,7 @@ pub struct AttemptListQuery {
 
 /// The attempt filters of one request.
 struct AttemptFilter {
-    status: Option<MessageStatus>,
+    status: Option<StatusFilter>,
     code_class: Option<u16>,
     endpoint_id: Option<String>,
     range: TimeRange,
@@ -155,13 +162,7 @@ struct AttemptFilter {
 
 impl AttemptFilter {
     fn parse(query: &AttemptListQuery) -> Result<Self, ApiError> {
-        let status = query
-            .status
-            .map(|code| {
-                MessageStatus::from_code(code)
-                    .ok_or_else(|| ApiError::query_field("status", "must be 0, 1, 2 or 3"))
-            })
-            .transpose()?;
+        let status = StatusFilter::parse(query.status)?;
         let code_class = query
             .status_code_class
             .map(|class| match class {
@@ -206,7 +207,7 @@ impl AttemptFilter {
             0 => a.response_status_code == 0,
             _ => (class..class + 100).contains(&a.response_status_code),
         });
-        self.status.is_none_or(|s| a.status == s)
+        self.status.is_none_or(|s| s.matches(a.status))
             && class_ok
             && self
                 .endpoint_id
@@ -356,10 +357,20 @@ fn page_query(query: &AttemptListQuery) -> ListQuery {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("attempt_id" = String, Path, description = "Attempt id")), responses((status = 200, body = MessageAttemptOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
+/// `GET …/attempt/{attempt_id}` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptGetQuery {
+    /// Accepted for the SDKs (which always send it); Hookline never cancels an attempt, so
+    /// the statuses are the same either way.
+    pub expanded_statuses: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("attempt_id" = String, Path, description = "Attempt id"), AttemptGetQuery), responses((status = 200, body = MessageAttemptOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn get(
     State(state): State<ApiState>,
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+    ApiQuery(_query): ApiQuery<AttemptGetQuery>,
 ) -> Result<Json<MessageAttemptOut>, ApiError> {
     let app = find_app(&state, &app_id).await?;
     let attempt = state

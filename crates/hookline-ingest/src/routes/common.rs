@@ -160,6 +160,24 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// One setting from a field and its older name (the SDKs send either, and may send both):
+/// two different values are refused, naming `field`.
+pub fn one_of<T: PartialEq>(
+    field: &str,
+    older: &str,
+    value: Option<T>,
+    older_value: Option<T>,
+) -> Result<Option<T>, ApiError> {
+    match (value, older_value) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::field(
+            field,
+            format!("differs from {older} (its older name); give one of them"),
+        )),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
 /// Finds the app named by a path segment (id or uid), or answers 404.
 pub async fn find_app(state: &ApiState, app_id: &str) -> Result<App, ApiError> {
     state

@@ -21,12 +21,16 @@ pub struct EndpointHeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
-/// `EndpointHeadersPatchIn`: sets the given headers; a `null` value removes one.
+/// `EndpointHeadersPatchIn`: sets the given headers and removes those in `deleteHeaders`
+/// (a `null` value in `headers` removes one too).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointHeadersPatchIn {
+    #[serde(default)]
     #[schema(value_type = BTreeMap<String, Option<String>>)]
     pub headers: BTreeMap<String, Option<String>>,
+    /// Names of headers to remove (any case).
+    pub delete_headers: Option<Vec<String>>,
 }
 
 /// `EndpointHeadersOut`. `sensitive` lists headers whose values are hidden (none: Hookline
@@ -81,6 +85,20 @@ pub async fn patch(
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut merged = previous.headers.clone();
+    for name in input.delete_headers.unwrap_or_default() {
+        let name = name.to_ascii_lowercase();
+        if input
+            .headers
+            .keys()
+            .any(|set| set.eq_ignore_ascii_case(&name))
+        {
+            return Err(ApiError::field(
+                "deleteHeaders",
+                format!("`{name}` is both set in headers and deleted"),
+            ));
+        }
+        merged.remove(&name);
+    }
     for (name, value) in input.headers {
         let name = name.to_ascii_lowercase();
         match value {

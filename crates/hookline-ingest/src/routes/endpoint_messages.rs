@@ -9,14 +9,14 @@ use axum::extract::{Path, State};
 use axum::Json;
 use std::collections::HashSet;
 
-use hookline_core::model::{DestinationStatus, Message, MessageStatus};
+use hookline_core::model::{DestinationStatus, Message};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::common::{find_app, ListQuery, ListResponse, Ordering};
 use super::endpoints::find_endpoint;
 use super::messages::{MessageFilter, MessageOut};
-use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
+use super::paging::{check_range, event_type_set, Pager, Paging, StatusFilter, TimeRange, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::ApiState;
@@ -46,7 +46,7 @@ pub struct AttemptedMessagesQuery {
     /// Only messages carrying this tag.
     pub tag: Option<String>,
     /// Only messages in this delivery state to the endpoint: 0 success, 1 pending, 2 fail,
-    /// 3 sending.
+    /// 3 sending, 4 canceled (never: Hookline cancels nothing).
     pub status: Option<u8>,
     /// Only messages of these event types (comma-separated or the key repeated).
     #[serde(default)]
@@ -84,13 +84,7 @@ pub async fn list(
         },
         false,
     )?;
-    let status = query
-        .status
-        .map(|code| {
-            MessageStatus::from_code(code)
-                .ok_or_else(|| ApiError::query_field("status", "must be 0, 1, 2 or 3"))
-        })
-        .transpose()?;
+    let status = StatusFilter::parse(query.status)?;
     let range = TimeRange {
         before: query.before,
         after: query.after,
@@ -122,7 +116,7 @@ pub async fn list(
             let keep = row.as_ref().is_some_and(|(_, message, destination)| {
                 filter.matches(message)
                     && range.contains(message.timestamp)
-                    && status.is_none_or(|s| destination.status == s)
+                    && status.is_none_or(|s| s.matches(destination.status))
             });
             judged.push((row, if keep { Verdict::Keep } else { Verdict::Skip }));
         }

@@ -1,7 +1,8 @@
 //! An endpoint's signing secret: read it, rotate it.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use std::time::Duration;
+
 use axum::Json;
 use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
@@ -20,12 +21,22 @@ pub struct EndpointSecretOut {
     pub key: SecretText,
 }
 
-/// `EndpointSecretRotateIn`: the new key, or none to generate one.
+/// Longest grace period a rotation may ask for (Svix's: 7 days).
+const MAX_GRACE_SECS: u64 = 7 * 24 * 3600;
+/// Most retired secrets that may still be signing: a rotation beyond this waits until one
+/// expires (Svix's limit), so every delivery carries a bounded number of signatures.
+const MAX_RETIRED: usize = 10;
+
+/// `EndpointSecretRotateIn`: the new key (or none to generate one) and how long the old one
+/// keeps signing.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointSecretRotateIn {
     #[schema(value_type = Option<String>)]
     pub key: Option<SecretText>,
+    /// Seconds the old secret keeps signing beside the new one, 0 to 604800 (7 days);
+    /// default: the configured grace period (24 hours).
+    pub grace_period_seconds: Option<u64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
@@ -40,15 +51,26 @@ pub async fn get(
     }))
 }
 
-/// Replaces the secret. The previous one keeps signing (a second, space-separated
-/// signature) for the configured grace period, so receivers can switch without a gap.
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = Option<EndpointSecretRotateIn>, responses((status = 204, description = "Rotated"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+/// Replaces the secret and answers the new one (the Python SDK reads it; the JavaScript SDK
+/// ignores the body). The previous one keeps signing (a second, space-separated signature)
+/// for `gracePeriodSeconds`, so receivers can switch without a gap.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = Option<EndpointSecretRotateIn>, responses((status = 200, body = EndpointSecretOut, description = "Rotated: the new secret"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn rotate(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     body: Option<ApiJson<EndpointSecretRotateIn>>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<EndpointSecretOut>, ApiError> {
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
+    let grace = match input.grace_period_seconds {
+        Some(secs) if secs > MAX_GRACE_SECS => {
+            return Err(ApiError::field(
+                "gracePeriodSeconds",
+                format!("must be between 0 and {MAX_GRACE_SECS} (7 days)"),
+            ))
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => state.config().secret_rotation_grace,
+    };
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let secret = match &input.key {
@@ -58,15 +80,18 @@ pub async fn rotate(
     };
     let mut endpoint = previous.clone();
     let now = now();
-    endpoint.rotate_secret(
-        secret.expose().into(),
-        state.config().secret_rotation_grace,
-        now,
-    );
+    endpoint.rotate_secret(secret.expose().into(), grace, now);
+    if endpoint.old_secrets.len() > MAX_RETIRED {
+        return Err(ApiError::Conflict(format!(
+            "this endpoint already has {MAX_RETIRED} earlier secrets still signing; rotate again once one has expired"
+        )));
+    }
     endpoint.updated_at = now;
     state
         .registry()
         .update_endpoint(&previous, &endpoint)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret,
+    }))
 }

@@ -19,23 +19,63 @@ use crate::state::ApiState;
 
 /// At most this many recent messages are counted, so the answer stays fast.
 const MAX_MESSAGES: usize = 1000;
+/// At most this many attempts are read per answer, for the same reason.
+const MAX_SCANNED: usize = 100_000;
 
+/// The longest window a statistics request may cover (Svix's: 28 days, plus five minutes
+/// so that `now - 28 days` needs no care about clocks).
+const MAX_WINDOW: time::Duration = time::Duration::minutes(28 * 24 * 60 + 5);
+
+/// `since` / `until` of both statistics.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Count messages attempted since this time (default: 28 days ago).
+    /// Count from this time (default: 28 days before `until`).
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<OffsetDateTime>,
+    /// Count up to this time (default: now).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<OffsetDateTime>,
 }
 
-/// `EndpointStats`: messages by their delivery state to this endpoint.
+impl StatsQuery {
+    /// The window, `[since, until)`, at most [`MAX_WINDOW`] long.
+    fn window(&self) -> Result<(OffsetDateTime, OffsetDateTime), ApiError> {
+        let until = self.until.unwrap_or_else(OffsetDateTime::now_utc);
+        let since = self.since.unwrap_or(until - time::Duration::days(28));
+        if since >= until {
+            return Err(ApiError::query_field("since", "must be before until"));
+        }
+        if until - since > MAX_WINDOW {
+            return Err(ApiError::query_field(
+                "since",
+                "must be at most 28 days before until",
+            ));
+        }
+        Ok((since, until))
+    }
+}
+
+/// `EndpointStats`: messages attempted in the window, by their delivery state to this
+/// endpoint now. Hookline never cancels a delivery, so `canceled` is always 0.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct EndpointStats {
     pub success: u64,
     pub pending: u64,
     pub sending: u64,
     pub fail: u64,
+    pub canceled: u64,
+}
+
+/// `EndpointAttemptStats`: attempts made in the window, by outcome (holds behind an open
+/// circuit made no request and are not counted; nothing is ever canceled).
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct EndpointAttemptStats {
+    pub success: u64,
+    pub fail: u64,
+    pub canceled: u64,
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), StatsQuery), responses((status = 200, body = EndpointStats), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
@@ -44,18 +84,20 @@ pub async fn stats(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<EndpointStats>, ApiError> {
+    let (since, until) = query.window()?;
     let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    let since = query
-        .since
-        .unwrap_or_else(|| OffsetDateTime::now_utc() - time::Duration::days(28));
-    // Newest attempts first; stop at `since` or at the message cap.
+    // Newest attempts first; skip those after `until`, stop at `since` or the message cap.
     let mut messages = BTreeSet::new();
+    let mut scanned = 0;
     attempt_walk::newest_first(&state, &app.id, &endpoint.id, None, |attempt| {
-        if attempt.timestamp < since || messages.len() >= MAX_MESSAGES {
+        scanned += 1;
+        if attempt.timestamp < since || messages.len() >= MAX_MESSAGES || scanned > MAX_SCANNED {
             return ControlFlow::Break(());
         }
-        messages.insert(attempt.msg_id.clone());
+        if attempt.timestamp < until {
+            messages.insert(attempt.msg_id.clone());
+        }
         ControlFlow::Continue(())
     })
     .await?;
@@ -75,5 +117,34 @@ pub async fn stats(
             None => {}
         }
     }
+    Ok(Json(stats))
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), StatsQuery), responses((status = 200, body = EndpointAttemptStats), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+pub async fn attempt_stats(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<StatsQuery>,
+) -> Result<Json<EndpointAttemptStats>, ApiError> {
+    let (since, until) = query.window()?;
+    let app = find_app(&state, &app_id).await?;
+    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let mut stats = EndpointAttemptStats::default();
+    let mut scanned = 0;
+    attempt_walk::newest_first(&state, &app.id, &endpoint.id, None, |attempt| {
+        scanned += 1;
+        if attempt.timestamp < since || scanned > MAX_SCANNED {
+            return ControlFlow::Break(());
+        }
+        if attempt.timestamp < until {
+            match attempt.status {
+                MessageStatus::Success => stats.success += 1,
+                MessageStatus::Fail => stats.fail += 1,
+                MessageStatus::Pending | MessageStatus::Sending => {}
+            }
+        }
+        ControlFlow::Continue(())
+    })
+    .await?;
     Ok(Json(stats))
 }

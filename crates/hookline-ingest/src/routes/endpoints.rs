@@ -13,7 +13,9 @@ use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, now, nullable, parse_names, unix_ms, ListQuery, ListResponse};
+use super::common::{
+    find_app, now, nullable, one_of, parse_names, unix_ms, ListQuery, ListResponse,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::ApiState;
@@ -23,8 +25,8 @@ const MAX_URL_LEN: usize = 65_536;
 /// Most channels one endpoint may filter on (Svix's limit).
 const MAX_CHANNELS: usize = 10;
 
-/// `EndpointIn` / `EndpointUpdate`. Today's SDKs send `eventTypes` and `throttleRate`; older
-/// ones `filterTypes` and `rateLimit`: both are accepted.
+/// `EndpointIn`. Today's SDKs send `eventTypes` (Python) or `filterTypes` (JavaScript), and
+/// `throttleRate` or the older `rateLimit`: each pair names one setting.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
@@ -34,17 +36,42 @@ pub struct EndpointIn {
     #[serde(default)]
     pub disabled: bool,
     pub uid: Option<String>,
-    #[serde(alias = "filterTypes")]
     pub event_types: Option<Vec<String>>,
+    pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    #[serde(alias = "throttleRate")]
+    pub throttle_rate: Option<u16>,
     pub rate_limit: Option<u16>,
-    /// Only on create; PUT leaves the secret alone.
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
+    /// Custom headers sent with every delivery (as `PUT …/headers` sets them).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Svix's endpoint version: only 1 exists.
+    pub version: Option<u32>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
+    pub signature_scheme: Option<SignatureSchemeIo>,
+}
+
+/// `EndpointUpdate` (PUT): the settings of `EndpointIn` without the secret and headers,
+/// which have their own operations.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointUpdate {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub uid: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    pub throttle_rate: Option<u16>,
+    pub rate_limit: Option<u16>,
+    pub version: Option<u32>,
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
 
@@ -102,16 +129,26 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
-    #[serde(default, alias = "filterTypes", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
+    pub filter_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
+    /// A new secret, in force at once (rotating keeps the old one signing for a while).
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<SecretText>,
+    pub version: Option<u32>,
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
 
@@ -218,6 +255,34 @@ fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
         .transpose()
 }
 
+/// Svix's `version`: 1 is the only one there is.
+fn check_version(version: Option<u32>) -> Result<(), ApiError> {
+    match version {
+        None | Some(1) => Ok(()),
+        Some(_) => Err(ApiError::field(
+            "version",
+            "must be 1, the only endpoint version",
+        )),
+    }
+}
+
+/// `eventTypes`, or its other name `filterTypes`.
+fn event_types_of(
+    event_types: Option<Vec<String>>,
+    filter_types: Option<Vec<String>>,
+) -> Result<Option<Vec<EventTypeName>>, ApiError> {
+    parse_event_types(one_of(
+        "eventTypes",
+        "filterTypes",
+        event_types,
+        filter_types,
+    )?)
+}
+
+fn parse_secret(field: &str, text: &SecretText) -> Result<SigningSecret, ApiError> {
+    SigningSecret::parse(text.expose()).map_err(|e| ApiError::field(field, e.to_string()))
+}
+
 /// Finds an endpoint of the app by id or uid, or answers 404.
 pub async fn find_endpoint(
     state: &ApiState,
@@ -255,10 +320,15 @@ pub async fn create(
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     let app = find_app(&state, &app_id).await?;
+    check_version(input.version)?;
     let secret = match &input.secret {
-        Some(text) => SigningSecret::parse(text.expose())
-            .map_err(|e| ApiError::field("secret", e.to_string()))?,
+        Some(text) => parse_secret("secret", text)?,
         None => SigningSecret::generate(),
+    };
+    let headers = match input.headers {
+        Some(headers) => hookline_core::headers::check_all(headers)
+            .map_err(|e| ApiError::field("headers", e.to_string()))?,
+        None => BTreeMap::new(),
     };
     let now = now();
     let endpoint = Endpoint {
@@ -267,14 +337,19 @@ pub async fn create(
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: event_types_of(input.event_types, input.filter_types)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: one_of(
+            "throttleRate",
+            "rateLimit",
+            input.throttle_rate,
+            input.rate_limit,
+        )?,
         secret: secret.expose().into(),
         old_secrets: Vec::new(),
-        headers: BTreeMap::new(),
+        headers,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
         created_at: now,
         updated_at: now,
@@ -300,23 +375,29 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointIn, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointUpdate, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-    ApiJson(input): ApiJson<EndpointIn>,
+    ApiJson(input): ApiJson<EndpointUpdate>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    check_version(input.version)?;
     let endpoint = Endpoint {
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: event_types_of(input.event_types, input.filter_types)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: one_of(
+            "throttleRate",
+            "rateLimit",
+            input.throttle_rate,
+            input.rate_limit,
+        )?,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
         updated_at: now(),
         ..previous.clone()
@@ -341,33 +422,10 @@ pub async fn patch(
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut endpoint = previous.clone();
-    if let Some(url) = input.url {
+    if let Some(url) = input.url.clone() {
         endpoint.url = parse_url(&state, url).await?;
     }
-    if let Some(description) = input.description {
-        endpoint.description = description;
-    }
-    if let Some(disabled) = input.disabled {
-        endpoint.disabled = disabled;
-    }
-    if let Some(uid) = input.uid {
-        endpoint.uid = parse_uid(uid)?;
-    }
-    if let Some(types) = input.event_types {
-        endpoint.event_types = parse_event_types(types)?;
-    }
-    if let Some(channels) = input.channels {
-        endpoint.channels = parse_channels(channels)?;
-    }
-    if let Some(metadata) = input.metadata {
-        endpoint.metadata = metadata;
-    }
-    if let Some(scheme) = input.signature_scheme {
-        endpoint.signature_scheme = scheme.into_scheme()?;
-    }
-    if let Some(rate_limit) = input.rate_limit {
-        endpoint.rate_limit = rate_limit;
-    }
+    apply_patch(&mut endpoint, input)?;
     endpoint.updated_at = now();
     state
         .registry()
@@ -378,6 +436,51 @@ pub async fn patch(
         .endpoint_changed("endpoint.updated", &app, &endpoint)
         .await;
     Ok(Json(endpoint.into()))
+}
+
+/// Sets the fields a patch names (all but `url`, which needs the resolver).
+fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiError> {
+    check_version(input.version)?;
+    if let Some(description) = input.description {
+        endpoint.description = description;
+    }
+    if let Some(disabled) = input.disabled {
+        endpoint.disabled = disabled;
+    }
+    if let Some(uid) = input.uid {
+        endpoint.uid = parse_uid(uid)?;
+    }
+    if input.event_types.is_some() || input.filter_types.is_some() {
+        let types = one_of(
+            "eventTypes",
+            "filterTypes",
+            input.event_types,
+            input.filter_types,
+        )?;
+        endpoint.event_types = parse_event_types(types.flatten())?;
+    }
+    if let Some(channels) = input.channels {
+        endpoint.channels = parse_channels(channels)?;
+    }
+    if let Some(metadata) = input.metadata {
+        endpoint.metadata = metadata;
+    }
+    if let Some(scheme) = input.signature_scheme {
+        endpoint.signature_scheme = scheme.into_scheme()?;
+    }
+    if input.throttle_rate.is_some() || input.rate_limit.is_some() {
+        let rate = one_of(
+            "throttleRate",
+            "rateLimit",
+            input.throttle_rate,
+            input.rate_limit,
+        )?;
+        endpoint.rate_limit = rate.flatten();
+    }
+    if let Some(secret) = &input.secret {
+        endpoint.secret = parse_secret("secret", secret)?.expose().into();
+    }
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]

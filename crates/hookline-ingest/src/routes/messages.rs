@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookline_core::id;
 use hookline_core::json::{minify, nesting_depth};
-use hookline_core::model::Message;
+use hookline_core::model::{DestinationStatus, Endpoint, Message};
 use hookline_core::names::{Channel, EventId, EventTypeName, IdempotencyKey};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::apps::{new_app, ApplicationIn};
 use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, Ordering};
+use super::endpoints::EndpointOut;
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
@@ -36,7 +37,13 @@ pub struct MessageIn {
     pub channels: Option<Vec<String>>,
     /// Free-form labels the message list can be filtered by (`tag`); they do not route.
     pub tags: Option<Vec<String>>,
+    /// Days the message is kept (default and most: `api.max_retention_days`).
     pub payload_retention_period: Option<u64>,
+    /// Hours the message is kept, instead of `payloadRetentionPeriod`.
+    pub payload_retention_hours: Option<u64>,
+    /// Parameters for transformations: refused when set, as Hookline runs none.
+    #[schema(value_type = Option<Object>)]
+    pub transformations_params: Option<serde_json::Value>,
     /// Creates the application alongside the message when it does not exist.
     pub application: Option<ApplicationIn>,
     /// Deliver at this time instead of now (at most the retention period ahead).
@@ -63,6 +70,12 @@ pub struct MessageOut<'a> {
     pub payload: &'a RawValue,
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
+    /// When delivery was asked to start, if the message was created with `deliverAt`.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deliver_at: Option<OffsetDateTime>,
 }
 
 impl<'a> From<&'a Message> for MessageOut<'a> {
@@ -75,6 +88,7 @@ impl<'a> From<&'a Message> for MessageOut<'a> {
             tags: m.tags.as_deref(),
             payload: &m.payload,
             timestamp: m.timestamp,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -98,23 +112,12 @@ fn empty_payload() -> &'static RawValue {
     &EMPTY
 }
 
-/// `MessageEndpointOut`-like destination state (Hookline keeps no endpoint copy per message).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DestinationOut {
-    pub id: String,
-    pub status: u8,
-    pub status_text: &'static str,
-    pub attempts: u32,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_attempt: Option<OffsetDateTime>,
-}
-
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ("idempotency-key" = Option<String>, Header, description = "Repeats with the same key return the original message")), request_body = MessageIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), WithContentQuery, ("idempotency-key" = Option<String>, Header, description = "Repeats with the same key return the original message")), request_body = MessageIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 #[tracing::instrument(name = "ingest message", skip_all, fields(app_id = %app_id))]
 pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
+    ApiQuery(query): ApiQuery<WithContentQuery>,
     headers: HeaderMap,
     ApiJson(mut input): ApiJson<MessageIn>,
 ) -> Result<Response, ApiError> {
@@ -154,12 +157,35 @@ pub async fn create(
             .map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await?;
+    let body = if query.with_content.unwrap_or(true) {
+        accepted.0
+    } else {
+        without_payload(&accepted.0)?
+    };
     Ok((
         StatusCode::ACCEPTED,
         [(http::header::CONTENT_TYPE, "application/json")],
-        accepted.0,
+        body,
     )
         .into_response())
+}
+
+/// `with_content` of creating and reading one message.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WithContentQuery {
+    /// `false`: the answer shows the payload as `{}` (what the v2 SDKs ask by default).
+    /// Default `true`.
+    pub with_content: Option<bool>,
+}
+
+/// A `MessageOut` body (as kept for its idempotency keys) with its payload shown as `{}`.
+/// The payload is skipped over as raw JSON, never parsed into values.
+fn without_payload(body: &str) -> Result<String, ApiError> {
+    let mut fields: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(body)
+        .map_err(|e| ApiError::Internal(format!("stored message answer is not JSON: {e}")))?;
+    fields.insert("payload".to_owned(), empty_payload());
+    serde_json::to_string(&fields).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Svix's `application` field: the app to create, named by the path, with the message.
@@ -204,6 +230,21 @@ async fn create_app_for_message(
     }
 }
 
+/// A message's channels: 1 to [`MAX_CHANNELS`] names.
+fn parse_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<Channel>>, ApiError> {
+    channels
+        .map(|c| {
+            if c.is_empty() || c.len() > MAX_CHANNELS {
+                return Err(ApiError::field(
+                    "channels",
+                    format!("must list 1 to {MAX_CHANNELS} channels"),
+                ));
+            }
+            parse_names("channels", c, Channel::parse)
+        })
+        .transpose()
+}
+
 /// Most tags one message may carry.
 const MAX_TAGS: usize = 5;
 /// Longest tag.
@@ -232,6 +273,34 @@ fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(tags)
 }
 
+/// How long a message is kept: `payloadRetentionPeriod` days or `payloadRetentionHours`
+/// hours (not both), at least one hour and at most `max_days`; `max_days` by default.
+fn retention_secs(days: Option<u64>, hours: Option<u64>, max_days: u64) -> Result<u64, ApiError> {
+    match (days, hours) {
+        (Some(_), Some(_)) => Err(ApiError::field(
+            "payloadRetentionHours",
+            "give payloadRetentionPeriod or payloadRetentionHours, not both",
+        )),
+        (Some(days), None) if !(MIN_RETENTION_DAYS..=max_days).contains(&days) => {
+            Err(ApiError::field(
+                "payloadRetentionPeriod",
+                format!("must be between {MIN_RETENTION_DAYS} and {max_days} days"),
+            ))
+        }
+        (None, Some(hours)) if !(1..=max_days.saturating_mul(24)).contains(&hours) => {
+            Err(ApiError::field(
+                "payloadRetentionHours",
+                format!(
+                    "must be between 1 and {} hours",
+                    max_days.saturating_mul(24)
+                ),
+            ))
+        }
+        (None, Some(hours)) => Ok(hours * 3600),
+        (days, None) => Ok(days.unwrap_or(max_days) * 24 * 3600),
+    }
+}
+
 /// The message as it will be stored; its `app_id` is filled in once the app is known.
 fn validate(
     state: &ApiState,
@@ -244,18 +313,7 @@ fn validate(
         .event_id
         .map(|e| EventId::parse(e).map_err(|err| ApiError::field("eventId", err.to_string())))
         .transpose()?;
-    let channels = input
-        .channels
-        .map(|c| {
-            if c.is_empty() || c.len() > MAX_CHANNELS {
-                return Err(ApiError::field(
-                    "channels",
-                    format!("must list 1 to {MAX_CHANNELS} channels"),
-                ));
-            }
-            parse_names("channels", c, Channel::parse)
-        })
-        .transpose()?;
+    let channels = parse_channels(input.channels)?;
     let tags = input.tags.map(validate_tags).transpose()?;
     let raw = input.payload.get();
     if !raw.trim_start().starts_with('{') {
@@ -270,22 +328,30 @@ fn validate(
     }
     let payload = RawValue::from_string(minify(raw))
         .map_err(|e| ApiError::Internal(format!("minified payload is not JSON: {e}")))?;
-    let max_days = state.config().max_retention_days;
-    let days = input.payload_retention_period.unwrap_or(max_days);
-    if !(MIN_RETENTION_DAYS..=max_days).contains(&days) {
+    if input
+        .transformations_params
+        .as_ref()
+        .is_some_and(|p| !p.is_null())
+    {
         return Err(ApiError::field(
-            "payloadRetentionPeriod",
-            format!("must be between {MIN_RETENTION_DAYS} and {max_days} days"),
+            "transformationsParams",
+            "Hookline runs no transformations; leave this out",
         ));
     }
+    let retention_secs = retention_secs(
+        input.payload_retention_period,
+        input.payload_retention_hours,
+        state.config().max_retention_days,
+    )?;
     let timestamp = now();
     if let Some(at) = input.deliver_at {
         // The message must still exist when it is delivered.
-        let horizon = timestamp + time::Duration::days(i64::try_from(days).unwrap_or(i64::MAX));
+        let horizon =
+            timestamp + time::Duration::seconds(i64::try_from(retention_secs).unwrap_or(i64::MAX));
         if at > horizon {
             return Err(ApiError::field(
                 "deliverAt",
-                format!("must be within the retention period ({days} days)"),
+                "must be within the message's retention period",
             ));
         }
     }
@@ -306,8 +372,9 @@ fn validate(
             tags,
             payload,
             timestamp,
+            deliver_at: input.deliver_at,
         },
-        retention_secs: days * 24 * 3600,
+        retention_secs,
         idempotency_keys,
         deliver_at: input.deliver_at,
     })
@@ -428,39 +495,118 @@ pub async fn list(
     Ok(Json(body).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id or eventId"), WithContentQuery), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn get(
     State(state): State<ApiState>,
     Path((app_id, msg_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<WithContentQuery>,
 ) -> Result<Response, ApiError> {
     let app = super::common::find_app(&state, &app_id).await?;
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
-    Ok(Json(MessageOut::from(&message)).into_response())
+    let with_content = query.with_content.unwrap_or(true);
+    Ok(Json(MessageOut::with_content(&message, with_content)).into_response())
 }
 
-/// Per-endpoint delivery state of one message (`list-attempted-destinations`).
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = ListResponse<DestinationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+/// `MessagePrecheckIn`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePrecheckIn {
+    pub event_type: String,
+    pub channels: Option<Vec<String>>,
+}
+
+/// `MessagePrecheckOut`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessagePrecheckOut {
+    /// Whether any enabled endpoint of the app would receive such a message.
+    pub active: bool,
+}
+
+/// Whether a message of this event type and these channels would go anywhere, so a
+/// producer can skip building it; nothing is created.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/precheck/active", params(("app_id" = String, Path, description = "Application id or uid")), request_body = MessagePrecheckIn, responses((status = 200, body = MessagePrecheckOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+pub async fn precheck(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    ApiJson(input): ApiJson<MessagePrecheckIn>,
+) -> Result<Json<MessagePrecheckOut>, ApiError> {
+    let event_type = EventTypeName::parse(input.event_type)
+        .map_err(|e| ApiError::field("eventType", e.to_string()))?;
+    let channels = parse_channels(input.channels)?;
+    let (_, endpoints) = state
+        .registry()
+        .app_with_endpoints(&app_id)
+        .await?
+        .ok_or(ApiError::NotFound("application"))?;
+    let active = endpoints
+        .iter()
+        .any(|endpoint| endpoint.accepts(&event_type, channels.as_deref()));
+    Ok(Json(MessagePrecheckOut { active }))
+}
+
+/// `MessageEndpointOut`: an endpoint a message was sent to, with the message's delivery
+/// state there (and Hookline's `attempts`, the attempts made so far).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    #[serde(flatten)]
+    pub endpoint: EndpointOut,
+    pub status: u8,
+    pub status_text: &'static str,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt: Option<OffsetDateTime>,
+}
+
+/// `GET …/msg/{msg_id}/endpoint` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DestinationListQuery {
+    pub limit: Option<usize>,
+    /// An `iterator` or (with a leading `-`) a `prevIterator` from an earlier page.
+    pub iterator: Option<String>,
+}
+
+/// The endpoints a message was sent to (`list-attempted-destinations`), newest endpoint
+/// first. An endpoint deleted since is left out.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id or eventId"), DestinationListQuery), responses((status = 200, body = ListResponse<MessageEndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn destinations(
     State(state): State<ApiState>,
     Path((app_id, msg_id)): Path<(String, String)>,
-) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
+    ApiQuery(query): ApiQuery<DestinationListQuery>,
+) -> Result<Json<ListResponse<MessageEndpointOut>>, ApiError> {
+    let request = ListQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+        order: None,
+    }
+    .page_request(false)?;
     let app = super::common::find_app(&state, &app_id).await?;
     // The path may name the message by its eventId: read by the id it resolved to.
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let destinations = state.messages().destinations(&app.id, &message.id).await?;
-    Ok(Json(ListResponse {
-        data: destinations
-            .into_iter()
-            .map(|d| DestinationOut {
-                id: d.endpoint_id,
-                status: d.status.code(),
-                status_text: d.status.text(),
-                attempts: d.attempts,
-                next_attempt: d.next_attempt,
-            })
-            .collect(),
-        iterator: None,
-        prev_iterator: None,
-        done: true,
-    }))
+    let mut endpoints: std::collections::HashMap<String, Endpoint> = state
+        .registry()
+        .endpoints_of_app(&app.id)
+        .await?
+        .into_iter()
+        .map(|endpoint| (endpoint.id.clone(), endpoint))
+        .collect();
+    let mut rows: Vec<(Endpoint, DestinationStatus)> = destinations
+        .into_iter()
+        .filter_map(|d| endpoints.remove(&d.endpoint_id).map(|e| (e, d)))
+        .collect();
+    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    Ok(Json(ListResponse::from_sorted(
+        rows,
+        &request,
+        |(endpoint, _)| endpoint.id.as_str(),
+        |(endpoint, destination)| MessageEndpointOut {
+            endpoint: endpoint.into(),
+            status: destination.status.code(),
+            status_text: destination.status.text(),
+            attempts: destination.attempts,
+            next_attempt: destination.next_attempt,
+        },
+    )))
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use hookline_core::id;
+use hookline_core::model::MessageStatus;
 use hookline_core::ports::PageRequest;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -252,6 +253,30 @@ pub fn check_range(range: &TimeRange) -> Result<(), ApiError> {
             Err(ApiError::query_field("before", "must be later than after"))
         }
         _ => Ok(()),
+    }
+}
+
+/// A `status` query value: a delivery state, or 4 (canceled), which Hookline never sets
+/// (it cancels nothing) and so matches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Is(MessageStatus),
+    Canceled,
+}
+
+impl StatusFilter {
+    /// Reads the Svix number: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled.
+    pub fn parse(code: Option<u8>) -> Result<Option<Self>, ApiError> {
+        code.map(|code| match MessageStatus::from_code(code) {
+            Some(status) => Ok(Self::Is(status)),
+            None if code == 4 => Ok(Self::Canceled),
+            None => Err(ApiError::query_field("status", "must be 0, 1, 2, 3 or 4")),
+        })
+        .transpose()
+    }
+
+    pub fn matches(self, status: MessageStatus) -> bool {
+        self == Self::Is(status)
     }
 }
 
