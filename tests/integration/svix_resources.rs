@@ -63,3 +63,9 @@ async fn applications(backend: Backend, sdk: Sdk) {
 async fn python_sdk_applications(#[case] backend: Backend) {
     applications(backend, Sdk::Python).await;
 }
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn js_sdk_applications(#[case] backend: Backend) {
+    applications(backend, Sdk::Js).await;
+}
