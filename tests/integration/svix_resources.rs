@@ -69,3 +69,22 @@ async fn python_sdk_applications(#[case] backend: Backend) {
 async fn js_sdk_applications(#[case] backend: Backend) {
     applications(backend, Sdk::Js).await;
 }
+
+async fn event_types(backend: Backend, sdk: Sdk) {
+    let stack = Stack::on(backend, "sdktypes");
+    let hookline = stack.start(Role::Serve).await;
+    let result = run_sdk(sdk, "event_types", &hookline, &[]).await;
+    assert_eq!(result["types"].as_array().map(Vec::len), Some(3), "{result}");
+}
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn python_sdk_event_types(#[case] backend: Backend) {
+    event_types(backend, Sdk::Python).await;
+}
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn js_sdk_event_types(#[case] backend: Backend) {
+    event_types(backend, Sdk::Js).await;
+}

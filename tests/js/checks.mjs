@@ -1,5 +1,7 @@
 // Checks the per-resource SDK scripts share beside lib.mjs: the SDK's errors as values,
 // parsed types, list ids and a bounded wait.
+import { isDeepStrictEqual } from "node:util";
+
 import { ApiException } from "svix";
 
 import { check } from "./lib.mjs";
@@ -25,6 +27,9 @@ export function namesField(body, field) {
 export function isTime(value) {
   return value instanceof Date && !Number.isNaN(value.getTime());
 }
+
+// Equal JSON values, whatever the order of object keys.
+export const same = (a, b) => isDeepStrictEqual(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
 
 export const ids = (page) => page.data.map((item) => item.id);
 
