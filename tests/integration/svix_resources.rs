@@ -74,7 +74,11 @@ async fn event_types(backend: Backend, sdk: Sdk) {
     let stack = Stack::on(backend, "sdktypes");
     let hookline = stack.start(Role::Serve).await;
     let result = run_sdk(sdk, "event_types", &hookline, &[]).await;
-    assert_eq!(result["types"].as_array().map(Vec::len), Some(3), "{result}");
+    assert_eq!(
+        result["types"].as_array().map(Vec::len),
+        Some(3),
+        "{result}"
+    );
 }
 
 #[apply(sdk_backends)]

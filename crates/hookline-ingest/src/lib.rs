@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod recovery;
 pub mod routes;
+pub mod scope;
 pub mod state;
 
 use axum::routing::get;

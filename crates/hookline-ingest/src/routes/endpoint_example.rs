@@ -10,11 +10,12 @@ use hookline_core::names::EventTypeName;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::common::{find_app, now, unix_ms};
+use super::common::{now, unix_ms, EndpointPath};
 use super::endpoints::find_endpoint;
 use super::messages::MessageOut;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Svix's built-in test event, sent without an event type of that name.
@@ -38,10 +39,10 @@ pub struct EventExampleIn {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EventExampleIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn send_example(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EventExampleIn>,
 ) -> Result<(StatusCode, Response), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let event_type = EventTypeName::parse(input.event_type)
         .map_err(|e| ApiError::field("eventType", e.to_string()))?;

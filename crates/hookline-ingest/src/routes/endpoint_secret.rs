@@ -8,10 +8,11 @@ use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 
-use super::common::{find_app, now};
+use super::common::{now, EndpointPath};
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// `EndpointSecretOut`.
@@ -42,9 +43,9 @@ pub struct EndpointSecretRotateIn {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     Ok(Json(EndpointSecretOut {
         key: endpoint.secret,
@@ -57,7 +58,8 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = Option<EndpointSecretRotateIn>, responses((status = 200, body = EndpointSecretOut, description = "Rotated: the new secret"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn rotate(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     body: Option<ApiJson<EndpointSecretRotateIn>>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
@@ -71,7 +73,6 @@ pub async fn rotate(
         Some(secs) => Duration::from_secs(secs),
         None => state.config().secret_rotation_grace,
     };
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let secret = match &input.key {
         Some(text) => SigningSecret::parse(text.expose())

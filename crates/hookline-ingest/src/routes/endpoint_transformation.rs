@@ -4,34 +4,37 @@
 
 use axum::extract::{Path, State};
 
-use super::common::find_app;
+use super::common::EndpointPath;
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Why every transformation call is refused.
 const NOT_SUPPORTED: &str =
     "Hookline does not run transformations: deliveries carry the message payload unchanged";
 
+/// Always `not_supported` (400).
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses(crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<(), ApiError> {
-    refuse(&state, &app_id, &endpoint_id).await
+    refuse(&state, &app.id, &endpoint_id).await
 }
 
-/// Refused whatever the body says; the body is not read.
+/// Always `not_supported` (400), whatever the body says; the body is not read.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses(crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn patch(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<(), ApiError> {
-    refuse(&state, &app_id, &endpoint_id).await
+    refuse(&state, &app.id, &endpoint_id).await
 }
 
 async fn refuse(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<(), ApiError> {
-    let app = find_app(state, app_id).await?;
-    find_endpoint(state, &app.id, endpoint_id).await?;
+    find_endpoint(state, app_id, endpoint_id).await?;
     Err(ApiError::NotSupported(NOT_SUPPORTED.into()))
 }

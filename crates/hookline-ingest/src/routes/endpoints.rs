@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::common::{
-    find_app, now, nullable, one_of, parse_names, unix_ms, ListQuery, ListResponse,
+    now, nullable, one_of, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Longest endpoint URL accepted (Svix's limit).
@@ -299,10 +300,9 @@ pub async fn find_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ListQuery), responses((status = 200, body = ListResponse<EndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn list(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<EndpointOut>>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let request = query.page_request(false)?;
     let endpoints = state.registry().endpoints_of_app(&app.id).await?;
     Ok(Json(ListResponse::from_sorted(
@@ -316,10 +316,9 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid")), request_body = EndpointIn, responses((status = 201, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn create(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     check_version(input.version)?;
     let secret = match &input.secret {
         Some(text) => parse_secret("secret", text)?,
@@ -367,9 +366,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     Ok(Json(
         find_endpoint(&state, &app.id, &endpoint_id).await?.into(),
     ))
@@ -378,10 +377,10 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointUpdate, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EndpointUpdate>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     check_version(input.version)?;
     let endpoint = Endpoint {
@@ -416,10 +415,10 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointPatch, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn patch(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EndpointPatch>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut endpoint = previous.clone();
     if let Some(url) = input.url.clone() {
@@ -486,9 +485,9 @@ fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiE
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn delete(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<StatusCode, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     state.registry().delete_endpoint(&endpoint).await?;
     state

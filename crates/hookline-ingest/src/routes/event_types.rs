@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::common::{now, nullable, parse_names, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::scope::{AdminOnly, Caller};
 use crate::state::ApiState;
 
 type Schemas = serde_json::Map<String, serde_json::Value>;
@@ -228,6 +229,7 @@ async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
 #[utoipa::path(get, path = "/api/v1/event-type", params(EventTypeListQuery), responses((status = 200, body = ListResponse<EventTypeOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn list(
     State(state): State<ApiState>,
+    _: Caller,
     ApiQuery(query): ApiQuery<EventTypeListQuery>,
 ) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
     let request = super::common::ListQuery {
@@ -259,6 +261,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/event-type", request_body = EventTypeIn, responses((status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn create(
     State(state): State<ApiState>,
+    _: AdminOnly,
     ApiJson(input): ApiJson<EventTypeIn>,
 ) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
     let (name, update) = input.split();
@@ -289,6 +292,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn get(
     State(state): State<ApiState>,
+    _: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<EventTypeOut>, ApiError> {
     Ok(Json(find(&state, &name).await?.into()))
@@ -297,6 +301,7 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypeUpdate, responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn update(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<EventTypeUpdate>,
 ) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
@@ -314,6 +319,7 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypePatch, responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn patch(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<EventTypePatch>,
 ) -> Result<Json<EventTypeOut>, ApiError> {
@@ -349,6 +355,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name"), DeleteQuery), responses((status = 204, description = "Archived or expunged"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn delete(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {

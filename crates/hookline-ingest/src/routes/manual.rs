@@ -8,10 +8,11 @@ use hookline_core::model::{DeliveryTask, JobStatus, RecoverJob, TriggerType};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, find_message};
+use super::common::{find_message, EndpointPath, MsgEndpointPath};
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Queues one more attempt (trigger type manual) of a message to an endpoint, with the same
@@ -19,9 +20,12 @@ use crate::state::ApiState;
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 202, body = Object, description = "Resend queued: Svix's `EmptyResponse`, the JSON object `{}`"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn resend(
     State(state): State<ApiState>,
-    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgEndpointPath {
+        msg_id,
+        endpoint_id,
+    }): Path<MsgEndpointPath>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let message = find_message(&state, &app.id, &msg_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let attempts_so_far = state
@@ -100,10 +104,10 @@ impl From<RecoverJob> for RecoverOut {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = RecoverIn, responses((status = 202, body = RecoverOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn recover(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<RecoverIn>,
 ) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     if input.until.is_some_and(|until| until < input.since) {
         return Err(ApiError::field("until", "must not be before since"));
@@ -116,13 +120,23 @@ pub async fn recover(
     Ok((StatusCode::ACCEPTED, Json(job.into())))
 }
 
+/// `…/endpoint/{endpoint_id}/recover/{task_id}`.
+#[derive(Debug, Deserialize)]
+pub struct RecoverPath {
+    endpoint_id: String,
+    task_id: String,
+}
+
 /// A recovery's progress and, once finished, its summary.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover/{task_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("task_id" = String, Path, description = "Recovery id")), responses((status = 200, body = RecoverOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn recover_status(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id, task_id)): Path<(String, String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(RecoverPath {
+        endpoint_id,
+        task_id,
+    }): Path<RecoverPath>,
 ) -> Result<Json<RecoverOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let job = state
         .jobs()

@@ -13,12 +13,13 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::apps::{new_app, ApplicationIn};
-use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, Ordering};
+use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, MsgPath, Ordering};
 use super::endpoints::EndpointOut;
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::intake::{accept, NewMessage};
+use crate::scope::{AppScope, AppTarget};
 use crate::state::ApiState;
 
 /// Most channels one message may carry (Svix's limit).
@@ -116,7 +117,7 @@ fn empty_payload() -> &'static RawValue {
 #[tracing::instrument(name = "ingest message", skip_all, fields(app_id = %app_id))]
 pub async fn create(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppTarget { app_id }: AppTarget,
     ApiQuery(query): ApiQuery<WithContentQuery>,
     headers: HeaderMap,
     ApiJson(mut input): ApiJson<MessageIn>,
@@ -440,7 +441,7 @@ impl MessageFilter {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), MessageListQuery), responses((status = 200, body = ListResponse<MessageOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn list(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiQuery(query): ApiQuery<MessageListQuery>,
 ) -> Result<Response, ApiError> {
     let paging = Paging::from_query(
@@ -461,7 +462,6 @@ pub async fn list(
         tag: query.tag,
         event_types: event_type_set(&query.event_types),
     };
-    let app = super::common::find_app(&state, &app_id).await?;
     let store_ascending = paging.store_ascending();
     let mut pager = Pager::new(paging, filter.is_set() || range.is_set());
     pager.skip_to(range.start_id("msg", store_ascending));
@@ -498,10 +498,10 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id or eventId"), WithContentQuery), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgPath { msg_id }): Path<MsgPath>,
     ApiQuery(query): ApiQuery<WithContentQuery>,
 ) -> Result<Response, ApiError> {
-    let app = super::common::find_app(&state, &app_id).await?;
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let with_content = query.with_content.unwrap_or(true);
     Ok(Json(MessageOut::with_content(&message, with_content)).into_response())
@@ -527,17 +527,13 @@ pub struct MessagePrecheckOut {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/precheck/active", params(("app_id" = String, Path, description = "Application id or uid")), request_body = MessagePrecheckIn, responses((status = 200, body = MessagePrecheckOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn precheck(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiJson(input): ApiJson<MessagePrecheckIn>,
 ) -> Result<Json<MessagePrecheckOut>, ApiError> {
     let event_type = EventTypeName::parse(input.event_type)
         .map_err(|e| ApiError::field("eventType", e.to_string()))?;
     let channels = parse_channels(input.channels)?;
-    let (_, endpoints) = state
-        .registry()
-        .app_with_endpoints(&app_id)
-        .await?
-        .ok_or(ApiError::NotFound("application"))?;
+    let endpoints = state.registry().endpoints_of_app(&app.id).await?;
     let active = endpoints
         .iter()
         .any(|endpoint| endpoint.accepts(&event_type, channels.as_deref()));
@@ -572,7 +568,8 @@ pub struct DestinationListQuery {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id or eventId"), DestinationListQuery), responses((status = 200, body = ListResponse<MessageEndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn destinations(
     State(state): State<ApiState>,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgPath { msg_id }): Path<MsgPath>,
     ApiQuery(query): ApiQuery<DestinationListQuery>,
 ) -> Result<Json<ListResponse<MessageEndpointOut>>, ApiError> {
     let request = ListQuery {
@@ -581,7 +578,6 @@ pub async fn destinations(
         order: None,
     }
     .page_request(false)?;
-    let app = super::common::find_app(&state, &app_id).await?;
     // The path may name the message by its eventId: read by the id it resolved to.
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let destinations = state.messages().destinations(&app.id, &message.id).await?;
