@@ -8,14 +8,16 @@
 //! checked here at a real receiver.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::testkit::dns::TestDns;
 use crate::testkit::js::run_js;
 use crate::testkit::process::{Process, TOKEN};
-use crate::testkit::python::run_python;
-use crate::testkit::{sdk_backends, Backend, Receiver, Reply, Role, Stack};
+use crate::testkit::python::{run_python, verify_delivery};
+use crate::testkit::receiver::Delivery;
+use crate::testkit::{eventually, sdk_backends, Backend, Receiver, Reply, Role, Stack};
 use rstest_reuse::apply;
 
 /// The two SDKs; each script has one file per SDK.
@@ -91,4 +93,76 @@ async fn python_sdk_event_types(#[case] backend: Backend) {
 #[tokio::test]
 async fn js_sdk_event_types(#[case] backend: Backend) {
     event_types(backend, Sdk::Js).await;
+}
+
+/// What a receiver must see of the endpoints script's two examples: A (created with a
+/// custom header, rotated with an hour's grace) and B (headers patched, rotated with none).
+async fn endpoints(backend: Backend, sdk: Sdk) {
+    let stack = Stack::on(backend, "sdkendpoints");
+    let hookline = stack.start(Role::Serve).await;
+    let receiver = Receiver::start().await;
+    let a_url = receiver.url("a", Reply::Always(204));
+    let b_url = receiver.url("b", Reply::Always(204));
+    let other = receiver.url("other", Reply::Always(204));
+    let env = [
+        ("RECEIVER_A", a_url.as_str()),
+        ("RECEIVER_B", b_url.as_str()),
+        ("RECEIVER_OTHER", other.as_str()),
+    ];
+    let result = run_sdk(sdk, "endpoints", &hookline, &env).await;
+    let (a, b) = (&result["a"], &result["b"]);
+
+    let at_a = delivery(&receiver, "a", &a["msg"]).await;
+    assert_eq!(
+        at_a.headers.get("x-tenant").map(String::as_str),
+        Some("acme"),
+        "the header given at create is delivered: {:?}",
+        at_a.headers
+    );
+    assert_eq!(serde_json::from_str::<Value>(&at_a.body).ok(), Some(json!({"n": 1})));
+    assert_verifies(&at_a, &a["new"], true, "A's new secret").await;
+    assert_verifies(&at_a, &a["old"], true, "A's old secret, within its grace").await;
+    assert_verifies(&at_a, &json!(OTHER_SECRET), false, "a secret A never had").await;
+
+    let at_b = delivery(&receiver, "b", &b["msg"]).await;
+    assert_eq!(serde_json::from_str::<Value>(&at_b.body).ok(), Some(json!({"n": 0})));
+    let custom: Vec<(&str, &str)> = at_b
+        .headers
+        .iter()
+        .filter(|(name, _)| name.starts_with("x-") && name.as_str() != "x-forwarded-for")
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    assert_eq!(custom, [("x-three", "3"), ("x-two", "2")], "B's headers");
+    assert_verifies(&at_b, &b["new"], true, "B's new secret").await;
+    assert_verifies(&at_b, &b["old"], false, "B's old secret, rotated with no grace").await;
+}
+
+/// A secret that signs nothing here.
+const OTHER_SECRET: &str = "whsec_plJ3nmyCDGBKInavdOK15jsl4bVG8qGl";
+
+/// The delivery of message `msg` at `path`, once it has arrived.
+async fn delivery(receiver: &Receiver, path: &str, msg: &Value) -> Delivery {
+    let msg = msg.as_str().expect("a message id").to_owned();
+    eventually("the example at the receiver", Duration::from_secs(20), || async {
+        receiver
+            .deliveries(path)
+            .into_iter()
+            .find(|d| d.webhook_id() == msg)
+    })
+    .await
+}
+
+/// Checks with the `standardwebhooks` library whether `secret` verifies `delivery`.
+async fn assert_verifies(delivery: &Delivery, secret: &Value, expected: bool, what: &str) {
+    let secret = secret.as_str().expect("a secret");
+    let (verified, answer) = verify_delivery(secret, &delivery.headers, &delivery.body).await;
+    assert_eq!(verified, expected, "{what}: {answer}");
+}
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn python_sdk_endpoints(#[case] backend: Backend) {
+    endpoints(backend, Sdk::Python).await;
 }
