@@ -166,3 +166,9 @@ async fn assert_verifies(delivery: &Delivery, secret: &Value, expected: bool, wh
 async fn python_sdk_endpoints(#[case] backend: Backend) {
     endpoints(backend, Sdk::Python).await;
 }
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn js_sdk_endpoints(#[case] backend: Backend) {
+    endpoints(backend, Sdk::Js).await;
+}
