@@ -172,3 +172,24 @@ async fn python_sdk_endpoints(#[case] backend: Backend) {
 async fn js_sdk_endpoints(#[case] backend: Backend) {
     endpoints(backend, Sdk::Js).await;
 }
+
+async fn messages(backend: Backend, sdk: Sdk) {
+    let stack = Stack::on(backend, "sdkmessages");
+    let hookline = stack.start(Role::Serve).await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("messages", Reply::Always(204));
+    let result = run_sdk(sdk, "messages", &hookline, &[("RECEIVER_URL", &url)]).await;
+    assert_eq!(result["sent"].as_array().map(Vec::len), Some(3), "{result}");
+}
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn python_sdk_messages(#[case] backend: Backend) {
+    messages(backend, Sdk::Python).await;
+}
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn js_sdk_messages(#[case] backend: Backend) {
+    messages(backend, Sdk::Js).await;
+}
