@@ -193,3 +193,31 @@ async fn python_sdk_messages(#[case] backend: Backend) {
 async fn js_sdk_messages(#[case] backend: Backend) {
     messages(backend, Sdk::Js).await;
 }
+
+/// The attempts script resends its first message to the endpoint that accepts: it arrives
+/// there a second time under the same `webhook-id`.
+async fn attempts(backend: Backend, sdk: Sdk) {
+    let stack = Stack::on(backend, "sdkattempts");
+    let hookline = stack.start(Role::Serve).await;
+    let receiver = Receiver::start().await;
+    let ok = receiver.url("ok", Reply::Always(200));
+    let fail = receiver.url("fail", Reply::Always(500));
+    let env = [("RECEIVER_OK", ok.as_str()), ("RECEIVER_FAIL", fail.as_str())];
+    let result = run_sdk(sdk, "attempts", &hookline, &env).await;
+    let resent = result["resent"].as_str().expect("resent id").to_owned();
+    eventually("the resent message twice", Duration::from_secs(20), || async {
+        let times = receiver
+            .deliveries("ok")
+            .iter()
+            .filter(|d| d.webhook_id() == resent)
+            .count();
+        (times == 2).then_some(())
+    })
+    .await;
+}
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn python_sdk_attempts(#[case] backend: Backend) {
+    attempts(backend, Sdk::Python).await;
+}

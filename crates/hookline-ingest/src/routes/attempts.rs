@@ -102,7 +102,7 @@ impl From<Attempt> for MessageAttemptOut {
             trigger_type: a.trigger_type.code(),
             attempt_number: a.attempt_number,
             error_kind: a.error,
-            timestamp: a.timestamp,
+            timestamp: super::common::to_ms(a.timestamp),
             event_type: a.event_type,
             request_headers: a.request_headers,
             response_headers: a.response_headers,

@@ -139,9 +139,15 @@ impl<T> ListResponse<T> {
 
 /// The current time, truncated to milliseconds so stored and returned values agree.
 pub fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(now)
+    to_ms(OffsetDateTime::now_utc())
+}
+
+/// `time` truncated to whole milliseconds: the precision every timestamp is shown and
+/// compared at, so a time an SDK read from an answer (JavaScript's `Date` holds
+/// milliseconds) names the same instant when it is passed back as `before` or `after`.
+pub fn to_ms(time: OffsetDateTime) -> OffsetDateTime {
+    time.replace_nanosecond(time.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(time)
 }
 
 /// Unix milliseconds of `time` (ids are stamped with it).

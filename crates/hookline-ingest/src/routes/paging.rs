@@ -204,7 +204,9 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
+    /// Compared at the millisecond precision times are shown at.
     pub fn contains(&self, at: OffsetDateTime) -> bool {
+        let at = super::common::to_ms(at);
         self.before.is_none_or(|b| at < b) && self.after.is_none_or(|a| at > a)
     }
 
@@ -215,6 +217,7 @@ impl TimeRange {
     /// For a listing whose ids sort by creation time: `Stop` once `at` has passed the edge
     /// the walk is heading for, `Skip` for the other side.
     pub fn verdict(&self, at: OffsetDateTime, store_ascending: bool) -> Verdict {
+        let at = super::common::to_ms(at);
         if self.contains(at) {
             return Verdict::Keep;
         }
