@@ -221,3 +221,9 @@ async fn attempts(backend: Backend, sdk: Sdk) {
 async fn python_sdk_attempts(#[case] backend: Backend) {
     attempts(backend, Sdk::Python).await;
 }
+
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn js_sdk_attempts(#[case] backend: Backend) {
+    attempts(backend, Sdk::Js).await;
+}
