@@ -90,7 +90,8 @@ async fn rotated_secret_signs_beside_the_old_one_until_the_grace_period_ends(
     let (status, body) = api
         .call(Method::POST, &rotate, Some(&json!({"key": NEW})), &[])
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"key": NEW}), "rotate answers the new secret");
     assert_eq!(api.endpoint_secret(&app, &endpoint).await, NEW);
 
     let during = api
@@ -419,14 +420,14 @@ async fn stats_send_example_and_expunge(#[case] backend: Backend) {
         .await;
     assert_eq!(
         ok_stats,
-        json!({"success": 2, "pending": 0, "sending": 0, "fail": 0})
+        json!({"success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0})
     );
     let bad_stats = api
         .get(&format!("/api/v1/app/{app}/endpoint/{bad}/stats"))
         .await;
     assert_eq!(
         bad_stats,
-        json!({"success": 0, "pending": 0, "sending": 0, "fail": 1})
+        json!({"success": 0, "pending": 0, "sending": 0, "fail": 1, "canceled": 0})
     );
 
     api.post(

@@ -12,6 +12,7 @@ import sys
 from svix.api import (
     ApplicationIn,
     EndpointIn,
+    MessageGetOptions,
     MessageIn,
     Svix,
     SvixOptions,
@@ -39,7 +40,8 @@ def main() -> int:
         MessageIn(event_type="invoice.paid", payload={"id": "inv_1", "amount": 4200}),
     )
     listed = client.message.list(app.id)
-    got = client.message.get(app.id, message.id)
+    # The v2 SDKs leave payloads out unless asked.
+    got = client.message.get(app.id, message.id, MessageGetOptions(with_content=True))
     endpoints = client.endpoint.list(app.id)
 
     print(
