@@ -1,15 +1,18 @@
 //! The Svix list filters and paging the SDKs send: the message list (`event_types`,
 //! `channel`, `tag`, `before`/`after`, `with_content`), the attempt lists (`status`,
 //! `status_code_class`, `event_types`, `channel`, `tag`, `endpoint_id`, `before`/`after`,
-//! `with_content`, `with_msg`), the attempted-messages list, and `prevIterator`, which pages
-//! back to the earlier page. Each assertion names the filter it checks and fails if that
-//! filter is ignored: the setup always holds items the filter must leave out.
+//! `with_content`, `with_msg`), the attempted-messages list, the app list's endpoint filters,
+//! the event type list (`include_archived`, `with_content`), the destination list, and
+//! `prevIterator`, which pages back to the earlier page. Each assertion names the filter it
+//! checks and fails if that filter is ignored: the setup always holds items the filter must
+//! leave out.
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::testkit::dns::TestDns;
 use crate::testkit::{backends, eventually, Api, Backend, Receiver, Reply, Role, Stack};
 use rstest_reuse::apply;
 
@@ -460,5 +463,110 @@ async fn attempts_by_message_and_attempted_messages_honour_their_filters(#[case]
         bare["data"][0]["payload"],
         json!({}),
         "with_content=false: {bare}"
+    );
+}
+
+/// The app list's endpoint filters, the event type list's `include_archived` and
+/// `with_content`, `status=4` (canceled: nothing ever is), and the destination list's
+/// paging both ways.
+#[apply(backends)]
+#[tokio::test]
+async fn app_event_type_and_destination_lists_honour_their_filters(#[case] backend: Backend) {
+    // Every name resolves to loopback, so an endpoint at play.svix.com can be saved offline.
+    let dns = TestDns::start(std::net::Ipv4Addr::LOCALHOST).await;
+    let stack = Stack::on(backend, "otherfilters")
+        .with("HOOKLINE__DELIVERY__DNS_SERVER", &dns.addr.to_string());
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let url = receiver.url("lists", Reply::Always(200));
+    let live = api.create_app("live-app").await;
+    let empty = api.create_app("empty-app").await;
+    let disabled = api.create_app("disabled-app").await;
+    let play = api.create_app("play-app").await;
+    let first = api.create_endpoint(&live, json!({"url": url})).await;
+    let second = api.create_endpoint(&live, json!({"url": url})).await;
+    api.create_endpoint(&disabled, json!({"url": url, "disabled": true}))
+        .await;
+    api.create_endpoint(&play, json!({"url": "https://play.svix.com/in/e_x/"}))
+        .await;
+    let every = ids(&api.get("/api/v1/app?limit=250").await);
+    assert_eq!(every.len(), 4, "{every:?}");
+    for (filter, gone) in [
+        ("exclude_apps_with_no_endpoints", &empty),
+        ("exclude_apps_with_disabled_endpoints", &disabled),
+        ("exclude_apps_with_svix_play_endpoints", &play),
+    ] {
+        let left = ids(&api.get(&format!("/api/v1/app?{filter}=true")).await);
+        let expected: Vec<&String> = every.iter().filter(|id| *id != gone).collect();
+        assert_eq!(left.iter().collect::<Vec<_>>(), expected, "{filter}");
+    }
+
+    let schemas = json!({"1": {"type": "object"}});
+    api.post(
+        "/api/v1/event-type",
+        json!({"name": "a.live", "description": "live", "schemas": schemas}),
+        StatusCode::CREATED,
+    )
+    .await;
+    api.post(
+        "/api/v1/event-type",
+        json!({"name": "b.gone", "description": "archived", "archived": true}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let names = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let listed = api.get("/api/v1/event-type").await;
+    assert_eq!(names(&listed), ["a.live"], "archived left out: {listed}");
+    assert_eq!(listed["data"][0]["schemas"], Value::Null, "{listed}");
+    let all = api.get("/api/v1/event-type?include_archived=true").await;
+    assert_eq!(names(&all), ["a.live", "b.gone"], "include_archived: {all}");
+    let full = api.get("/api/v1/event-type?with_content=true").await;
+    assert_eq!(full["data"][0]["schemas"], schemas, "with_content: {full}");
+
+    let msg = api.send(&live, "a.live", json!({"n": 1})).await;
+    let attempts = format!("/api/v1/app/{live}/attempt/endpoint/{first}");
+    eventually("the attempt", Duration::from_secs(20), || async {
+        (ids(&api.get(&attempts).await).len() == 1).then_some(())
+    })
+    .await;
+    let canceled = api.get(&format!("{attempts}?status=4")).await;
+    assert!(ids(&canceled).is_empty(), "status=4: {canceled}");
+    let attempted = format!("/api/v1/app/{live}/endpoint/{first}/msg");
+    assert_eq!(ids(&api.get(&attempted).await), [msg.clone()]);
+    let none = api.get(&format!("{attempted}?status=4")).await;
+    assert!(ids(&none).is_empty(), "attempted status=4: {none}");
+    let (status, body) = api
+        .call(Method::GET, &format!("{attempts}?status=5"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let destinations = format!("/api/v1/app/{live}/msg/{msg}/endpoint");
+    let both = api.get(&destinations).await;
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids(&both), expected, "newest endpoint first: {both}");
+    assert_eq!(both["data"][0]["url"], url.as_str(), "{both}");
+    let one = api.get(&format!("{destinations}?limit=1")).await;
+    let iterator = one["iterator"].as_str().expect("an iterator");
+    let two = api
+        .get(&format!("{destinations}?limit=1&iterator={iterator}"))
+        .await;
+    assert_eq!(ids(&two), expected[1..], "{two}");
+    let prev = two["prevIterator"].as_str().expect("a prevIterator");
+    let back = api
+        .get(&format!("{destinations}?limit=1&iterator={prev}"))
+        .await;
+    assert_eq!(
+        ids(&back),
+        ids(&one),
+        "prevIterator reads the first page: {back}"
     );
 }

@@ -119,13 +119,19 @@ async fn endpoints(backend: Backend, sdk: Sdk) {
         "the header given at create is delivered: {:?}",
         at_a.headers
     );
-    assert_eq!(serde_json::from_str::<Value>(&at_a.body).ok(), Some(json!({"n": 1})));
+    assert_eq!(
+        serde_json::from_str::<Value>(&at_a.body).ok(),
+        Some(json!({"n": 1}))
+    );
     assert_verifies(&at_a, &a["new"], true, "A's new secret").await;
     assert_verifies(&at_a, &a["old"], true, "A's old secret, within its grace").await;
     assert_verifies(&at_a, &json!(OTHER_SECRET), false, "a secret A never had").await;
 
     let at_b = delivery(&receiver, "b", &b["msg"]).await;
-    assert_eq!(serde_json::from_str::<Value>(&at_b.body).ok(), Some(json!({"n": 0})));
+    assert_eq!(
+        serde_json::from_str::<Value>(&at_b.body).ok(),
+        Some(json!({"n": 0}))
+    );
     let custom: Vec<(&str, &str)> = at_b
         .headers
         .iter()
@@ -136,7 +142,13 @@ async fn endpoints(backend: Backend, sdk: Sdk) {
         .collect();
     assert_eq!(custom, [("x-three", "3"), ("x-two", "2")], "B's headers");
     assert_verifies(&at_b, &b["new"], true, "B's new secret").await;
-    assert_verifies(&at_b, &b["old"], false, "B's old secret, rotated with no grace").await;
+    assert_verifies(
+        &at_b,
+        &b["old"],
+        false,
+        "B's old secret, rotated with no grace",
+    )
+    .await;
 }
 
 /// A secret that signs nothing here.
@@ -145,12 +157,16 @@ const OTHER_SECRET: &str = "whsec_plJ3nmyCDGBKInavdOK15jsl4bVG8qGl";
 /// The delivery of message `msg` at `path`, once it has arrived.
 async fn delivery(receiver: &Receiver, path: &str, msg: &Value) -> Delivery {
     let msg = msg.as_str().expect("a message id").to_owned();
-    eventually("the example at the receiver", Duration::from_secs(20), || async {
-        receiver
-            .deliveries(path)
-            .into_iter()
-            .find(|d| d.webhook_id() == msg)
-    })
+    eventually(
+        "the example at the receiver",
+        Duration::from_secs(20),
+        || async {
+            receiver
+                .deliveries(path)
+                .into_iter()
+                .find(|d| d.webhook_id() == msg)
+        },
+    )
     .await
 }
 
@@ -202,17 +218,24 @@ async fn attempts(backend: Backend, sdk: Sdk) {
     let receiver = Receiver::start().await;
     let ok = receiver.url("ok", Reply::Always(200));
     let fail = receiver.url("fail", Reply::Always(500));
-    let env = [("RECEIVER_OK", ok.as_str()), ("RECEIVER_FAIL", fail.as_str())];
+    let env = [
+        ("RECEIVER_OK", ok.as_str()),
+        ("RECEIVER_FAIL", fail.as_str()),
+    ];
     let result = run_sdk(sdk, "attempts", &hookline, &env).await;
     let resent = result["resent"].as_str().expect("resent id").to_owned();
-    eventually("the resent message twice", Duration::from_secs(20), || async {
-        let times = receiver
-            .deliveries("ok")
-            .iter()
-            .filter(|d| d.webhook_id() == resent)
-            .count();
-        (times == 2).then_some(())
-    })
+    eventually(
+        "the resent message twice",
+        Duration::from_secs(20),
+        || async {
+            let times = receiver
+                .deliveries("ok")
+                .iter()
+                .filter(|d| d.webhook_id() == resent)
+                .count();
+            (times == 2).then_some(())
+        },
+    )
     .await;
 }
 
