@@ -540,7 +540,7 @@ async fn app_event_type_and_destination_lists_honour_their_filters(#[case] backe
     let canceled = api.get(&format!("{attempts}?status=4")).await;
     assert!(ids(&canceled).is_empty(), "status=4: {canceled}");
     let attempted = format!("/api/v1/app/{live}/endpoint/{first}/msg");
-    assert_eq!(ids(&api.get(&attempted).await), [msg.clone()]);
+    assert_eq!(ids(&api.get(&attempted).await), [msg.as_str()]);
     let none = api.get(&format!("{attempted}?status=4")).await;
     assert!(ids(&none).is_empty(), "attempted status=4: {none}");
     let (status, body) = api
