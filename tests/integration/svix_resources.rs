@@ -78,7 +78,7 @@ async fn event_types(backend: Backend, sdk: Sdk) {
     let result = run_sdk(sdk, "event_types", &hookline, &[]).await;
     assert_eq!(
         result["types"].as_array().map(Vec::len),
-        Some(3),
+        Some(4),
         "{result}"
     );
 }

@@ -87,5 +87,48 @@ run(async () => {
   const gone = await errorOf(() => svix.eventType.get("js.delta"));
   check(gone.status === 404 && gone.body.code === "not_found", "expunge removes", gone);
   check(!(await listed({ includeArchived: true })).includes("js.delta"), "expunged for good");
+  await importOpenapi();
   return { types: await listed({ includeArchived: true }) };
 });
+
+const PETS = {
+  openapi: "3.1.0",
+  info: { title: "Pets", version: "1" },
+  webhooks: {
+    "js.pet.new": {
+      post: {
+        description: "A new pet",
+        "x-svix-feature-flags": ["beta"],
+        requestBody: {
+          content: {
+            "application/json": {
+              schema: { $ref: "#/components/schemas/Pet" },
+              examples: { rex: { value: { name: "Rex" } } },
+            },
+          },
+        },
+      },
+    },
+  },
+  components: { schemas: { Pet: { type: "object", properties: { name: { type: "string" } } } } },
+};
+
+async function importOpenapi() {
+  const dry = await svix.eventType.importOpenapi({ spec: PETS, dryRun: true });
+  check(same(dry.data.modified, ["js.pet.new"]) && dry.data.toModify?.length === 1, "dry run", dry);
+  check(same(dry.data.toModify[0].featureFlags, ["beta"]), "the flags it would set", dry);
+  const absent = await errorOf(() => svix.eventType.get("js.pet.new"));
+  check(absent.status === 404, "a dry run changes nothing", absent);
+  const done = await svix.eventType.importOpenapi({ specRaw: JSON.stringify(PETS) });
+  check(same(done.data.modified, ["js.pet.new"]), "imported", done);
+  const pet = await svix.eventType.get("js.pet.new");
+  check(pet.description === "A new pet" && same(pet.featureFlags, ["beta"]), "from the spec", pet);
+  check(same(pet.schemas["1"].examples, [{ name: "Rex" }]), "with its example", pet);
+  const again = await svix.eventType.importOpenapi({ spec: PETS });
+  check(same(again.data.modified, []), "an unchanged import changes nothing", again);
+  const replaced = await svix.eventType.importOpenapi({ spec: PETS, replaceAll: true });
+  check(replaced.data.modified.includes("js.alpha"), "replaceAll archives the rest", replaced);
+  check(same(await listed(), ["js.pet.new"]), "only the spec's types stay listed");
+  const neither = await errorOf(() => svix.eventType.importOpenapi({}));
+  check(neither.status === 400, "spec or specRaw is needed", neither);
+}

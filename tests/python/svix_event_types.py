@@ -5,6 +5,7 @@ Environment: HOOKLINE_URL, HOOKLINE_TOKEN.
 
 from svix.api import (
     EventTypeDeleteOptions,
+    EventTypeImportOpenApiIn,
     EventTypeIn,
     EventTypeListOptions,
     EventTypeOut,
@@ -16,6 +17,23 @@ from svix.api import (
 from sdk_common import check, error_of, is_time, names_field, run
 
 SCHEMAS = {"1": {"type": "object", "examples": [{"n": 0}]}}
+PETS = """
+openapi: 3.1.0
+info: {title: Pets, version: "1"}
+webhooks:
+  py.pet.new:
+    post:
+      summary: A new pet
+      x-svix-group-name: pets
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Pet"}
+            example: {name: Rex}
+components:
+  schemas:
+    Pet: {type: object, properties: {name: {type: string}}}
+"""
 
 
 def names(page):
@@ -106,7 +124,30 @@ def main(c):
     status, body = error_of(lambda: c.event_type.get("py.delta"))
     check(status == 404 and body["code"] == "not_found", "expunge removes", (status, body))
     check("py.delta" not in listed(c, include_archived=True), "expunged is not archived")
+    import_openapi(c)
     return {"types": listed(c, include_archived=True)}
+
+
+def import_openapi(c):
+    dry = c.event_type.import_openapi(EventTypeImportOpenApiIn(spec_raw=PETS, dry_run=True))
+    check(dry.data.modified == ["py.pet.new"], "a dry run names the change", dry)
+    check(dry.data.to_modify[0].group_name == "pets", "and shows it", dry)
+    status, body = error_of(lambda: c.event_type.get("py.pet.new"))
+    check(status == 404, "a dry run changes nothing", body)
+    done = c.event_type.import_openapi(EventTypeImportOpenApiIn(spec_raw=PETS))
+    check(done.data.modified == ["py.pet.new"] and done.data.to_modify is None, "imported", done)
+    pet = c.event_type.get("py.pet.new")
+    check(pet.description == "A new pet" and pet.group_name == "pets", "from the spec", pet)
+    check(pet.schemas["1"]["examples"] == [{"name": "Rex"}], "with its example", pet)
+    check(pet.schemas["1"]["properties"] == {"name": {"type": "string"}}, "$ref inlined", pet)
+    again = c.event_type.import_openapi(EventTypeImportOpenApiIn(spec_raw=PETS))
+    check(again.data.modified == [], "an unchanged import changes nothing", again)
+    only = {"webhooks": {"py.pet.new": {"post": {"summary": "A new pet", "x-svix-group-name": "pets"}}}}
+    replaced = c.event_type.import_openapi(EventTypeImportOpenApiIn(spec=only, replace_all=True))
+    check("py.alpha" in replaced.data.modified, "replace_all archives the rest", replaced)
+    check(listed(c) == ["py.pet.new"], "only the spec's types stay listed", listed(c))
+    status, body = error_of(lambda: c.event_type.import_openapi(EventTypeImportOpenApiIn(spec=only, spec_raw=PETS)))
+    check(status == 400, "spec or spec_raw, not both", body)
 
 
 run(main)

@@ -32,8 +32,8 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, endpoint_activity, endpoint_example, endpoint_headers, endpoint_messages,
-    endpoint_secret, endpoint_stats, endpoint_transformation, endpoints, event_types, expunge,
-    health, manual, messages,
+    endpoint_secret, endpoint_stats, endpoint_transformation, endpoints, event_type_import,
+    event_types, expunge, health, manual, messages,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -78,6 +78,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::list_by_message))
         .routes(routes!(event_types::list, event_types::create))
+        .routes(routes!(event_type_import::import))
         .routes(routes!(
             event_types::get,
             event_types::update,

@@ -13,6 +13,7 @@ pub mod endpoint_secret;
 pub mod endpoint_stats;
 pub mod endpoint_transformation;
 pub mod endpoints;
+pub mod event_type_import;
 pub mod event_types;
 pub mod expunge;
 pub mod health;
