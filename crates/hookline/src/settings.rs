@@ -730,6 +730,10 @@ mod tests {
         assert_eq!(settings.delivery.timeout_ms, defaults.delivery.timeout_ms);
         assert_eq!(settings.scheduler.lease_ms, defaults.scheduler.lease_ms);
         assert_eq!(settings.rabbitmq.prefetch, defaults.rabbitmq.prefetch);
+        assert_eq!(
+            settings.api.background_task_lease_ms,
+            defaults.api.background_task_lease_ms
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What a background task does, with everything it needs to know.
 pub enum Work {
-    Redeliver(redeliver::Plan),
+    Redeliver(Box<redeliver::Plan>),
     Purge { app_id: String },
     AppStats(stats::AppStatsPlan),
     EventTypes,
@@ -68,7 +68,7 @@ pub async fn start(
 async fn run_to_end(state: ApiState, task: BackgroundTask, work: Work) {
     let mut progress = Progress::new(state.clone(), task);
     let outcome = match work {
-        Work::Redeliver(plan) => redeliver::run(&state, &mut progress, plan).await,
+        Work::Redeliver(plan) => redeliver::run(&state, &mut progress, *plan).await,
         Work::Purge { app_id } => purge::run(&state, &mut progress, &app_id).await,
         Work::AppStats(plan) => stats::app_stats(&state, &mut progress, plan).await,
         Work::EventTypes => stats::event_types(&state, &mut progress).await,

@@ -56,9 +56,17 @@ pub struct BulkFilter {
     /// Event types, channel and tag of the message.
     pub messages: MessageFilter,
     /// The delivery state of the message at the endpoint.
-    pub status: Option<MessageStatus>,
+    pub status: Option<WantedStatus>,
     /// The class (0 for no response, 100, …, 500) of its last attempt's status code.
     pub status_code_class: Option<u16>,
+}
+
+/// A delivery state a bulk replay asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WantedStatus {
+    Is(MessageStatus),
+    /// Svix's `canceled` (4): Hookline never cancels a delivery, so nothing matches.
+    Canceled,
 }
 
 /// Sends the selected messages and counts their outcomes.
@@ -141,7 +149,10 @@ async fn select(
             Some(1)
         }
         (Selection::Matching(filter), Some(d))
-            if filter.messages.matches(message) && filter.status.is_none_or(|s| s == d.status) =>
+            if filter.messages.matches(message)
+                && filter
+                    .status
+                    .is_none_or(|wanted| wanted == WantedStatus::Is(d.status)) =>
         {
             match filter.status_code_class {
                 Some(class) => {

@@ -14,11 +14,14 @@ use super::background_tasks::{kind_name, BackgroundTaskOut};
 use super::common::{find_app, parse_names};
 use super::endpoints::find_endpoint;
 use super::messages::MessageFilter;
-use crate::background::redeliver::{BulkFilter, Plan, Selection};
+use crate::background::redeliver::{BulkFilter, Plan, Selection, WantedStatus};
 use crate::background::{self, Work};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::ApiState;
+
+/// Svix's `MessageStatus::Canceled`.
+const CANCELED: u8 = 4;
 
 /// `ReplayIn`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -47,7 +50,7 @@ pub struct BulkReplayIn {
     /// Only messages carrying this tag.
     pub tag: Option<String>,
     /// Only messages whose delivery to the endpoint is in this state (Svix numbering:
-    /// 0 success, 1 pending, 2 fail, 3 sending).
+    /// 0 success, 1 pending, 2 fail, 3 sending, 4 canceled, which Hookline never is).
     pub status: Option<u8>,
     /// Only messages whose last attempt at the endpoint answered a status of this class
     /// (0 for no response, 100, 200, 300, 400 or 500).
@@ -99,10 +102,13 @@ fn bulk_filter(input: BulkReplayIn) -> Result<BulkFilter, ApiError> {
         .transpose()?;
     let status = input
         .status
-        .map(|code| {
-            MessageStatus::from_code(code).ok_or_else(|| {
-                ApiError::field("status", "must be 0 (success), 1, 2 or 3 (sending)")
-            })
+        .map(|code| match (code, MessageStatus::from_code(code)) {
+            (_, Some(status)) => Ok(WantedStatus::Is(status)),
+            (CANCELED, None) => Ok(WantedStatus::Canceled),
+            _ => Err(ApiError::field(
+                "status",
+                "must be 0 (success), 1 (pending), 2 (fail), 3 (sending) or 4 (canceled)",
+            )),
         })
         .transpose()?;
     if let Some(class) = input.status_code_class {
@@ -166,6 +172,6 @@ pub async fn start_redelivery(
         selection,
     };
     let start = background::task_start(state, key);
-    let task = background::start(state, task, start, Work::Redeliver(plan)).await?;
+    let task = background::start(state, task, start, Work::Redeliver(Box::new(plan))).await?;
     Ok((StatusCode::ACCEPTED, Json(BackgroundTaskOut::from(&task))))
 }
