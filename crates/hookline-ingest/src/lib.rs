@@ -15,6 +15,7 @@ pub mod intake;
 pub mod openapi;
 pub mod outbox;
 pub mod routes;
+pub mod scope;
 pub mod state;
 
 use axum::routing::get;

@@ -1,16 +1,16 @@
 //! App portal access: app-scoped tokens minted and revoked by an admin.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use hookline_core::model::AppToken;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::find_app;
-use crate::auth::{new_app_token, Principal};
+use crate::auth::new_app_token;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AdminApp;
 use crate::state::ApiState;
 
 /// Svix `AppPortalAccessIn` (the fields Hookline honours).
@@ -36,13 +36,10 @@ pub struct AppPortalAccessOut {
 #[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = Option<AppPortalAccessIn>, responses((status = 200, body = AppPortalAccessOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn app_portal_access(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
-    Path(app_id): Path<String>,
+    AdminApp { app }: AdminApp,
     body: Option<ApiJson<AppPortalAccessIn>>,
 ) -> Result<Json<AppPortalAccessOut>, ApiError> {
-    require_admin(&principal)?;
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
-    let app = find_app(&state, &app_id).await?;
     let max = state.config().max_app_token_lifetime.as_secs();
     let lifetime = input.expiry.unwrap_or(max);
     if lifetime == 0 || lifetime > max {
@@ -70,19 +67,9 @@ pub async fn app_portal_access(
 #[utoipa::path(post, path = "/api/v1/auth/app/{app_id}/expire-all", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 204, description = "Every app token revoked"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn expire_all(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
-    Path(app_id): Path<String>,
+    AdminApp { app }: AdminApp,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
-    let app = find_app(&state, &app_id).await?;
     let revoked = state.tokens().revoke_app_tokens(&app.id).await?;
     tracing::info!(app_id = %app.id, revoked, "app tokens revoked");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::Admin => Ok(()),
-        Principal::App { .. } => Err(ApiError::Forbidden),
-    }
 }

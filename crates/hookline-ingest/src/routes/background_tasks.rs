@@ -3,7 +3,7 @@
 //! follow its own recoveries at `…/endpoint/{id}/recover/{task_id}`).
 
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use hookline_core::model::{BackgroundTask, TaskData, TaskKind, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 
 use super::common::{ListQuery, ListResponse, Ordering};
 use super::paging::{Pager, Paging, Verdict};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::scope::AdminOnly;
 use crate::state::ApiState;
 
 /// Svix's `BackgroundTaskOut`; also the answer of every operation that starts a task
@@ -123,22 +123,13 @@ pub struct BackgroundTaskListQuery {
     pub order: Option<Ordering>,
 }
 
-/// Admin tokens only: tasks span apps.
-pub fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::Admin => Ok(()),
-        Principal::App { .. } => Err(ApiError::Forbidden),
-    }
-}
-
 /// Background tasks, newest first, filtered by status and type.
 #[utoipa::path(get, path = "/api/v1/background-task", params(BackgroundTaskListQuery), responses((status = 200, body = ListResponse<BackgroundTaskOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Background Task")]
 pub async fn list(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    _admin: AdminOnly,
     ApiQuery(query): ApiQuery<BackgroundTaskListQuery>,
 ) -> Result<Json<ListResponse<BackgroundTaskOut>>, ApiError> {
-    require_admin(&principal)?;
     let status = match query.status.as_deref() {
         Some(text) => Some(
             [
@@ -196,10 +187,9 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/background-task/{task_id}", params(("task_id" = String, Path, description = "Background task id")), responses((status = 200, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Background Task")]
 pub async fn get(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    _admin: AdminOnly,
     Path(task_id): Path<String>,
 ) -> Result<Json<BackgroundTaskOut>, ApiError> {
-    require_admin(&principal)?;
     let task = state
         .jobs()
         .get_task(&task_id)

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::background_tasks::BackgroundTaskOut;
-use super::common::{find_app, find_message};
+use super::common::{find_message, EndpointPath, MsgEndpointPath};
 use super::endpoints::find_endpoint;
 use crate::background::redeliver::Selection;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Queues one more attempt (trigger type manual) of a message to an endpoint, with the same
@@ -21,9 +22,12 @@ use crate::state::ApiState;
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 202, body = Object, description = "Resend queued: Svix's `EmptyResponse`, the JSON object `{}`"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn resend(
     State(state): State<ApiState>,
-    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgEndpointPath {
+        msg_id,
+        endpoint_id,
+    }): Path<MsgEndpointPath>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let message = find_message(&state, &app.id, &msg_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let attempts_so_far = state
@@ -68,14 +72,21 @@ pub struct RecoverIn {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("idempotency-key" = Option<String>, Header, description = "A repeat with the same key answers the task the first request started")), request_body = RecoverIn, responses((status = 202, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn recover(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<RecoverIn>,
 ) -> Result<(StatusCode, Json<BackgroundTaskOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let range = (input.since, input.until);
     super::replay::start_redelivery(&state, &headers, endpoint, range, Selection::Failed).await
+}
+
+/// `…/endpoint/{endpoint_id}/recover/{task_id}`.
+#[derive(Debug, Deserialize)]
+pub struct RecoverPath {
+    endpoint_id: String,
+    task_id: String,
 }
 
 /// A recovery's progress and, once finished, its summary: the background task, readable
@@ -83,9 +94,12 @@ pub async fn recover(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover/{task_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("task_id" = String, Path, description = "Recovery id")), responses((status = 200, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn recover_status(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id, task_id)): Path<(String, String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(RecoverPath {
+        endpoint_id,
+        task_id,
+    }): Path<RecoverPath>,
 ) -> Result<Json<BackgroundTaskOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let task = state
         .jobs()
@@ -112,12 +126,11 @@ pub struct EventExampleIn {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EventExampleIn, responses((status = 202, body = crate::routes::messages::MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn send_example(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EventExampleIn>,
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
     use axum::response::IntoResponse;
-
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let event_type = hookline_core::names::EventTypeName::parse(input.event_type)
         .map_err(|e| ApiError::field("eventType", e.to_string()))?;

@@ -11,13 +11,14 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::background_tasks::{kind_name, BackgroundTaskOut};
-use super::common::{find_app, parse_names};
+use super::common::{parse_names, EndpointPath};
 use super::endpoints::find_endpoint;
 use super::messages::MessageFilter;
 use crate::background::redeliver::{BulkFilter, Plan, Selection, WantedStatus};
 use crate::background::{self, Work};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Svix's `MessageStatus::Canceled`.
@@ -64,11 +65,11 @@ pub struct BulkReplayIn {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("idempotency-key" = Option<String>, Header, description = "A repeat with the same key answers the task the first request started")), request_body = ReplayIn, responses((status = 202, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn replay_missing(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<ReplayIn>,
 ) -> Result<(StatusCode, Json<BackgroundTaskOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let range = (input.since, input.until);
     start_redelivery(&state, &headers, endpoint, range, Selection::Missing).await
@@ -79,11 +80,11 @@ pub async fn replay_missing(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("idempotency-key" = Option<String>, Header, description = "A repeat with the same key answers the task the first request started")), request_body = BulkReplayIn, responses((status = 202, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn bulk_replay(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<BulkReplayIn>,
 ) -> Result<(StatusCode, Json<BackgroundTaskOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let range = (input.since, input.until);
     let filter = bulk_filter(input)?;

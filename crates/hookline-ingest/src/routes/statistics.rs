@@ -3,17 +3,17 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::Json;
 use hookline_core::model::{TaskData, TaskKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::background_tasks::{kind_name, require_admin, BackgroundTaskOut};
-use crate::auth::Principal;
+use super::background_tasks::{kind_name, BackgroundTaskOut};
 use crate::background::stats::AppStatsPlan;
 use crate::background::{self, Work};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AdminOnly;
 use crate::state::ApiState;
 
 /// `AppUsageStatsIn`.
@@ -43,11 +43,10 @@ pub struct AppUsageStatsOut {
 #[utoipa::path(post, path = "/api/v1/stats/usage/app", params(("idempotency-key" = Option<String>, Header, description = "A repeat with the same key answers the task the first request started")), request_body = AppUsageStatsIn, responses((status = 202, body = AppUsageStatsOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Statistics")]
 pub async fn aggregate_app_stats(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    _admin: AdminOnly,
     headers: HeaderMap,
     ApiJson(input): ApiJson<AppUsageStatsIn>,
 ) -> Result<(StatusCode, Json<AppUsageStatsOut>), ApiError> {
-    require_admin(&principal)?;
     if input.until <= input.since {
         return Err(ApiError::field("until", "must be after since"));
     }
@@ -121,9 +120,8 @@ async fn resolve_apps(
 #[utoipa::path(put, path = "/api/v1/stats/usage/event-types", responses((status = 202, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Statistics")]
 pub async fn aggregate_event_types(
     State(state): State<ApiState>,
-    Extension(principal): Extension<Principal>,
+    _admin: AdminOnly,
 ) -> Result<(StatusCode, Json<BackgroundTaskOut>), ApiError> {
-    require_admin(&principal)?;
     let mut task = background::new_task(&state, TaskKind::EventTypeAggregate);
     task.lock = Some("event-types".into());
     let start = background::task_start(&state, None);
