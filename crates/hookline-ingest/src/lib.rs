@@ -8,12 +8,12 @@
 //! every delivery task is confirmed by the broker (see [`intake`]).
 
 pub mod auth;
+pub mod background;
 pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod openapi;
 pub mod outbox;
-pub mod recovery;
 pub mod routes;
 pub mod scope;
 pub mod state;
@@ -31,9 +31,9 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, endpoint_activity, endpoint_example, endpoint_headers, endpoint_messages,
-    endpoint_secret, endpoint_stats, endpoint_transformation, endpoints, event_type_import,
-    event_types, expunge, health, manual, messages,
+    apps, attempts, background_tasks, endpoint_activity, endpoint_example, endpoint_headers,
+    endpoint_messages, endpoint_secret, endpoint_stats, endpoint_transformation, endpoints,
+    event_type_import, event_types, expunge, health, manual, messages, replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -74,6 +74,13 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(expunge::attempt_content))
         .routes(routes!(manual::recover))
         .routes(routes!(manual::recover_status))
+        .routes(routes!(replay::replay_missing))
+        .routes(routes!(replay::bulk_replay))
+        .routes(routes!(expunge::all_message_contents))
+        .routes(routes!(background_tasks::list))
+        .routes(routes!(background_tasks::get))
+        .routes(routes!(statistics::aggregate_app_stats))
+        .routes(routes!(statistics::aggregate_event_types))
         .routes(routes!(attempts::get))
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::list_by_message))
