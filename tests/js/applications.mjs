@@ -36,6 +36,12 @@ run(async () => {
   );
   check(both.status === 422, "two different rates are refused", both);
 
+  const once = { idempotencyKey: "js-apps-once" };
+  const firstOnce = await svix.application.create({ name: "Once" }, once);
+  const again = await svix.application.create({ name: "Once" }, once);
+  check(again.id === firstOnce.id, "a repeated idempotency-key answers the first app", again);
+  await svix.application.delete(firstOnce.id);
+
   check((await svix.application.get("js-alpha")).id === alpha.id, "get by uid");
   check((await svix.application.get(alpha.id)).name === "Alpha", "get by id");
 

@@ -73,8 +73,11 @@ async function rotate(app, a, b) {
   await svix.endpoint.rotateSecret(app, a.id, { key: NEW_A, gracePeriodSeconds: 3600 });
   check((await svix.endpoint.getSecret(app, a.id)).key === NEW_A, "the new secret is current");
   const bOld = (await svix.endpoint.getSecret(app, b.id)).key;
-  await svix.endpoint.rotateSecret(app, b.id, { gracePeriodSeconds: 0 });
+  const once = { idempotencyKey: "js-rotate-b" };
+  await svix.endpoint.rotateSecret(app, b.id, { gracePeriodSeconds: 0 }, once);
   const bNew = (await svix.endpoint.getSecret(app, b.id)).key;
+  await svix.endpoint.rotateSecret(app, b.id, { gracePeriodSeconds: 0 }, once);
+  check((await svix.endpoint.getSecret(app, b.id)).key === bNew, "a repeated key rotates once");
   check(bNew.startsWith("whsec_") && bNew !== bOld, "a generated secret", bNew);
   const long = await errorOf(() => svix.endpoint.rotateSecret(app, b.id, { gracePeriodSeconds: 604801 }));
   check(long.status === 422 && namesField(long.body, "gracePeriodSeconds"), "grace bounded", long);
@@ -124,7 +127,10 @@ run(async () => {
   }
 
   const others = [];
-  for (let i = 0; i < 2; i += 1) others.push((await svix.endpoint.create(app, { url: env.RECEIVER_OTHER })).id);
+  const createOnce = { idempotencyKey: "js-other-endpoint" };
+  for (let i = 0; i < 2; i += 1) others.push((await svix.endpoint.create(app, { url: env.RECEIVER_OTHER }, createOnce)).id);
+  check(others[0] === others[1], "a repeated idempotency-key creates one endpoint", others);
+  others[1] = (await svix.endpoint.create(app, { url: env.RECEIVER_OTHER })).id;
   const every = ids(checkPage(await svix.endpoint.list(app, { limit: 250 }), "endpoints"));
   check(same(every, [a.id, b.id, ...others].sort().reverse()), "newest first", every);
   const first = await svix.endpoint.list(app, { limit: 2 });

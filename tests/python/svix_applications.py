@@ -7,6 +7,7 @@ the Rust test points the server's DNS at loopback so that play.svix.com resolves
 import os
 
 from svix.api import (
+    ApplicationCreateOptions,
     ApplicationIn,
     ApplicationListOptions,
     ApplicationOut,
@@ -38,6 +39,12 @@ def main(c):
     check(beta.id != alpha.id and beta.name == "Beta", "get_or_create creates", beta)
     status, body = error_of(lambda: c.application.create(ApplicationIn(name="Dup", uid="py-alpha")))
     check(status == 409, "a taken uid is a conflict", (status, body))
+
+    once = ApplicationCreateOptions(idempotency_key="py-apps-once")
+    first = c.application.create(ApplicationIn(name="Once"), once)
+    again = c.application.create(ApplicationIn(name="Once"), once)
+    check(again.id == first.id, "a repeated idempotency-key answers the first app", (first, again))
+    c.application.delete(first.id)
 
     check(c.application.get("py-alpha").id == alpha.id, "get by uid")
     check(c.application.get(alpha.id).metadata == {"team": "a"}, "get by id")

@@ -11,7 +11,9 @@ from datetime import datetime, timedelta, timezone
 from svix.api import (
     ApplicationIn,
     EndpointGetAttemptStatsOptions,
+    EndpointCreateOptions,
     EndpointGetStatsOptions,
+    EndpointRotateSecretOptions,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
     EndpointIn,
@@ -93,7 +95,10 @@ def rotate(c, app, a, b):
     check(rotated.key == NEW_A, "rotate_secret answers the new secret", rotated)
     check(c.endpoint.get_secret(app, a.id).key == NEW_A, "the new secret is current")
     b_old = c.endpoint.get_secret(app, b.id).key
-    b_new = c.endpoint.rotate_secret(app, b.id, EndpointSecretRotateIn(grace_period_seconds=0)).key
+    once = EndpointRotateSecretOptions(idempotency_key="py-rotate-b")
+    b_new = c.endpoint.rotate_secret(app, b.id, EndpointSecretRotateIn(grace_period_seconds=0), once).key
+    repeat = c.endpoint.rotate_secret(app, b.id, EndpointSecretRotateIn(grace_period_seconds=0), once).key
+    check(repeat == b_new and c.endpoint.get_secret(app, b.id).key == b_new, "a repeat rotates once", repeat)
     check(b_new.startswith("whsec_") and b_new != b_old, "a generated secret", b_new)
     status, body = error_of(
         lambda: c.endpoint.rotate_secret(app, b.id, EndpointSecretRotateIn(grace_period_seconds=604801))
@@ -146,7 +151,10 @@ def main(c):
         status, body = error_of(call)
         check(status == 400 and body["code"] == "not_supported", "transformations", body)
 
-    others = [c.endpoint.create(app, EndpointIn(url=os.environ["RECEIVER_OTHER"])).id for _ in range(2)]
+    once = EndpointCreateOptions(idempotency_key="py-other-endpoint")
+    others = [c.endpoint.create(app, EndpointIn(url=os.environ["RECEIVER_OTHER"]), once).id for _ in range(2)]
+    check(others[0] == others[1], "a repeated idempotency-key creates one endpoint", others)
+    others[1] = c.endpoint.create(app, EndpointIn(url=os.environ["RECEIVER_OTHER"])).id
     every = ids(c.endpoint.list(app, EndpointListOptions(limit=250)))
     check(every == sorted([a.id, b.id, *others], reverse=True), "newest first", every)
     first = c.endpoint.list(app, EndpointListOptions(limit=2))

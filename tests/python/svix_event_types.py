@@ -4,6 +4,7 @@ Environment: HOOKLINE_URL, HOOKLINE_TOKEN.
 """
 
 from svix.api import (
+    EventTypeCreateOptions,
     EventTypeDeleteOptions,
     EventTypeImportOpenApiIn,
     EventTypeIn,
@@ -70,7 +71,10 @@ def main(c):
     )
     check(status == 422 and names_field(body, "featureFlags"), "bad flag named", body)
     for name in ["py.bravo", "py.charlie"]:
-        c.event_type.create(EventTypeIn(name=name, description=name, deprecated=True))
+        once = EventTypeCreateOptions(idempotency_key=f"create-{name}")
+        first = c.event_type.create(EventTypeIn(name=name, description=name, deprecated=True), once)
+        again = c.event_type.create(EventTypeIn(name=name, description=name, deprecated=True), once)
+        check(again.created_at == first.created_at, "a repeated key answers the first create", again)
 
     got = c.event_type.get("py.alpha")
     check(got.schemas == SCHEMAS and got.group_name == "billing", "get", got)

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod background;
 pub mod error;
 pub mod extract;
+pub mod idempotent;
 pub mod intake;
 pub mod openapi;
 pub mod outbox;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use hookline_core::id;
 use hookline_core::model::App;
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use super::common::{now, nullable, one_of, unix_ms, ListQuery, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::idempotent::{once, ORGANISATION};
 use crate::scope::{AdminApp, AdminOnly, AppScope};
 use crate::state::ApiState;
 
@@ -207,8 +209,24 @@ pub async fn list(
 pub async fn create(
     State(state): State<ApiState>,
     _: AdminOnly,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<CreateQuery>,
     ApiJson(input): ApiJson<ApplicationIn>,
+) -> Result<Response, ApiError> {
+    once(
+        &state,
+        &headers,
+        ORGANISATION,
+        "app.create",
+        create_app(&state, query, input),
+    )
+    .await
+}
+
+async fn create_app(
+    state: &ApiState,
+    query: CreateQuery,
+    input: ApplicationIn,
 ) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
     let app = new_app(input)?;
     if let Some(uid) = &app.uid {

@@ -2,7 +2,7 @@
 //! one endpoint, so its owner can test their receiver.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookline_core::model::{DeliveryTask, Message, TriggerType};
@@ -15,6 +15,7 @@ use super::endpoints::find_endpoint;
 use super::messages::MessageOut;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::idempotent::once;
 use crate::scope::AppScope;
 use crate::state::ApiState;
 
@@ -41,9 +42,21 @@ pub async fn send_example(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<EventExampleIn>,
+) -> Result<Response, ApiError> {
+    let work = send(&state, &app, &endpoint_id, input);
+    let operation = format!("endpoint.send-example:{endpoint_id}");
+    once(&state, &headers, &app.id, &operation, work).await
+}
+
+async fn send(
+    state: &ApiState,
+    app: &hookline_core::model::App,
+    endpoint_id: &str,
+    input: EventExampleIn,
 ) -> Result<(StatusCode, Response), ApiError> {
-    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let endpoint = find_endpoint(state, &app.id, endpoint_id).await?;
     let event_type = EventTypeName::parse(input.event_type)
         .map_err(|e| ApiError::field("eventType", e.to_string()))?;
     let example = match input.payload {

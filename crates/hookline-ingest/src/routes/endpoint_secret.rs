@@ -1,8 +1,10 @@
 //! An endpoint's signing secret: read it, rotate it.
 
-use axum::extract::{Path, State};
 use std::time::Duration;
 
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
@@ -12,6 +14,7 @@ use super::common::{now, EndpointPath};
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::idempotent::once;
 use crate::scope::AppScope;
 use crate::state::ApiState;
 
@@ -60,9 +63,21 @@ pub async fn rotate(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
+    headers: HeaderMap,
     body: Option<ApiJson<EndpointSecretRotateIn>>,
-) -> Result<Json<EndpointSecretOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
+    let work = rotate_secret(&state, &app.id, &endpoint_id, input);
+    let operation = format!("endpoint.rotate-secret:{endpoint_id}");
+    once(&state, &headers, &app.id, &operation, work).await
+}
+
+async fn rotate_secret(
+    state: &ApiState,
+    app_id: &str,
+    endpoint_id: &str,
+    input: EndpointSecretRotateIn,
+) -> Result<Json<EndpointSecretOut>, ApiError> {
     let grace = match input.grace_period_seconds {
         Some(secs) if secs > MAX_GRACE_SECS => {
             return Err(ApiError::field(
@@ -73,7 +88,7 @@ pub async fn rotate(
         Some(secs) => Duration::from_secs(secs),
         None => state.config().secret_rotation_grace,
     };
-    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let previous = find_endpoint(state, app_id, endpoint_id).await?;
     let secret = match &input.key {
         Some(text) => SigningSecret::parse(text.expose())
             .map_err(|e| ApiError::field("key", e.to_string()))?,

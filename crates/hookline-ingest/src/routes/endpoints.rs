@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use hookline_core::id;
 use hookline_core::model::{Endpoint, SignatureScheme};
@@ -18,6 +19,7 @@ use super::common::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::idempotent::once;
 use crate::scope::AppScope;
 use crate::state::ApiState;
 
@@ -317,7 +319,17 @@ pub async fn list(
 pub async fn create(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<EndpointIn>,
+) -> Result<Response, ApiError> {
+    let work = create_endpoint(&state, &app, input);
+    once(&state, &headers, &app.id, "endpoint.create", work).await
+}
+
+async fn create_endpoint(
+    state: &ApiState,
+    app: &hookline_core::model::App,
+    input: EndpointIn,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     check_version(input.version)?;
     let secret = match &input.secret {
@@ -334,7 +346,7 @@ pub async fn create(
         id: id::new_id("ep", unix_ms(now)),
         app_id: app.id.clone(),
         uid: parse_uid(input.uid)?,
-        url: parse_url(&state, input.url).await?,
+        url: parse_url(state, input.url).await?,
         description: input.description,
         event_types: event_types_of(input.event_types, input.filter_types)?,
         channels: parse_channels(input.channels)?,
@@ -358,7 +370,7 @@ pub async fn create(
     state.registry().create_endpoint(&endpoint, max).await?;
     state
         .events()
-        .endpoint_changed("endpoint.created", &app, &endpoint)
+        .endpoint_changed("endpoint.created", app, &endpoint)
         .await;
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }

@@ -12,6 +12,8 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use hookline_core::model::EventType;
 use hookline_core::names::{EventTypeName, FeatureFlag, GroupName};
@@ -21,6 +23,7 @@ use serde_json::{Map, Value};
 use super::common::now;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::idempotent::{once, ORGANISATION};
 use crate::scope::AdminOnly;
 use crate::state::ApiState;
 
@@ -73,7 +76,16 @@ pub struct EventTypeFromOpenApi {
 pub async fn import(
     State(state): State<ApiState>,
     _: AdminOnly,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<EventTypeImportOpenApiIn>,
+) -> Result<Response, ApiError> {
+    let work = import_document(&state, input);
+    once(&state, &headers, ORGANISATION, "event-type.import", work).await
+}
+
+async fn import_document(
+    state: &ApiState,
+    input: EventTypeImportOpenApiIn,
 ) -> Result<Json<EventTypeImportOpenApiOut>, ApiError> {
     let spec = match (input.spec, input.spec_raw) {
         (Some(spec), None) => Value::Object(spec),

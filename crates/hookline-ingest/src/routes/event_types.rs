@@ -5,7 +5,8 @@
 //! fields, and `archived: false` in an update does too. `expunge=true` removes it for good.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use hookline_core::model::EventType;
 use hookline_core::names::{EventTypeName, FeatureFlag, GroupName};
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 use super::common::{now, nullable, parse_names, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::idempotent::{once, ORGANISATION};
 use crate::scope::{AdminOnly, Caller};
 use crate::state::ApiState;
 
@@ -262,7 +264,16 @@ pub async fn list(
 pub async fn create(
     State(state): State<ApiState>,
     _: AdminOnly,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<EventTypeIn>,
+) -> Result<Response, ApiError> {
+    let work = create_event_type(&state, input);
+    once(&state, &headers, ORGANISATION, "event-type.create", work).await
+}
+
+async fn create_event_type(
+    state: &ApiState,
+    input: EventTypeIn,
 ) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
     let (name, update) = input.split();
     let event_type = new_event_type(name, update)?;

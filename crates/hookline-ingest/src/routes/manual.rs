@@ -27,12 +27,24 @@ pub async fn resend(
         msg_id,
         endpoint_id,
     }): Path<MsgEndpointPath>,
+    headers: http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let operation = format!("message.resend:{msg_id}:{endpoint_id}");
+    let work = resend_once(&state, &app.id, &msg_id, &endpoint_id);
+    crate::idempotent::once(&state, &headers, &app.id, &operation, work).await
+}
+
+async fn resend_once(
+    state: &ApiState,
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: &str,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let message = find_message(&state, &app.id, &msg_id).await?;
-    let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+    let message = find_message(state, app_id, msg_id).await?;
+    let endpoint = find_endpoint(state, app_id, endpoint_id).await?;
     let attempts_so_far = state
         .messages()
-        .destinations(&app.id, &message.id)
+        .destinations(app_id, &message.id)
         .await?
         .into_iter()
         .find(|d| d.endpoint_id == endpoint.id)
