@@ -13,7 +13,9 @@ use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, now, nullable, parse_names, unix_ms, ListQuery, ListResponse};
+use super::common::{
+    either_name, find_app, now, nullable, parse_names, unix_ms, ListQuery, ListResponse,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::ApiState;
@@ -23,8 +25,8 @@ const MAX_URL_LEN: usize = 65_536;
 /// Most channels one endpoint may filter on (Svix's limit).
 const MAX_CHANNELS: usize = 10;
 
-/// `EndpointIn` / `EndpointUpdate`. Today's SDKs send `eventTypes` and `throttleRate`; older
-/// ones `filterTypes` and `rateLimit`: both are accepted.
+/// `EndpointIn` / `EndpointUpdate`. The SDKs send `eventTypes` or `filterTypes`, and
+/// `throttleRate` or `rateLimit`: both names of each are read (see [`either_name`]).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
@@ -34,14 +36,17 @@ pub struct EndpointIn {
     #[serde(default)]
     pub disabled: bool,
     pub uid: Option<String>,
-    #[serde(alias = "filterTypes")]
     pub event_types: Option<Vec<String>>,
+    /// The older name of `eventTypes`.
+    pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    #[serde(alias = "throttleRate")]
+    /// Messages per second to this endpoint.
+    pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
-    /// Only on create; PUT leaves the secret alone.
+    /// Only on create; PUT refuses it (rotate the secret instead).
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
@@ -102,14 +107,22 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
-    #[serde(default, alias = "filterTypes", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
+    /// The older name of `eventTypes`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub filter_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    /// The older name of `throttleRate`.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
     pub signature_scheme: Option<SignatureSchemeIo>,
@@ -267,11 +280,21 @@ pub async fn create(
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: parse_event_types(either_name(
+            input.event_types,
+            "eventTypes",
+            input.filter_types,
+            "filterTypes",
+        )?)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: either_name(
+            input.throttle_rate,
+            "throttleRate",
+            input.rate_limit,
+            "rateLimit",
+        )?,
         secret: secret.expose().into(),
         old_secrets: Vec::new(),
         headers: BTreeMap::new(),
@@ -306,17 +329,34 @@ pub async fn update(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<Json<EndpointOut>, ApiError> {
+    // `EndpointIn` is shared with create, where the secret is read; PUT must not drop it.
+    if input.secret.is_some() {
+        return Err(ApiError::field(
+            "secret",
+            "is set only on create; change it with …/secret/rotate",
+        ));
+    }
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let endpoint = Endpoint {
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: parse_event_types(either_name(
+            input.event_types,
+            "eventTypes",
+            input.filter_types,
+            "filterTypes",
+        )?)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: either_name(
+            input.throttle_rate,
+            "throttleRate",
+            input.rate_limit,
+            "rateLimit",
+        )?,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
         updated_at: now(),
         ..previous.clone()
@@ -353,7 +393,13 @@ pub async fn patch(
     if let Some(uid) = input.uid {
         endpoint.uid = parse_uid(uid)?;
     }
-    if let Some(types) = input.event_types {
+    let event_types = either_name(
+        input.event_types,
+        "eventTypes",
+        input.filter_types,
+        "filterTypes",
+    )?;
+    if let Some(types) = event_types {
         endpoint.event_types = parse_event_types(types)?;
     }
     if let Some(channels) = input.channels {
@@ -365,7 +411,13 @@ pub async fn patch(
     if let Some(scheme) = input.signature_scheme {
         endpoint.signature_scheme = scheme.into_scheme()?;
     }
-    if let Some(rate_limit) = input.rate_limit {
+    let rate = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
+    if let Some(rate_limit) = rate {
         endpoint.rate_limit = rate_limit;
     }
     endpoint.updated_at = now();
