@@ -12,6 +12,7 @@ mod api;
 mod attempt_log;
 mod bench;
 mod breaker;
+mod compatibility;
 mod crashes;
 mod dashboard;
 mod delivery;

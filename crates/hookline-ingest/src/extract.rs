@@ -1,5 +1,8 @@
 //! Request extractors whose failures answer in Hookline's error shape instead of axum's
-//! plain-text rejections.
+//! plain-text rejections, and which refuse what their target type does not read instead of
+//! skipping it (serde's default). `serde_ignored` reports what was skipped; it cannot look
+//! inside `#[serde(flatten)]` fields or internally tagged enums (serde buffers those), so
+//! input types avoid the first and give the second `deny_unknown_fields`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -121,9 +124,9 @@ fn json_path(path: &serde_ignored::Path<'_>) -> Vec<Step> {
             steps.push(Step::Key(key.clone()));
             steps
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            json_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => json_path(parent),
     }
 }
 
@@ -261,9 +264,14 @@ mod tests {
     fn refused(result: Result<Outer, ApiError>) -> Vec<Vec<String>> {
         match result {
             Err(ApiError::Validation(fields)) => {
-                assert!(fields.iter().all(|f| f.kind == "not_supported"), "{fields:?}");
                 assert!(
-                    fields.iter().all(|f| f.msg.contains("Hookline does not support")),
+                    fields.iter().all(|f| f.kind == "not_supported"),
+                    "{fields:?}"
+                );
+                assert!(
+                    fields
+                        .iter()
+                        .all(|f| f.msg.contains("Hookline does not support")),
                     "{fields:?}"
                 );
                 fields.into_iter().map(|f| f.loc).collect()
@@ -293,7 +301,11 @@ mod tests {
             "application":{"name":"n","rateLimit":null}}"#;
         let parsed: Outer = parse_json(body).expect("nulls are not refused");
         assert_eq!(parsed.event_type, "a");
-        assert_eq!(parsed.payload.get(), r#"{"k":[1,2]}"#, "a raw payload is read whole");
+        assert_eq!(
+            parsed.payload.get(),
+            r#"{"k":[1,2]}"#,
+            "a raw payload is read whole"
+        );
         assert_eq!(parsed.application.expect("application").name, "n");
         assert!(parsed.metadata.is_empty() && parsed.list.is_none());
     }
@@ -340,6 +352,9 @@ mod tests {
         };
         let locs: Vec<_> = fields.iter().map(|f| f.loc.clone()).collect();
         assert_eq!(locs, [["query", "with_content"], ["query", "order"]]);
-        assert!(fields[0].msg.contains("query parameter `with_content`"), "{fields:?}");
+        assert!(
+            fields[0].msg.contains("query parameter `with_content`"),
+            "{fields:?}"
+        );
     }
 }

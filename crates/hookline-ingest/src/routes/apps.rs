@@ -33,7 +33,12 @@ pub struct ApplicationIn {
 
 impl ApplicationIn {
     fn rate(&self) -> Result<Option<u16>, ApiError> {
-        either_name(self.throttle_rate, "throttleRate", self.rate_limit, "rateLimit")
+        either_name(
+            self.throttle_rate,
+            "throttleRate",
+            self.rate_limit,
+            "rateLimit",
+        )
     }
 }
 

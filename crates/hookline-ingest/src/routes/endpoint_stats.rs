@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use super::attempt_walk;
 use super::common::find_app;
-use super::paging::{check_range, TimeRange};
 use super::endpoints::find_endpoint;
+use super::paging::{check_range, TimeRange};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::ApiState;
@@ -41,6 +41,8 @@ pub struct EndpointStats {
     pub pending: u64,
     pub sending: u64,
     pub fail: u64,
+    /// Hookline never cancels a delivery: always 0 (the SDKs require the field).
+    pub canceled: u64,
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), StatsQuery), responses((status = 200, body = EndpointStats), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]

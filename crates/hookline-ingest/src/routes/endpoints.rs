@@ -46,9 +46,33 @@ pub struct EndpointIn {
     pub throttle_rate: Option<u16>,
     /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
-    /// Only on create; PUT refuses it (rotate the secret instead).
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
+    /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
+    pub signature_scheme: Option<SignatureSchemeIo>,
+}
+
+/// `EndpointUpdate` (PUT): `EndpointIn` without the secret, which is set on create and
+/// rotated after (a `secret` here is refused like any field Hookline does not read).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointUpdate {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub uid: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    /// The older name of `eventTypes`.
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Messages per second to this endpoint.
+    pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
+    pub rate_limit: Option<u16>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
@@ -56,11 +80,15 @@ pub struct EndpointIn {
 /// How deliveries are signed: `{"type": "standard"}` (Standard Webhooks), `{"type": "svix"}`
 /// (the same under `svix-*` header names) or `{"type": "hexBody", "header": "Byl-Signature"}`
 /// (hex HMAC-SHA256 of the body, keyed by the secret's text).
+///
+/// An internally tagged enum is read from a buffered copy, where `ApiJson` cannot see the
+/// fields a variant skips; `deny_unknown_fields` refuses them instead (the unit-like
+/// variants are empty structs so that it applies to them too).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SignatureSchemeIo {
-    Standard,
-    Svix,
+    Standard {},
+    Svix {},
     #[serde(rename_all = "camelCase")]
     HexBody {
         header: String,
@@ -70,8 +98,8 @@ pub enum SignatureSchemeIo {
 impl SignatureSchemeIo {
     fn into_scheme(self) -> Result<SignatureScheme, ApiError> {
         Ok(match self {
-            Self::Standard => SignatureScheme::Standard,
-            Self::Svix => SignatureScheme::Svix,
+            Self::Standard {} => SignatureScheme::Standard,
+            Self::Svix {} => SignatureScheme::Svix,
             Self::HexBody { header } => SignatureScheme::HexBody {
                 header: hookline_core::headers::check(&header, "")
                     .map_err(|e| ApiError::field("signatureScheme.header", e.to_string()))?,
@@ -90,8 +118,8 @@ fn scheme_or_default(given: Option<SignatureSchemeIo>) -> Result<SignatureScheme
 impl From<SignatureScheme> for SignatureSchemeIo {
     fn from(scheme: SignatureScheme) -> Self {
         match scheme {
-            SignatureScheme::Standard => Self::Standard,
-            SignatureScheme::Svix => Self::Svix,
+            SignatureScheme::Standard => Self::Standard {},
+            SignatureScheme::Svix => Self::Svix {},
             SignatureScheme::HexBody { header } => Self::HexBody { header },
         }
     }
@@ -323,19 +351,12 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointIn, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointUpdate, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-    ApiJson(input): ApiJson<EndpointIn>,
+    ApiJson(input): ApiJson<EndpointUpdate>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    // `EndpointIn` is shared with create, where the secret is read; PUT must not drop it.
-    if input.secret.is_some() {
-        return Err(ApiError::field(
-            "secret",
-            "is set only on create; change it with …/secret/rotate",
-        ));
-    }
     let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let endpoint = Endpoint {
@@ -445,4 +466,32 @@ pub async fn delete(
         .endpoint_changed("endpoint.deleted", &app, &endpoint)
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_scheme_refuses_fields_its_variant_does_not_read() {
+        let parse = |body: &str| {
+            crate::extract::parse_json::<EndpointPatch>(body.as_bytes())
+                .map(|patch| patch.signature_scheme)
+        };
+        assert!(matches!(
+            parse(r#"{"signatureScheme":{"type":"standard"}}"#),
+            Ok(Some(SignatureSchemeIo::Standard {}))
+        ));
+        for extra in [
+            r#"{"signatureScheme":{"type":"standard","header":"X-Sig"}}"#,
+            r#"{"signatureScheme":{"type":"hexBody","header":"X-Sig","other":1}}"#,
+        ] {
+            let Err(ApiError::Validation(fields)) = parse(extra) else {
+                panic!("{extra} is refused");
+            };
+            assert_eq!(fields[0].loc, ["body", "signatureScheme"], "{extra}");
+        }
+        let out = serde_json::to_value(SignatureSchemeIo::Svix {}).expect("JSON");
+        assert_eq!(out, serde_json::json!({"type": "svix"}));
+    }
 }

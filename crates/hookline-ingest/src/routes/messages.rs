@@ -98,11 +98,13 @@ fn empty_payload() -> &'static RawValue {
     &EMPTY
 }
 
-/// `MessageEndpointOut`-like destination state (Hookline keeps no endpoint copy per message).
+/// `MessageEndpointOut`: the endpoint as it is now, with the message's delivery state to it
+/// (Hookline keeps no copy of the endpoint per message).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationOut {
-    pub id: String,
+    #[serde(flatten)]
+    pub endpoint: super::endpoints::EndpointOut,
     pub status: u8,
     pub status_text: &'static str,
     pub attempts: u32,
@@ -464,14 +466,30 @@ pub async fn destinations(
     let app = super::common::find_app(&state, &app_id).await?;
     // The path may name the message by its eventId: read by the id it resolved to.
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
-    let mut destinations = state.messages().destinations(&app.id, &message.id).await?;
-    destinations.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+    let destinations = state.messages().destinations(&app.id, &message.id).await?;
+    let mut endpoints: std::collections::HashMap<String, hookline_core::model::Endpoint> = state
+        .registry()
+        .endpoints_of_app(&app.id)
+        .await?
+        .into_iter()
+        .map(|endpoint| (endpoint.id.clone(), endpoint))
+        .collect();
+    // A deleted endpoint is no longer a destination the SDKs can show (they need its URL).
+    let mut rows: Vec<_> = destinations
+        .into_iter()
+        .filter_map(|d| {
+            endpoints
+                .remove(&d.endpoint_id)
+                .map(|endpoint| (d, endpoint))
+        })
+        .collect();
+    rows.sort_by(|(a, _), (b, _)| a.endpoint_id.cmp(&b.endpoint_id));
     Ok(Json(ListResponse::from_sorted(
-        destinations,
+        rows,
         &request,
-        |d| d.endpoint_id.as_str(),
-        |d| DestinationOut {
-            id: d.endpoint_id,
+        |(d, _)| d.endpoint_id.as_str(),
+        |(d, endpoint)| DestinationOut {
+            endpoint: endpoint.into(),
             status: d.status.code(),
             status_text: d.status.text(),
             attempts: d.attempts,
