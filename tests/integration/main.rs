@@ -13,6 +13,7 @@ mod attempt_log;
 mod background_tasks;
 mod bench;
 mod breaker;
+mod compatibility;
 mod crashes;
 mod dashboard;
 mod delivery;

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod declared;
 pub mod error;
 pub mod extract;
 pub mod intake;
@@ -96,11 +97,18 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
 pub fn router(state: ApiState) -> Router {
     let limit = state.config().max_body_bytes;
     let (api, doc) = api_routes();
+    let declared = std::sync::Arc::new(declared::DeclaredQueries::from_document(&doc));
     let doc = std::sync::Arc::new(doc);
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    // Layers run outside in: authentication first, then the query check.
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(
+            declared,
+            declared::refuse_undeclared_queries,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .merge(api)
         .route("/api/v1/health", get(health::api_health))

@@ -12,7 +12,7 @@ use hookline_core::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, unix_ms, ListQuery, ListResponse};
+use super::common::{either_name, now, nullable, unix_ms, ListQuery, ListResponse};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::scope::{AdminApp, AdminOnly, AppScope};
@@ -26,8 +26,21 @@ pub struct ApplicationIn {
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    #[serde(alias = "throttleRate")]
+    /// Messages per second to each endpoint of the app.
+    pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
+}
+
+impl ApplicationIn {
+    fn rate(&self) -> Result<Option<u16>, ApiError> {
+        either_name(
+            self.throttle_rate,
+            "throttleRate",
+            self.rate_limit,
+            "rateLimit",
+        )
+    }
 }
 
 /// `ApplicationPatch`.
@@ -39,7 +52,11 @@ pub struct ApplicationPatch {
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    /// The older name of `throttleRate`.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
 }
@@ -98,13 +115,14 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 /// Builds a new app record from `ApplicationIn`.
 pub fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     check_name(&input.name)?;
+    let rate_limit = input.rate()?;
     let now = now();
     Ok(App {
         id: id::new_id("app", unix_ms(now)),
         uid: parse_uid(input.uid)?,
         name: input.name,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit,
         created_at: now,
         updated_at: now,
     })
@@ -185,11 +203,12 @@ pub async fn update(
         return Ok((StatusCode::CREATED, Json(app.into())));
     };
     check_name(&input.name)?;
+    let rate_limit = input.rate()?;
     let app = App {
         uid: parse_uid(input.uid)?,
         name: input.name,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit,
         updated_at: now(),
         ..previous.clone()
     };
@@ -214,7 +233,13 @@ pub async fn patch(
     if let Some(metadata) = input.metadata {
         app.metadata = metadata;
     }
-    if let Some(rate_limit) = input.rate_limit {
+    let rate = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
+    if let Some(rate_limit) = rate {
         app.rate_limit = rate_limit;
     }
     app.updated_at = now();

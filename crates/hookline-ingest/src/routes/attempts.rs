@@ -357,11 +357,21 @@ fn page_query(query: &AttemptListQuery) -> ListQuery {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("attempt_id" = String, Path, description = "Attempt id")), responses((status = 200, body = MessageAttemptOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
+/// Query of reading one attempt.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptGetQuery {
+    /// Accepted for the SDKs (the Python SDK always sends it); Hookline never cancels an
+    /// attempt, so it changes nothing.
+    pub expanded_statuses: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("attempt_id" = String, Path, description = "Attempt id"), AttemptGetQuery), responses((status = 200, body = MessageAttemptOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn get(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
     Path(AttemptPath { msg_id, attempt_id }): Path<AttemptPath>,
+    ApiQuery(_query): ApiQuery<AttemptGetQuery>,
 ) -> Result<Json<MessageAttemptOut>, ApiError> {
     let attempt = state
         .attempts()

@@ -15,7 +15,7 @@ use crate::state::ApiState;
 
 /// Svix `AppPortalAccessIn` (the fields Hookline honours).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AppPortalAccessIn {
     /// Lifetime in seconds; at most the configured maximum (7 days by default).
     pub expiry: Option<u64>,
@@ -63,11 +63,18 @@ pub async fn app_portal_access(
     }))
 }
 
+/// Svix `ApplicationTokenExpireIn`. Hookline revokes every token of the app at once, so it
+/// reads neither field: a delay (`expiry`) or a choice of sessions (`sessionIds`) is
+/// refused, never skipped.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ApplicationTokenExpireIn {}
+
 /// Revokes every app token of the app at once.
-#[utoipa::path(post, path = "/api/v1/auth/app/{app_id}/expire-all", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 204, description = "Every app token revoked"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
+#[utoipa::path(post, path = "/api/v1/auth/app/{app_id}/expire-all", params(("app_id" = String, Path, description = "Application id or uid")), request_body = Option<ApplicationTokenExpireIn>, responses((status = 204, description = "Every app token revoked"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn expire_all(
     State(state): State<ApiState>,
     AdminApp { app }: AdminApp,
+    _body: Option<ApiJson<ApplicationTokenExpireIn>>,
 ) -> Result<StatusCode, ApiError> {
     let revoked = state.tokens().revoke_app_tokens(&app.id).await?;
     tracing::info!(app_id = %app.id, revoked, "app tokens revoked");

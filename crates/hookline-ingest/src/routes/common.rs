@@ -159,6 +159,25 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A value with a current and an older name on the wire (`throttleRate` and `rateLimit`,
+/// `eventTypes` and `filterTypes`): the SDKs send either, so both are read, and documented;
+/// sending both is accepted only when they agree.
+pub fn either_name<T: PartialEq>(
+    current: Option<T>,
+    current_name: &str,
+    older: Option<T>,
+    older_name: &str,
+) -> Result<Option<T>, ApiError> {
+    match (current, older) {
+        (Some(current), Some(older)) if current != older => Err(ApiError::field(
+            current_name,
+            format!("differs from `{older_name}`, its older name; send one of them"),
+        )),
+        (Some(current), _) => Ok(Some(current)),
+        (None, older) => Ok(older),
+    }
+}
+
 /// `…/endpoint/{endpoint_id}` (the scope extractors read `{app_id}`).
 #[derive(Debug, Deserialize)]
 pub struct EndpointPath {

@@ -17,14 +17,12 @@ use crate::state::ApiState;
 
 /// `EndpointHeadersIn`: replaces every custom header.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EndpointHeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
 /// `EndpointHeadersPatchIn`: sets the given headers; a `null` value removes one.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EndpointHeadersPatchIn {
     #[schema(value_type = BTreeMap<String, Option<String>>)]
     pub headers: BTreeMap<String, Option<String>>,

@@ -23,7 +23,6 @@ pub struct EndpointSecretOut {
 
 /// `EndpointSecretRotateIn`: the new key, or none to generate one.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EndpointSecretRotateIn {
     #[schema(value_type = Option<String>)]
     pub key: Option<SecretText>,

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::attempt_walk;
 use super::common::EndpointPath;
 use super::endpoints::find_endpoint;
+use super::paging::{check_range, TimeRange};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::scope::AppScope;
@@ -26,8 +27,12 @@ const MAX_MESSAGES: usize = 1000;
 pub struct StatsQuery {
     /// Count messages attempted since this time (default: 28 days ago).
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<OffsetDateTime>,
+    /// Count only messages attempted before this time (default: now).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<OffsetDateTime>,
 }
 
 /// `EndpointStats`: messages by their delivery state to this endpoint.
@@ -37,6 +42,8 @@ pub struct EndpointStats {
     pub pending: u64,
     pub sending: u64,
     pub fail: u64,
+    /// Hookline never cancels a delivery: always 0 (the SDKs require the field).
+    pub canceled: u64,
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), StatsQuery), responses((status = 200, body = EndpointStats), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
@@ -50,11 +57,25 @@ pub async fn stats(
     let since = query
         .since
         .unwrap_or_else(|| OffsetDateTime::now_utc() - time::Duration::days(28));
-    // Newest attempts first; stop at `since` or at the message cap.
+    let range = TimeRange {
+        before: query.until,
+        after: None,
+    };
+    check_range(&TimeRange {
+        before: query.until,
+        after: Some(since),
+    })
+    .map_err(|_| ApiError::query_field("until", "must be later than since"))?;
+    // Newest attempts first, from `until` (attempt ids sort by time); stop at `since` or at
+    // the message cap.
     let mut messages = BTreeSet::new();
-    attempt_walk::newest_first(&state, &app.id, &endpoint.id, None, |attempt| {
+    let start = range.start_id("atmpt", false);
+    attempt_walk::newest_first(&state, &app.id, &endpoint.id, start, |attempt| {
         if attempt.timestamp < since || messages.len() >= MAX_MESSAGES {
             return ControlFlow::Break(());
+        }
+        if !range.contains(attempt.timestamp) {
+            return ControlFlow::Continue(());
         }
         messages.insert(attempt.msg_id.clone());
         ControlFlow::Continue(())

@@ -13,7 +13,9 @@ use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse};
+use super::common::{
+    either_name, now, nullable, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::scope::AppScope;
@@ -24,8 +26,8 @@ const MAX_URL_LEN: usize = 65_536;
 /// Most channels one endpoint may filter on (Svix's limit).
 const MAX_CHANNELS: usize = 10;
 
-/// `EndpointIn` / `EndpointUpdate`. Today's SDKs send `eventTypes` and `throttleRate`; older
-/// ones `filterTypes` and `rateLimit`: both are accepted.
+/// `EndpointIn` / `EndpointUpdate`. The SDKs send `eventTypes` or `filterTypes`, and
+/// `throttleRate` or `rateLimit`: both names of each are read (see [`either_name`]).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
@@ -35,16 +37,43 @@ pub struct EndpointIn {
     #[serde(default)]
     pub disabled: bool,
     pub uid: Option<String>,
-    #[serde(alias = "filterTypes")]
     pub event_types: Option<Vec<String>>,
+    /// The older name of `eventTypes`.
+    pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    #[serde(alias = "throttleRate")]
+    /// Messages per second to this endpoint.
+    pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
-    /// Only on create; PUT leaves the secret alone.
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
+    /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
+    pub signature_scheme: Option<SignatureSchemeIo>,
+}
+
+/// `EndpointUpdate` (PUT): `EndpointIn` without the secret, which is set on create and
+/// rotated after (a `secret` here is refused like any field Hookline does not read).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointUpdate {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub uid: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    /// The older name of `eventTypes`.
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Messages per second to this endpoint.
+    pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
+    pub rate_limit: Option<u16>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
@@ -52,11 +81,15 @@ pub struct EndpointIn {
 /// How deliveries are signed: `{"type": "standard"}` (Standard Webhooks), `{"type": "svix"}`
 /// (the same under `svix-*` header names) or `{"type": "hexBody", "header": "Byl-Signature"}`
 /// (hex HMAC-SHA256 of the body, keyed by the secret's text).
+///
+/// An internally tagged enum is read from a buffered copy, where `ApiJson` cannot see the
+/// fields a variant skips; `deny_unknown_fields` refuses them instead (the unit-like
+/// variants are empty structs so that it applies to them too).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SignatureSchemeIo {
-    Standard,
-    Svix,
+    Standard {},
+    Svix {},
     #[serde(rename_all = "camelCase")]
     HexBody {
         header: String,
@@ -66,8 +99,8 @@ pub enum SignatureSchemeIo {
 impl SignatureSchemeIo {
     fn into_scheme(self) -> Result<SignatureScheme, ApiError> {
         Ok(match self {
-            Self::Standard => SignatureScheme::Standard,
-            Self::Svix => SignatureScheme::Svix,
+            Self::Standard {} => SignatureScheme::Standard,
+            Self::Svix {} => SignatureScheme::Svix,
             Self::HexBody { header } => SignatureScheme::HexBody {
                 header: hookline_core::headers::check(&header, "")
                     .map_err(|e| ApiError::field("signatureScheme.header", e.to_string()))?,
@@ -86,8 +119,8 @@ fn scheme_or_default(given: Option<SignatureSchemeIo>) -> Result<SignatureScheme
 impl From<SignatureScheme> for SignatureSchemeIo {
     fn from(scheme: SignatureScheme) -> Self {
         match scheme {
-            SignatureScheme::Standard => Self::Standard,
-            SignatureScheme::Svix => Self::Svix,
+            SignatureScheme::Standard => Self::Standard {},
+            SignatureScheme::Svix => Self::Svix {},
             SignatureScheme::HexBody { header } => Self::HexBody { header },
         }
     }
@@ -103,14 +136,22 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
-    #[serde(default, alias = "filterTypes", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
+    /// The older name of `eventTypes`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub filter_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<BTreeMap<String, String>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    /// The older name of `throttleRate`.
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
     pub signature_scheme: Option<SignatureSchemeIo>,
@@ -266,11 +307,21 @@ pub async fn create(
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: parse_event_types(either_name(
+            input.event_types,
+            "eventTypes",
+            input.filter_types,
+            "filterTypes",
+        )?)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: either_name(
+            input.throttle_rate,
+            "throttleRate",
+            input.rate_limit,
+            "rateLimit",
+        )?,
         secret: secret.expose().into(),
         old_secrets: Vec::new(),
         headers: BTreeMap::new(),
@@ -299,23 +350,33 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointIn, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointUpdate, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
-    ApiJson(input): ApiJson<EndpointIn>,
+    ApiJson(input): ApiJson<EndpointUpdate>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let endpoint = Endpoint {
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: parse_event_types(either_name(
+            input.event_types,
+            "eventTypes",
+            input.filter_types,
+            "filterTypes",
+        )?)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit: either_name(
+            input.throttle_rate,
+            "throttleRate",
+            input.rate_limit,
+            "rateLimit",
+        )?,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
         updated_at: now(),
         ..previous.clone()
@@ -352,7 +413,13 @@ pub async fn patch(
     if let Some(uid) = input.uid {
         endpoint.uid = parse_uid(uid)?;
     }
-    if let Some(types) = input.event_types {
+    let event_types = either_name(
+        input.event_types,
+        "eventTypes",
+        input.filter_types,
+        "filterTypes",
+    )?;
+    if let Some(types) = event_types {
         endpoint.event_types = parse_event_types(types)?;
     }
     if let Some(channels) = input.channels {
@@ -364,7 +431,13 @@ pub async fn patch(
     if let Some(scheme) = input.signature_scheme {
         endpoint.signature_scheme = scheme.into_scheme()?;
     }
-    if let Some(rate_limit) = input.rate_limit {
+    let rate = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
+    if let Some(rate_limit) = rate {
         endpoint.rate_limit = rate_limit;
     }
     endpoint.updated_at = now();
@@ -392,4 +465,32 @@ pub async fn delete(
         .endpoint_changed("endpoint.deleted", &app, &endpoint)
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_scheme_refuses_fields_its_variant_does_not_read() {
+        let parse = |body: &str| {
+            crate::extract::parse_json::<EndpointPatch>(body.as_bytes())
+                .map(|patch| patch.signature_scheme)
+        };
+        assert!(matches!(
+            parse(r#"{"signatureScheme":{"type":"standard"}}"#),
+            Ok(Some(SignatureSchemeIo::Standard {}))
+        ));
+        for extra in [
+            r#"{"signatureScheme":{"type":"standard","header":"X-Sig"}}"#,
+            r#"{"signatureScheme":{"type":"hexBody","header":"X-Sig","other":1}}"#,
+        ] {
+            let Err(ApiError::Validation(fields)) = parse(extra) else {
+                panic!("{extra} is refused");
+            };
+            assert_eq!(fields[0].loc, ["body", "signatureScheme"], "{extra}");
+        }
+        let out = serde_json::to_value(SignatureSchemeIo::Svix {}).expect("JSON");
+        assert_eq!(out, serde_json::json!({"type": "svix"}));
+    }
 }

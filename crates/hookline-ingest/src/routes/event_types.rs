@@ -8,7 +8,7 @@ use hookline_core::names::EventTypeName;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, ListQuery, ListResponse};
+use super::common::{now, nullable, ListQuery, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::scope::{AdminOnly, Caller};
@@ -99,19 +99,42 @@ async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
         .ok_or(ApiError::NotFound("event type"))
 }
 
-#[utoipa::path(get, path = "/api/v1/event-type", params(ListQuery), responses((status = 200, body = ListResponse<EventTypeOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
+/// `GET /event-type` query: a page, and whether schemas are included.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventTypeListQuery {
+    pub limit: Option<usize>,
+    pub iterator: Option<String>,
+    pub order: Option<Ordering>,
+    /// `false`: each event type's `schemas` is left out (`null`). Default `true`.
+    pub with_content: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/event-type", params(EventTypeListQuery), responses((status = 200, body = ListResponse<EventTypeOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn list(
     State(state): State<ApiState>,
     _: Caller,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<EventTypeListQuery>,
 ) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
-    let request = query.page_request(true)?;
+    let request = ListQuery {
+        limit: query.limit,
+        iterator: query.iterator,
+        order: query.order,
+    }
+    .page_request(true)?;
+    let with_content = query.with_content.unwrap_or(true);
     let types = state.registry().list_event_types().await?;
     Ok(Json(ListResponse::from_sorted(
         types,
         &request,
         |et| et.name.as_str(),
-        EventTypeOut::from,
+        |et| {
+            let mut out = EventTypeOut::from(et);
+            if !with_content {
+                out.schemas = None;
+            }
+            out
+        },
     )))
 }
 

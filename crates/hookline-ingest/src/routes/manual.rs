@@ -56,7 +56,6 @@ pub async fn resend(
 
 /// `RecoverIn`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
@@ -116,7 +115,7 @@ pub async fn recover_status(
 
 /// `EventExampleIn`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EventExampleIn {
     pub event_type: String,
 }

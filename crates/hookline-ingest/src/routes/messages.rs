@@ -99,11 +99,13 @@ fn empty_payload() -> &'static RawValue {
     &EMPTY
 }
 
-/// `MessageEndpointOut`-like destination state (Hookline keeps no endpoint copy per message).
+/// `MessageEndpointOut`: the endpoint as it is now, with the message's delivery state to it
+/// (Hookline keeps no copy of the endpoint per message).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationOut {
-    pub id: String,
+    #[serde(flatten)]
+    pub endpoint: super::endpoints::EndpointOut,
     pub status: u8,
     pub status_text: &'static str,
     pub attempts: u32,
@@ -111,12 +113,22 @@ pub struct DestinationOut {
     pub next_attempt: Option<OffsetDateTime>,
 }
 
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ("idempotency-key" = Option<String>, Header, description = "Repeats with the same key return the original message")), request_body = MessageIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+/// `with_content` of creating and reading one message.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WithContentQuery {
+    /// `false`: the answer shows the payload as `{}` (the SDKs send `false` and keep the
+    /// payload they sent). Default `true`.
+    pub with_content: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ("idempotency-key" = Option<String>, Header, description = "Repeats with the same key return the original message"), WithContentQuery), request_body = MessageIn, responses((status = 202, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 #[tracing::instrument(name = "ingest message", skip_all, fields(app_id = %app_id))]
 pub async fn create(
     State(state): State<ApiState>,
     AppTarget { app_id }: AppTarget,
     headers: HeaderMap,
+    ApiQuery(query): ApiQuery<WithContentQuery>,
     ApiJson(mut input): ApiJson<MessageIn>,
 ) -> Result<Response, ApiError> {
     let idempotency_header = match headers.get("idempotency-key") {
@@ -150,8 +162,10 @@ pub async fn create(
         }
     };
     new.message.app_id.clone_from(&app.id);
+    // A repeat with the same idempotency key answers this very response again.
+    let with_content = query.with_content.unwrap_or(true);
     let accepted = accept(&state, &app, &endpoints, new, |message| {
-        serde_json::to_string(&MessageOut::from(message))
+        serde_json::to_string(&MessageOut::with_content(message, with_content))
             .map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await?;
@@ -428,39 +442,58 @@ pub async fn list(
     Ok(Json(body).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), WithContentQuery), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn get(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
     Path(MsgPath { msg_id }): Path<MsgPath>,
+    ApiQuery(query): ApiQuery<WithContentQuery>,
 ) -> Result<Response, ApiError> {
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
-    Ok(Json(MessageOut::from(&message)).into_response())
+    let with_content = query.with_content.unwrap_or(true);
+    Ok(Json(MessageOut::with_content(&message, with_content)).into_response())
 }
 
 /// Per-endpoint delivery state of one message (`list-attempted-destinations`).
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = ListResponse<DestinationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
+/// Destinations are paged by endpoint id, oldest endpoint first unless `order=descending`.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ListQuery), responses((status = 200, body = ListResponse<DestinationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn destinations(
     State(state): State<ApiState>,
     AppScope { app, .. }: AppScope,
     Path(MsgPath { msg_id }): Path<MsgPath>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
+    let request = query.page_request(true)?;
     // The path may name the message by its eventId: read by the id it resolved to.
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let destinations = state.messages().destinations(&app.id, &message.id).await?;
-    Ok(Json(ListResponse {
-        data: destinations
-            .into_iter()
-            .map(|d| DestinationOut {
-                id: d.endpoint_id,
-                status: d.status.code(),
-                status_text: d.status.text(),
-                attempts: d.attempts,
-                next_attempt: d.next_attempt,
-            })
-            .collect(),
-        iterator: None,
-        prev_iterator: None,
-        done: true,
-    }))
+    let mut endpoints: std::collections::HashMap<String, hookline_core::model::Endpoint> = state
+        .registry()
+        .endpoints_of_app(&app.id)
+        .await?
+        .into_iter()
+        .map(|endpoint| (endpoint.id.clone(), endpoint))
+        .collect();
+    // A deleted endpoint is no longer a destination the SDKs can show (they need its URL).
+    let mut rows: Vec<_> = destinations
+        .into_iter()
+        .filter_map(|d| {
+            endpoints
+                .remove(&d.endpoint_id)
+                .map(|endpoint| (d, endpoint))
+        })
+        .collect();
+    rows.sort_by(|(a, _), (b, _)| a.endpoint_id.cmp(&b.endpoint_id));
+    Ok(Json(ListResponse::from_sorted(
+        rows,
+        &request,
+        |(d, _)| d.endpoint_id.as_str(),
+        |(d, endpoint)| DestinationOut {
+            endpoint: endpoint.into(),
+            status: d.status.code(),
+            status_text: d.status.text(),
+            attempts: d.attempts,
+            next_attempt: d.next_attempt,
+        },
+    )))
 }
