@@ -16,6 +16,9 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use hookline_core::scope::TokenScope;
+
+use crate::access;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
@@ -88,7 +91,7 @@ pub fn app_token_digest(token: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Admin,
-    App { app_id: String, read_only: bool },
+    App { app_id: String, scope: TokenScope },
 }
 
 /// Authenticates the bearer token (401 when missing, unknown, expired or revoked, or when
@@ -112,7 +115,7 @@ pub async fn require_token(
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
     let principal = authenticate(&state, token).await?;
-    if let Principal::App { app_id, read_only } = &principal {
+    if let Principal::App { app_id, scope } = &principal {
         let path_app = params
             .iter()
             .find(|(name, _)| *name == "app_id")
@@ -125,7 +128,7 @@ pub async fn require_token(
         authorize_app(
             &state,
             app_id,
-            *read_only,
+            scope,
             path_app.as_deref(),
             &route,
             request.method(),
@@ -152,25 +155,26 @@ async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiErr
         return Err(ApiError::Unauthorized);
     }
     Ok(Principal::App {
+        scope: stored.scope(),
         app_id: stored.app_id,
-        read_only: stored.read_only,
     })
 }
 
-/// What an app token may do: anything inside its own app except changing or deleting the
-/// app itself, and reading the event type catalog.
+/// What an app token may do: what its scope allows inside its own app except changing or
+/// deleting the app itself, reading the event type catalog, and logging itself out.
 async fn authorize_app(
     state: &ApiState,
     own_app: &str,
-    read_only: bool,
+    scope: &TokenScope,
     path_app: Option<&str>,
     route: &str,
     method: &http::Method,
 ) -> Result<(), ApiError> {
-    let reading = method == http::Method::GET;
-    if read_only && !reading {
-        return Err(ApiError::Forbidden);
+    if route == access::LOGOUT_ROUTE {
+        return Ok(());
     }
+    let reading = method == http::Method::GET;
+    access::check(scope, method, route)?;
     if route.contains("/auth/") {
         return Err(ApiError::Forbidden);
     }

@@ -41,6 +41,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token may not do that")]
     Forbidden,
+    /// An app token asked for something inside its app that its scope does not allow.
+    #[error("{0}")]
+    OutsideScope(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -96,7 +99,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Forbidden | Self::OutsideScope(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

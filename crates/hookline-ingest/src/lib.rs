@@ -7,6 +7,7 @@
 //! Architecture invariant: `POST …/msg` answers 202 only after the message is stored and
 //! every delivery task is confirmed by the broker (see [`intake`]).
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -78,6 +79,8 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(auth_routes::app_portal_access))
         .routes(routes!(auth_routes::expire_all))
+        .routes(routes!(auth_routes::dashboard_access))
+        .routes(routes!(auth_routes::logout))
         .split_for_parts()
 }
 
