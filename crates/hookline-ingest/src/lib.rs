@@ -32,7 +32,8 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, endpoint_activity, endpoint_headers, endpoint_messages, endpoint_secret,
-    endpoint_stats, endpoints, event_types, expunge, health, manual, messages,
+    endpoint_stats, endpoints, event_types, expunge, health, manual, messages, operational,
+    operational_extras,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -81,6 +82,19 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth_routes::expire_all))
         .routes(routes!(auth_routes::dashboard_access))
         .routes(routes!(auth_routes::logout))
+        .routes(routes!(operational::list, operational::create))
+        .routes(routes!(
+            operational::get,
+            operational::update,
+            operational::delete
+        ))
+        .routes(routes!(operational_extras::get_secret))
+        .routes(routes!(operational_extras::rotate_secret))
+        .routes(routes!(
+            operational_extras::get_headers,
+            operational_extras::update_headers,
+            operational_extras::patch_headers
+        ))
         .split_for_parts()
 }
 

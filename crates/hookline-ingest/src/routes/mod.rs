@@ -16,4 +16,6 @@ pub mod expunge;
 pub mod health;
 pub mod manual;
 pub mod messages;
+pub mod operational;
+pub mod operational_extras;
 pub mod paging;
