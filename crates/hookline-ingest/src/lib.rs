@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod recovery;
 pub mod routes;
 pub mod state;
+pub mod unsupported;
 
 use axum::routing::get;
 use axum::Router;
@@ -105,10 +106,12 @@ pub fn router(state: ApiState) -> Router {
     let limit = state.config().max_body_bytes;
     let (api, doc) = api_routes();
     let doc = std::sync::Arc::new(doc);
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    let api = api
+        .merge(unsupported::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .merge(api)
         .route("/api/v1/health", get(health::api_health))
@@ -121,6 +124,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/readyz", get(health::readyz))
+        // Last, so it covers every route above: a known path asked with another method.
+        .method_not_allowed_fallback(|method: http::Method| async move {
+            error::ApiError::MethodNotAllowed {
+                method: method.to_string(),
+            }
+        })
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(axum::Extension(BodyLimit(limit)))
         // Bodies are read only by the ApiJson extractor, which turns this limit into a 413 in
