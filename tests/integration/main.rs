@@ -35,6 +35,7 @@ mod secrets;
 mod shutdown;
 mod ssrf;
 mod startup;
+mod svix_auth_ops;
 mod svix_sdk;
 mod tenancy;
 mod tls;
