@@ -10,6 +10,7 @@ mod accept;
 mod adversarial;
 mod api;
 mod attempt_log;
+mod background_tasks;
 mod bench;
 mod breaker;
 mod crashes;

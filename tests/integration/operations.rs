@@ -294,10 +294,10 @@ async fn recover_after_an_outage_delivers_each_failed_message_once() {
         },
     )
     .await;
-    assert_eq!(summary["total"], MESSAGES);
-    assert_eq!(summary["succeeded"], MESSAGES);
-    assert_eq!(summary["failed"], 0);
-    assert_eq!(summary["connectionErrors"], 0);
+    assert_eq!(summary["data"]["messagesSent"], MESSAGES);
+    assert_eq!(summary["data"]["succeeded"], MESSAGES);
+    assert_eq!(summary["data"]["failed"], 0);
+    assert_eq!(summary["data"]["connectionErrors"], 0);
     let deliveries = receiver.deliveries("down");
     let distinct: std::collections::HashSet<_> = deliveries
         .iter()
@@ -323,7 +323,7 @@ async fn recover_after_an_outage_delivers_each_failed_message_once() {
         },
     )
     .await;
-    assert_eq!(summary["total"], 0);
+    assert_eq!(summary["data"]["messagesSent"], 0);
     assert_eq!(receiver.count("down"), MESSAGES);
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use hookline_core::model::{App, AppToken, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
 use hookline_core::names::{SessionId, Uid};
 use hookline_core::ports::{
-    EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter, Registry,
-    RetrySchedule, TokenStore,
+    BackgroundTaskStore, EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter,
+    Registry, RetrySchedule, TaskStart, TokenStore,
 };
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
@@ -23,11 +23,23 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The ports these tests exercise, as one object.
 trait PortsUnderTest:
-    RetrySchedule + MessageStore + EndpointHealth + RateLimiter + Registry + TokenStore
+    RetrySchedule
+    + MessageStore
+    + EndpointHealth
+    + RateLimiter
+    + Registry
+    + BackgroundTaskStore
+    + TokenStore
 {
 }
-impl<T: RetrySchedule + MessageStore + EndpointHealth + RateLimiter + Registry + TokenStore>
-    PortsUnderTest for T
+impl<T> PortsUnderTest for T where
+    T: RetrySchedule
+        + MessageStore
+        + EndpointHealth
+        + RateLimiter
+        + Registry
+        + BackgroundTaskStore
+        + TokenStore
 {
 }
 
@@ -887,6 +899,135 @@ async fn an_unconfirmed_message_is_swept_after_its_lease_and_confirming_clears_i
 }
 
 /// `schedule_all` stores every task of a message in one write.
+/// A running background task of `kind` holding `lock`, its lease ending in `lease`.
+fn background_task(
+    kind: hookline_core::model::TaskKind,
+    lock: Option<&str>,
+    lease: Duration,
+) -> hookline_core::model::BackgroundTask {
+    let now = OffsetDateTime::now_utc();
+    let id = hookline_core::id::new_id("qtask", (now.unix_timestamp_nanos() / 1_000_000) as u64);
+    let mut task = hookline_core::model::BackgroundTask::new(id, kind, now, now + lease);
+    task.lock = lock.map(str::to_owned);
+    task
+}
+
+/// One task holds a lock at a time: another answers the holder until the holder ends (its
+/// save releases the lock) or its lease lapses (its process died).
+#[apply(backends)]
+#[tokio::test]
+async fn a_background_task_lock_answers_its_holder_until_it_ends_or_its_lease_lapses(
+    #[case] backend: Backend,
+) {
+    use hookline_core::model::{TaskKind, TaskStatus};
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let plain = TaskStart::default();
+    let lease = Duration::from_secs(60);
+    let mut first = background_task(TaskKind::EndpointRecover, Some("recover:a:e"), lease);
+    assert_eq!(store.begin_task(&first, &plain).await.expect("begin"), None);
+    let second = background_task(TaskKind::EndpointRecover, Some("recover:a:e"), lease);
+    let answered = store.begin_task(&second, &plain).await.expect("begin");
+    assert_eq!(answered.map(|t| t.id), Some(first.id.clone()));
+    assert_eq!(store.get_task(&second.id).await.expect("get"), None);
+    let other = background_task(TaskKind::EndpointRecover, Some("recover:a:f"), lease);
+    assert_eq!(store.begin_task(&other, &plain).await.expect("begin"), None);
+
+    first.status = TaskStatus::Finished;
+    store.save_task(&first).await.expect("save");
+    assert_eq!(
+        store.begin_task(&second, &plain).await.expect("begin"),
+        None
+    );
+
+    // The holder stops renewing (its process died): the lock is free once its lease lapses.
+    let mut dying = second.clone();
+    dying.lease_until = OffsetDateTime::now_utc() + Duration::from_millis(300);
+    store.save_task(&dying).await.expect("save");
+    let third = background_task(TaskKind::EndpointRecover, Some("recover:a:e"), lease);
+    crate::testkit::eventually(
+        "the lapsed lease to free the lock",
+        Duration::from_secs(10),
+        || async {
+            store
+                .begin_task(&third, &plain)
+                .await
+                .expect("begin")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let stale = store
+        .get_task(&second.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(
+        stale.status,
+        TaskStatus::Running,
+        "the record itself is unchanged"
+    );
+    assert_eq!(
+        stale.status_at(OffsetDateTime::now_utc()),
+        TaskStatus::Failed
+    );
+    fresh.cleanup().await;
+}
+
+/// A repeated idempotency key answers the first task and stores nothing; the list holds
+/// every task newest first and pages both ways.
+#[apply(backends)]
+#[tokio::test]
+async fn an_idempotency_key_answers_the_first_background_task(#[case] backend: Backend) {
+    use hookline_core::model::TaskKind;
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let keyed = TaskStart {
+        idempotency_key: Some("application.stats:org:k1".into()),
+        idempotency_ttl_secs: 60,
+    };
+    let lease = Duration::from_secs(60);
+    let first = background_task(TaskKind::ApplicationStats, None, lease);
+    assert_eq!(store.begin_task(&first, &keyed).await.expect("begin"), None);
+    let repeat = background_task(TaskKind::ApplicationStats, None, lease);
+    let answered = store.begin_task(&repeat, &keyed).await.expect("begin");
+    assert_eq!(answered, Some(first.clone()));
+    let mut ids = vec![first.id.clone()];
+    for _ in 0..2 {
+        let task = background_task(TaskKind::EventTypeAggregate, None, lease);
+        assert_eq!(
+            store
+                .begin_task(&task, &TaskStart::default())
+                .await
+                .expect("begin"),
+            None
+        );
+        ids.push(task.id);
+    }
+    ids.sort();
+    let request = |iterator: Option<String>, ascending: bool| PageRequest {
+        limit: 2,
+        iterator,
+        ascending,
+    };
+    let newest = store.list_tasks(&request(None, false)).await.expect("list");
+    let listed: Vec<_> = newest.items.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
+    assert!(!newest.done);
+    let rest = store
+        .list_tasks(&request(newest.iterator.clone(), false))
+        .await
+        .expect("list");
+    let listed: Vec<_> = rest.items.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(listed, [ids[0].clone()], "the repeat was never stored");
+    assert!(rest.done);
+    let oldest = store.list_tasks(&request(None, true)).await.expect("list");
+    let listed: Vec<_> = oldest.items.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(listed, [ids[0].clone(), ids[1].clone()]);
+    fresh.cleanup().await;
+}
+
 #[apply(backends)]
 #[tokio::test]
 async fn schedule_all_stores_every_task(#[case] backend: Backend) {

@@ -23,6 +23,13 @@ pub fn lower_bound(prefix: &str, unix_ms: u64) -> String {
     encode(prefix, unix_ms, [0u8; 10])
 }
 
+/// The smallest id of `prefix` created in the millisecond of `at` (the epoch for earlier
+/// times).
+pub fn lower_bound_at(prefix: &str, at: time::OffsetDateTime) -> String {
+    let ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    lower_bound(prefix, ms)
+}
+
 /// Reads the creation time back out of an id, if it is one of ours.
 pub fn timestamp_ms(id: &str) -> Option<u64> {
     let (_, body) = id.rsplit_once('_')?;
@@ -68,6 +75,11 @@ mod tests {
         assert_eq!(early.len(), 4 + BODY_LEN);
         assert!(lower_bound("msg", 1_700_000_000_001) <= late);
         assert!(lower_bound("msg", 1_700_000_000_001) > early);
+        let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(
+            lower_bound_at("msg", at),
+            lower_bound("msg", 1_700_000_000_000)
+        );
     }
 
     #[test]

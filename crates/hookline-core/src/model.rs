@@ -301,44 +301,202 @@ impl AppToken {
     }
 }
 
-/// A background recovery of an endpoint: resend every failed message in a time range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How long background task records are kept after their last change (Svix lists the tasks
+/// of the past 90 days).
+pub const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// The prefix of background task ids (Svix's `qtask_`).
+pub const TASK_ID_PREFIX: &str = "qtask";
+
+/// What a background task does (Svix's `BackgroundTaskType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RecoverJob {
+pub enum TaskKind {
+    /// Resend every message that failed for an endpoint in a time range.
+    EndpointRecover,
+    /// Send an endpoint the messages of a time range it never got an attempt for.
+    EndpointReplay,
+    /// Send an endpoint again the messages of a time range that match filters.
+    EndpointBulkReplay,
+    /// Expunge the payload of every message of an app.
+    ApplicationPurgeContent,
+    /// Count each app's messages in a period.
+    ApplicationStats,
+    /// List the event types each app's endpoints subscribe to.
+    EventTypeAggregate,
+}
+
+impl TaskKind {
+    /// Every kind, for parsing and listing.
+    pub const ALL: [Self; 6] = [
+        Self::EndpointRecover,
+        Self::EndpointReplay,
+        Self::EndpointBulkReplay,
+        Self::ApplicationPurgeContent,
+        Self::ApplicationStats,
+        Self::EventTypeAggregate,
+    ];
+}
+
+/// Where a background task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TaskStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
+/// A piece of work the API started and runs in the background (a recovery, a replay, a
+/// purge, a statistic), with its progress so far.
+///
+/// The process running it renews `lease_until` as it goes. A task still `Running` after its
+/// lease lapsed lost its process (a crash or a restart): it reads as failed
+/// ([`BackgroundTask::status_at`]) and its lock is free again. Tasks are not resumed: the
+/// operations they run can be started again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundTask {
     pub id: String,
-    pub app_id: String,
-    pub endpoint_id: String,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    /// The app it works on; `None` for tasks over every app (statistics).
+    pub app_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    /// Counts and results so far.
+    pub data: TaskData,
+    /// Why it failed, for a person to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// While it runs, no other task holding the same lock starts (one recovery per endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    pub since: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub until: Option<OffsetDateTime>,
-    pub status: JobStatus,
-    /// Messages resent.
-    pub total: u64,
+    pub lease_until: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl BackgroundTask {
+    /// A running task of `kind` with empty counts, created at `now` under a lease until
+    /// `lease_until`.
+    pub fn new(
+        id: String,
+        kind: TaskKind,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            status: TaskStatus::Running,
+            app_id: None,
+            endpoint_id: None,
+            data: TaskData::empty(kind),
+            error: None,
+            lock: None,
+            lease_until,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The status as of `now`: a running task whose lease lapsed has lost its process.
+    pub fn status_at(&self, now: OffsetDateTime) -> TaskStatus {
+        match self.status {
+            TaskStatus::Running if self.lease_until <= now => TaskStatus::Failed,
+            status => status,
+        }
+    }
+
+    /// The lease still holds: its process is at work.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.status_at(now) == TaskStatus::Running
+    }
+}
+
+/// What a background task has counted or found so far; the variant follows its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum TaskData {
+    /// Recover, replay and bulk replay.
+    Deliveries(DeliveryCounts),
+    /// Expunging an app's payloads.
+    #[serde(rename_all = "camelCase")]
+    Purge { messages_purged: u64 },
+    /// Messages per app in a period.
+    #[serde(rename_all = "camelCase")]
+    AppStats {
+        apps: Vec<AppUsage>,
+        /// Ids or uids asked for that name no app.
+        unresolved: Vec<String>,
+    },
+    /// Event types per app.
+    #[serde(rename_all = "camelCase")]
+    EventTypes { apps: Vec<AppEventTypes> },
+}
+
+impl TaskData {
+    /// Zero counts for a task of `kind`.
+    pub fn empty(kind: TaskKind) -> Self {
+        match kind {
+            TaskKind::EndpointRecover | TaskKind::EndpointReplay | TaskKind::EndpointBulkReplay => {
+                Self::Deliveries(DeliveryCounts::default())
+            }
+            TaskKind::ApplicationPurgeContent => Self::Purge { messages_purged: 0 },
+            TaskKind::ApplicationStats => Self::AppStats {
+                apps: Vec::new(),
+                unresolved: Vec::new(),
+            },
+            TaskKind::EventTypeAggregate => Self::EventTypes { apps: Vec::new() },
+        }
+    }
+}
+
+/// Messages a task sent to an endpoint, and what became of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryCounts {
+    /// Messages queued for the endpoint.
+    pub sent: u64,
     pub succeeded: u64,
     /// The receiver answered, but not with 2xx.
     pub failed: u64,
     /// No answer: refused, unreachable, timed out, TLS failure or blocked.
     pub connection_errors: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
 }
 
-impl RecoverJob {
-    /// Resends whose outcome is not known yet.
+impl DeliveryCounts {
+    /// Sends whose outcome is not known yet.
     pub fn outstanding(&self) -> u64 {
-        self.total
+        self.sent
             .saturating_sub(self.succeeded + self.failed + self.connection_errors)
     }
 }
 
-/// Where a background job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One app's messages in a statistics period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum JobStatus {
-    Running,
-    Finished,
-    Failed,
+pub struct AppUsage {
+    pub app_id: String,
+    pub app_uid: Option<String>,
+    /// Messages created in the period.
+    pub messages: u64,
+    /// Their deliveries: one per (message, endpoint) it was routed to.
+    pub message_destinations: u64,
+}
+
+/// The event types one app's endpoints subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppEventTypes {
+    pub app_id: String,
+    /// Named in some endpoint's filter, sorted.
+    pub explicitly_subscribed: Vec<String>,
+    /// Some endpoint has no event type filter (it takes every type).
+    pub has_catch_all: bool,
 }
 
 /// The unit of work on the queue: deliver one message to one endpoint, once.
@@ -550,6 +708,40 @@ mod tests {
             back.old_secrets[0].secret.expose(),
             "whsec_currentcurrentcurrent"
         );
+    }
+
+    #[test]
+    fn a_running_task_whose_lease_lapsed_reads_as_failed() {
+        let now = OffsetDateTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let lease = std::time::Duration::from_secs(30);
+        let mut task =
+            BackgroundTask::new("qtask_1".into(), TaskKind::EndpointReplay, now, now + lease);
+        assert_eq!(task.data, TaskData::Deliveries(DeliveryCounts::default()));
+        assert_eq!(task.status_at(now), TaskStatus::Running);
+        assert!(task.is_live(now));
+        let later = now + lease;
+        assert_eq!(
+            task.status_at(later),
+            TaskStatus::Failed,
+            "its process is gone"
+        );
+        assert!(!task.is_live(later));
+        task.status = TaskStatus::Finished;
+        assert_eq!(
+            task.status_at(later),
+            TaskStatus::Finished,
+            "an ended task stays so"
+        );
+        let counts = DeliveryCounts {
+            sent: 5,
+            succeeded: 2,
+            failed: 1,
+            connection_errors: 1,
+        };
+        assert_eq!(counts.outstanding(), 1);
+        let stored = serde_json::to_string(&task).unwrap();
+        let back: BackgroundTask = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, task);
     }
 
     #[test]

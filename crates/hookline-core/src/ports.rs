@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    App, AppToken, Attempt, DeliveryTask, DestinationStatus, Endpoint, EventType, Message,
-    RecoverJob,
+    App, AppToken, Attempt, BackgroundTask, DeliveryTask, DestinationStatus, Endpoint, EventType,
+    Message,
 };
 use crate::names::SessionId;
 
@@ -425,21 +425,33 @@ impl TokenExpiry {
     }
 }
 
-/// Background recovery jobs, one at a time per endpoint.
+/// How a background task starts.
+#[derive(Debug, Clone, Default)]
+pub struct TaskStart {
+    /// Answer the task an earlier request started under this key (scoped by the caller)
+    /// instead of starting another, for `idempotency_ttl_secs`.
+    pub idempotency_key: Option<String>,
+    pub idempotency_ttl_secs: u64,
+}
+
+/// Background tasks: every kind in one store, listed newest first across apps.
 #[async_trait]
-pub trait JobStore: Send + Sync {
-    /// Stores `job` and takes the endpoint's recovery lock for `lock_ttl_secs`, or, when
-    /// another job holds it, answers that job and stores nothing.
-    async fn begin_recover(
+pub trait BackgroundTaskStore: Send + Sync {
+    /// Stores `task` (running) unless the start's idempotency key names a task already, or
+    /// `task.lock` is held by a task whose lease holds: then answers that task and stores
+    /// nothing. Taking the lock, the key and the record is one atomic step.
+    async fn begin_task(
         &self,
-        job: &RecoverJob,
-        lock_ttl_secs: u64,
-    ) -> Result<Option<RecoverJob>, StoreError>;
-    /// Records progress.
-    async fn save_job(&self, job: &RecoverJob) -> Result<(), StoreError>;
-    async fn get_job(&self, app_id: &str, job_id: &str) -> Result<Option<RecoverJob>, StoreError>;
-    /// Releases the endpoint's lock if `job` still holds it.
-    async fn end_recover(&self, job: &RecoverJob) -> Result<(), StoreError>;
+        task: &BackgroundTask,
+        start: &TaskStart,
+    ) -> Result<Option<BackgroundTask>, StoreError>;
+    /// Records progress. The lock `task` holds is renewed until its `lease_until` while it
+    /// runs, and released once it has ended.
+    async fn save_task(&self, task: &BackgroundTask) -> Result<(), StoreError>;
+    async fn get_task(&self, task_id: &str) -> Result<Option<BackgroundTask>, StoreError>;
+    /// Tasks by id (creation time), newest first unless asked otherwise. Records are kept
+    /// [`crate::model::TASK_RETENTION`] after their last save.
+    async fn list_tasks(&self, page: &PageRequest) -> Result<Page<BackgroundTask>, StoreError>;
 }
 
 /// Per-endpoint delivery rate limits shared by every dispatcher (GCRA).

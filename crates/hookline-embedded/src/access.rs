@@ -1,18 +1,15 @@
-//! App tokens (by digest) and recovery jobs (with a lock per endpoint).
+//! App tokens, stored by digest.
 
 use async_trait::async_trait;
-use hookline_core::model::{AppToken, RecoverJob};
+use hookline_core::model::AppToken;
 use hookline_core::names::SessionId;
-use hookline_core::ports::{JobStore, StoreError, TokenExpiry, TokenStore};
+use hookline_core::ports::{StoreError, TokenExpiry, TokenStore};
 use time::OffsetDateTime;
 
 use crate::db::{unavailable, Durability, RECORDS};
 use crate::keys;
 use crate::records::{self, Writer};
 use crate::EmbeddedStore;
-
-/// How long finished job records are kept (as in Redis).
-const JOB_TTL_SECS: u64 = 7 * 24 * 3600;
 
 #[async_trait]
 impl TokenStore for EmbeddedStore {
@@ -111,65 +108,6 @@ impl TokenStore for EmbeddedStore {
                     }
                 }
                 Ok(changed)
-            })
-            .await
-    }
-}
-
-#[async_trait]
-impl JobStore for EmbeddedStore {
-    async fn begin_recover(
-        &self,
-        job: &RecoverJob,
-        lock_ttl_secs: u64,
-    ) -> Result<Option<RecoverJob>, StoreError> {
-        let job = job.clone();
-        self.db
-            .write(Durability::Immediate, move |txn| {
-                let mut w = Writer::open(txn)?;
-                let lock = keys::recover_lock(&job.app_id, &job.endpoint_id);
-                if let Some(holder) = w.get::<String>(&lock, "recover lock")? {
-                    let running = w.get::<RecoverJob>(&keys::job(&job.app_id, &holder), "job")?;
-                    if running.is_some() {
-                        return Ok(running);
-                    }
-                }
-                w.put(&lock, &job.id, Some(lock_ttl_secs))?;
-                w.put(&keys::job(&job.app_id, &job.id), &job, Some(JOB_TTL_SECS))?;
-                Ok(None)
-            })
-            .await
-    }
-
-    async fn save_job(&self, job: &RecoverJob) -> Result<(), StoreError> {
-        let job = job.clone();
-        self.db
-            .write(Durability::Immediate, move |txn| {
-                Writer::open(txn)?.put(&keys::job(&job.app_id, &job.id), &job, Some(JOB_TTL_SECS))
-            })
-            .await
-    }
-
-    async fn get_job(&self, app_id: &str, job_id: &str) -> Result<Option<RecoverJob>, StoreError> {
-        let key = keys::job(app_id, job_id);
-        self.db
-            .read(move |txn| {
-                let table = txn.open_table(RECORDS).map_err(unavailable)?;
-                records::get(&table, &key, crate::db::now_ms(), "job")
-            })
-            .await
-    }
-
-    async fn end_recover(&self, job: &RecoverJob) -> Result<(), StoreError> {
-        let job = job.clone();
-        self.db
-            .write(Durability::Immediate, move |txn| {
-                let mut w = Writer::open(txn)?;
-                let lock = keys::recover_lock(&job.app_id, &job.endpoint_id);
-                if w.get::<String>(&lock, "recover lock")?.as_deref() == Some(job.id.as_str()) {
-                    w.delete(&lock)?;
-                }
-                Ok(())
             })
             .await
     }

@@ -71,11 +71,19 @@ pub(crate) fn app_token(digest: &str) -> String {
 pub(crate) fn app_tokens(app: &str) -> String {
     format!("ix\0toks\0{app}")
 }
-pub(crate) fn job(app: &str, id: &str) -> String {
-    format!("job\0{app}\0{id}")
+pub(crate) fn background_task(id: &str) -> String {
+    format!("bgtask\0{id}")
 }
-pub(crate) fn recover_lock(app: &str, endpoint: &str) -> String {
-    format!("lock\0{app}\0{endpoint}")
+pub(crate) fn background_tasks() -> &'static str {
+    "ix\0bgtasks"
+}
+/// The id of the task holding a background task lock, expiring with its lease.
+pub(crate) fn background_task_lock(lock: &str) -> String {
+    format!("bglock\0{lock}")
+}
+/// The id of the task an idempotency key started.
+pub(crate) fn background_task_idempotency(key: &str) -> String {
+    format!("bgidem\0{key}")
 }
 
 pub(crate) fn health(app: &str, endpoint: &str) -> String {

@@ -16,6 +16,7 @@
 
 mod access;
 mod attempts;
+mod background_tasks;
 mod db;
 mod health;
 mod keys;

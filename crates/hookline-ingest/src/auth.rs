@@ -5,12 +5,10 @@
 //! length leak through memory dumps or timing.
 //!
 //! App tokens (`hlapp_…`, minted by `app-portal-access`) are stored by digest in the store.
-//! They reach only their own app: another app's ids answer 404, exactly as ids that do not
-//! exist, so a token never confirms that another tenant's resource is there; routes outside
-//! any app answer 403.
+//! What a token may reach is decided by the scope extractors in [`crate::scope`].
 
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -18,7 +16,6 @@ use subtle::ConstantTimeEq;
 
 use hookline_core::scope::TokenScope;
 
-use crate::access;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
@@ -95,8 +92,8 @@ pub enum Principal {
 }
 
 /// Authenticates the bearer token (401 when missing, unknown, expired or revoked, or when
-/// its app is gone) and enforces its scope (403 for routes outside its app, 404 for another
-/// app's ids).
+/// its app is gone) and attaches the caller's [`Principal`]. What the caller may reach is
+/// decided by the scope extractors each handler takes ([`crate::scope`]).
 pub async fn require_token(
     State(state): State<ApiState>,
     params: Result<RawPathParams, RawPathParamsRejection>,
@@ -106,7 +103,7 @@ pub async fn require_token(
     // Every authenticated route passes here first, so this is the one place a path that
     // does not decode (invalid percent-encoded UTF-8) is refused, in the JSON error shape,
     // before any handler's `Path` extractor could answer in plain text.
-    let params = params.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    params.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let token = request
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -115,26 +112,6 @@ pub async fn require_token(
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
     let principal = authenticate(&state, token).await?;
-    if let Principal::App { app_id, scope } = &principal {
-        let path_app = params
-            .iter()
-            .find(|(name, _)| *name == "app_id")
-            .map(|(_, value)| value.to_owned());
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        authorize_app(
-            &state,
-            app_id,
-            scope,
-            path_app.as_deref(),
-            &route,
-            request.method(),
-        )
-        .await?;
-    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
@@ -154,54 +131,14 @@ async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiErr
     if stored.expires_at <= time::OffsetDateTime::now_utc() {
         return Err(ApiError::Unauthorized);
     }
+    // A token outlives its app only if the delete stopped before revoking it.
+    if state.registry().get_app(&stored.app_id).await?.is_none() {
+        return Err(ApiError::Unauthorized);
+    }
     Ok(Principal::App {
         scope: stored.scope(),
         app_id: stored.app_id,
     })
-}
-
-/// What an app token may do: what its scope allows inside its own app except changing or
-/// deleting the app itself, reading the event type catalog, and logging itself out.
-async fn authorize_app(
-    state: &ApiState,
-    own_app: &str,
-    scope: &TokenScope,
-    path_app: Option<&str>,
-    route: &str,
-    method: &http::Method,
-) -> Result<(), ApiError> {
-    if route == access::LOGOUT_ROUTE {
-        return Ok(());
-    }
-    let reading = method == http::Method::GET;
-    access::check(scope, method, route)?;
-    if route.contains("/auth/") {
-        return Err(ApiError::Forbidden);
-    }
-    let Some(path_app) = path_app else {
-        // A token outlives its app only if the delete stopped before revoking it.
-        if state.registry().get_app(own_app).await?.is_none() {
-            return Err(ApiError::Unauthorized);
-        }
-        return if reading && route.contains("/event-type") {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
-        };
-    };
-    // The path may name the app by id or uid: resolve it before comparing.
-    let app = state.registry().get_app(path_app).await?;
-    if app.is_none_or(|app| app.id != own_app) {
-        // The token's own app may be gone (a delete that stopped before revoking): 401.
-        if state.registry().get_app(own_app).await?.is_none() {
-            return Err(ApiError::Unauthorized);
-        }
-        return Err(ApiError::NotFound("application"));
-    }
-    if route.ends_with("/app/{app_id}") && !reading {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

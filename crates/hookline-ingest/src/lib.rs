@@ -9,13 +9,14 @@
 
 pub mod access;
 pub mod auth;
+pub mod background;
 pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod openapi;
 pub mod outbox;
-pub mod recovery;
 pub mod routes;
+pub mod scope;
 pub mod state;
 pub mod unsupported;
 
@@ -32,9 +33,9 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, endpoint_activity, endpoint_headers, endpoint_messages, endpoint_secret,
-    endpoint_stats, endpoints, event_types, expunge, health, manual, messages, operational,
-    operational_extras,
+    apps, attempts, background_tasks, endpoint_activity, endpoint_headers, endpoint_messages,
+    endpoint_secret, endpoint_stats, endpoints, event_types, expunge, health, manual, messages,
+    operational, operational_extras, replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -69,6 +70,13 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(expunge::attempt_content))
         .routes(routes!(manual::recover))
         .routes(routes!(manual::recover_status))
+        .routes(routes!(replay::replay_missing))
+        .routes(routes!(replay::bulk_replay))
+        .routes(routes!(expunge::all_message_contents))
+        .routes(routes!(background_tasks::list))
+        .routes(routes!(background_tasks::get))
+        .routes(routes!(statistics::aggregate_app_stats))
+        .routes(routes!(statistics::aggregate_event_types))
         .routes(routes!(attempts::get))
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::list_by_message))

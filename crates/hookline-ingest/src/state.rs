@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::ports::{
-    AttemptLog, JobStore, MessageStore, Registry, RetrySchedule, TaskPublisher, TokenStore,
+    AttemptLog, BackgroundTaskStore, MessageStore, Registry, RetrySchedule, TaskPublisher,
+    TokenStore,
 };
 
 use hookline_events::OperationalEvents;
@@ -28,6 +29,8 @@ pub struct IngestConfig {
     /// How long a request may hold an idempotency key while it works; a concurrent duplicate
     /// waits up to this long for the first request's answer.
     pub idempotency_lease: Duration,
+    /// How long a background task counts as running after its runner last saved progress.
+    pub background_task_lease: Duration,
     /// How long a message waits for the broker connection (at start, across a short
     /// reconnect) before the API answers 503; the broker's publish timeout.
     pub broker_wait: Duration,
@@ -49,6 +52,7 @@ impl Default for IngestConfig {
             max_retention_days: 90,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_lease: Duration::from_secs(10),
+            background_task_lease: crate::background::DEFAULT_LEASE,
             broker_wait: Duration::from_secs(5),
             secret_rotation_grace: Duration::from_secs(24 * 3600),
             max_endpoints_per_app: 100,
@@ -74,7 +78,7 @@ pub struct Services {
     pub attempts: Arc<dyn AttemptLog>,
     pub publisher: Arc<dyn TaskPublisher>,
     pub tokens: Arc<dyn TokenStore>,
-    pub jobs: Arc<dyn JobStore>,
+    pub jobs: Arc<dyn BackgroundTaskStore>,
     /// For messages created with `deliverAt`.
     pub schedule: Arc<dyn RetrySchedule>,
     /// Operational webhooks (endpoint.created, ...).
@@ -114,7 +118,7 @@ impl ApiState {
     pub fn schedule(&self) -> &dyn RetrySchedule {
         self.0.schedule.as_ref()
     }
-    pub fn jobs(&self) -> &dyn JobStore {
+    pub fn jobs(&self) -> &dyn BackgroundTaskStore {
         self.0.jobs.as_ref()
     }
     pub fn events(&self) -> &OperationalEvents {

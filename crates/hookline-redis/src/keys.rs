@@ -40,13 +40,23 @@ impl Keys {
     pub fn app_tokens(&self, app: &str) -> String {
         format!("{}{{{app}}}:tokens", self.prefix)
     }
-    /// The id of the recovery job running for an endpoint.
-    pub fn recover_lock(&self, app: &str, endpoint: &str) -> String {
-        format!("{}{{{app}}}:recover_lock:{endpoint}", self.prefix)
+    /// A background task's JSON. Background tasks span apps, so their keys share the hash
+    /// tag `{bgtask}`: beginning one (lock, idempotency key, record, index) is one script.
+    pub fn background_task(&self, task: &str) -> String {
+        format!("{}{{bgtask}}:task:{task}", self.prefix)
     }
-    /// A background job's JSON.
-    pub fn job(&self, app: &str, job: &str) -> String {
-        format!("{}{{{app}}}:job:{job}", self.prefix)
+    /// Sorted set (lex) of background task ids.
+    pub fn background_tasks(&self) -> String {
+        format!("{}{{bgtask}}:tasks", self.prefix)
+    }
+    /// The id of the task holding a background task lock (e.g. an endpoint's recovery),
+    /// expiring with that task's lease.
+    pub fn background_task_lock(&self, lock: &str) -> String {
+        format!("{}{{bgtask}}:lock:{lock}", self.prefix)
+    }
+    /// The id of the task an idempotency key started.
+    pub fn background_task_idempotency(&self, key: &str) -> String {
+        format!("{}{{bgtask}}:idem:{key}", self.prefix)
     }
     /// The theoretical arrival time (GCRA) of an endpoint's next slot, in unix nanoseconds.
     /// (The `gcra` key of earlier versions held milliseconds; the names differ so that
@@ -162,5 +172,13 @@ mod tests {
         assert!(keys.schedule_due().contains("{sched}"));
         assert!(keys.schedule_tasks().contains("{sched}"));
         assert!(keys.schedule_claims().contains("{sched}"));
+        for key in [
+            keys.background_task("qtask_1"),
+            keys.background_tasks(),
+            keys.background_task_lock("recover:app_1:ep_1"),
+            keys.background_task_idempotency("k"),
+        ] {
+            assert!(key.starts_with("hl:{bgtask}:"), "{key}");
+        }
     }
 }

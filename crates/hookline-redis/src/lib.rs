@@ -14,9 +14,9 @@
 //!   state; schedule claims) is one `MULTI` or one Lua script on one slot.
 
 mod attempts;
+mod background_tasks;
 mod connection;
 mod health;
-mod jobs;
 pub mod keys;
 mod messages;
 mod outbox;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use hookline_core::ports::{
-    AttemptLog, EndpointHealth, JobStore, MessageStore, RateLimiter, Registry, RetrySchedule,
-    TaskPublisher, TaskSource, TokenStore,
+    AttemptLog, BackgroundTaskStore, EndpointHealth, MessageStore, RateLimiter, Registry,
+    RetrySchedule, TaskPublisher, TaskSource, TokenStore,
 };
 use hookline_embedded::{EmbeddedQueue, EmbeddedStore};
 use hookline_events::OperationalEvents;
@@ -30,7 +30,7 @@ pub struct Ports {
     pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn EndpointHealth>,
     pub tokens: Arc<dyn TokenStore>,
-    pub jobs: Arc<dyn JobStore>,
+    pub jobs: Arc<dyn BackgroundTaskStore>,
     pub publisher: Arc<dyn TaskPublisher>,
 }
 
@@ -44,7 +44,7 @@ impl Ports {
             + RateLimiter
             + EndpointHealth
             + TokenStore
-            + JobStore
+            + BackgroundTaskStore
             + Clone
             + 'static,
     {

@@ -29,6 +29,7 @@ pub async fn ingest(
         max_endpoints_per_app: api.max_endpoints_per_app,
         secret_rotation_grace: Duration::from_secs(settings.delivery.secret_rotation_grace_secs),
         idempotency_lease: Duration::from_millis(api.idempotency_lease_ms),
+        background_task_lease: Duration::from_millis(api.background_task_lease_ms),
         broker_wait: Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
         ..IngestConfig::default()
     };

@@ -71,6 +71,10 @@ pub struct ApiSettings {
     /// How long a request holds its idempotency keys while it works. A retry waits this long
     /// for an interrupted request's claim, and an unconfirmed message is swept after it.
     pub idempotency_lease_ms: u64,
+    /// How long a background task (recover, replay, purge, statistics) counts as running
+    /// after its process last recorded progress; a task whose process died reads as failed
+    /// after it, and its lock (one recovery per endpoint) is free again.
+    pub background_task_lease_ms: u64,
     /// Where people reach the API; app portal links start with it.
     pub public_url: String,
     pub max_endpoints_per_app: usize,
@@ -84,6 +88,7 @@ impl Default for ApiSettings {
             max_payload_depth: 64,
             idempotency_ttl_secs: 24 * 3600,
             idempotency_lease_ms: 10_000,
+            background_task_lease_ms: hookline_ingest::background::DEFAULT_LEASE.as_millis() as u64,
             public_url: "http://localhost:8071".into(),
             max_endpoints_per_app: 100,
         }
@@ -435,6 +440,12 @@ impl Settings {
         if self.api.idempotency_lease_ms < 100 {
             return Err(invalid("api.idempotency_lease_ms", "must be at least 100"));
         }
+        if self.api.background_task_lease_ms < 1000 {
+            return Err(invalid(
+                "api.background_task_lease_ms",
+                "must be at least 1000",
+            ));
+        }
         if self.scheduler.lease_ms < 100 {
             return Err(invalid("scheduler.lease_ms", "must be at least 100"));
         }
@@ -719,6 +730,10 @@ mod tests {
         assert_eq!(settings.delivery.timeout_ms, defaults.delivery.timeout_ms);
         assert_eq!(settings.scheduler.lease_ms, defaults.scheduler.lease_ms);
         assert_eq!(settings.rabbitmq.prefetch, defaults.rabbitmq.prefetch);
+        assert_eq!(
+            settings.api.background_task_lease_ms,
+            defaults.api.background_task_lease_ms
+        );
     }
 
     #[test]

@@ -12,9 +12,10 @@ use hookline_core::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, now, nullable, unix_ms, ListQuery, ListResponse};
+use super::common::{now, nullable, unix_ms, ListQuery, ListResponse};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::scope::{AdminApp, AdminOnly, AppScope};
 use crate::state::ApiState;
 
 /// `ApplicationIn` (create and PUT).
@@ -112,6 +113,7 @@ pub fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
 #[utoipa::path(get, path = "/api/v1/app", params(ListQuery), responses((status = 200, body = ListResponse<ApplicationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn list(
     State(state): State<ApiState>,
+    _: AdminOnly,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<ApplicationOut>>, ApiError> {
     let paging = super::paging::Paging::from_query(&query, false)?;
@@ -134,6 +136,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/app", params(CreateQuery), request_body = ApplicationIn, responses((status = 201, body = ApplicationOut), (status = 200, description = "Existing application (get_if_exists)", body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn create(
     State(state): State<ApiState>,
+    _: AdminOnly,
     ApiQuery(query): ApiQuery<CreateQuery>,
     ApiJson(input): ApiJson<ApplicationIn>,
 ) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
@@ -161,16 +164,14 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 200, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
-pub async fn get(
-    State(state): State<ApiState>,
-    Path(app_id): Path<String>,
-) -> Result<Json<ApplicationOut>, ApiError> {
-    Ok(Json(find_app(&state, &app_id).await?.into()))
+pub async fn get(scope: AppScope) -> Result<Json<ApplicationOut>, ApiError> {
+    Ok(Json(scope.app.into()))
 }
 
 #[utoipa::path(put, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = ApplicationIn, responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn update(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(app_id): Path<String>,
     ApiJson(input): ApiJson<ApplicationIn>,
 ) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
@@ -199,10 +200,9 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = ApplicationPatch, responses((status = 200, body = ApplicationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn patch(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AdminApp { app: previous }: AdminApp,
     ApiJson(input): ApiJson<ApplicationPatch>,
 ) -> Result<Json<ApplicationOut>, ApiError> {
-    let previous = find_app(&state, &app_id).await?;
     let mut app = previous.clone();
     if let Some(name) = input.name {
         check_name(&name)?;
@@ -225,9 +225,8 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Application")]
 pub async fn delete(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AdminApp { app }: AdminApp,
 ) -> Result<StatusCode, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     state.registry().delete_app(&app).await?;
     // Authentication also refuses tokens of an app that is gone, so a stop before this
     // line leaves no working token; revoking keeps the store from holding dead ones.

@@ -10,12 +10,13 @@ use hookline_core::ports::{Page, PageRequest, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, ListQuery, ListResponse, Ordering};
+use super::common::{AttemptPath, EndpointPath, ListQuery, ListResponse, MsgPath, Ordering};
 use super::endpoints::find_endpoint;
 use super::messages::MessageFilter;
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// `MessageAttemptOut`, plus Hookline's `attemptNumber`, `errorKind`, `eventType` and
@@ -296,12 +297,12 @@ async fn cached_message<'c>(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), AttemptListQuery), responses((status = 200, body = ListResponse<MessageAttemptOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn list_by_endpoint(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiQuery(query): ApiQuery<AttemptListQuery>,
 ) -> Result<Json<ListResponse<MessageAttemptOut>>, ApiError> {
     let paging = Paging::from_query(&page_query(&query), false)?;
     let filter = AttemptFilter::parse(&query)?;
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let attempts = state.attempts();
     let page = filtered_attempts(&state, &app.id, paging, &filter, |request| {
@@ -319,12 +320,12 @@ pub async fn list_by_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), AttemptListQuery), responses((status = 200, body = ListResponse<MessageAttemptOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn list_by_message(
     State(state): State<ApiState>,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgPath { msg_id }): Path<MsgPath>,
     ApiQuery(query): ApiQuery<AttemptListQuery>,
 ) -> Result<Json<ListResponse<MessageAttemptOut>>, ApiError> {
     let paging = Paging::from_query(&page_query(&query), false)?;
     let mut filter = AttemptFilter::parse(&query)?;
-    let app = find_app(&state, &app_id).await?;
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     if let Some(wanted) = &query.endpoint_id {
         // A uid names the endpoint's id; a name no endpoint has matches no attempt.
@@ -359,9 +360,9 @@ fn page_query(query: &AttemptListQuery) -> ListQuery {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("attempt_id" = String, Path, description = "Attempt id")), responses((status = 200, body = MessageAttemptOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(AttemptPath { msg_id, attempt_id }): Path<AttemptPath>,
 ) -> Result<Json<MessageAttemptOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let attempt = state
         .attempts()
         .get_attempt(&app.id, &attempt_id)

@@ -24,6 +24,7 @@ use super::messages::{app_for_message, create_app_for_message};
 use crate::auth::{app_token_digest, new_app_token, Principal};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::{AdminApp, AdminOnly, Caller};
 use crate::state::ApiState;
 
 /// Svix `AppPortalAccessIn`.
@@ -163,11 +164,11 @@ async fn app_or_create(
 #[utoipa::path(post, path = "/api/v1/auth/app-portal-access/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), request_body = Option<AppPortalAccessIn>, responses((status = 200, body = AppPortalAccessOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn app_portal_access(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
+    // Not `AdminApp`: with `application`, the app the path names may not exist yet.
     Path(app_id): Path<String>,
     body: Option<ApiJson<AppPortalAccessIn>>,
 ) -> Result<Json<AppPortalAccessOut>, ApiError> {
-    require_admin(&principal)?;
     let mut input = body.map(|ApiJson(input)| input).unwrap_or_default();
     // Everything is checked before the application may be created.
     let grant = grant(&state, &input)?;
@@ -179,12 +180,9 @@ pub async fn app_portal_access(
 #[utoipa::path(post, path = "/api/v1/auth/dashboard-access/{app_id}", params(("app_id" = String, Path, description = "Application id or uid")), responses((status = 200, body = AppPortalAccessOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn dashboard_access(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
-    Path(app_id): Path<String>,
+    AdminApp { app }: AdminApp,
 ) -> Result<Json<AppPortalAccessOut>, ApiError> {
-    require_admin(&principal)?;
     let grant = grant(&state, &AppPortalAccessIn::default())?;
-    let app = app_or_create(&state, &app_id, None).await?;
     Ok(Json(mint(&state, &app, grant).await?))
 }
 
@@ -192,11 +190,9 @@ pub async fn dashboard_access(
 #[utoipa::path(post, path = "/api/v1/auth/app/{app_id}/expire-all", params(("app_id" = String, Path, description = "Application id or uid")), request_body = Option<ApplicationTokenExpireIn>, responses((status = 204, description = "The tokens expire as asked"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn expire_all(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
-    Path(app_id): Path<String>,
+    AdminApp { app }: AdminApp,
     body: Option<ApiJson<ApplicationTokenExpireIn>>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
     let max = state.config().max_app_token_lifetime.as_secs();
     let expiry = input.expiry.unwrap_or(0);
@@ -211,7 +207,6 @@ pub async fn expire_all(
         .filter(|ids| !ids.is_empty())
         .map(|ids| parse_names("sessionIds", ids, |id| SessionId::parse(&id)))
         .transpose()?;
-    let app = super::common::find_app(&state, &app_id).await?;
     let now = OffsetDateTime::now_utc();
     let at = now + time::Duration::seconds(expiry.try_into().unwrap_or(i64::MAX));
     let expired = state
@@ -226,7 +221,7 @@ pub async fn expire_all(
 #[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204, description = "The token is revoked"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Authentication")]
 pub async fn logout(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    Caller(principal): Caller,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if principal == Principal::Admin {
@@ -246,11 +241,4 @@ pub async fn logout(
         .revoke_app_token(&app_token_digest(token))
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::Admin => Ok(()),
-        Principal::App { .. } => Err(ApiError::Forbidden),
-    }
 }

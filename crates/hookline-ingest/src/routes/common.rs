@@ -1,6 +1,5 @@
-//! Pieces every resource uses: list paging, timestamps, nullable patches, app lookup.
+//! Pieces every resource uses: list paging, timestamps, nullable patches, path parameters.
 
-use hookline_core::model::App;
 use hookline_core::ports::{Page, PageRequest};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -160,13 +159,30 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Finds the app named by a path segment (id or uid), or answers 404.
-pub async fn find_app(state: &ApiState, app_id: &str) -> Result<App, ApiError> {
-    state
-        .registry()
-        .get_app(app_id)
-        .await?
-        .ok_or(ApiError::NotFound("application"))
+/// `…/endpoint/{endpoint_id}` (the scope extractors read `{app_id}`).
+#[derive(Debug, Deserialize)]
+pub struct EndpointPath {
+    pub endpoint_id: String,
+}
+
+/// `…/msg/{msg_id}`.
+#[derive(Debug, Deserialize)]
+pub struct MsgPath {
+    pub msg_id: String,
+}
+
+/// `…/msg/{msg_id}/endpoint/{endpoint_id}`.
+#[derive(Debug, Deserialize)]
+pub struct MsgEndpointPath {
+    pub msg_id: String,
+    pub endpoint_id: String,
+}
+
+/// `…/msg/{msg_id}/attempt/{attempt_id}`.
+#[derive(Debug, Deserialize)]
+pub struct AttemptPath {
+    pub msg_id: String,
+    pub attempt_id: String,
 }
 
 /// The message `msg_id` of the app, or 404.

@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 
 use super::attempt_walk;
 use super::attempts::MessageAttemptOut;
-use super::common::find_app;
+use super::common::EndpointPath;
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// At most this many attempts are read; beyond it the answer says it is partial.
@@ -59,7 +60,8 @@ pub struct EndpointActivityOut {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/activity", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ActivityQuery), responses((status = 200, body = EndpointActivityOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn activity(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiQuery(query): ApiQuery<ActivityQuery>,
 ) -> Result<Json<EndpointActivityOut>, ApiError> {
     let hours = query.hours.unwrap_or(24);
@@ -69,7 +71,6 @@ pub async fn activity(
             format!("must be between 1 and {MAX_HOURS}"),
         ));
     }
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let now = OffsetDateTime::now_utc();
     let current_hour = now

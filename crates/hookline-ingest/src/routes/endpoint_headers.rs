@@ -8,10 +8,11 @@ use axum::Json;
 use hookline_core::headers;
 use serde::{Deserialize, Serialize};
 
-use super::common::{find_app, now};
+use super::common::{now, EndpointPath};
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// `EndpointHeadersIn`: replaces every custom header.
@@ -44,9 +45,9 @@ fn checked(map: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Ap
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointHeadersOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<Json<EndpointHeadersOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     Ok(Json(EndpointHeadersOut {
         headers: endpoint.headers,
@@ -57,10 +58,10 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointHeadersIn, responses((status = 204, description = "Headers replaced"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut endpoint = previous.clone();
     endpoint.headers = checked(input.headers)?;
@@ -75,10 +76,10 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointHeadersPatchIn, responses((status = 204, description = "Headers updated"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn patch(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EndpointHeadersPatchIn>,
 ) -> Result<StatusCode, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut merged = previous.headers.clone();
     for (name, value) in input.headers {

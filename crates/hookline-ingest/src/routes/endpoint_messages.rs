@@ -13,12 +13,13 @@ use hookline_core::model::{DestinationStatus, Message, MessageStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, ListQuery, ListResponse, Ordering};
+use super::common::{EndpointPath, ListQuery, ListResponse, Ordering};
 use super::endpoints::find_endpoint;
 use super::messages::{MessageFilter, MessageOut};
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// `EndpointMessageOut`: the message plus its state for this endpoint.
@@ -71,7 +72,8 @@ type Row = (String, Message, DestinationStatus);
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), AttemptedMessagesQuery), responses((status = 200, body = ListResponse<EndpointMessageOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message Attempt")]
 pub async fn list(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiQuery(query): ApiQuery<AttemptedMessagesQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
@@ -101,7 +103,6 @@ pub async fn list(
         tag: query.tag.clone(),
         event_types: event_type_set(&query.event_types),
     };
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     // Pages follow the endpoint's attempt log (the iterator is an attempt id), keeping each
     // message once per page.

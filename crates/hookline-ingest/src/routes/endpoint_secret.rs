@@ -7,10 +7,11 @@ use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 
-use super::common::{find_app, now};
+use super::common::{now, EndpointPath};
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// `EndpointSecretOut`.
@@ -31,9 +32,9 @@ pub struct EndpointSecretRotateIn {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     Ok(Json(EndpointSecretOut {
         key: endpoint.secret,
@@ -45,11 +46,11 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = Option<EndpointSecretRotateIn>, responses((status = 204, description = "Rotated"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn rotate(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     body: Option<ApiJson<EndpointSecretRotateIn>>,
 ) -> Result<StatusCode, ApiError> {
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let secret = match &input.key {
         Some(text) => SigningSecret::parse(text.expose())

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::attempt_walk;
-use super::common::find_app;
+use super::common::EndpointPath;
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// At most this many recent messages are counted, so the answer stays fast.
@@ -41,10 +42,10 @@ pub struct EndpointStats {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), StatsQuery), responses((status = 200, body = EndpointStats), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn stats(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<EndpointStats>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let since = query
         .since

@@ -13,9 +13,10 @@ use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{find_app, now, nullable, parse_names, unix_ms, ListQuery, ListResponse};
+use super::common::{now, nullable, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Longest endpoint URL accepted (Svix's limit).
@@ -234,10 +235,9 @@ pub async fn find_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ListQuery), responses((status = 200, body = ListResponse<EndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn list(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<EndpointOut>>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let request = query.page_request(false)?;
     let endpoints = state.registry().endpoints_of_app(&app.id).await?;
     Ok(Json(ListResponse::from_sorted(
@@ -251,10 +251,9 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid")), request_body = EndpointIn, responses((status = 201, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn create(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let secret = match &input.secret {
         Some(text) => SigningSecret::parse(text.expose())
             .map_err(|e| ApiError::field("secret", e.to_string()))?,
@@ -292,9 +291,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     Ok(Json(
         find_endpoint(&state, &app.id, &endpoint_id).await?.into(),
     ))
@@ -303,10 +302,10 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointIn, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EndpointIn>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let endpoint = Endpoint {
         uid: parse_uid(input.uid)?,
@@ -335,10 +334,10 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EndpointPatch, responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn patch(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EndpointPatch>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut endpoint = previous.clone();
     if let Some(url) = input.url {
@@ -383,9 +382,9 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn delete(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<StatusCode, ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     state.registry().delete_endpoint(&endpoint).await?;
     state

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::common::{now, nullable, ListQuery, ListResponse};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::scope::{AdminOnly, Caller};
 use crate::state::ApiState;
 
 /// `EventTypeIn`.
@@ -101,6 +102,7 @@ async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
 #[utoipa::path(get, path = "/api/v1/event-type", params(ListQuery), responses((status = 200, body = ListResponse<EventTypeOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn list(
     State(state): State<ApiState>,
+    _: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
     let request = query.page_request(true)?;
@@ -116,6 +118,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/event-type", request_body = EventTypeIn, responses((status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn create(
     State(state): State<ApiState>,
+    _: AdminOnly,
     ApiJson(input): ApiJson<EventTypeIn>,
 ) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
     let now = now();
@@ -137,6 +140,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn get(
     State(state): State<ApiState>,
+    _: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<EventTypeOut>, ApiError> {
     Ok(Json(find(&state, &name).await?.into()))
@@ -145,6 +149,7 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypeUpdate, responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn update(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<EventTypeUpdate>,
 ) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
@@ -170,6 +175,7 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypePatch, responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn patch(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<EventTypePatch>,
 ) -> Result<Json<EventTypeOut>, ApiError> {
@@ -197,6 +203,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn delete(
     State(state): State<ApiState>,
+    _: AdminOnly,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.registry().delete_event_type(&name).await? {

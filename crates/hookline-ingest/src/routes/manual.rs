@@ -2,16 +2,19 @@
 //! (resend everything that failed since a time).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use hookline_core::model::{DeliveryTask, JobStatus, RecoverJob, TriggerType};
-use serde::{Deserialize, Serialize};
+use hookline_core::model::{DeliveryTask, TaskKind, TriggerType};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::common::{find_app, find_message};
+use super::background_tasks::BackgroundTaskOut;
+use super::common::{find_message, EndpointPath, MsgEndpointPath};
 use super::endpoints::find_endpoint;
+use crate::background::redeliver::Selection;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Queues one more attempt (trigger type manual) of a message to an endpoint, with the same
@@ -19,9 +22,12 @@ use crate::state::ApiState;
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 202, body = Object, description = "Resend queued: Svix's `EmptyResponse`, the JSON object `{}`"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn resend(
     State(state): State<ApiState>,
-    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgEndpointPath {
+        msg_id,
+        endpoint_id,
+    }): Path<MsgEndpointPath>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
     let message = find_message(&state, &app.id, &msg_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let attempts_so_far = state
@@ -54,83 +60,58 @@ pub async fn resend(
 pub struct RecoverIn {
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
+    /// Messages created up to this time (default: now).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub until: Option<OffsetDateTime>,
 }
 
-/// `RecoverOut` (Svix's background task) plus the job's progress.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RecoverOut {
-    pub id: String,
-    /// `running`, `finished` or `failed`.
-    pub status: &'static str,
-    pub task: &'static str,
-    pub total: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub connection_errors: u64,
-    pub outstanding: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<RecoverJob> for RecoverOut {
-    fn from(job: RecoverJob) -> Self {
-        Self {
-            status: match job.status {
-                JobStatus::Running => "running",
-                JobStatus::Finished => "finished",
-                JobStatus::Failed => "failed",
-            },
-            task: "endpoint.recover",
-            total: job.total,
-            succeeded: job.succeeded,
-            failed: job.failed,
-            connection_errors: job.connection_errors,
-            outstanding: job.outstanding(),
-            updated_at: job.updated_at,
-            id: job.id,
-        }
-    }
-}
-
 /// Starts resending every message that failed for the endpoint since `since` (until
-/// `until`). While a recovery of the endpoint runs, starting another answers the running one.
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = RecoverIn, responses((status = 202, body = RecoverOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+/// `until`), as a background task: `data.messagesSent` counts the resends, and
+/// `succeeded`, `failed`, `connectionErrors` and `outstanding` their outcomes. While a
+/// recovery of the endpoint runs, starting another answers the running one.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("idempotency-key" = Option<String>, Header, description = "A repeat with the same key answers the task the first request started")), request_body = RecoverIn, responses((status = 202, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn recover(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<RecoverIn>,
-) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
-    let app = find_app(&state, &app_id).await?;
+) -> Result<(StatusCode, Json<BackgroundTaskOut>), ApiError> {
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    if input.until.is_some_and(|until| until < input.since) {
-        return Err(ApiError::field("until", "must not be before since"));
-    }
-    if !state.publisher().is_ready().await {
-        return Err(ApiError::Unavailable("broker: not connected".into()));
-    }
-    let job =
-        crate::recovery::start(&state, &app.id, &endpoint.id, input.since, input.until).await?;
-    Ok((StatusCode::ACCEPTED, Json(job.into())))
+    let range = (input.since, input.until);
+    super::replay::start_redelivery(&state, &headers, endpoint, range, Selection::Failed).await
 }
 
-/// A recovery's progress and, once finished, its summary.
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover/{task_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("task_id" = String, Path, description = "Recovery id")), responses((status = 200, body = RecoverOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
+/// `…/endpoint/{endpoint_id}/recover/{task_id}`.
+#[derive(Debug, Deserialize)]
+pub struct RecoverPath {
+    endpoint_id: String,
+    task_id: String,
+}
+
+/// A recovery's progress and, once finished, its summary: the background task, readable
+/// with an app token too.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover/{task_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), ("task_id" = String, Path, description = "Recovery id")), responses((status = 200, body = BackgroundTaskOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn recover_status(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id, task_id)): Path<(String, String, String)>,
-) -> Result<Json<RecoverOut>, ApiError> {
-    let app = find_app(&state, &app_id).await?;
+    AppScope { app, .. }: AppScope,
+    Path(RecoverPath {
+        endpoint_id,
+        task_id,
+    }): Path<RecoverPath>,
+) -> Result<Json<BackgroundTaskOut>, ApiError> {
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    let job = state
+    let task = state
         .jobs()
-        .get_job(&app.id, &task_id)
+        .get_task(&task_id)
         .await?
-        .filter(|job| job.endpoint_id == endpoint.id)
+        .filter(|task| {
+            task.kind == TaskKind::EndpointRecover
+                && task.app_id.as_deref() == Some(app.id.as_str())
+                && task.endpoint_id.as_deref() == Some(endpoint.id.as_str())
+        })
         .ok_or(ApiError::NotFound("recovery"))?;
-    Ok(Json(job.into()))
+    Ok(Json(BackgroundTaskOut::from(&task)))
 }
 
 /// `EventExampleIn`.
@@ -145,12 +126,11 @@ pub struct EventExampleIn {
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = EventExampleIn, responses((status = 202, body = crate::routes::messages::MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn send_example(
     State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
     ApiJson(input): ApiJson<EventExampleIn>,
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
     use axum::response::IntoResponse;
-
-    let app = find_app(&state, &app_id).await?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let event_type = hookline_core::names::EventTypeName::parse(input.event_type)
         .map_err(|e| ApiError::field("eventType", e.to_string()))?;

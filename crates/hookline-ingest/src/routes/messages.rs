@@ -13,11 +13,12 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::apps::{new_app, ApplicationIn};
-use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, Ordering};
+use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, MsgPath, Ordering};
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::intake::{accept, NewMessage};
+use crate::scope::{AppScope, AppTarget};
 use crate::state::ApiState;
 
 /// Most channels one message may carry (Svix's limit).
@@ -114,7 +115,7 @@ pub struct DestinationOut {
 #[tracing::instrument(name = "ingest message", skip_all, fields(app_id = %app_id))]
 pub async fn create(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppTarget { app_id }: AppTarget,
     headers: HeaderMap,
     ApiJson(mut input): ApiJson<MessageIn>,
 ) -> Result<Response, ApiError> {
@@ -373,7 +374,7 @@ impl MessageFilter {
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", params(("app_id" = String, Path, description = "Application id or uid"), MessageListQuery), responses((status = 200, body = ListResponse<MessageOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn list(
     State(state): State<ApiState>,
-    Path(app_id): Path<String>,
+    AppScope { app, .. }: AppScope,
     ApiQuery(query): ApiQuery<MessageListQuery>,
 ) -> Result<Response, ApiError> {
     let paging = Paging::from_query(
@@ -394,7 +395,6 @@ pub async fn list(
         tag: query.tag,
         event_types: event_type_set(&query.event_types),
     };
-    let app = super::common::find_app(&state, &app_id).await?;
     let store_ascending = paging.store_ascending();
     let mut pager = Pager::new(paging, filter.is_set() || range.is_set());
     pager.skip_to(range.start_id("msg", store_ascending));
@@ -431,9 +431,9 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = MessageOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgPath { msg_id }): Path<MsgPath>,
 ) -> Result<Response, ApiError> {
-    let app = super::common::find_app(&state, &app_id).await?;
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     Ok(Json(MessageOut::from(&message)).into_response())
 }
@@ -442,9 +442,9 @@ pub async fn get(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id")), responses((status = 200, body = ListResponse<DestinationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
 pub async fn destinations(
     State(state): State<ApiState>,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    AppScope { app, .. }: AppScope,
+    Path(MsgPath { msg_id }): Path<MsgPath>,
 ) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
-    let app = super::common::find_app(&state, &app_id).await?;
     // The path may name the message by its eventId: read by the id it resolved to.
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let destinations = state.messages().destinations(&app.id, &message.id).await?;

@@ -23,9 +23,9 @@ use time::OffsetDateTime;
 
 use super::common::{now, nullable, unix_ms, ListQuery, ListResponse};
 use super::endpoints::{parse_uid, parse_url};
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::scope::AdminOnly;
 use crate::state::ApiState;
 
 /// `OperationalWebhookEndpointIn`. The Python SDK sends `eventTypes` and `throttleRate`, the
@@ -118,14 +118,6 @@ impl From<Endpoint> for OperationalWebhookEndpointOut {
 
 const NOT_FOUND: &str = "operational webhook endpoint";
 
-/// Only admins manage where operational events go.
-pub(crate) fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::Admin => Ok(()),
-        Principal::App { .. } => Err(ApiError::Forbidden),
-    }
-}
-
 /// The operator endpoint named by id or uid (not the configured one), or 404.
 pub(crate) async fn find(state: &ApiState, id_or_uid: &str) -> Result<Endpoint, ApiError> {
     let missing = ApiError::NotFound(NOT_FOUND);
@@ -206,10 +198,9 @@ async fn insert(state: &ApiState, mut endpoint: Endpoint) -> Result<Endpoint, Ap
 #[utoipa::path(get, path = "/api/v1/operational-webhook/endpoint", params(ListQuery), responses((status = 200, body = ListResponse<OperationalWebhookEndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn list(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<OperationalWebhookEndpointOut>>, ApiError> {
-    require_admin(&principal)?;
     let request = query.page_request(false)?;
     let mut endpoints = match state.events().operator_app().await? {
         Some(app) => state.registry().endpoints_of_app(&app.id).await?,
@@ -227,10 +218,9 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/operational-webhook/endpoint", request_body = OperationalWebhookEndpointIn, responses((status = 201, body = OperationalWebhookEndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn create(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     ApiJson(input): ApiJson<OperationalWebhookEndpointIn>,
 ) -> Result<(StatusCode, Json<OperationalWebhookEndpointOut>), ApiError> {
-    require_admin(&principal)?;
     let secret = parse_secret(input.secret.as_ref(), "secret")?;
     let now = now();
     let endpoint = Endpoint {
@@ -258,10 +248,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = OperationalWebhookEndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn get(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<OperationalWebhookEndpointOut>, ApiError> {
-    require_admin(&principal)?;
     Ok(Json(find(&state, &endpoint_id).await?.into()))
 }
 
@@ -270,11 +259,10 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = OperationalWebhookEndpointUpdate, responses((status = 200, body = OperationalWebhookEndpointOut), (status = 201, description = "Created under the uid in the path", body = OperationalWebhookEndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn update(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
     ApiJson(input): ApiJson<OperationalWebhookEndpointUpdate>,
 ) -> Result<(StatusCode, Json<OperationalWebhookEndpointOut>), ApiError> {
-    require_admin(&principal)?;
     let uid = input.uid.map(parse_own_uid).transpose()?;
     let url = parse_url(&state, input.url).await?;
     let event_types = parse_event_types(input.event_types)?;
@@ -354,10 +342,9 @@ fn upsert_new(path: &str, body_uid: Option<&Uid>) -> Result<Endpoint, ApiError> 
 #[utoipa::path(delete, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn delete(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
     let endpoint = find(&state, &endpoint_id).await?;
     state.registry().delete_endpoint(&endpoint).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -12,10 +12,10 @@ use hookline_core::signing::SigningSecret;
 use serde::{Deserialize, Serialize};
 
 use super::common::now;
-use super::operational::{checked_headers, find, require_admin};
-use crate::auth::Principal;
+use super::operational::{checked_headers, find};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::scope::AdminOnly;
 use crate::state::ApiState;
 
 /// Longest grace period a rotation may give the old secret (Svix: 7 days).
@@ -65,10 +65,9 @@ pub struct OperationalWebhookEndpointHeadersOut {
 #[utoipa::path(get, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = OperationalWebhookEndpointSecretOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn get_secret(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<OperationalWebhookEndpointSecretOut>, ApiError> {
-    require_admin(&principal)?;
     let endpoint = find(&state, &endpoint_id).await?;
     Ok(Json(OperationalWebhookEndpointSecretOut {
         key: endpoint.secret,
@@ -80,11 +79,10 @@ pub async fn get_secret(
 #[utoipa::path(post, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = Option<OperationalWebhookEndpointSecretIn>, responses((status = 204, description = "Rotated"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn rotate_secret(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
     body: Option<ApiJson<OperationalWebhookEndpointSecretIn>>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
     let secret = match &input.key {
         Some(text) => SigningSecret::parse(text.expose())
@@ -116,10 +114,9 @@ pub async fn rotate_secret(
 #[utoipa::path(get, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = OperationalWebhookEndpointHeadersOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn get_headers(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<OperationalWebhookEndpointHeadersOut>, ApiError> {
-    require_admin(&principal)?;
     let endpoint = find(&state, &endpoint_id).await?;
     Ok(Json(OperationalWebhookEndpointHeadersOut {
         headers: endpoint.headers,
@@ -130,11 +127,10 @@ pub async fn get_headers(
 #[utoipa::path(put, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = OperationalWebhookEndpointHeadersIn, responses((status = 204, description = "Headers replaced"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn update_headers(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
     ApiJson(input): ApiJson<OperationalWebhookEndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
     let headers = checked_headers(input.headers)?;
     let previous = find(&state, &endpoint_id).await?;
     save_headers(&state, previous, headers).await
@@ -143,11 +139,10 @@ pub async fn update_headers(
 #[utoipa::path(patch, path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", params(("endpoint_id" = String, Path, description = "Endpoint id or uid")), request_body = OperationalWebhookEndpointHeadersPatchIn, responses((status = 204, description = "Headers updated"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Operational webhook endpoint")]
 pub async fn patch_headers(
     State(state): State<ApiState>,
-    axum::Extension(principal): axum::Extension<Principal>,
+    _: AdminOnly,
     Path(endpoint_id): Path<String>,
     ApiJson(input): ApiJson<OperationalWebhookEndpointHeadersPatchIn>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
     let previous = find(&state, &endpoint_id).await?;
     let mut merged = previous.headers.clone();
     for (name, value) in input.headers {

@@ -46,9 +46,9 @@ pub async fn run(
         let status = client
             .call(reqwest::Method::GET, &format!("{path}/{id}"), None, &[])
             .await?;
-        let count = |field: &str| status[field].as_u64().unwrap_or(0);
-        bar.set_length(count("total"));
-        bar.set_position(count("total").saturating_sub(count("outstanding")));
+        let count = |field: &str| status["data"][field].as_u64().unwrap_or(0);
+        bar.set_length(count("messagesSent"));
+        bar.set_position(count("messagesSent").saturating_sub(count("outstanding")));
         bar.set_message(format!(
             "{} ok, {} failed, {} connection errors",
             count("succeeded"),
@@ -60,7 +60,13 @@ pub async fn run(
             Some("finished") => break status,
             other => {
                 bar.abandon();
-                bail!("the recovery ended as {}", other.unwrap_or("unknown"));
+                let reason = status["data"]["error"]
+                    .as_str()
+                    .unwrap_or("no reason given");
+                bail!(
+                    "the recovery ended as {}: {reason}",
+                    other.unwrap_or("unknown")
+                );
             }
         }
     };
@@ -69,15 +75,15 @@ pub async fn run(
     Ok(())
 }
 
-/// The one line a person reads at the end.
+/// The one line a person reads at the end, from the finished task.
 pub fn summary_line(summary: &Value) -> String {
-    let count = |field: &str| summary[field].as_u64().unwrap_or(0);
+    let count = |field: &str| summary["data"][field].as_u64().unwrap_or(0);
     format!(
         "succeeded {} / failed {} / connection errors {} / total {}",
         count("succeeded"),
         count("failed"),
         count("connectionErrors"),
-        count("total")
+        count("messagesSent")
     )
 }
 
@@ -121,7 +127,7 @@ mod tests {
 
     #[test]
     fn summary_names_every_count() {
-        let summary = json!({"succeeded": 498, "failed": 1, "connectionErrors": 1, "total": 500});
+        let summary = json!({"data": {"succeeded": 498, "failed": 1, "connectionErrors": 1, "messagesSent": 500}});
         assert_eq!(
             summary_line(&summary),
             "succeeded 498 / failed 1 / connection errors 1 / total 500"

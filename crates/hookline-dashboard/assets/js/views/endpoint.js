@@ -144,7 +144,7 @@ function recoverSection(base) {
         const job = await post(`${base}/recover`, { since: new Date(since.value).toISOString() });
         mount(out, "Recovering…");
         const done = await follow(`${base}/recover/${enc(job.id)}`, out);
-        mount(out, done.outstanding === 0 ? `Finished. ${summary(done)}` : `Still running. ${summary(done)}`);
+        mount(out, done.data.outstanding === 0 ? `Finished. ${summary(done)}` : `Still running. ${summary(done)}`);
       });
     },
   },
@@ -155,18 +155,20 @@ function recoverSection(base) {
     form, out);
 }
 
-/** Polls a recovery job until it has settled every message it sent, for at most 2 minutes. */
+/** Polls a recovery task until it has settled every message it sent, for at most 2 minutes. */
 async function follow(path, out) {
   const deadline = Date.now() + 120_000;
   for (;;) {
     const job = await get(path);
-    if ((job.status !== "running" && job.outstanding === 0) || Date.now() > deadline) return job;
+    if ((job.status !== "running" && job.data.outstanding === 0) || Date.now() > deadline) return job;
     mount(out, `Recovering… ${summary(job)}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 
+// A recovery is a background task: its counts are in `data`.
 function summary(job) {
-  return `Succeeded ${job.succeeded} · Failed ${job.failed} · Connection errors ${job.connectionErrors} · Total ${job.total}` +
+  const { succeeded, failed, connectionErrors, messagesSent } = job.data;
+  return `Succeeded ${succeeded} · Failed ${failed} · Connection errors ${connectionErrors} · Total ${messagesSent}` +
     (job.status === "failed" ? " (the job stopped early)" : "");
 }
