@@ -37,6 +37,7 @@ mod secrets;
 mod shutdown;
 mod ssrf;
 mod startup;
+mod svix_auth_ops;
 mod svix_sdk;
 mod tenancy;
 mod tls;

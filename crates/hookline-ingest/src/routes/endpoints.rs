@@ -208,7 +208,7 @@ impl From<Endpoint> for EndpointOut {
 
 /// A well-formed http(s) URL whose host is not, and does not now resolve to, an internal
 /// address (the SSRF policy); the dispatcher checks again at every connection.
-async fn parse_url(state: &ApiState, url: String) -> Result<String, ApiError> {
+pub(crate) async fn parse_url(state: &ApiState, url: String) -> Result<String, ApiError> {
     if url.len() > MAX_URL_LEN {
         return Err(ApiError::field(
             "url",
@@ -255,7 +255,7 @@ fn parse_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<Channel>>,
         .transpose()
 }
 
-fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
+pub(crate) fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
     uid.map(|u| Uid::parse(u).map_err(|e| ApiError::field("uid", e.to_string())))
         .transpose()
 }

@@ -178,7 +178,7 @@ pub async fn create(
 }
 
 /// Svix's `application` field: the app to create, named by the path, with the message.
-fn app_for_message(
+pub(crate) fn app_for_message(
     app_id: &str,
     given: Option<ApplicationIn>,
 ) -> Result<hookline_core::model::App, ApiError> {
@@ -202,7 +202,7 @@ fn app_for_message(
 }
 
 /// Creates the app for a message; a concurrent create of the same uid wins and is used.
-async fn create_app_for_message(
+pub(crate) async fn create_app_for_message(
     state: &ApiState,
     app_id: &str,
     app: hookline_core::model::App,
