@@ -21,7 +21,7 @@ use hookline_events::{OperationalEvents, CONFIGURED_ENDPOINT_UID, EVENT_TYPES};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, unix_ms, ListQuery, ListResponse};
+use super::common::{either_name, now, nullable, unix_ms, ListQuery, ListResponse};
 use super::endpoints::{parse_uid, parse_url};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -29,9 +29,9 @@ use crate::scope::AdminOnly;
 use crate::state::ApiState;
 
 /// `OperationalWebhookEndpointIn`. The Python SDK sends `eventTypes` and `throttleRate`, the
-/// JavaScript one `filterTypes` and `rateLimit`: both are accepted.
+/// JavaScript one `filterTypes` and `rateLimit`: both names are read (`either_name`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OperationalWebhookEndpointIn {
     pub url: String,
     #[serde(default)]
@@ -40,10 +40,12 @@ pub struct OperationalWebhookEndpointIn {
     pub disabled: bool,
     pub uid: Option<String>,
     /// Operational event types to receive; every type when absent.
-    #[serde(alias = "filterTypes")]
     pub event_types: Option<Vec<String>>,
-    #[serde(alias = "throttleRate")]
+    /// The older name of `eventTypes`.
+    pub filter_types: Option<Vec<String>>,
     pub rate_limit: Option<u16>,
+    /// The newer name of `rateLimit`.
+    pub throttle_rate: Option<u16>,
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
     #[serde(default)]
@@ -55,7 +57,7 @@ pub struct OperationalWebhookEndpointIn {
 /// `OperationalWebhookEndpointUpdate` (the Python SDK's `…UpsertIn`): a PUT replaces these
 /// and keeps the secret and headers; on an unknown uid it creates the endpoint.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OperationalWebhookEndpointUpdate {
     pub url: String,
     #[serde(default)]
@@ -66,10 +68,12 @@ pub struct OperationalWebhookEndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
-    #[serde(alias = "filterTypes")]
     pub event_types: Option<Vec<String>>,
-    #[serde(alias = "throttleRate")]
+    /// The older name of `eventTypes`.
+    pub filter_types: Option<Vec<String>>,
     pub rate_limit: Option<u16>,
+    /// The newer name of `rateLimit`.
+    pub throttle_rate: Option<u16>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
 }
@@ -222,6 +226,18 @@ pub async fn create(
     ApiJson(input): ApiJson<OperationalWebhookEndpointIn>,
 ) -> Result<(StatusCode, Json<OperationalWebhookEndpointOut>), ApiError> {
     let secret = parse_secret(input.secret.as_ref(), "secret")?;
+    let event_types = either_name(
+        input.event_types,
+        "eventTypes",
+        input.filter_types,
+        "filterTypes",
+    )?;
+    let rate_limit = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
     let now = now();
     let endpoint = Endpoint {
         id: id::new_id("ep", unix_ms(now)),
@@ -229,11 +245,11 @@ pub async fn create(
         uid: parse_own_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(input.event_types)?,
+        event_types: parse_event_types(event_types)?,
         channels: None,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit,
         secret: secret.expose().into(),
         old_secrets: Vec::new(),
         headers: checked_headers(input.headers.unwrap_or_default())?,
@@ -265,7 +281,18 @@ pub async fn update(
 ) -> Result<(StatusCode, Json<OperationalWebhookEndpointOut>), ApiError> {
     let uid = input.uid.map(parse_own_uid).transpose()?;
     let url = parse_url(&state, input.url).await?;
-    let event_types = parse_event_types(input.event_types)?;
+    let event_types = parse_event_types(either_name(
+        input.event_types,
+        "eventTypes",
+        input.filter_types,
+        "filterTypes",
+    )?)?;
+    let rate_limit = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
     let previous = match find(&state, &endpoint_id).await {
         Ok(previous) => previous,
         Err(ApiError::NotFound(_)) => {
@@ -276,7 +303,7 @@ pub async fn update(
                 event_types,
                 disabled: input.disabled,
                 metadata: input.metadata,
-                rate_limit: input.rate_limit,
+                rate_limit,
                 ..created
             };
             let endpoint = insert(&state, endpoint).await?;
@@ -291,7 +318,7 @@ pub async fn update(
         event_types,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: input.rate_limit,
+        rate_limit,
         updated_at: now(),
         ..previous.clone()
     };
