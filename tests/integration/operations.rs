@@ -422,6 +422,13 @@ async fn stats_send_example_and_expunge(#[case] backend: Backend) {
         ok_stats,
         json!({"success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0})
     );
+    // `until` bounds the window: nothing was attempted before the messages were sent.
+    let before_all = api
+        .get(&format!(
+            "/api/v1/app/{app}/endpoint/{ok}/stats?since=2024-01-01T00:00:00Z&until=2024-01-02T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(before_all["success"], 0, "{before_all}");
     let bad_stats = api
         .get(&format!("/api/v1/app/{app}/endpoint/{bad}/stats"))
         .await;

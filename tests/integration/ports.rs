@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::model::{App, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
-use hookline_core::names::Uid;
+use hookline_core::model::{App, AppToken, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
+use hookline_core::names::{SessionId, Uid};
 use hookline_core::ports::{
     BackgroundTaskStore, EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter,
-    Registry, RetrySchedule, TaskStart,
+    Registry, RetrySchedule, TaskStart, TokenStore,
 };
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
@@ -23,11 +23,23 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// The ports these tests exercise, as one object.
 trait PortsUnderTest:
-    RetrySchedule + MessageStore + EndpointHealth + RateLimiter + Registry + BackgroundTaskStore
+    RetrySchedule
+    + MessageStore
+    + EndpointHealth
+    + RateLimiter
+    + Registry
+    + BackgroundTaskStore
+    + TokenStore
 {
 }
 impl<T> PortsUnderTest for T where
-    T: RetrySchedule + MessageStore + EndpointHealth + RateLimiter + Registry + BackgroundTaskStore
+    T: RetrySchedule
+        + MessageStore
+        + EndpointHealth
+        + RateLimiter
+        + Registry
+        + BackgroundTaskStore
+        + TokenStore
 {
 }
 
@@ -1345,4 +1357,77 @@ async fn create_apps(
         };
         store.borrow().create_app(&app).await.expect("app");
     }
+}
+
+fn app_token(app_id: &str, session: &str, expires_at: OffsetDateTime) -> AppToken {
+    AppToken {
+        app_id: app_id.into(),
+        read_only: false,
+        capabilities: None,
+        session_id: Some(SessionId::parse(session).expect("session id")),
+        expires_at,
+    }
+}
+
+/// Logout removes one token; expire-all revokes the named sessions' tokens, shortens (never
+/// lengthens) the rest when given a delay, and leaves other apps' tokens alone.
+#[apply(backends)]
+#[tokio::test]
+async fn app_tokens_log_out_one_at_a_time_and_expire_by_session(#[case] backend: Backend) {
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::hours(2);
+    for (digest, app, session) in [
+        ("d-a1", "app_a", "s1"),
+        ("d-a2", "app_a", "s2"),
+        ("d-a3", "app_a", "s3"),
+        ("d-b1", "app_b", "s1"),
+    ] {
+        store
+            .create_app_token(digest, &app_token(app, session, later))
+            .await
+            .expect("token");
+    }
+    assert!(store.revoke_app_token("d-a3").await.expect("logout"));
+    assert!(!store.revoke_app_token("d-a3").await.expect("again"));
+    assert!(store.find_app_token("d-a3").await.expect("read").is_none());
+
+    let s1 = [SessionId::parse("s1").expect("id")];
+    let revoked = store
+        .expire_app_tokens("app_a", Some(&s1), now, now)
+        .await
+        .expect("expire s1");
+    assert_eq!(revoked, 1);
+    assert!(store.find_app_token("d-a1").await.expect("read").is_none());
+    assert!(store.find_app_token("d-a2").await.expect("read").is_some());
+    assert!(
+        store.find_app_token("d-b1").await.expect("read").is_some(),
+        "another app's token of the same session stays"
+    );
+
+    let soon = now + time::Duration::minutes(10);
+    let shortened = store
+        .expire_app_tokens("app_a", None, soon, now)
+        .await
+        .expect("shorten");
+    assert_eq!(shortened, 1);
+    let kept = store
+        .find_app_token("d-a2")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(kept.expires_at, soon);
+    let unchanged = store
+        .expire_app_tokens("app_a", None, later, now)
+        .await
+        .expect("no lengthening");
+    assert_eq!(unchanged, 0);
+    let kept = store
+        .find_app_token("d-a2")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(kept.expires_at, soon, "never lengthened");
+    fresh.cleanup().await;
 }

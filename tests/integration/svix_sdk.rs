@@ -47,6 +47,9 @@ async fn svix_python_sdk_message_is_delivered_and_verified_by_standardwebhooks(
         result["got_payload"],
         json!({"id": "inv_1", "amount": 4200})
     );
+    // The SDK sends `with_content=false` unless asked: the payload is left out, as Svix does.
+    assert_eq!(result["got_default_payload"], json!({}), "{result}");
+    assert_eq!(result["created_payload"], json!({}), "{result}");
     assert_eq!(result["endpoint_event_types"], json!(["invoice.paid"]));
 
     let delivery = eventually(

@@ -82,7 +82,7 @@ async fn an_app_token_reaches_nothing_of_another_app(#[case] backend: Backend) {
     assert!(routes.len() >= 40, "the router's routes: {routes:?}");
     let mut calls = Vec::new();
     for (method, template) in &routes {
-        if catalog_read(method, template) {
+        if catalog_read(method, template) || own_session(method, template) {
             continue;
         }
         // Everything named by B's ids, then B's ids under A's own app path.
@@ -169,6 +169,12 @@ fn catalog_read(method: &Method, template: &str) -> bool {
     method == Method::GET && template.starts_with("/api/v1/event-type")
 }
 
+/// Logging out, which every app token may do to itself (`svix_auth_ops.rs` covers it): it
+/// reaches nothing of any app, and walking it would end the token under test.
+fn own_session(method: &Method, template: &str) -> bool {
+    method == Method::POST && template == "/api/v1/auth/logout"
+}
+
 /// `template` with its `{name}` segments replaced; names without a value get one that
 /// exists nowhere.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
@@ -208,7 +214,10 @@ async fn a_read_only_token_changes_nothing_on_any_route(#[case] backend: Backend
     ];
     let routes = documented_routes(&base).await;
     let mut writes = 0;
-    for (method, template) in routes.iter().filter(|(m, _)| m != Method::GET) {
+    let writes_of_app = routes
+        .iter()
+        .filter(|(m, t)| m != Method::GET && !own_session(m, t));
+    for (method, template) in writes_of_app {
         let path = fill(template, &ids);
         let (status, answer) = reader
             .call(method.clone(), &path, Some(&json!({})), &[])

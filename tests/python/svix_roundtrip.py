@@ -40,8 +40,9 @@ def main() -> int:
         MessageIn(event_type="invoice.paid", payload={"id": "inv_1", "amount": 4200}),
     )
     listed = client.message.list(app.id)
-    # The v2 SDKs leave payloads out unless asked.
+    # The SDK asks for messages without their payload unless told otherwise.
     got = client.message.get(app.id, message.id, MessageGetOptions(with_content=True))
+    got_default = client.message.get(app.id, message.id)
     endpoints = client.endpoint.list(app.id)
 
     print(
@@ -53,6 +54,8 @@ def main() -> int:
                 "listed_ids": [m.id for m in listed.data],
                 "got_event_type": got.event_type,
                 "got_payload": got.payload,
+                "got_default_payload": got_default.payload,
+                "created_payload": message.payload,
                 "endpoint_event_types": endpoints.data[0].event_types,
             }
         )

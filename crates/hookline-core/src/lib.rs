@@ -13,6 +13,7 @@
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`breaker`]: holding a task whose endpoint's circuit is open, and when to give up.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
+//! - [`scope`]: what an app portal token may do in its app (Svix's capabilities).
 //! - [`rate`]: per-endpoint rate limits (GCRA) over nanoseconds.
 //! - [`model`]: apps, endpoints, messages, attempts and delivery tasks.
 //! - [`ports`]: the small traits that the RabbitMQ and Redis adapters implement.
@@ -31,6 +32,7 @@ pub mod plan;
 pub mod ports;
 pub mod rate;
 pub mod retry;
+pub mod scope;
 pub mod sealing;
 pub mod secret;
 pub mod signing;

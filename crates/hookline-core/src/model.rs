@@ -3,14 +3,15 @@
 //! These derive serde because adapters persist them; the HTTP API has its own shapes in the
 //! ingest crate and maps to and from these.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
-use crate::names::{Channel, EventId, EventTypeName, Uid};
+use crate::names::{Channel, EventId, EventTypeName, SessionId, Uid};
 use crate::outcome::TransportError;
+use crate::scope::{Capability, TokenScope};
 use crate::secret::SecretText;
 
 /// A tenant of the platform: one customer of the producer, owning endpoints and messages.
@@ -307,8 +308,22 @@ pub struct AppToken {
     pub app_id: String,
     /// Only reads are allowed.
     pub read_only: bool,
+    /// What the token may do in its app; `None` (and tokens stored before capabilities
+    /// existed) means every capability.
+    #[serde(default)]
+    pub capabilities: Option<BTreeSet<Capability>>,
+    /// The session it was minted for, so "expire all" can name sessions.
+    #[serde(default)]
+    pub session_id: Option<SessionId>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+impl AppToken {
+    /// What the token may do in its app.
+    pub fn scope(&self) -> TokenScope {
+        TokenScope::stored(self.capabilities.clone(), self.read_only)
+    }
 }
 
 /// How long background task records are kept after their last change (Svix lists the tasks

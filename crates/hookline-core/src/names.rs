@@ -133,6 +133,24 @@ impl IdempotencyKey {
     }
 }
 
+/// A session id attached to an app portal token (`sessionId`), so "expire all" can revoke
+/// one session's tokens: any visible ASCII, 1 to 256 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Accepts visible ASCII up to 256 bytes.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        IdempotencyKey::parse(value).map(|key| Self(key.0))
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

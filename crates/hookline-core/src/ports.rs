@@ -11,6 +11,7 @@ use crate::model::{
     App, AppToken, Attempt, BackgroundTask, DeliveryTask, DestinationStatus, Endpoint, EventType,
     Message,
 };
+use crate::names::SessionId;
 
 /// Failures of the task queue.
 #[derive(Debug, thiserror::Error)]
@@ -373,6 +374,55 @@ pub trait TokenStore: Send + Sync {
     async fn find_app_token(&self, digest: &str) -> Result<Option<AppToken>, StoreError>;
     /// Revokes every token of an app; answers how many were revoked.
     async fn revoke_app_tokens(&self, app_id: &str) -> Result<u64, StoreError>;
+    /// Revokes the one token with this digest (a logout); answers whether it existed.
+    async fn revoke_app_token(&self, digest: &str) -> Result<bool, StoreError>;
+    /// Makes the app's tokens (only those of the sessions in `sessions`, when given) expire
+    /// at `at` unless they expire sooner; a time not after `now` revokes them. Answers how
+    /// many tokens it shortened or revoked.
+    async fn expire_app_tokens(
+        &self,
+        app_id: &str,
+        sessions: Option<&[SessionId]>,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+}
+
+/// What "expire all" does to one stored token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenExpiry {
+    /// Not of the named sessions, or already expiring by then: left alone.
+    Keep,
+    /// Revoked now.
+    Revoke,
+    /// Kept until the new, earlier expiry.
+    Shorten(OffsetDateTime),
+}
+
+impl TokenExpiry {
+    /// The one rule both stores apply to each token of the app.
+    pub fn decide(
+        token: &AppToken,
+        sessions: Option<&[SessionId]>,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Self {
+        let named = sessions.is_none_or(|sessions| {
+            token
+                .session_id
+                .as_ref()
+                .is_some_and(|session| sessions.contains(session))
+        });
+        if !named {
+            Self::Keep
+        } else if at <= now {
+            Self::Revoke
+        } else if at < token.expires_at {
+            Self::Shorten(at)
+        } else {
+            Self::Keep
+        }
+    }
 }
 
 /// How a background task starts.
@@ -487,4 +537,41 @@ pub trait EndpointHealth: Send + Sync {
 
     /// Endpoints whose circuit is open (or was, and has not had a success since).
     async fn open_circuits(&self) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(session: Option<&str>, expires_at: OffsetDateTime) -> AppToken {
+        AppToken {
+            app_id: "app_1".into(),
+            read_only: false,
+            capabilities: None,
+            session_id: session.map(|s| SessionId::parse(s).expect("valid")),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn expire_all_shortens_revokes_or_keeps_each_token() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let later = now + time::Duration::hours(2);
+        let soon = now + time::Duration::minutes(5);
+        let a = token(Some("a"), later);
+        let none = token(None, later);
+        let only_b = [SessionId::parse("b").expect("valid")];
+        let decide = TokenExpiry::decide;
+        assert_eq!(decide(&a, None, now, now), TokenExpiry::Revoke);
+        assert_eq!(decide(&none, None, soon, now), TokenExpiry::Shorten(soon));
+        assert_eq!(
+            decide(&a, None, later + time::Duration::hours(1), now),
+            TokenExpiry::Keep,
+            "never lengthened"
+        );
+        assert_eq!(decide(&a, Some(&only_b), now, now), TokenExpiry::Keep);
+        assert_eq!(decide(&none, Some(&only_b), now, now), TokenExpiry::Keep);
+        let b = token(Some("b"), later);
+        assert_eq!(decide(&b, Some(&only_b), now, now), TokenExpiry::Revoke);
+    }
 }

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use hookline_core::model::AppToken;
-use hookline_core::ports::{StoreError, TokenStore};
+use hookline_core::names::SessionId;
+use hookline_core::ports::{StoreError, TokenExpiry, TokenStore};
 use time::OffsetDateTime;
 
 use crate::db::{unavailable, Durability, RECORDS};
@@ -51,6 +52,62 @@ impl TokenStore for EmbeddedStore {
                     w.unindex(&index, digest)?;
                 }
                 Ok(revoked)
+            })
+            .await
+    }
+
+    async fn revoke_app_token(&self, digest: &str) -> Result<bool, StoreError> {
+        let digest = digest.to_owned();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let key = keys::app_token(&digest);
+                let Some(token) = w.get::<AppToken>(&key, "app token")? else {
+                    return Ok(false);
+                };
+                w.delete(&key)?;
+                w.unindex(&keys::app_tokens(&token.app_id), &digest)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn expire_app_tokens(
+        &self,
+        app_id: &str,
+        sessions: Option<&[SessionId]>,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let index = keys::app_tokens(app_id);
+        let sessions = sessions.map(<[SessionId]>::to_vec);
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                let digests = records::index_ids(&w.records, &index, w.now_ms)?;
+                let mut changed = 0;
+                for digest in &digests {
+                    let key = keys::app_token(digest);
+                    let Some(mut token) = w.get::<AppToken>(&key, "app token")? else {
+                        continue;
+                    };
+                    match TokenExpiry::decide(&token, sessions.as_deref(), at, now) {
+                        TokenExpiry::Keep => {}
+                        TokenExpiry::Revoke => {
+                            w.delete(&key)?;
+                            w.unindex(&index, digest)?;
+                            changed += 1;
+                        }
+                        TokenExpiry::Shorten(until) => {
+                            token.expires_at = until;
+                            let until_ms = u64::try_from(until.unix_timestamp_nanos() / 1_000_000)
+                                .unwrap_or(0);
+                            w.put_until(&key, &token, until_ms)?;
+                            changed += 1;
+                        }
+                    }
+                }
+                Ok(changed)
             })
             .await
     }

@@ -14,6 +14,8 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use hookline_core::scope::TokenScope;
+
 use crate::error::ApiError;
 use crate::state::ApiState;
 
@@ -86,7 +88,7 @@ pub fn app_token_digest(token: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Admin,
-    App { app_id: String, read_only: bool },
+    App { app_id: String, scope: TokenScope },
 }
 
 /// Authenticates the bearer token (401 when missing, unknown, expired or revoked, or when
@@ -134,8 +136,8 @@ async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiErr
         return Err(ApiError::Unauthorized);
     }
     Ok(Principal::App {
+        scope: stored.scope(),
         app_id: stored.app_id,
-        read_only: stored.read_only,
     })
 }
 

@@ -41,6 +41,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token may not do that")]
     Forbidden,
+    /// An app token asked for something inside its app that its scope does not allow.
+    #[error("{0}")]
+    OutsideScope(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -51,9 +54,15 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     BadRequest(String),
-    /// A Svix feature Hookline does not offer (say which, and what to do instead).
-    #[error("{0}")]
-    NotSupported(String),
+    /// An operation of the Svix API that Hookline deliberately does not serve.
+    #[error("{operation} is not supported by Hookline: {why}")]
+    NotSupported {
+        operation: &'static str,
+        why: &'static str,
+    },
+    /// A known path asked with a method it does not have.
+    #[error("{method} is not allowed on this path")]
+    MethodNotAllowed { method: String },
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -99,13 +108,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Forbidden | Self::OutsideScope(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotSupported(_) => (StatusCode::BAD_REQUEST, "not_supported"),
+            Self::NotSupported { .. } => (StatusCode::BAD_REQUEST, "not_supported"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };

@@ -7,8 +7,10 @@
 //! Architecture invariant: `POST …/msg` answers 202 only after the message is stored and
 //! every delivery task is confirmed by the broker (see [`intake`]).
 
+pub mod access;
 pub mod auth;
 pub mod background;
+pub mod declared;
 pub mod error;
 pub mod extract;
 pub mod idempotent;
@@ -18,6 +20,7 @@ pub mod outbox;
 pub mod routes;
 pub mod scope;
 pub mod state;
+pub mod unsupported;
 
 use axum::routing::get;
 use axum::Router;
@@ -34,7 +37,8 @@ use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, background_tasks, endpoint_activity, endpoint_example, endpoint_headers,
     endpoint_messages, endpoint_secret, endpoint_stats, endpoint_transformation, endpoints,
-    event_type_import, event_types, expunge, health, manual, messages, replay, statistics,
+    event_type_import, event_types, expunge, health, manual, messages, operational,
+    operational_extras, replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -95,6 +99,21 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(auth_routes::app_portal_access))
         .routes(routes!(auth_routes::expire_all))
+        .routes(routes!(auth_routes::dashboard_access))
+        .routes(routes!(auth_routes::logout))
+        .routes(routes!(operational::list, operational::create))
+        .routes(routes!(
+            operational::get,
+            operational::update,
+            operational::delete
+        ))
+        .routes(routes!(operational_extras::get_secret))
+        .routes(routes!(operational_extras::rotate_secret))
+        .routes(routes!(
+            operational_extras::get_headers,
+            operational_extras::update_headers,
+            operational_extras::patch_headers
+        ))
         .split_for_parts()
 }
 
@@ -104,11 +123,19 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
 pub fn router(state: ApiState) -> Router {
     let limit = state.config().max_body_bytes;
     let (api, doc) = api_routes();
+    let declared = std::sync::Arc::new(declared::DeclaredQueries::from_document(&doc));
     let doc = std::sync::Arc::new(doc);
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    // Layers run outside in: authentication first, then the query check.
+    let api = api
+        .merge(unsupported::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            declared,
+            declared::refuse_undeclared_queries,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .merge(api)
         .route("/api/v1/health", get(health::api_health))
@@ -121,6 +148,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/readyz", get(health::readyz))
+        // Last, so it covers every route above: a known path asked with another method.
+        .method_not_allowed_fallback(|method: http::Method| async move {
+            error::ApiError::MethodNotAllowed {
+                method: method.to_string(),
+            }
+        })
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(axum::Extension(BodyLimit(limit)))
         // Bodies are read only by the ApiJson extractor, which turns this limit into a 413 in

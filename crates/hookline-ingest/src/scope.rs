@@ -6,7 +6,8 @@
 //! - [`AppScope`] for everything under `/app/{app_id}`: the app resolved from the path and
 //!   checked against the caller. An app token reaches only its own app (another app's ids
 //!   answer 404, exactly as ids that do not exist, so a token never confirms that another
-//!   tenant's resource is there) and, when read-only, only with `GET`.
+//!   tenant's resource is there) and does there only what its scope allows (its Svix
+//!   capabilities and read-only flag, through [`crate::access::check`]).
 //! - [`AppTarget`] where the app may be created by the request itself.
 //! - [`AdminApp`] for what only an admin may do to one app (change or delete it, mint its
 //!   tokens).
@@ -19,10 +20,11 @@
 //! app's data without going through one of these checks. The tenancy test walks every route
 //! of the router with another tenant's token, so a route that takes none of them is caught.
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::request::Parts;
 use hookline_core::model::App;
 
+use crate::access;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::ApiState;
@@ -85,10 +87,15 @@ impl FromRequestParts<ApiState> for AppScope {
         let path_app = path_app_id(parts).await?;
         let app = match &principal {
             Principal::Admin => find_app(state, &path_app).await?,
-            Principal::App { app_id, read_only } => {
-                if *read_only && parts.method != http::Method::GET {
-                    return Err(ApiError::Forbidden);
-                }
+            Principal::App { app_id, scope } => {
+                // What the token may do here (its capabilities, read-only): decided before
+                // the app is looked up, so a refusal says nothing about another tenant.
+                let route = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or_default();
+                access::check(scope, &parts.method, route)?;
                 match state.registry().get_app(&path_app).await? {
                     Some(app) if app.id == *app_id => app,
                     _ => return Err(ApiError::NotFound("application")),

@@ -13,7 +13,7 @@ use hookline_core::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, one_of, unix_ms, ListQuery, ListResponse, Ordering};
+use super::common::{either_name, now, nullable, unix_ms, ListQuery, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::idempotent::{once, ORGANISATION};
@@ -28,8 +28,21 @@ pub struct ApplicationIn {
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Messages per second to each endpoint of the app.
     pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
+}
+
+impl ApplicationIn {
+    fn rate(&self) -> Result<Option<u16>, ApiError> {
+        either_name(
+            self.throttle_rate,
+            "throttleRate",
+            self.rate_limit,
+            "rateLimit",
+        )
+    }
 }
 
 /// `ApplicationPatch`.
@@ -44,6 +57,7 @@ pub struct ApplicationPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub throttle_rate: Option<Option<u16>>,
+    /// The older name of `throttleRate`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
@@ -103,18 +117,14 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 /// Builds a new app record from `ApplicationIn`.
 pub fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     check_name(&input.name)?;
+    let rate_limit = input.rate()?;
     let now = now();
     Ok(App {
         id: id::new_id("app", unix_ms(now)),
         uid: parse_uid(input.uid)?,
         name: input.name,
         metadata: input.metadata,
-        rate_limit: one_of(
-            "throttleRate",
-            "rateLimit",
-            input.throttle_rate,
-            input.rate_limit,
-        )?,
+        rate_limit,
         created_at: now,
         updated_at: now,
     })
@@ -273,16 +283,12 @@ pub async fn update(
         return Ok((StatusCode::CREATED, Json(app.into())));
     };
     check_name(&input.name)?;
+    let rate_limit = input.rate()?;
     let app = App {
         uid: parse_uid(input.uid)?,
         name: input.name,
         metadata: input.metadata,
-        rate_limit: one_of(
-            "throttleRate",
-            "rateLimit",
-            input.throttle_rate,
-            input.rate_limit,
-        )?,
+        rate_limit,
         updated_at: now(),
         ..previous.clone()
     };
@@ -307,14 +313,14 @@ pub async fn patch(
     if let Some(metadata) = input.metadata {
         app.metadata = metadata;
     }
-    if input.throttle_rate.is_some() || input.rate_limit.is_some() {
-        app.rate_limit = one_of(
-            "throttleRate",
-            "rateLimit",
-            input.throttle_rate,
-            input.rate_limit,
-        )?
-        .flatten();
+    let rate = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
+    if let Some(rate_limit) = rate {
+        app.rate_limit = rate_limit;
     }
     app.updated_at = now();
     state.registry().update_app(&previous, &app).await?;

@@ -358,12 +358,12 @@ fn page_query(query: &AttemptListQuery) -> ListQuery {
     }
 }
 
-/// `GET …/attempt/{attempt_id}` query.
+/// Query of reading one attempt.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AttemptGetQuery {
-    /// Accepted for the SDKs (which always send it); Hookline never cancels an attempt, so
-    /// the statuses are the same either way.
+    /// Accepted for the SDKs (the Python SDK always sends it); Hookline never cancels an
+    /// attempt, so it changes nothing.
     pub expanded_statuses: Option<bool>,
 }
 

@@ -165,21 +165,22 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// One setting from a field and its older name (the SDKs send either, and may send both):
-/// two different values are refused, naming `field`.
-pub fn one_of<T: PartialEq>(
-    field: &str,
-    older: &str,
-    value: Option<T>,
-    older_value: Option<T>,
+/// A value with a current and an older name on the wire (`throttleRate` and `rateLimit`,
+/// `eventTypes` and `filterTypes`): the SDKs send either, so both are read, and documented;
+/// sending both is accepted only when they agree.
+pub fn either_name<T: PartialEq>(
+    current: Option<T>,
+    current_name: &str,
+    older: Option<T>,
+    older_name: &str,
 ) -> Result<Option<T>, ApiError> {
-    match (value, older_value) {
-        (Some(a), Some(b)) if a != b => Err(ApiError::field(
-            field,
-            format!("differs from {older} (its older name); give one of them"),
+    match (current, older) {
+        (Some(current), Some(older)) if current != older => Err(ApiError::field(
+            current_name,
+            format!("differs from `{older_name}`, its older name; send one of them"),
         )),
-        (Some(a), _) => Ok(Some(a)),
-        (None, b) => Ok(b),
+        (Some(current), _) => Ok(Some(current)),
+        (None, older) => Ok(older),
     }
 }
 

@@ -17,7 +17,6 @@ use crate::state::ApiState;
 
 /// `EndpointHeadersIn`: replaces every custom header.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EndpointHeadersIn {
     pub headers: BTreeMap<String, String>,
 }
@@ -25,7 +24,7 @@ pub struct EndpointHeadersIn {
 /// `EndpointHeadersPatchIn`: sets the given headers and removes those in `deleteHeaders`
 /// (a `null` value in `headers` removes one too).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EndpointHeadersPatchIn {
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, Option<String>>)]

@@ -34,7 +34,7 @@ const MAX_RETIRED: usize = 10;
 /// `EndpointSecretRotateIn`: the new key (or none to generate one) and how long the old one
 /// keeps signing.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EndpointSecretRotateIn {
     #[schema(value_type = Option<String>)]
     pub key: Option<SecretText>,

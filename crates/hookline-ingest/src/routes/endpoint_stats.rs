@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::attempt_walk;
 use super::common::EndpointPath;
 use super::endpoints::find_endpoint;
+use super::paging::TimeRange;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::scope::AppScope;
@@ -35,7 +36,7 @@ pub struct StatsQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<OffsetDateTime>,
-    /// Count up to this time (default: now).
+    /// Count only messages attempted before this time (default: now).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<OffsetDateTime>,
@@ -79,6 +80,16 @@ pub struct EndpointAttemptStats {
     pub canceled: u64,
 }
 
+/// Where a newest-first walk starts so that it skips attempts made at or after `until`
+/// (attempt ids sort by the time they were made).
+fn start_at(until: OffsetDateTime) -> Option<String> {
+    TimeRange {
+        before: Some(until),
+        after: None,
+    }
+    .start_id("atmpt", false)
+}
+
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid"), StatsQuery), responses((status = 200, body = EndpointStats), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
 pub async fn stats(
     State(state): State<ApiState>,
@@ -88,10 +99,12 @@ pub async fn stats(
 ) -> Result<Json<EndpointStats>, ApiError> {
     let (since, until) = query.window()?;
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    // Newest attempts first; skip those after `until`, stop at `since` or the message cap.
+    // Newest attempts first, from `until` (attempt ids sort by time); stop at `since` or at
+    // the caps.
     let mut messages = BTreeSet::new();
     let mut scanned = 0;
-    attempt_walk::newest_first(&state, &app.id, &endpoint.id, None, |attempt| {
+    let start = start_at(until);
+    attempt_walk::newest_first(&state, &app.id, &endpoint.id, start, |attempt| {
         scanned += 1;
         if attempt.timestamp < since || messages.len() >= MAX_MESSAGES || scanned > MAX_SCANNED {
             return ControlFlow::Break(());
@@ -132,7 +145,7 @@ pub async fn attempt_stats(
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
     let mut stats = EndpointAttemptStats::default();
     let mut scanned = 0;
-    attempt_walk::newest_first(&state, &app.id, &endpoint.id, None, |attempt| {
+    attempt_walk::newest_first(&state, &app.id, &endpoint.id, start_at(until), |attempt| {
         scanned += 1;
         if attempt.timestamp < since || scanned > MAX_SCANNED {
             return ControlFlow::Break(());

@@ -11,8 +11,7 @@ use crate::scope::AppScope;
 use crate::state::ApiState;
 
 /// Why every transformation call is refused.
-const NOT_SUPPORTED: &str =
-    "Hookline does not run transformations: deliveries carry the message payload unchanged";
+const WHY: &str = "Hookline runs no customer code: deliveries carry the message payload unchanged";
 
 /// Always `not_supported` (400).
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses(crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
@@ -21,7 +20,7 @@ pub async fn get(
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<(), ApiError> {
-    refuse(&state, &app.id, &endpoint_id).await
+    refuse(&state, &app.id, &endpoint_id, "endpoint.transformationGet").await
 }
 
 /// Always `not_supported` (400), whatever the body says; the body is not read.
@@ -31,10 +30,24 @@ pub async fn patch(
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<(), ApiError> {
-    refuse(&state, &app.id, &endpoint_id).await
+    refuse(
+        &state,
+        &app.id,
+        &endpoint_id,
+        "endpoint.patchTransformation",
+    )
+    .await
 }
 
-async fn refuse(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<(), ApiError> {
+async fn refuse(
+    state: &ApiState,
+    app_id: &str,
+    endpoint_id: &str,
+    operation: &'static str,
+) -> Result<(), ApiError> {
     find_endpoint(state, app_id, endpoint_id).await?;
-    Err(ApiError::NotSupported(NOT_SUPPORTED.into()))
+    Err(ApiError::NotSupported {
+        operation,
+        why: WHY,
+    })
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::common::{
-    now, nullable, one_of, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse,
+    either_name, now, nullable, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -28,8 +28,8 @@ const MAX_URL_LEN: usize = 65_536;
 /// Most channels one endpoint may filter on (Svix's limit).
 const MAX_CHANNELS: usize = 10;
 
-/// `EndpointIn`. Today's SDKs send `eventTypes` (Python) or `filterTypes` (JavaScript), and
-/// `throttleRate` or the older `rateLimit`: each pair names one setting.
+/// `EndpointIn` / `EndpointUpdate`. The SDKs send `eventTypes` or `filterTypes`, and
+/// `throttleRate` or `rateLimit`: both names of each are read (see [`either_name`]).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
@@ -40,11 +40,14 @@ pub struct EndpointIn {
     pub disabled: bool,
     pub uid: Option<String>,
     pub event_types: Option<Vec<String>>,
+    /// The older name of `eventTypes`.
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Messages per second to this endpoint.
     pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
@@ -56,8 +59,8 @@ pub struct EndpointIn {
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
 
-/// `EndpointUpdate` (PUT): the settings of `EndpointIn` without the secret and headers,
-/// which have their own operations.
+/// `EndpointUpdate` (PUT): `EndpointIn` without the secret and the headers, which have
+/// their own operations (either here is refused like any field Hookline does not read).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointUpdate {
@@ -68,24 +71,33 @@ pub struct EndpointUpdate {
     pub disabled: bool,
     pub uid: Option<String>,
     pub event_types: Option<Vec<String>>,
+    /// The older name of `eventTypes`.
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Messages per second to this endpoint.
     pub throttle_rate: Option<u16>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
+    /// Svix's endpoint version: only 1 exists.
     pub version: Option<u32>,
+    /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
 }
 
 /// How deliveries are signed: `{"type": "standard"}` (Standard Webhooks), `{"type": "svix"}`
 /// (the same under `svix-*` header names) or `{"type": "hexBody", "header": "Byl-Signature"}`
 /// (hex HMAC-SHA256 of the body, keyed by the secret's text).
+///
+/// An internally tagged enum is read from a buffered copy, where `ApiJson` cannot see the
+/// fields a variant skips; `deny_unknown_fields` refuses them instead (the unit-like
+/// variants are empty structs so that it applies to them too).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SignatureSchemeIo {
-    Standard,
-    Svix,
+    Standard {},
+    Svix {},
     #[serde(rename_all = "camelCase")]
     HexBody {
         header: String,
@@ -95,8 +107,8 @@ pub enum SignatureSchemeIo {
 impl SignatureSchemeIo {
     fn into_scheme(self) -> Result<SignatureScheme, ApiError> {
         Ok(match self {
-            Self::Standard => SignatureScheme::Standard,
-            Self::Svix => SignatureScheme::Svix,
+            Self::Standard {} => SignatureScheme::Standard,
+            Self::Svix {} => SignatureScheme::Svix,
             Self::HexBody { header } => SignatureScheme::HexBody {
                 header: hookline_core::headers::check(&header, "")
                     .map_err(|e| ApiError::field("signatureScheme.header", e.to_string()))?,
@@ -115,8 +127,8 @@ fn scheme_or_default(given: Option<SignatureSchemeIo>) -> Result<SignatureScheme
 impl From<SignatureScheme> for SignatureSchemeIo {
     fn from(scheme: SignatureScheme) -> Self {
         match scheme {
-            SignatureScheme::Standard => Self::Standard,
-            SignatureScheme::Svix => Self::Svix,
+            SignatureScheme::Standard => Self::Standard {},
+            SignatureScheme::Svix => Self::Svix {},
             SignatureScheme::HexBody { header } => Self::HexBody { header },
         }
     }
@@ -135,6 +147,7 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
+    /// The older name of `eventTypes`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub filter_types: Option<Option<Vec<String>>>,
@@ -145,6 +158,7 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub throttle_rate: Option<Option<u16>>,
+    /// The older name of `throttleRate`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
@@ -206,7 +220,7 @@ impl From<Endpoint> for EndpointOut {
 
 /// A well-formed http(s) URL whose host is not, and does not now resolve to, an internal
 /// address (the SSRF policy); the dispatcher checks again at every connection.
-async fn parse_url(state: &ApiState, url: String) -> Result<String, ApiError> {
+pub(crate) async fn parse_url(state: &ApiState, url: String) -> Result<String, ApiError> {
     if url.len() > MAX_URL_LEN {
         return Err(ApiError::field(
             "url",
@@ -253,7 +267,7 @@ fn parse_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<Channel>>,
         .transpose()
 }
 
-fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
+pub(crate) fn parse_uid(uid: Option<String>) -> Result<Option<Uid>, ApiError> {
     uid.map(|u| Uid::parse(u).map_err(|e| ApiError::field("uid", e.to_string())))
         .transpose()
 }
@@ -267,19 +281,6 @@ fn check_version(version: Option<u32>) -> Result<(), ApiError> {
             "must be 1, the only endpoint version",
         )),
     }
-}
-
-/// `eventTypes`, or its other name `filterTypes`.
-fn event_types_of(
-    event_types: Option<Vec<String>>,
-    filter_types: Option<Vec<String>>,
-) -> Result<Option<Vec<EventTypeName>>, ApiError> {
-    parse_event_types(one_of(
-        "eventTypes",
-        "filterTypes",
-        event_types,
-        filter_types,
-    )?)
 }
 
 fn parse_secret(field: &str, text: &SecretText) -> Result<SigningSecret, ApiError> {
@@ -348,15 +349,20 @@ async fn create_endpoint(
         uid: parse_uid(input.uid)?,
         url: parse_url(state, input.url).await?,
         description: input.description,
-        event_types: event_types_of(input.event_types, input.filter_types)?,
+        event_types: parse_event_types(either_name(
+            input.event_types,
+            "eventTypes",
+            input.filter_types,
+            "filterTypes",
+        )?)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: one_of(
-            "throttleRate",
-            "rateLimit",
+        rate_limit: either_name(
             input.throttle_rate,
+            "throttleRate",
             input.rate_limit,
+            "rateLimit",
         )?,
         secret: secret.expose().into(),
         old_secrets: Vec::new(),
@@ -399,15 +405,20 @@ pub async fn update(
         uid: parse_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: event_types_of(input.event_types, input.filter_types)?,
+        event_types: parse_event_types(either_name(
+            input.event_types,
+            "eventTypes",
+            input.filter_types,
+            "filterTypes",
+        )?)?,
         channels: parse_channels(input.channels)?,
         disabled: input.disabled,
         metadata: input.metadata,
-        rate_limit: one_of(
-            "throttleRate",
-            "rateLimit",
+        rate_limit: either_name(
             input.throttle_rate,
+            "throttleRate",
             input.rate_limit,
+            "rateLimit",
         )?,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
         updated_at: now(),
@@ -461,14 +472,14 @@ fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiE
     if let Some(uid) = input.uid {
         endpoint.uid = parse_uid(uid)?;
     }
-    if input.event_types.is_some() || input.filter_types.is_some() {
-        let types = one_of(
-            "eventTypes",
-            "filterTypes",
-            input.event_types,
-            input.filter_types,
-        )?;
-        endpoint.event_types = parse_event_types(types.flatten())?;
+    let event_types = either_name(
+        input.event_types,
+        "eventTypes",
+        input.filter_types,
+        "filterTypes",
+    )?;
+    if let Some(types) = event_types {
+        endpoint.event_types = parse_event_types(types)?;
     }
     if let Some(channels) = input.channels {
         endpoint.channels = parse_channels(channels)?;
@@ -479,14 +490,14 @@ fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiE
     if let Some(scheme) = input.signature_scheme {
         endpoint.signature_scheme = scheme.into_scheme()?;
     }
-    if input.throttle_rate.is_some() || input.rate_limit.is_some() {
-        let rate = one_of(
-            "throttleRate",
-            "rateLimit",
-            input.throttle_rate,
-            input.rate_limit,
-        )?;
-        endpoint.rate_limit = rate.flatten();
+    let rate = either_name(
+        input.throttle_rate,
+        "throttleRate",
+        input.rate_limit,
+        "rateLimit",
+    )?;
+    if let Some(rate_limit) = rate {
+        endpoint.rate_limit = rate_limit;
     }
     if let Some(secret) = &input.secret {
         endpoint.secret = parse_secret("secret", secret)?.expose().into();
@@ -507,4 +518,32 @@ pub async fn delete(
         .endpoint_changed("endpoint.deleted", &app, &endpoint)
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_scheme_refuses_fields_its_variant_does_not_read() {
+        let parse = |body: &str| {
+            crate::extract::parse_json::<EndpointPatch>(body.as_bytes())
+                .map(|patch| patch.signature_scheme)
+        };
+        assert!(matches!(
+            parse(r#"{"signatureScheme":{"type":"standard"}}"#),
+            Ok(Some(SignatureSchemeIo::Standard {}))
+        ));
+        for extra in [
+            r#"{"signatureScheme":{"type":"standard","header":"X-Sig"}}"#,
+            r#"{"signatureScheme":{"type":"hexBody","header":"X-Sig","other":1}}"#,
+        ] {
+            let Err(ApiError::Validation(fields)) = parse(extra) else {
+                panic!("{extra} is refused");
+            };
+            assert_eq!(fields[0].loc, ["body", "signatureScheme"], "{extra}");
+        }
+        let out = serde_json::to_value(SignatureSchemeIo::Svix {}).expect("JSON");
+        assert_eq!(out, serde_json::json!({"type": "svix"}));
+    }
 }

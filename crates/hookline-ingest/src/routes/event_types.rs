@@ -14,7 +14,7 @@ use hookline_core::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, parse_names, ListResponse, Ordering};
+use super::common::{now, nullable, parse_names, ListQuery, ListResponse, Ordering};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::idempotent::{once, ORGANISATION};
@@ -234,7 +234,7 @@ pub async fn list(
     _: Caller,
     ApiQuery(query): ApiQuery<EventTypeListQuery>,
 ) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
-    let request = super::common::ListQuery {
+    let request = ListQuery {
         limit: query.limit,
         iterator: query.iterator,
         order: query.order,

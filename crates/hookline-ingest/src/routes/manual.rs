@@ -68,7 +68,6 @@ async fn resend_once(
 
 /// `RecoverIn`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,

@@ -153,6 +153,8 @@ pub async fn create(
         }
     };
     new.message.app_id.clone_from(&app.id);
+    // The whole message is kept for the idempotency keys; `with_content` shapes only this
+    // answer, so a repeat may ask for the payload again.
     let accepted = accept(&state, &app, &endpoints, new, |message| {
         serde_json::to_string(&MessageOut::from(message))
             .map_err(|e| ApiError::Internal(e.to_string()))
@@ -190,7 +192,7 @@ fn without_payload(body: &str) -> Result<String, ApiError> {
 }
 
 /// Svix's `application` field: the app to create, named by the path, with the message.
-fn app_for_message(
+pub(crate) fn app_for_message(
     app_id: &str,
     given: Option<ApplicationIn>,
 ) -> Result<hookline_core::model::App, ApiError> {
@@ -214,7 +216,7 @@ fn app_for_message(
 }
 
 /// Creates the app for a message; a concurrent create of the same uid wins and is used.
-async fn create_app_for_message(
+pub(crate) async fn create_app_for_message(
     state: &ApiState,
     app_id: &str,
     app: hookline_core::model::App,

@@ -20,6 +20,8 @@ pub mod expunge;
 pub mod health;
 pub mod manual;
 pub mod messages;
+pub mod operational;
+pub mod operational_extras;
 pub mod paging;
 pub mod replay;
 pub mod statistics;
