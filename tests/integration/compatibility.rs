@@ -482,7 +482,7 @@ async fn the_sdks_are_served_what_they_always_send_and_told_what_is_refused(
     assert!(py["stats_success"].as_u64().is_some_and(|n| n >= 1), "{py}");
     assert_eq!(
         py["refused"],
-        json!({"status": 422, "loc": [["query", "exclude_apps_with_no_endpoints"]]}),
+        json!({"status": 422, "loc": [["body", "transformationsParams"]]}),
         "{py}"
     );
 

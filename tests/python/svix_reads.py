@@ -3,7 +3,7 @@
 Environment: HOOKLINE_URL, HOOKLINE_TOKEN, APP_ID, ENDPOINT_ID, MSG_ID, ATTEMPT_ID,
 EVENT_TYPE (a message of that type already attempted once). The SDK sends
 `with_content=false` on message and event type reads and `expanded_statuses=true` on attempt
-reads whatever the caller asks; each call must be served. A filter Hookline does not
+reads whatever the caller asks; each call must be served. A field Hookline does not
 support must come back as the SDK's validation error naming it. Prints one JSON line.
 """
 
@@ -13,7 +13,6 @@ import os
 import sys
 
 from svix.api import (
-    ApplicationListOptions,
     EndpointGetStatsOptions,
     EventTypeListOptions,
     MessageAttemptListAttemptedDestinationsOptions,
@@ -44,7 +43,10 @@ def main() -> int:
         ),
     )
     try:
-        client.application.list(ApplicationListOptions(exclude_apps_with_no_endpoints=True))
+        client.message.create(
+            app,
+            MessageIn(event_type=os.environ["EVENT_TYPE"], payload={}, transformations_params={"a": 1}),
+        )
         refused = None
     except HTTPValidationError as error:
         refused = {"status": error.status_code, "loc": [d.loc for d in error.detail]}

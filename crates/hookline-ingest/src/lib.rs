@@ -36,9 +36,8 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, background_tasks, endpoint_activity, endpoint_example, endpoint_headers,
-    endpoint_messages, endpoint_secret, endpoint_stats, endpoint_transformation, endpoints,
-    event_type_import, event_types, expunge, health, manual, messages, operational,
-    operational_extras, replay, statistics,
+    endpoint_messages, endpoint_secret, endpoint_stats, endpoints, event_type_import, event_types,
+    expunge, health, manual, messages, operational, operational_extras, replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -69,10 +68,6 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(endpoint_example::send_example))
         .routes(routes!(endpoint_stats::stats))
         .routes(routes!(endpoint_stats::attempt_stats))
-        .routes(routes!(
-            endpoint_transformation::get,
-            endpoint_transformation::patch
-        ))
         .routes(routes!(endpoint_activity::activity))
         .routes(routes!(endpoint_messages::list))
         .routes(routes!(expunge::message_content))

@@ -35,6 +35,8 @@ const POLLER: &str = "every message is pushed to endpoints; there are no polling
 const DESTINATIONS: &str =
     "destinations other than HTTP endpoints (queues, storage) are not offered";
 const AUTOCONFIG: &str = "autoconfig subscriptions belong to Svix's hosted platform";
+const TRANSFORMATIONS: &str =
+    "transformations run customer code and Hookline runs none: deliveries carry the message payload unchanged";
 
 macro_rules! refused {
     ($method:ident $path:literal $operation:literal $why:expr) => {
@@ -116,6 +118,8 @@ pub const REFUSED: &[Refused] = &[
     refused!(GET "/api/v1/app/{app_id}/poller/{sink_id}" "messagePoller.poll" POLLER),
     refused!(GET "/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}" "messagePoller.consumerPoll" POLLER),
     refused!(POST "/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek" "messagePoller.consumerSeek" POLLER),
+    refused!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation" "endpoint.transformationGet" TRANSFORMATIONS),
+    refused!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation" "endpoint.patchTransformation" TRANSFORMATIONS),
     refused!(GET "/api/v1/app/{app_id}/destination" "destination.list" DESTINATIONS),
     refused!(POST "/api/v1/app/{app_id}/destination" "destination.create" DESTINATIONS),
     refused!(GET "/api/v1/app/{app_id}/destination/{destination_id}" "destination.get" DESTINATIONS),

@@ -12,7 +12,6 @@ pub mod endpoint_headers;
 pub mod endpoint_messages;
 pub mod endpoint_secret;
 pub mod endpoint_stats;
-pub mod endpoint_transformation;
 pub mod endpoints;
 pub mod event_type_import;
 pub mod event_types;
