@@ -24,7 +24,7 @@ const PING_EVENT_TYPE: &str = "svix.ping";
 
 /// `EventExampleIn`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EventExampleIn {
     pub event_type: String,
     /// Which example of the event type's schema to send, from 0 (default: the first).
