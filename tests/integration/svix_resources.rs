@@ -10,6 +10,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::testkit::dns::TestDns;
@@ -17,7 +18,7 @@ use crate::testkit::js::run_js;
 use crate::testkit::process::{Process, TOKEN};
 use crate::testkit::python::{run_python, verify_delivery};
 use crate::testkit::receiver::Delivery;
-use crate::testkit::{eventually, sdk_backends, Backend, Receiver, Reply, Role, Stack};
+use crate::testkit::{eventually, sdk_backends, Api, Backend, Receiver, Reply, Role, Stack};
 use rstest_reuse::apply;
 
 /// The two SDKs; each script has one file per SDK.
@@ -81,6 +82,54 @@ async fn event_types(backend: Backend, sdk: Sdk) {
         Some(4),
         "{result}"
     );
+    flagged_types_are_hidden_from_app_tokens(&stack, &hookline).await;
+}
+
+/// An app portal token holds no feature flags, so a type behind one is neither listed nor
+/// readable with it, while an admin sees it.
+async fn flagged_types_are_hidden_from_app_tokens(stack: &Stack, hookline: &Process) {
+    let admin = stack.api(hookline);
+    for body in [
+        json!({"name": "flagged.type", "description": "beta only", "featureFlags": ["beta"]}),
+        json!({"name": "open.type", "description": "for everyone"}),
+    ] {
+        admin
+            .post("/api/v1/event-type", body, StatusCode::CREATED)
+            .await;
+    }
+    let app = admin.create_app("flags-app").await;
+    let access = admin
+        .post(
+            &format!("/api/v1/auth/app-portal-access/{app}"),
+            json!({}),
+            StatusCode::OK,
+        )
+        .await;
+    let token = access["token"].as_str().expect("a token");
+    let portal = Api::new(&admin.base, token);
+    let names = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let everything = names(&admin.get("/api/v1/event-type?limit=250").await);
+    assert!(
+        everything.contains(&"flagged.type".to_owned()),
+        "{everything:?}"
+    );
+    let seen = names(&portal.get("/api/v1/event-type?limit=250").await);
+    assert!(!seen.contains(&"flagged.type".to_owned()), "{seen:?}");
+    assert!(
+        seen.contains(&"open.type".to_owned()),
+        "unflagged types stay listed: {seen:?}"
+    );
+    let (status, body) = portal
+        .call(Method::GET, "/api/v1/event-type/flagged.type", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
 
 #[apply(sdk_backends)]

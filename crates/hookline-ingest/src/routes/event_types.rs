@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::common::{now, nullable, parse_names, ListQuery, ListResponse, Ordering};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::idempotent::{once, ORGANISATION};
@@ -231,7 +232,7 @@ async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
 #[utoipa::path(get, path = "/api/v1/event-type", params(EventTypeListQuery), responses((status = 200, body = ListResponse<EventTypeOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn list(
     State(state): State<ApiState>,
-    _: Caller,
+    Caller(caller): Caller,
     ApiQuery(query): ApiQuery<EventTypeListQuery>,
 ) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
     let request = ListQuery {
@@ -243,7 +244,7 @@ pub async fn list(
     let include_archived = query.include_archived.unwrap_or(false);
     let with_content = query.with_content.unwrap_or(false);
     let mut types = state.registry().list_event_types().await?;
-    types.retain(|t| include_archived || !t.archived);
+    types.retain(|t| (include_archived || !t.archived) && visible_to(&caller, t));
     types.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(ListResponse::from_sorted(
         types,
@@ -303,10 +304,24 @@ async fn create_event_type(
 #[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), responses((status = 200, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
 pub async fn get(
     State(state): State<ApiState>,
-    _: Caller,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<EventTypeOut>, ApiError> {
-    Ok(Json(find(&state, &name).await?.into()))
+    let event_type = find(&state, &name).await?;
+    if !visible_to(&caller, &event_type) {
+        return Err(ApiError::NotFound("event type"));
+    }
+    Ok(Json(event_type.into()))
+}
+
+/// Whether `caller` may see `event_type`: a type behind feature flags is shown, as in Svix,
+/// only to sessions holding one of them, and app tokens hold none (they are minted without
+/// flags), so they see only unflagged types. Admins see every type.
+fn visible_to(caller: &Principal, event_type: &EventType) -> bool {
+    match caller {
+        Principal::Admin => true,
+        Principal::App { .. } => event_type.flags().is_none_or(|flags| flags.is_empty()),
+    }
 }
 
 #[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", params(("event_type_name" = String, Path, description = "Event type name")), request_body = EventTypeUpdate, responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Event Type")]
