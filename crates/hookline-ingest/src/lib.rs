@@ -37,7 +37,8 @@ use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, background_tasks, endpoint_activity, endpoint_example, endpoint_headers,
     endpoint_messages, endpoint_secret, endpoint_stats, endpoints, event_type_import, event_types,
-    expunge, health, manual, messages, operational, operational_extras, replay, statistics,
+    expunge, health, manual, message_destinations, message_precheck, messages, operational,
+    operational_extras, replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -61,9 +62,9 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoint_headers::patch
         ))
         .routes(routes!(messages::list, messages::create))
-        .routes(routes!(messages::precheck))
+        .routes(routes!(message_precheck::precheck))
         .routes(routes!(messages::get))
-        .routes(routes!(messages::destinations))
+        .routes(routes!(message_destinations::destinations))
         .routes(routes!(manual::resend))
         .routes(routes!(endpoint_example::send_example))
         .routes(routes!(endpoint_stats::stats))

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookline_core::id;
 use hookline_core::json::{minify, nesting_depth};
-use hookline_core::model::{DestinationStatus, Endpoint, Message};
+use hookline_core::model::Message;
 use hookline_core::names::{Channel, EventId, EventTypeName, IdempotencyKey};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 
 use super::apps::{new_app, ApplicationIn};
 use super::common::{now, parse_names, unix_ms, ListQuery, ListResponse, MsgPath, Ordering};
-use super::endpoints::EndpointOut;
 use super::paging::{check_range, event_type_set, Pager, Paging, TimeRange, Verdict};
 use crate::error::{ApiError, FieldError};
 use crate::extract::{ApiJson, ApiQuery};
@@ -234,7 +233,9 @@ pub(crate) async fn create_app_for_message(
 }
 
 /// A message's channels: 1 to [`MAX_CHANNELS`] names.
-fn parse_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<Channel>>, ApiError> {
+pub(crate) fn parse_channels(
+    channels: Option<Vec<String>>,
+) -> Result<Option<Vec<Channel>>, ApiError> {
     channels
         .map(|c| {
             if c.is_empty() || c.len() > MAX_CHANNELS {
@@ -507,104 +508,4 @@ pub async fn get(
     let message = super::common::find_message(&state, &app.id, &msg_id).await?;
     let with_content = query.with_content.unwrap_or(true);
     Ok(Json(MessageOut::with_content(&message, with_content)).into_response())
-}
-
-/// `MessagePrecheckIn`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessagePrecheckIn {
-    pub event_type: String,
-    pub channels: Option<Vec<String>>,
-}
-
-/// `MessagePrecheckOut`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessagePrecheckOut {
-    /// Whether any enabled endpoint of the app would receive such a message.
-    pub active: bool,
-}
-
-/// Whether a message of this event type and these channels would go anywhere, so a
-/// producer can skip building it; nothing is created.
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/precheck/active", params(("app_id" = String, Path, description = "Application id or uid")), request_body = MessagePrecheckIn, responses((status = 200, body = MessagePrecheckOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
-pub async fn precheck(
-    State(state): State<ApiState>,
-    AppScope { app, .. }: AppScope,
-    ApiJson(input): ApiJson<MessagePrecheckIn>,
-) -> Result<Json<MessagePrecheckOut>, ApiError> {
-    let event_type = EventTypeName::parse(input.event_type)
-        .map_err(|e| ApiError::field("eventType", e.to_string()))?;
-    let channels = parse_channels(input.channels)?;
-    let endpoints = state.registry().endpoints_of_app(&app.id).await?;
-    let active = endpoints
-        .iter()
-        .any(|endpoint| endpoint.accepts(&event_type, channels.as_deref()));
-    Ok(Json(MessagePrecheckOut { active }))
-}
-
-/// `MessageEndpointOut`: an endpoint a message was sent to, with the message's delivery
-/// state there (and Hookline's `attempts`, the attempts made so far).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageEndpointOut {
-    #[serde(flatten)]
-    pub endpoint: EndpointOut,
-    pub status: u8,
-    pub status_text: &'static str,
-    pub attempts: u32,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_attempt: Option<OffsetDateTime>,
-}
-
-/// `GET …/msg/{msg_id}/endpoint` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DestinationListQuery {
-    pub limit: Option<usize>,
-    /// An `iterator` or (with a leading `-`) a `prevIterator` from an earlier page.
-    pub iterator: Option<String>,
-}
-
-/// The endpoints a message was sent to (`list-attempted-destinations`), newest endpoint
-/// first. An endpoint deleted since is left out.
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", params(("app_id" = String, Path, description = "Application id or uid"), ("msg_id" = String, Path, description = "Message id or eventId"), DestinationListQuery), responses((status = 200, body = ListResponse<MessageEndpointOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Message")]
-pub async fn destinations(
-    State(state): State<ApiState>,
-    AppScope { app, .. }: AppScope,
-    Path(MsgPath { msg_id }): Path<MsgPath>,
-    ApiQuery(query): ApiQuery<DestinationListQuery>,
-) -> Result<Json<ListResponse<MessageEndpointOut>>, ApiError> {
-    let request = ListQuery {
-        limit: query.limit,
-        iterator: query.iterator,
-        order: None,
-    }
-    .page_request(false)?;
-    // The path may name the message by its eventId: read by the id it resolved to.
-    let message = super::common::find_message(&state, &app.id, &msg_id).await?;
-    let destinations = state.messages().destinations(&app.id, &message.id).await?;
-    let mut endpoints: std::collections::HashMap<String, Endpoint> = state
-        .registry()
-        .endpoints_of_app(&app.id)
-        .await?
-        .into_iter()
-        .map(|endpoint| (endpoint.id.clone(), endpoint))
-        .collect();
-    let mut rows: Vec<(Endpoint, DestinationStatus)> = destinations
-        .into_iter()
-        .filter_map(|d| endpoints.remove(&d.endpoint_id).map(|e| (e, d)))
-        .collect();
-    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    Ok(Json(ListResponse::from_sorted(
-        rows,
-        &request,
-        |(endpoint, _)| endpoint.id.as_str(),
-        |(endpoint, destination)| MessageEndpointOut {
-            endpoint: endpoint.into(),
-            status: destination.status.code(),
-            status_text: destination.status.text(),
-            attempts: destination.attempts,
-            next_attempt: destination.next_attempt,
-        },
-    )))
 }

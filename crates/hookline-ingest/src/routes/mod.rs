@@ -18,6 +18,8 @@ pub mod event_types;
 pub mod expunge;
 pub mod health;
 pub mod manual;
+pub mod message_destinations;
+pub mod message_precheck;
 pub mod messages;
 pub mod operational;
 pub mod operational_extras;
