@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
@@ -14,7 +14,7 @@ use super::common::{now, EndpointPath};
 use super::endpoints::find_endpoint;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::idempotent::once;
+use crate::idempotent::{begin, finish, Begun, Keep};
 use crate::scope::AppScope;
 use crate::state::ApiState;
 
@@ -67,9 +67,21 @@ pub async fn rotate(
     body: Option<ApiJson<EndpointSecretRotateIn>>,
 ) -> Result<Response, ApiError> {
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
-    let work = rotate_secret(&state, &app.id, &endpoint_id, input);
     let operation = format!("endpoint.rotate-secret:{endpoint_id}");
-    once(&state, &headers, &app.id, &operation, work).await
+    match begin(&state, &headers, &app.id, &operation).await? {
+        // The new secret is not kept beside the key: a repeat reads it again.
+        Begun::Repeat(_) => {
+            let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+            Ok(Json(EndpointSecretOut {
+                key: endpoint.secret,
+            })
+            .into_response())
+        }
+        Begun::First(held) => {
+            let outcome = rotate_secret(&state, &app.id, &endpoint_id, input).await;
+            finish(&state, held, outcome, Keep::Status).await
+        }
+    }
 }
 
 async fn rotate_secret(
