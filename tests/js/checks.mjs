@@ -18,6 +18,17 @@ export async function errorOf(call) {
   throw new Error(`expected an API error, got ${JSON.stringify(result)}`);
 }
 
+// The HTTP status an SDK call was refused with (and the body it carried), or "ok".
+export async function refusal(call) {
+  try {
+    await call();
+    return "ok";
+  } catch (error) {
+    if (!(error instanceof ApiException)) throw error;
+    return { status: error.code, body: error.body };
+  }
+}
+
 // Whether a 422 body's `loc` names `field`.
 export function namesField(body, field) {
   return (body?.detail ?? []).some((d) => (d.loc ?? []).includes(field));

@@ -5,19 +5,9 @@
 // Environment: HOOKLINE_URL, HOOKLINE_TOKEN (admin), OP_ALL_URL, OP_FILTERED_URL, OP_OFF_URL
 // (receiver paths for the operational endpoints), APP_URL (an app endpoint), NEW_KEY (the
 // secret to rotate to). Prints one JSON line of what it made and saw.
-import { ApiException } from "svix";
 import { HttpMethod, SvixRequest } from "svix/dist/request.js";
 import { check, client, run } from "./lib.mjs";
-
-async function refusal(call) {
-  try {
-    await call();
-    return "ok";
-  } catch (error) {
-    if (!(error instanceof ApiException)) throw error;
-    return { status: error.code, body: error.body };
-  }
-}
+import { refusal } from "./checks.mjs";
 
 await run(async () => {
   const env = process.env;

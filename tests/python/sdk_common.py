@@ -82,3 +82,14 @@ def run(main):
         traceback.print_exc()
         print(json.dumps({"ok": False, "error": f"{type(error).__name__}: {error}"}))
         sys.exit(1)
+
+
+def exit_with(main):
+    """Runs `main()`, a script that prints its own JSON line and answers its exit code; an
+    SDK failure is printed as `{"error": ...}` for the Rust test to show, and exits 1."""
+    try:
+        sys.exit(main())
+    except Exception as error:  # report SDK failures as JSON for the Rust test to show
+        traceback.print_exc()
+        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
+        sys.exit(1)

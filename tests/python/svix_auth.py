@@ -8,7 +8,6 @@ Exits non-zero on an unexpected SDK error.
 
 import json
 import os
-import sys
 import time
 
 from svix.api import (
@@ -22,6 +21,8 @@ from svix.api import (
     SvixOptions,
 )
 from svix.exceptions import HttpError, HTTPValidationError
+
+from sdk_common import exit_with
 
 APP_UID = "py-portal-app"
 
@@ -139,8 +140,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as error:  # report SDK failures as JSON for the Rust test to show
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-        sys.exit(1)
+    exit_with(main)

@@ -11,7 +11,6 @@ bulk-replay (three filters), expunge-all-contents and both statistics, follows e
 
 import json
 import os
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -29,6 +28,8 @@ from svix.api import (
     Svix,
     SvixOptions,
 )
+
+from sdk_common import exit_with
 
 DEADLINE_SECONDS = 60
 
@@ -125,8 +126,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as error:  # report SDK failures as JSON for the Rust test to show
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-        sys.exit(1)
+    exit_with(main)

@@ -7,23 +7,19 @@ three messages (one tagged), resends one, lists by tag, and pages forward then b
 
 import json
 import os
-import sys
 
 from svix.api import (
     ApplicationIn,
     EndpointIn,
     MessageIn,
     MessageListOptions,
-    Svix,
-    SvixOptions,
 )
+
+from sdk_common import client as sdk_client, exit_with
 
 
 def main() -> int:
-    client = Svix(
-        os.environ["HOOKLINE_TOKEN"],
-        SvixOptions(server_url=os.environ["HOOKLINE_URL"], retry_schedule=[]),
-    )
+    client = sdk_client()
     app = client.application.create(ApplicationIn(name="Lists", uid="lists-app"))
     endpoint = client.endpoint.create(app.id, EndpointIn(url=os.environ["RECEIVER_URL"]))
     sent = [
@@ -56,8 +52,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as error:  # report SDK failures as JSON for the Rust test to show
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-        sys.exit(1)
+    exit_with(main)

@@ -9,7 +9,6 @@ unexpected SDK error.
 
 import json
 import os
-import sys
 
 from svix.api import (
     ApplicationIn,
@@ -22,6 +21,8 @@ from svix.api import (
     SvixOptions,
 )
 from svix.exceptions import HttpError, HTTPValidationError
+
+from sdk_common import exit_with
 
 
 def refusal(call):
@@ -109,8 +110,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as error:  # report SDK failures as JSON for the Rust test to show
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-        sys.exit(1)
+    exit_with(main)

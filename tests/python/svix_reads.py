@@ -10,7 +10,6 @@ support must come back as the SDK's validation error naming it. Prints one JSON 
 import datetime
 import json
 import os
-import sys
 
 from svix.api import (
     EndpointGetStatsOptions,
@@ -18,17 +17,14 @@ from svix.api import (
     MessageAttemptListAttemptedDestinationsOptions,
     MessageGetOptions,
     MessageIn,
-    Svix,
-    SvixOptions,
 )
 from svix.exceptions import HTTPValidationError
 
+from sdk_common import client as sdk_client, exit_with
+
 
 def main() -> int:
-    client = Svix(
-        os.environ["HOOKLINE_TOKEN"],
-        SvixOptions(server_url=os.environ["HOOKLINE_URL"], retry_schedule=[]),
-    )
+    client = sdk_client()
     app, endpoint = os.environ["APP_ID"], os.environ["ENDPOINT_ID"]
     msg, attempt = os.environ["MSG_ID"], os.environ["ATTEMPT_ID"]
     created = client.message.create(
@@ -88,8 +84,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as error:  # report SDK failures as JSON for the Rust test to show
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-        sys.exit(1)
+    exit_with(main)

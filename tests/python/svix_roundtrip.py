@@ -7,23 +7,19 @@ it back. Prints one JSON line with what it saw; exits non-zero on any SDK error.
 
 import json
 import os
-import sys
 
 from svix.api import (
     ApplicationIn,
     EndpointIn,
     MessageGetOptions,
     MessageIn,
-    Svix,
-    SvixOptions,
 )
+
+from sdk_common import client as sdk_client, exit_with
 
 
 def main() -> int:
-    client = Svix(
-        os.environ["HOOKLINE_TOKEN"],
-        SvixOptions(server_url=os.environ["HOOKLINE_URL"], retry_schedule=[]),
-    )
+    client = sdk_client()
     app = client.application.create(ApplicationIn(name="Round trip", uid="roundtrip-app"))
     same = client.application.get("roundtrip-app")
     assert same.id == app.id, (same.id, app.id)
@@ -64,8 +60,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as error:  # report SDK failures as JSON for the Rust test to show
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
-        sys.exit(1)
+    exit_with(main)

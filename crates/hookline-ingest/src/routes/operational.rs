@@ -136,6 +136,17 @@ pub(crate) async fn find(state: &ApiState, id_or_uid: &str) -> Result<Endpoint, 
 
 /// Only the operational event types Hookline sends; a name it never sends would make a
 /// filter that silently matches nothing.
+/// The event type filter and the rate, each sent under either of its two names
+/// (`[eventTypes, filterTypes]`, `[throttleRate, rateLimit]`).
+fn filter_and_rate(
+    [event_types, filter_types]: [Option<Vec<String>>; 2],
+    [throttle_rate, rate_limit]: [Option<u16>; 2],
+) -> Result<(Option<Vec<EventTypeName>>, Option<u16>), ApiError> {
+    let types = either_name(event_types, "eventTypes", filter_types, "filterTypes")?;
+    let rate = either_name(throttle_rate, "throttleRate", rate_limit, "rateLimit")?;
+    Ok((parse_event_types(types)?, rate))
+}
+
 fn parse_event_types(types: Option<Vec<String>>) -> Result<Option<Vec<EventTypeName>>, ApiError> {
     let Some(types) = types else {
         return Ok(None);
@@ -226,17 +237,9 @@ pub async fn create(
     ApiJson(input): ApiJson<OperationalWebhookEndpointIn>,
 ) -> Result<(StatusCode, Json<OperationalWebhookEndpointOut>), ApiError> {
     let secret = parse_secret(input.secret.as_ref(), "secret")?;
-    let event_types = either_name(
-        input.event_types,
-        "eventTypes",
-        input.filter_types,
-        "filterTypes",
-    )?;
-    let rate_limit = either_name(
-        input.throttle_rate,
-        "throttleRate",
-        input.rate_limit,
-        "rateLimit",
+    let (event_types, rate_limit) = filter_and_rate(
+        [input.event_types, input.filter_types],
+        [input.throttle_rate, input.rate_limit],
     )?;
     let now = now();
     let endpoint = Endpoint {
@@ -245,7 +248,7 @@ pub async fn create(
         uid: parse_own_uid(input.uid)?,
         url: parse_url(&state, input.url).await?,
         description: input.description,
-        event_types: parse_event_types(event_types)?,
+        event_types,
         channels: None,
         disabled: input.disabled,
         metadata: input.metadata,
@@ -281,17 +284,9 @@ pub async fn update(
 ) -> Result<(StatusCode, Json<OperationalWebhookEndpointOut>), ApiError> {
     let uid = input.uid.map(parse_own_uid).transpose()?;
     let url = parse_url(&state, input.url).await?;
-    let event_types = parse_event_types(either_name(
-        input.event_types,
-        "eventTypes",
-        input.filter_types,
-        "filterTypes",
-    )?)?;
-    let rate_limit = either_name(
-        input.throttle_rate,
-        "throttleRate",
-        input.rate_limit,
-        "rateLimit",
+    let (event_types, rate_limit) = filter_and_rate(
+        [input.event_types, input.filter_types],
+        [input.throttle_rate, input.rate_limit],
     )?;
     let previous = match find(&state, &endpoint_id).await {
         Ok(previous) => previous,
