@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod load;
 pub mod plot;
 pub mod receiver;
+pub mod redis_stats;
 pub mod report;
 pub mod scenarios;
 pub mod stats;
@@ -130,11 +131,31 @@ async fn measure(
     let mut results: Vec<ScenarioResult> = Vec::new();
     let mut peak_rss = Vec::new();
     let mut single = None;
+    // Redis's own counters, read around a scenario, where the deployment uses Redis.
+    let redis_url = match deployment.engine {
+        Engine::RabbitRedis { .. } => Some(options.services.redis_url.as_str()),
+        _ => None,
+    };
+    let redis_calls = || async move {
+        match redis_url {
+            Some(url) => redis_stats::command_calls(url).await,
+            None => None,
+        }
+    };
+    let redis_figure = |before: Option<_>, after: Option<_>, r: &ScenarioResult| {
+        before
+            .zip(after)
+            .and_then(|(before, after)| redis_stats::per_delivery(&before, &after, r.deliveries))
+    };
     if wanted(1) || wanted(2) || wanted(4) {
         let cpu = deployment.cpu_watch(&options.services);
         let before = cpu.start();
+        let calls_before = redis_calls().await;
         let mut r = scenarios::max_throughput(&bench, broker).await?;
         r.details["coresUsed"] = serde_json::json!(before.cores_since(&cpu));
+        if let Some(figure) = redis_figure(calls_before, redis_calls().await, &r) {
+            r.details["redisCommands"] = figure;
+        }
         peak_rss = deployment.peak_rss_mib();
         single = Some(r.per_second);
         if wanted(1) {
@@ -142,7 +163,12 @@ async fn measure(
         }
     }
     if wanted(2) {
-        results.push(scenarios::fan_out(&bench, single.unwrap_or(1.0)).await?);
+        let calls_before = redis_calls().await;
+        let mut r = scenarios::fan_out(&bench, single.unwrap_or(1.0)).await?;
+        if let Some(figure) = redis_figure(calls_before, redis_calls().await, &r) {
+            r.details["redisCommands"] = figure;
+        }
+        results.push(r);
     }
     if wanted(5) {
         results.push(scenarios::latency(&bench).await?);

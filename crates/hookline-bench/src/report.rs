@@ -185,6 +185,19 @@ impl Report {
                 );
             }
         }
+        for (id, target) in REDIS_COMMANDS_TARGET {
+            let figure = self
+                .scenarios
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| crate::redis_stats::line(&s.details["redisCommands"]));
+            if let Some(figure) = figure {
+                let _ = writeln!(
+                    out,
+                    "Redis commands per delivery, scenario {id}: {figure}; target ≤ {target:.1}"
+                );
+            }
+        }
         if !self.peak_rss_mib.is_empty() {
             let roles: Vec<String> = self
                 .peak_rss_mib
@@ -202,6 +215,10 @@ impl Report {
         out
     }
 }
+
+/// Redis commands per delivery each scenario should stay within (`INFO commandstats`):
+/// scenario 1 (one endpoint) and scenario 2 (ten endpoints per message).
+const REDIS_COMMANDS_TARGET: [(u8, f64); 2] = [(1, 1.0), (2, 0.5)];
 
 /// "rabbitmq 0.50, dispatcher 0.47, … (total 1.86 of 2)", busiest first.
 fn cores_line(cores: &BTreeMap<String, f64>) -> String {
