@@ -84,11 +84,180 @@ impl HoldRules {
     }
 }
 
+/// The results of consecutive attempts on one endpoint, folded: what a batch of attempts
+/// tells the breaker in one write instead of one write per attempt. Every success counts
+/// (a run that skipped successes let a healthy endpoint's failures pile up into an open
+/// circuit); only their latest time matters, because a success ends the streak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Results {
+    /// The latest success, if any.
+    pub last_success: Option<OffsetDateTime>,
+    /// Failures after the latest success (all of them without one).
+    pub failures: u32,
+    /// The first and the last of those failures.
+    pub first_failure: Option<OffsetDateTime>,
+    pub last_failure: Option<OffsetDateTime>,
+}
+
+impl Results {
+    /// Adds the next attempt's result, in the order the attempts ended.
+    pub fn push(&mut self, success: bool, at: OffsetDateTime) {
+        if success {
+            *self = Self {
+                last_success: Some(at),
+                ..Self::default()
+            };
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.first_failure.get_or_insert(at);
+            self.last_failure = Some(at);
+        }
+    }
+}
+
+/// An endpoint's stored health: its failure streak and its circuit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    pub consecutive: u32,
+    /// Unix ms of the streak's first failure; 0 without a streak.
+    pub failing_since_ms: i64,
+    /// Unix ms until which the circuit is open; 0 while closed.
+    pub open_until_ms: i64,
+    /// The latest success, while it is recent enough to vouch for the endpoint.
+    #[serde(default)]
+    pub last_success_ms: i64,
+}
+
+/// The breaker's settings that decide when a circuit opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRules {
+    /// Consecutive failures that open the circuit.
+    pub threshold: u32,
+    /// How long it stays open; also how long a success vouches for a flaky endpoint.
+    pub open_for: Duration,
+}
+
+impl Health {
+    /// Applies a run of results. A success clears the streak and closes the circuit; the
+    /// `threshold`-th consecutive failure after it opens the circuit for `open_for` from that
+    /// failure, unless a success within `open_for` before it shows the endpoint alive (a
+    /// flaky endpoint's failures are retried, not held). The Redis store's script applies
+    /// the same rule.
+    pub fn apply(self, results: &Results, rules: OpenRules) -> Self {
+        let mut health = match results.last_success {
+            Some(at) => Self {
+                last_success_ms: unix_ms(at),
+                ..Self::default()
+            },
+            None => self,
+        };
+        let Some(last) = results.last_failure.filter(|_| results.failures > 0) else {
+            return health;
+        };
+        health.consecutive = health.consecutive.saturating_add(results.failures);
+        if health.failing_since_ms == 0 {
+            health.failing_since_ms = results.first_failure.map_or(unix_ms(last), unix_ms);
+        }
+        let open_ms = i64::try_from(rules.open_for.as_millis()).unwrap_or(i64::MAX);
+        let last_ms = unix_ms(last);
+        let alive =
+            health.last_success_ms > 0 && last_ms.saturating_sub(health.last_success_ms) < open_ms;
+        if health.consecutive >= rules.threshold.max(1) && !alive {
+            health.open_until_ms = last_ms.saturating_add(open_ms);
+        }
+        health
+    }
+
+    /// When the streak began, if there is one.
+    pub fn failing_since(&self) -> Option<OffsetDateTime> {
+        (self.failing_since_ms > 0)
+            .then(|| from_unix_ms(self.failing_since_ms))
+            .flatten()
+    }
+}
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    fn at(ms: u64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    const OPEN: OpenRules = OpenRules {
+        threshold: 3,
+        open_for: Duration::from_secs(30),
+    };
+
+    #[test]
+    fn a_folded_run_keeps_only_the_failures_after_its_last_success() {
+        let mut run = Results::default();
+        for (ms, ok) in [(1, false), (2, false), (3, true), (4, false), (5, false)] {
+            run.push(ok, at(ms));
+        }
+        assert_eq!(run.last_success, Some(at(3)));
+        assert_eq!(run.failures, 2);
+        assert_eq!(run.first_failure, Some(at(4)));
+        let health = Health {
+            consecutive: 9,
+            failing_since_ms: 1,
+            ..Health::default()
+        }
+        .apply(&run, OPEN);
+        assert_eq!(health.consecutive, 2, "the success ended the old streak");
+        assert_eq!(health.failing_since_ms, 4);
+        assert_eq!(health.open_until_ms, 0);
+    }
+
+    #[test]
+    fn failures_past_the_threshold_open_unless_a_recent_success_vouches() {
+        let mut run = Results::default();
+        for ms in [100_000, 100_001, 100_002] {
+            run.push(false, at(ms));
+        }
+        let opened = Health::default().apply(&run, OPEN);
+        assert_eq!(opened.open_until_ms, 130_002);
+        assert_eq!(opened.failing_since(), Some(at(100_000)));
+        let flaky = Health {
+            last_success_ms: 90_000,
+            ..Health::default()
+        }
+        .apply(&run, OPEN);
+        assert_eq!(flaky.consecutive, 3);
+        assert_eq!(flaky.open_until_ms, 0, "alive within the open period");
+        let mut healed = Results::default();
+        healed.push(true, at(200_000));
+        let closed = opened.apply(&healed, OPEN);
+        assert_eq!(closed, Health { last_success_ms: 200_000, ..Health::default() });
+    }
+
+    #[test]
+    fn folding_equals_applying_one_result_at_a_time() {
+        let results = [false, true, false, false, false, false, true, false, false, false];
+        let mut folded = Results::default();
+        let mut one_by_one = Health::default();
+        for (i, ok) in results.into_iter().enumerate() {
+            let when = at(1_000 + i as u64 * 40_000);
+            folded.push(ok, when);
+            let mut single = Results::default();
+            single.push(ok, when);
+            one_by_one = one_by_one.apply(&single, OPEN);
+        }
+        let batch = Health::default().apply(&folded, OPEN);
+        assert_eq!(batch.consecutive, one_by_one.consecutive);
+        assert_eq!(batch.failing_since_ms, one_by_one.failing_since_ms);
+        assert_eq!(batch.open_until_ms, one_by_one.open_until_ms);
+    }
 
     fn rules() -> HoldRules {
         HoldRules {

@@ -305,6 +305,50 @@ pub trait AttemptLog: Send + Sync {
     ) -> Result<Page<Attempt>, StoreError>;
 }
 
+/// An attempt made, with what follows from it: the unit of [`Settlement::settle`].
+#[derive(Debug, Clone)]
+pub struct SettledAttempt {
+    pub attempt: Attempt,
+    /// The destination's state after the attempt.
+    pub destination: DestinationStatus,
+    pub retention_secs: u64,
+    /// The next attempt and when it is due, if there is one.
+    pub next: Option<(DeliveryTask, OffsetDateTime)>,
+}
+
+/// One endpoint's results in a batch, for its health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub results: crate::breaker::Results,
+}
+
+/// An endpoint's health after a batch was settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthAfter {
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub health: crate::breaker::Health,
+}
+
+/// Makes the outcomes of many attempts durable at once: the dispatcher's batched write.
+#[async_trait]
+pub trait Settlement: Send + Sync {
+    /// Records every attempt with its destination's state, then puts every next attempt in
+    /// the retry schedule, then applies each endpoint's results to its health, so that a
+    /// crash part way repeats an attempt rather than loses one (the caller acks the batch's
+    /// tasks only after this returns). Answers each reported endpoint's health, in the
+    /// order of `health`. On an error nothing may be assumed written; writing the same
+    /// batch again is harmless apart from counting its failures twice.
+    async fn settle(
+        &self,
+        attempts: &[SettledAttempt],
+        health: &[HealthReport],
+        rules: crate::breaker::OpenRules,
+    ) -> Result<Vec<HealthAfter>, StoreError>;
+}
+
 /// A task claimed from the retry schedule, held under a lease until completed.
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
