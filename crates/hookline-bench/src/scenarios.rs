@@ -448,6 +448,7 @@ pub async fn fill_schedule(
                 traceparent: None,
                 rate_slot: false,
                 held_since_ms: None,
+                endpoint_version: None,
             };
             let bar = bar.clone();
             async move {

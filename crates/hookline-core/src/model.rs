@@ -89,6 +89,12 @@ pub struct RetiredSecret {
 }
 
 impl Endpoint {
+    /// Which saved state of the endpoint this is: its `updated_at` in unix nanoseconds, which
+    /// every change sets.
+    pub fn version(&self) -> i64 {
+        i64::try_from(self.updated_at.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    }
+
     /// Every secret that signs a delivery at `now`: the current one first, then retired ones
     /// that have not expired.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &str> {
@@ -552,6 +558,11 @@ pub struct DeliveryTask {
     /// after every real attempt. Bounds how long a message may wait behind a circuit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_since_ms: Option<i64>,
+    /// The endpoint's `updated_at` (unix ns) when the message was accepted: a dispatcher
+    /// whose cached copy of the endpoint is older reads it again, so a change made before a
+    /// message was sent always applies to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_version: Option<i64>,
 }
 
 impl DeliveryTask {
@@ -573,6 +584,15 @@ impl DeliveryTask {
             traceparent: None,
             rate_slot: false,
             held_since_ms: None,
+            endpoint_version: None,
+        }
+    }
+
+    /// The task as sent to `endpoint`, whose version it carries.
+    pub fn of_endpoint_version(self, endpoint: &Endpoint) -> Self {
+        Self {
+            endpoint_version: Some(endpoint.version()),
+            ..self
         }
     }
 

@@ -72,6 +72,7 @@ fn task(n: u32, bytes: usize) -> DeliveryTask {
         traceparent: None,
         rate_slot: false,
         held_since_ms: None,
+        endpoint_version: None,
     }
 }
 

@@ -27,6 +27,7 @@ fn task(n: u32) -> DeliveryTask {
         traceparent: None,
         rate_slot: false,
         held_since_ms: None,
+        endpoint_version: None,
     }
 }
 

@@ -24,6 +24,7 @@ mod paging;
 mod ratelimit;
 mod registry;
 mod schedule;
+mod settle;
 mod tokens;
 mod uids;
 

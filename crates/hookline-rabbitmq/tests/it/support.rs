@@ -76,6 +76,7 @@ pub fn task_with_payload(n: usize, payload: &str) -> DeliveryTask {
         traceparent: None,
         rate_slot: false,
         held_since_ms: None,
+        endpoint_version: None,
     }
 }
 
