@@ -802,6 +802,7 @@ mod tests {
             traceparent: None,
             rate_slot: false,
             held_since_ms: None,
+            endpoint_version: None,
         };
         let held = task.held(1_000);
         assert_eq!((held.attempt, held.held_since_ms), (2, Some(1_000)));
@@ -825,6 +826,7 @@ mod tests {
             traceparent: None,
             rate_slot: false,
             held_since_ms: None,
+            endpoint_version: None,
         };
         let json = serde_json::to_string(&task).unwrap();
         assert_eq!(

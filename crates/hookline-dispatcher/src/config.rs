@@ -31,6 +31,12 @@ pub struct DispatcherConfig {
     pub circuit_max_hold: Duration,
     /// An endpoint failing without a single success this long is disabled.
     pub disable_after_failing_for: Duration,
+    /// How long a dispatcher uses its copy of an endpoint, and trusts its knowledge that
+    /// the endpoint's circuit is closed, before asking the store again: the longest a
+    /// change takes to reach every dispatcher. Zero reads both on every delivery.
+    pub cache_ttl: Duration,
+    /// Most finished attempts written to the store in one round trip.
+    pub settle_batch: usize,
 }
 
 impl Default for DispatcherConfig {
@@ -49,6 +55,8 @@ impl Default for DispatcherConfig {
             circuit_failure_threshold: 5,
             circuit_open_for,
             disable_after_failing_for: Duration::from_secs(5 * 24 * 3600),
+            cache_ttl: Duration::from_secs(1),
+            settle_batch: 256,
         }
     }
 }

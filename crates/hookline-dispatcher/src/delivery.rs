@@ -11,7 +11,7 @@ use hookline_core::outcome::{classify, AttemptResult};
 use hookline_core::plan::plan_after_attempt;
 use hookline_core::ports::{
     AttemptLog, EndpointHealth, Gate, MessageStore, RateLimiter, Registry, RetrySchedule,
-    StoreError,
+    SettledAttempt, Settlement, StoreError,
 };
 use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
 use hookline_events::OperationalEvents;
@@ -20,6 +20,7 @@ use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
 
+use crate::cache::{EndpointCache, KnownCircuits};
 use crate::config::DispatcherConfig;
 use crate::in_flight::InFlight;
 use crate::sender::{Exchange, Sender, SenderError};
@@ -85,6 +86,7 @@ pub struct Stores {
     pub schedule: Arc<dyn RetrySchedule>,
     pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn EndpointHealth>,
+    pub settlement: Arc<dyn Settlement>,
 }
 
 /// What [`Dispatcher::admit`] decided.
@@ -103,6 +105,25 @@ struct Admitted {
     secrets: Vec<SigningSecret>,
 }
 
+/// What [`Dispatcher::deliver`] leaves to do.
+pub enum Delivered {
+    /// The task is settled (nothing to send, or held or deferred, already written): ack it.
+    Done(Outcome),
+    /// An attempt was made: settle it, with others, through [`Dispatcher::settle_batch`],
+    /// then ack it.
+    Attempted(Box<Attempted>),
+}
+
+/// An attempt made and what follows from it, not yet durable.
+pub struct Attempted {
+    pub(crate) task: DeliveryTask,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) settled: SettledAttempt,
+    /// The endpoint answered 410 Gone.
+    pub(crate) gone: bool,
+    pub(crate) success: bool,
+}
+
 /// A request made, as the attempt log keeps it.
 pub(crate) struct Sent {
     pub(crate) exchange: Exchange,
@@ -117,6 +138,8 @@ pub struct Dispatcher {
     pub(crate) events: OperationalEvents,
     pub(crate) metrics: Arc<Metrics>,
     in_flight: InFlight,
+    pub(crate) endpoints: EndpointCache,
+    pub(crate) circuits: KnownCircuits,
 }
 
 impl Dispatcher {
@@ -128,6 +151,8 @@ impl Dispatcher {
         events: OperationalEvents,
         metrics: Arc<Metrics>,
     ) -> Result<Self, SenderError> {
+        let endpoints = EndpointCache::new(config.cache_ttl);
+        let circuits = KnownCircuits::new(config.cache_ttl);
         let sender = Sender::new(
             config.request_timeout,
             config.max_response_bytes,
@@ -141,6 +166,8 @@ impl Dispatcher {
             events,
             metrics,
             in_flight: InFlight::default(),
+            endpoints,
+            circuits,
         })
     }
 
@@ -148,34 +175,54 @@ impl Dispatcher {
         &self.config
     }
 
-    /// Makes the task's attempt and makes its outcome durable. Safe to repeat: a redelivered
+    /// Makes the task's attempt, or settles it without one. Safe to repeat: a redelivered
     /// task makes one more attempt with the same `webhook-id`.
     ///
-    /// Three steps: [`Self::admit`] (the endpoint, the circuit, the rate limit),
-    /// [`Self::exchange`] (one of the endpoint's slots, sign, POST) and [`Self::settle_attempt`]
-    /// (record, schedule, health). A step that ends the task early has put it where it must
-    /// go (the schedule, the attempt log) before it returns, so the caller only acks.
-    pub async fn deliver(&self, task: &DeliveryTask) -> Result<Outcome, DeliveryError> {
+    /// Two steps here: [`Self::admit`] (the endpoint, the circuit, the rate limit) and
+    /// [`Self::exchange`] (one of the endpoint's slots, sign, POST); the third, settling
+    /// (record, schedule, health), is [`Self::settle_batch`], once for many attempts. A
+    /// step that ends the task early has put it where it must go (the schedule, the
+    /// attempt log) before it returns, so the caller only acks.
+    pub async fn deliver(&self, task: &DeliveryTask) -> Result<Delivered, DeliveryError> {
         let admitted = match self.admit(task).await? {
             Admission::Send(admitted) => admitted,
-            Admission::Done(outcome) => return Ok(outcome),
+            Admission::Done(outcome) => return Ok(Delivered::Done(outcome)),
         };
         let Some(sent) = self.exchange(task, &admitted).await? else {
-            return Ok(Outcome::Deferred);
+            return Ok(Delivered::Done(Outcome::Deferred));
         };
-        self.settle_attempt(task, *admitted, sent).await
+        Ok(Delivered::Attempted(Box::new(
+            self.conclude(task, *admitted, sent),
+        )))
+    }
+
+    /// [`Self::deliver`] and, for an attempt, [`Self::settle_batch`] of it alone.
+    pub async fn deliver_one(&self, task: &DeliveryTask) -> Result<Outcome, DeliveryError> {
+        match self.deliver(task).await? {
+            Delivered::Done(outcome) => Ok(outcome),
+            Delivered::Attempted(attempted) => {
+                let outcomes = self.settle_batch(std::slice::from_ref(&*attempted)).await?;
+                Ok(outcomes.first().copied().unwrap_or(Outcome::Succeeded))
+            }
+        }
+    }
+
+    /// The endpoint, from this dispatcher's copy unless it is too old for the task.
+    async fn endpoint(&self, task: &DeliveryTask) -> Result<Option<Endpoint>, StoreError> {
+        let (app, id) = (&task.app_id, &task.endpoint_id);
+        if let Some(known) = self.endpoints.get(app, id, task.endpoint_version) {
+            return Ok(known);
+        }
+        let endpoint = self.stores.registry.get_endpoint(app, id).await?;
+        self.endpoints.put(app, id, endpoint.clone());
+        Ok(endpoint)
     }
 
     /// Whether the task may call its endpoint now. A task that may not has been dealt with:
     /// dropped (endpoint or message gone, already delivered), held by an open circuit, or
     /// deferred to a rate-limit slot.
     async fn admit(&self, task: &DeliveryTask) -> Result<Admission, DeliveryError> {
-        let Some(endpoint) = self
-            .stores
-            .registry
-            .get_endpoint(&task.app_id, &task.endpoint_id)
-            .await?
-        else {
+        let Some(endpoint) = self.endpoint(task).await? else {
             tracing::debug!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, "endpoint gone; dropping task");
             return Ok(Admission::Done(Outcome::Skipped));
         };
@@ -280,14 +327,8 @@ impl Dispatcher {
         }))
     }
 
-    /// Records the attempt and what follows from it, in the order that makes a crash repeat
-    /// an attempt rather than lose one: record, then schedule, then the endpoint's health.
-    async fn settle_attempt(
-        &self,
-        task: &DeliveryTask,
-        admitted: Admitted,
-        sent: Sent,
-    ) -> Result<Outcome, DeliveryError> {
+    /// The attempt's record and what follows from it, decided but not yet written.
+    fn conclude(&self, task: &DeliveryTask, admitted: Admitted, sent: Sent) -> Attempted {
         let Admitted {
             endpoint, previous, ..
         } = admitted;
@@ -304,41 +345,18 @@ impl Dispatcher {
                 .max(previous.as_ref().map_or(0, |p| p.attempts)),
             next_attempt: plan.next_attempt,
         };
-        // Record first, then schedule: a crash between the two redelivers the task, which
-        // repeats the attempt; the reverse order could leave a retry with no record of why.
-        self.stores
-            .attempts
-            .record_attempt(&attempt, &destination, self.config.retention_secs)
-            .await?;
-        if let Some(due) = plan.schedule_at {
-            self.stores
-                .schedule
-                .schedule(&task.next_attempt(), due)
-                .await?;
+        Attempted {
+            task: task.clone(),
+            success: plan.attempt_status == MessageStatus::Success,
+            gone: plan.disable_endpoint,
+            settled: SettledAttempt {
+                attempt,
+                destination,
+                retention_secs: self.config.retention_secs,
+                next: plan.schedule_at.map(|due| (task.next_attempt(), due)),
+            },
+            endpoint,
         }
-        let success = plan.attempt_status == MessageStatus::Success;
-        // Every success is written, even on an endpoint that looked healthy at the gate: with
-        // many attempts in flight, failures recorded meanwhile are only ended by successes
-        // (skipping them opened a 90%-healthy endpoint's circuit in `scale.rs`).
-        let streak = self
-            .record_health(&task.app_id, &endpoint.id, success, now)
-            .await?;
-        let failing_too_long = streak
-            .failing_since
-            .filter(|since| now - *since >= self.config.disable_after_failing_for);
-        let disable = plan.disable_endpoint || failing_too_long.is_some();
-        if disable {
-            self.disable(&endpoint, failing_too_long, now).await?;
-        }
-        let outcome = match (plan.attempt_status, plan.schedule_at, disable) {
-            (_, _, true) => Outcome::Disabled,
-            (MessageStatus::Success, _, _) => Outcome::Succeeded,
-            (_, Some(_), _) => Outcome::RetryScheduled,
-            _ if task.trigger == TriggerType::Manual => Outcome::ManualFailed,
-            _ => Outcome::Exhausted,
-        };
-        self.settled(task, &endpoint, &attempt, outcome, now).await;
-        Ok(outcome)
     }
 
     /// The schedule's wait after this attempt; a 429/503 `Retry-After` stretches it, within
@@ -354,7 +372,7 @@ impl Dispatcher {
     }
 
     /// Logs, measures and announces a settled attempt.
-    async fn settled(
+    pub(crate) async fn settled(
         &self,
         task: &DeliveryTask,
         endpoint: &Endpoint,

@@ -2,7 +2,7 @@
 //! endpoint that keeps failing, and the operational webhooks those decisions announce.
 
 use hookline_core::model::{Attempt, DeliveryTask, Endpoint};
-use hookline_core::ports::{FailureStreak, Gate, StoreError};
+use hookline_core::ports::{Gate, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -13,14 +13,19 @@ const FAILING_AFTER_ATTEMPT: u32 = 4;
 
 impl Dispatcher {
     /// Whether the endpoint may be called now for message `msg_id` (one probing message
-    /// at a time once the open period has ended).
+    /// at a time once the open period has ended). A circuit this dispatcher recently
+    /// learned is closed is not asked about again (see `cache.rs` for the bound).
     pub(crate) async fn gate(
         &self,
         app_id: &str,
         endpoint_id: &str,
         msg_id: &str,
     ) -> Result<Gate, StoreError> {
-        self.stores
+        if self.circuits.is_closed(app_id, endpoint_id) {
+            return Ok(Gate::Closed);
+        }
+        let gate = self
+            .stores
             .health
             .gate(
                 app_id,
@@ -29,27 +34,10 @@ impl Dispatcher {
                 OffsetDateTime::now_utc(),
                 self.config.request_timeout,
             )
-            .await
-    }
-
-    pub(crate) async fn record_health(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        success: bool,
-        now: OffsetDateTime,
-    ) -> Result<FailureStreak, StoreError> {
-        self.stores
-            .health
-            .record(
-                app_id,
-                endpoint_id,
-                success,
-                now,
-                self.config.circuit_failure_threshold,
-                self.config.circuit_open_for,
-            )
-            .await
+            .await?;
+        self.circuits
+            .learn(app_id, endpoint_id, gate == Gate::Closed);
+        Ok(gate)
     }
 
     /// Disables the endpoint (410 Gone, or failing without a success for too long) and

@@ -11,13 +11,15 @@
 //! there is one) is durable in the store. Any store failure requeues the task instead, so a
 //! crash at any point repeats an attempt rather than losing one.
 
+mod cache;
 pub mod config;
 pub mod delivery;
 mod health;
 mod hold;
 mod in_flight;
 pub mod sender;
+mod settle;
 pub mod worker;
 
 pub use config::DispatcherConfig;
-pub use delivery::{DeliveryError, Dispatcher, Outcome};
+pub use delivery::{Attempted, Delivered, DeliveryError, Dispatcher, Outcome};

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::ports::{ReceivedTask, TaskSource};
-use tokio::sync::Semaphore;
+use hookline_core::ports::{ReceivedTask, TaskAcker, TaskSource};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::delivery::Dispatcher;
+use crate::delivery::{Attempted, Delivered, Dispatcher};
 
 const STORE_FAILURE_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_STORE_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
@@ -22,9 +22,22 @@ pub struct Drained {
     pub abandoned: usize,
 }
 
+/// An attempt waiting to be settled in a batch, with its task's acker and the worker slot
+/// it still holds (so the dispatcher never holds more than `concurrency` tasks).
+struct Unsettled {
+    attempted: Box<Attempted>,
+    acker: Box<dyn TaskAcker>,
+    slot: OwnedSemaphorePermit,
+}
+
 impl Dispatcher {
     /// Consumes from `source` until `shutdown` fires, then stops taking tasks and gives the
     /// deliveries in flight up to `grace` to finish.
+    ///
+    /// Workers admit and send; one settler writes what they finished, a batch per store
+    /// round trip: it takes everything that finished while its previous write was under
+    /// way (at most `settle_batch`), so a lone attempt is written at once and a busy
+    /// dispatcher's batches grow with its load, with no timer.
     pub async fn run(
         self: Arc<Self>,
         mut source: Box<dyn TaskSource>,
@@ -32,6 +45,8 @@ impl Dispatcher {
         grace: Duration,
     ) -> Drained {
         let slots = Arc::new(Semaphore::new(self.config().concurrency.max(1)));
+        let (finished, unsettled) = mpsc::unbounded_channel();
+        let settler = tokio::spawn(Arc::clone(&self).settler(unsettled, shutdown.clone()));
         let mut in_flight = JoinSet::new();
         loop {
             // Take a slot before taking a task, so a busy dispatcher leaves tasks on the queue
@@ -52,20 +67,32 @@ impl Dispatcher {
             };
             let dispatcher = Arc::clone(&self);
             let stopping = shutdown.clone();
+            let finished = finished.clone();
             in_flight.spawn(async move {
-                dispatcher.settle(received, &stopping).await;
-                drop(permit);
+                dispatcher
+                    .work(received, permit, &finished, &stopping)
+                    .await;
             });
             // Reap finished deliveries so the set does not grow with every task ever handled.
             while in_flight.try_join_next().is_some() {}
         }
         source.close().await;
+        drop(finished);
+        let mut settler = settler;
         let drained = tokio::time::timeout(grace, async {
             while in_flight.join_next().await.is_some() {}
+            // Every worker has handed its attempt over (or given up); the settler ends once
+            // it has written and acked them all.
+            let _ = (&mut settler).await;
         })
         .await;
-        let abandoned = if drained.is_ok() { 0 } else { in_flight.len() };
+        let abandoned = if drained.is_ok() {
+            0
+        } else {
+            in_flight.len().max(1)
+        };
         in_flight.abort_all();
+        settler.abort();
         if abandoned > 0 {
             tracing::warn!(
                 abandoned,
@@ -75,8 +102,15 @@ impl Dispatcher {
         Drained { abandoned }
     }
 
-    /// Delivers one received task and acks or requeues it.
-    async fn settle(&self, received: ReceivedTask, shutdown: &CancellationToken) {
+    /// Admits and sends one received task; acks it at once when it ended without an
+    /// attempt, otherwise hands the attempt to the settler.
+    async fn work(
+        &self,
+        received: ReceivedTask,
+        slot: OwnedSemaphorePermit,
+        finished: &mpsc::UnboundedSender<Unsettled>,
+        shutdown: &CancellationToken,
+    ) {
         let ReceivedTask { task, acker } = received;
         self.metrics.in_flight.inc();
         let span = tracing::info_span!(
@@ -92,13 +126,25 @@ impl Dispatcher {
         let mut backoff = STORE_FAILURE_BACKOFF;
         let settled = loop {
             match self.deliver(&task).instrument(span.clone()).await {
-                Ok(outcome) => {
+                Ok(Delivered::Done(outcome)) => {
                     self.metrics.delivery(outcome.name());
                     break acker.ack().await;
                 }
+                Ok(Delivered::Attempted(attempted)) => {
+                    let unsettled = Unsettled {
+                        attempted,
+                        acker,
+                        slot,
+                    };
+                    if let Err(mpsc::error::SendError(lost)) = finished.send(unsettled) {
+                        // The settler is gone (shutdown past its grace): the task goes back.
+                        break lost.acker.requeue().await;
+                    }
+                    return;
+                }
                 Err(error) => {
                     self.metrics.store_retries.inc();
-                    tracing::warn!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, %error, ?backoff, "outcome not stored; trying again");
+                    tracing::warn!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, %error, ?backoff, "task not settled; trying again");
                     tokio::select! {
                         _ = shutdown.cancelled() => break acker.requeue().await,
                         _ = tokio::time::sleep(backoff) => {}
@@ -112,5 +158,63 @@ impl Dispatcher {
             // The broker connection is gone: it redelivers the unsettled task by itself.
             tracing::warn!(msg_id = %task.msg_id, %error, "could not settle task");
         }
+    }
+
+    /// Writes finished attempts in batches and acks each batch's tasks after its write.
+    async fn settler(
+        self: Arc<Self>,
+        mut unsettled: mpsc::UnboundedReceiver<Unsettled>,
+        shutdown: CancellationToken,
+    ) {
+        let most = self.config().settle_batch.max(1);
+        let mut batch = Vec::with_capacity(most);
+        while unsettled.recv_many(&mut batch, most).await > 0 {
+            self.settle_and_ack(std::mem::take(&mut batch), &shutdown)
+                .await;
+        }
+    }
+
+    /// Settles one batch, trying again while the store fails (the tasks stay unacked), and
+    /// acks its tasks once it is written; on shutdown an unwritten batch goes back.
+    async fn settle_and_ack(&self, batch: Vec<Unsettled>, shutdown: &CancellationToken) {
+        let (attempts, ackers): (Vec<Box<Attempted>>, Vec<_>) = batch
+            .into_iter()
+            .map(|u| (u.attempted, (u.acker, u.slot)))
+            .unzip();
+        let attempts: Vec<Attempted> = attempts.into_iter().map(|a| *a).collect();
+        let mut backoff = STORE_FAILURE_BACKOFF;
+        let outcomes = loop {
+            match self.settle_batch(&attempts).await {
+                Ok(outcomes) => break Some(outcomes),
+                Err(error) => {
+                    self.metrics.store_retries.inc();
+                    tracing::warn!(attempts = attempts.len(), %error, ?backoff, "attempts not recorded; trying again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_STORE_FAILURE_BACKOFF);
+                }
+            }
+        };
+        let settles = ackers.into_iter().enumerate().map(|(at, (acker, slot))| {
+            let outcome = outcomes.as_ref().and_then(|o| o.get(at).copied());
+            async move {
+                let settled = match outcome {
+                    Some(outcome) => {
+                        self.metrics.delivery(outcome.name());
+                        acker.ack().await
+                    }
+                    None => acker.requeue().await,
+                };
+                drop(slot);
+                self.metrics.in_flight.dec();
+                if let Err(error) = settled {
+                    // The broker connection is gone: it redelivers the task by itself.
+                    tracing::warn!(%error, "could not settle task");
+                }
+            }
+        });
+        futures::future::join_all(settles).await;
     }
 }

@@ -24,6 +24,7 @@
 //! - Credentials never reach logs or errors: URLs pass through [`redact_url`].
 //! - Only this crate knows the AMQP wire form; the task body is `DeliveryTask`'s serde JSON.
 
+mod acks;
 mod broker;
 mod config;
 mod confirm;

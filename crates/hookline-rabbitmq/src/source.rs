@@ -20,8 +20,7 @@ use hookline_core::ports::{QueueError, ReceivedTask, TaskAcker, TaskSource};
 use lapin::acker::Acker;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
@@ -29,6 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::DropGuard;
 use tracing::{debug, info, warn};
 
+use crate::acks::AckBook;
 use crate::error::{bounded, RabbitError};
 use crate::link::{Link, LiveLink, Shared};
 use crate::supervisor::Backoff;
@@ -51,6 +51,7 @@ pub struct RabbitTaskSource {
 struct Subscription {
     live: Arc<LiveLink>,
     channel: Arc<Channel>,
+    acks: AckBook,
     consumer: Consumer,
     tag: String,
 }
@@ -119,6 +120,7 @@ impl RabbitTaskSource {
                     return Some(Subscription {
                         live,
                         channel: Arc::new(channel),
+                        acks: AckBook::start(config.rpc_timeout),
                         consumer,
                         tag,
                     });
@@ -240,15 +242,18 @@ async fn accept(
     limit: Duration,
 ) -> Option<ReceivedTask> {
     match serde_json::from_slice::<DeliveryTask>(&delivery.data) {
-        Ok(task) => Some(ReceivedTask {
-            task,
-            acker: Box::new(RabbitAcker {
-                acker: delivery.acker,
-                delivery_tag: delivery.delivery_tag,
-                _channel: Arc::clone(&subscription.channel),
-                limit,
-            }),
-        }),
+        Ok(task) => {
+            subscription.acks.accepted(delivery.delivery_tag);
+            Some(ReceivedTask {
+                task,
+                acker: Box::new(RabbitAcker {
+                    acker: delivery.acker,
+                    delivery_tag: delivery.delivery_tag,
+                    book: subscription.acks.clone(),
+                    _channel: Arc::clone(&subscription.channel),
+                }),
+            })
+        }
         Err(error) => {
             warn!(
                 consumer_tag = %subscription.tag,
@@ -266,41 +271,36 @@ async fn accept(
     }
 }
 
-/// Settles one delivery on the channel it arrived on.
+/// Settles one delivery on the channel it arrived on, through the channel's [`AckBook`].
 struct RabbitAcker {
     acker: Acker,
     delivery_tag: u64,
+    book: AckBook,
     /// Keeps the channel open until this delivery is settled or dropped.
     _channel: Arc<Channel>,
-    limit: Duration,
 }
 
 impl RabbitAcker {
-    async fn settle(
-        &self,
-        operation: &'static str,
-        settling: impl std::future::Future<Output = lapin::Result<()>>,
-    ) -> Result<(), QueueError> {
-        bounded(operation, self.limit, settling).await.map_err(|error| {
-            // Expected after a reconnect: the broker redelivers the task anyway.
-            debug!(delivery_tag = self.delivery_tag, %error, "rabbitmq: settling a task failed");
-            QueueError::from(error)
-        })
+    fn failed(&self, error: String) -> QueueError {
+        // Expected after a reconnect: the broker redelivers the task anyway.
+        debug!(delivery_tag = self.delivery_tag, %error, "rabbitmq: settling a task failed");
+        QueueError::Unavailable(error)
     }
 }
 
 #[async_trait]
 impl TaskAcker for RabbitAcker {
     async fn ack(&self) -> Result<(), QueueError> {
-        self.settle("ack", self.acker.ack(BasicAckOptions::default()))
+        self.book
+            .ack(self.delivery_tag, self.acker.clone())
             .await
+            .map_err(|e| self.failed(e))
     }
 
     async fn requeue(&self) -> Result<(), QueueError> {
-        let options = BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        };
-        self.settle("requeue", self.acker.nack(options)).await
+        self.book
+            .requeue(self.delivery_tag, self.acker.clone())
+            .await
+            .map_err(|e| self.failed(e))
     }
 }

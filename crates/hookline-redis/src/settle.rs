@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use hookline_core::breaker::{Health, OpenRules, Results};
-use hookline_core::ports::{HealthAfter, HealthReport, Settlement, SettledAttempt, StoreError};
+use hookline_core::ports::{HealthAfter, HealthReport, SettledAttempt, Settlement, StoreError};
 use time::OffsetDateTime;
 
 use crate::messages::expired_before;
@@ -111,7 +111,9 @@ impl Settlement for RedisStore {
                 .query_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
-            let order = apps.values().flat_map(|s| s.health.iter().map(|(at, _)| *at));
+            let order = apps
+                .values()
+                .flat_map(|s| s.health.iter().map(|(at, _)| *at));
             for (at, reply) in order.zip(answered) {
                 replies[at] = Some(reply);
             }
@@ -145,16 +147,24 @@ impl RedisStore {
             let by_message = self.keys.message_attempts(app, &attempt.msg_id);
             let dest_key = self.keys.destinations(app, &attempt.msg_id);
             let ttl = i64::try_from(retention).unwrap_or(i64::MAX);
-            pipe.set_ex(self.keys.attempt(app, &attempt.id), encode(attempt)?, retention)
-                .ignore()
-                .zadd(&by_message, &attempt.id, 0)
-                .ignore()
-                .expire(&by_message, ttl)
-                .ignore()
-                .hset(&dest_key, &attempt.endpoint_id, encode(&settled.destination)?)
-                .ignore()
-                .expire(&dest_key, ttl)
-                .ignore();
+            pipe.set_ex(
+                self.keys.attempt(app, &attempt.id),
+                encode(attempt)?,
+                retention,
+            )
+            .ignore()
+            .zadd(&by_message, &attempt.id, 0)
+            .ignore()
+            .expire(&by_message, ttl)
+            .ignore()
+            .hset(
+                &dest_key,
+                &attempt.endpoint_id,
+                encode(&settled.destination)?,
+            )
+            .ignore()
+            .expire(&dest_key, ttl)
+            .ignore();
             let entry = by_endpoint
                 .entry((app.as_str(), attempt.endpoint_id.as_str()))
                 .or_default();
@@ -239,7 +249,12 @@ impl RedisStore {
     }
 }
 
-fn add_health(pipe: &mut redis::Pipeline, store: &RedisStore, report: &HealthReport, rules: OpenRules) {
+fn add_health(
+    pipe: &mut redis::Pipeline,
+    store: &RedisStore,
+    report: &HealthReport,
+    rules: OpenRules,
+) {
     let Results {
         last_success,
         failures,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hookline_core::ports::{
     AttemptLog, BackgroundTaskStore, EndpointHealth, MessageStore, RateLimiter, Registry,
-    RetrySchedule, TaskPublisher, TaskSource, TokenStore,
+    RetrySchedule, Settlement, TaskPublisher, TaskSource, TokenStore,
 };
 use hookline_embedded::{EmbeddedQueue, EmbeddedStore};
 use hookline_events::OperationalEvents;
@@ -29,6 +29,7 @@ pub struct Ports {
     pub schedule: Arc<dyn RetrySchedule>,
     pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn EndpointHealth>,
+    pub settlement: Arc<dyn Settlement>,
     pub tokens: Arc<dyn TokenStore>,
     pub jobs: Arc<dyn BackgroundTaskStore>,
     pub publisher: Arc<dyn TaskPublisher>,
@@ -43,6 +44,7 @@ impl Ports {
             + RetrySchedule
             + RateLimiter
             + EndpointHealth
+            + Settlement
             + TokenStore
             + BackgroundTaskStore
             + Clone
@@ -55,6 +57,7 @@ impl Ports {
             schedule: Arc::new(store.clone()),
             limiter: Arc::new(store.clone()),
             health: Arc::new(store.clone()),
+            settlement: Arc::new(store.clone()),
             tokens: Arc::new(store.clone()),
             jobs: Arc::new(store.clone()),
             publisher,

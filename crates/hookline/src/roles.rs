@@ -86,6 +86,8 @@ pub async fn dispatcher(
         circuit_open_for: Duration::from_millis(d.circuit_open_ms),
         circuit_max_hold: settings.circuit_max_hold(),
         disable_after_failing_for: Duration::from_secs(d.endpoint_failure_disable_after_secs),
+        cache_ttl: Duration::from_millis(d.endpoint_cache_ms),
+        settle_batch: d.settle_batch,
         ..DispatcherConfig::default()
     };
     let dispatcher = Arc::new(Dispatcher::new(
@@ -137,5 +139,6 @@ fn stores(ports: &Ports) -> Stores {
         schedule: Arc::clone(&ports.schedule),
         limiter: Arc::clone(&ports.limiter),
         health: Arc::clone(&ports.health),
+        settlement: Arc::clone(&ports.settlement),
     }
 }

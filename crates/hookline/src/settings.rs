@@ -244,6 +244,13 @@ pub struct DeliverySettings {
     pub circuit_max_hold_ms: Option<u64>,
     /// An endpoint failing without a single success this long is disabled.
     pub endpoint_failure_disable_after_secs: u64,
+    /// How long a dispatcher uses its copy of an endpoint and its knowledge that a circuit
+    /// is closed before reading them again: the longest an endpoint change (URL, secret,
+    /// disable, filters) takes to reach messages already queued. Messages sent after a
+    /// change always see it. 0 reads them for every delivery.
+    pub endpoint_cache_ms: u64,
+    /// Most finished attempts a dispatcher writes to the store in one round trip.
+    pub settle_batch: usize,
 }
 
 impl Default for DeliverySettings {
@@ -264,6 +271,8 @@ impl Default for DeliverySettings {
             circuit_open_ms: 30_000,
             circuit_max_hold_ms: None,
             endpoint_failure_disable_after_secs: 5 * 24 * 3600,
+            endpoint_cache_ms: 1_000,
+            settle_batch: 256,
         }
     }
 }
