@@ -53,6 +53,7 @@ pub struct EmbeddedStore {
     db: Db,
     main_key: Option<MainKey>,
     local: Arc<health::Local>,
+    endpoints: Arc<registry::EndpointCache>,
 }
 
 /// The database file inside a data directory.
@@ -76,6 +77,7 @@ pub fn open(config: &EmbeddedConfig) -> Result<(EmbeddedStore, EmbeddedQueue), S
         db,
         main_key: config.main_key.clone(),
         local,
+        endpoints: Arc::default(),
     };
     Ok((store, queue))
 }
