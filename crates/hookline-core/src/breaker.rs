@@ -238,12 +238,20 @@ mod tests {
         let mut healed = Results::default();
         healed.push(true, at(200_000));
         let closed = opened.apply(&healed, OPEN);
-        assert_eq!(closed, Health { last_success_ms: 200_000, ..Health::default() });
+        assert_eq!(
+            closed,
+            Health {
+                last_success_ms: 200_000,
+                ..Health::default()
+            }
+        );
     }
 
     #[test]
     fn folding_equals_applying_one_result_at_a_time() {
-        let results = [false, true, false, false, false, false, true, false, false, false];
+        let results = [
+            false, true, false, false, false, false, true, false, false, false,
+        ];
         let mut folded = Results::default();
         let mut one_by_one = Health::default();
         for (i, ok) in results.into_iter().enumerate() {

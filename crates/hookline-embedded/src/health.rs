@@ -334,3 +334,46 @@ impl RateLimiter for EmbeddedStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record stored before health had its own type (no `last_success_ms`) still reads,
+    /// both when the database opens and under a write.
+    #[tokio::test]
+    async fn health_stored_in_the_earlier_format_still_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&dir.path().join("test.redb")).expect("open");
+        let key = keys::health("app_1", "ep_1");
+        let earlier = r#"{"consecutive":3,"failing_since_ms":1000,"open_until_ms":31000}"#;
+        let put_key = key.clone();
+        db.write(Durability::Immediate, move |txn| {
+            Writer::open(txn)?.put_encoded(&put_key, earlier.as_bytes(), None)
+        })
+        .await
+        .expect("write");
+        let local = Arc::new(Local::load(&db).expect("load"));
+        assert_eq!(local.open_until_ms(&key), 31_000);
+        let mut results = Results::default();
+        results.push(false, OffsetDateTime::UNIX_EPOCH + Duration::from_secs(40));
+        let rules = OpenRules {
+            threshold: 3,
+            open_for: Duration::from_secs(30),
+        };
+        let writes = HealthWrites::new(vec![HealthWrite { key, results }], rules, &local);
+        let job = writes.job();
+        let written = db
+            .write(Durability::Deferred, move |txn| job.apply(txn))
+            .await
+            .expect("apply");
+        let health = writes.committed(&written);
+        let expected = Health {
+            consecutive: 4,
+            failing_since_ms: 1000,
+            open_until_ms: 70_000,
+            last_success_ms: 0,
+        };
+        assert_eq!(health, [expected]);
+    }
+}

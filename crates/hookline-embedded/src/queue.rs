@@ -386,3 +386,48 @@ impl TaskAcker for EmbeddedAcker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hookline_core::model::TriggerType;
+
+    use super::*;
+
+    fn task() -> DeliveryTask {
+        DeliveryTask {
+            msg_id: "msg_1".into(),
+            app_id: "app_1".into(),
+            endpoint_id: "ep_1".into(),
+            attempt: 1,
+            trigger: TriggerType::Scheduled,
+            event_type: String::new(),
+            payload: None,
+            traceparent: None,
+            rate_slot: false,
+            held_since_ms: None,
+        }
+    }
+
+    /// Bodies are kept only within both bounds, and handing one out gives its bytes back.
+    #[test]
+    fn held_bodies_stay_within_their_bounds() {
+        let mut ready = Ready::default();
+        ready.push_back(1, &task(), MAX_HELD_TASK + 1);
+        ready.push_back(2, &task(), MAX_HELD_TASK);
+        assert_eq!(ready.held_bytes, MAX_HELD_TASK);
+        let mut seq = 3;
+        while ready.held_bytes + MAX_HELD_TASK <= MAX_HELD_BYTES {
+            ready.push_back(seq, &task(), MAX_HELD_TASK);
+            seq += 1;
+        }
+        ready.push_back(seq, &task(), MAX_HELD_TASK);
+        assert!(ready.held_bytes <= MAX_HELD_BYTES);
+        let held: Vec<bool> = std::iter::from_fn(|| ready.pop_front())
+            .map(|(_, task)| task.is_some())
+            .collect();
+        assert!(!held[0], "too large to keep");
+        assert!(held[1..held.len() - 1].iter().all(|h| *h));
+        assert!(!held[held.len() - 1], "past the memory bound");
+        assert_eq!(ready.held_bytes, 0);
+    }
+}
