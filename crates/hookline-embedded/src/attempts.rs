@@ -19,25 +19,10 @@ impl AttemptLog for EmbeddedStore {
         destination: &DestinationStatus,
         retention_secs: u64,
     ) -> Result<(), StoreError> {
-        let (attempt, destination) = (attempt.clone(), destination.clone());
-        let ttl = Some(retention_secs);
+        let write = AttemptWrite::new(attempt, destination, retention_secs)?;
         self.db
             .write(Durability::Deferred, move |txn| {
-                let mut w = Writer::open(txn)?;
-                let app = &attempt.app_id;
-                w.put(&keys::attempt(app, &attempt.id), &attempt, ttl)?;
-                w.index(
-                    &keys::message_attempts(app, &attempt.msg_id),
-                    &attempt.id,
-                    ttl,
-                )?;
-                w.index(
-                    &keys::endpoint_attempts(app, &attempt.endpoint_id),
-                    &attempt.id,
-                    ttl,
-                )?;
-                let key = keys::destination(app, &attempt.msg_id, &attempt.endpoint_id);
-                w.put(&key, &destination, ttl)
+                write.apply(&mut Writer::open(txn)?)
             })
             .await
     }
@@ -87,6 +72,47 @@ impl AttemptLog for EmbeddedStore {
             request,
         )
         .await
+    }
+}
+
+/// An attempt and its destination's state with their keys, encoded before the operation
+/// reaches the writer thread, which every write waits on.
+pub(crate) struct AttemptWrite {
+    attempt_key: String,
+    by_message: String,
+    by_endpoint: String,
+    attempt_id: String,
+    destination_key: String,
+    attempt: Vec<u8>,
+    destination: Vec<u8>,
+    ttl: Option<u64>,
+}
+
+impl AttemptWrite {
+    pub(crate) fn new(
+        attempt: &Attempt,
+        destination: &DestinationStatus,
+        retention_secs: u64,
+    ) -> Result<Self, StoreError> {
+        let app = &attempt.app_id;
+        Ok(Self {
+            attempt_key: keys::attempt(app, &attempt.id),
+            by_message: keys::message_attempts(app, &attempt.msg_id),
+            by_endpoint: keys::endpoint_attempts(app, &attempt.endpoint_id),
+            attempt_id: attempt.id.clone(),
+            destination_key: keys::destination(app, &attempt.msg_id, &attempt.endpoint_id),
+            attempt: crate::encode(attempt)?,
+            destination: crate::encode(destination)?,
+            ttl: Some(retention_secs),
+        })
+    }
+
+    /// The attempt, its two indexes and the destination's state, all kept for the retention.
+    pub(crate) fn apply(&self, w: &mut Writer<'_>) -> Result<(), StoreError> {
+        w.put_encoded(&self.attempt_key, &self.attempt, self.ttl)?;
+        w.index(&self.by_message, &self.attempt_id, self.ttl)?;
+        w.index(&self.by_endpoint, &self.attempt_id, self.ttl)?;
+        w.put_encoded(&self.destination_key, &self.destination, self.ttl)
     }
 }
 

@@ -25,6 +25,7 @@ mod queue;
 mod records;
 mod registry;
 mod schedule;
+mod settlement;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,7 +52,8 @@ pub struct EmbeddedConfig {
 pub struct EmbeddedStore {
     db: Db,
     main_key: Option<MainKey>,
-    limits: Arc<health::RateSlots>,
+    local: Arc<health::Local>,
+    endpoints: Arc<registry::EndpointCache>,
 }
 
 /// The database file inside a data directory.
@@ -70,10 +72,12 @@ pub fn open(config: &EmbeddedConfig) -> Result<(EmbeddedStore, EmbeddedQueue), S
     })?;
     let db = Db::open(&database_path(&config.data_dir))?;
     let queue = EmbeddedQueue::open(db.clone())?;
+    let local = Arc::new(health::Local::load(&db)?);
     let store = EmbeddedStore {
         db,
         main_key: config.main_key.clone(),
-        limits: Arc::default(),
+        local,
+        endpoints: Arc::default(),
     };
     Ok((store, queue))
 }

@@ -5,10 +5,14 @@
 //! process dies unacked tasks are still in the table, and opening the database makes every
 //! one of them ready again. That is the at-least-once promise of a broker's unacked
 //! deliveries, for a queue that only one process uses.
+//!
+//! Nothing per delivery needs a read or a write of its own: a task this process published
+//! waits in memory with its body (within a bound) and is handed out from there, and the
+//! acks of concurrent consumers are removed from the table together, in one write.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
 use hookline_core::model::DeliveryTask;
@@ -16,10 +20,19 @@ use hookline_core::ports::{
     QueueError, ReceivedTask, StoreError, TaskAcker, TaskPublisher, TaskSource,
 };
 use redb::{ReadableTable, ReadableTableMetadata};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::db::{unavailable, Db, Durability, DEAD, QUEUE};
 use crate::records::decode;
+
+/// The largest task (as JSON) kept in memory while it waits; a larger one is read back from
+/// the table when it is handed out.
+const MAX_HELD_TASK: usize = 64 * 1024;
+/// The most task JSON kept in memory at once; past it, waiting tasks are only on disk, so
+/// a deep backlog costs disk, not memory.
+const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+/// The most acks removed in one write.
+const MAX_ACKS: usize = 4096;
 
 /// Publishes to and consumes from the embedded queue. Cheap to clone.
 #[derive(Clone)]
@@ -29,9 +42,55 @@ pub struct EmbeddedQueue {
 
 struct Inner {
     db: Db,
-    ready: Mutex<VecDeque<u64>>,
+    ready: Mutex<Ready>,
     arrived: Notify,
     next_seq: AtomicU64,
+    /// Acks waiting for the task that writes them together (started on the first ack).
+    acks: Mutex<Option<mpsc::UnboundedSender<PendingAck>>>,
+}
+
+/// The tasks ready to hand out, in order. A task published by this process waits with its
+/// body, so handing it out reads nothing; one found in the table at open (or requeued, or
+/// too large to keep) is read from the table when its turn comes.
+#[derive(Default)]
+struct Ready {
+    order: VecDeque<(u64, Option<Held>)>,
+    /// The JSON size of the bodies held in `order`.
+    held_bytes: usize,
+}
+
+struct Held {
+    task: DeliveryTask,
+    bytes: usize,
+}
+
+impl Ready {
+    /// Keeps `task`'s body with it if it is small enough and memory allows.
+    fn push_back(&mut self, seq: u64, task: &DeliveryTask, bytes: usize) {
+        let keep = bytes <= MAX_HELD_TASK && self.held_bytes + bytes <= MAX_HELD_BYTES;
+        let held = keep.then(|| {
+            self.held_bytes += bytes;
+            Held {
+                task: task.clone(),
+                bytes,
+            }
+        });
+        self.order.push_back((seq, held));
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, Option<DeliveryTask>)> {
+        let (seq, held) = self.order.pop_front()?;
+        let task = held.map(|held| {
+            self.held_bytes -= held.bytes;
+            held.task
+        });
+        Some((seq, task))
+    }
+}
+
+struct PendingAck {
+    seq: u64,
+    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl EmbeddedQueue {
@@ -51,12 +110,17 @@ impl EmbeddedQueue {
                 "embedded queue: tasks waiting from before"
             );
         }
+        let ready = Ready {
+            order: waiting.into_iter().map(|seq| (seq, None)).collect(),
+            held_bytes: 0,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
-                ready: Mutex::new(waiting.into()),
+                ready: Mutex::new(ready),
                 arrived: Notify::new(),
                 next_seq: AtomicU64::new(next_seq),
+                acks: Mutex::new(None),
             }),
         })
     }
@@ -82,34 +146,98 @@ impl EmbeddedQueue {
             .await
     }
 
-    fn make_ready(&self, seqs: impl IntoIterator<Item = u64>, front: bool) {
-        let mut ready = self
-            .inner
-            .ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut added = 0;
-        for seq in seqs {
-            if front {
-                ready.push_front(seq);
-            } else {
-                ready.push_back(seq);
-            }
-            added += 1;
-        }
-        drop(ready);
-        for _ in 0..added {
-            self.inner.arrived.notify_one();
-        }
-    }
-
-    fn take_ready(&self) -> Option<u64> {
+    fn ready(&self) -> MutexGuard<'_, Ready> {
         self.inner
             .ready
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
     }
+
+    /// Makes stored tasks ready again, first in line, to be read from the table.
+    fn make_ready_again(&self, seq: u64) {
+        self.ready().order.push_front((seq, None));
+        self.inner.arrived.notify_one();
+    }
+
+    /// Makes just-published tasks ready, last in line, with their bodies.
+    fn make_published_ready(&self, first: u64, tasks: &[DeliveryTask], sizes: &[usize]) {
+        let mut ready = self.ready();
+        for ((seq, task), bytes) in (first..).zip(tasks).zip(sizes) {
+            ready.push_back(seq, task, *bytes);
+        }
+        drop(ready);
+        for _ in tasks {
+            self.inner.arrived.notify_one();
+        }
+    }
+
+    fn take_ready(&self) -> Option<(u64, Option<DeliveryTask>)> {
+        self.ready().pop_front()
+    }
+
+    /// Removes the task `seq` from the table, in one write with every other ack waiting.
+    async fn ack(&self, seq: u64) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        let mut ack = PendingAck { seq, done };
+        // A second try covers a writer task that ended (its runtime shut down).
+        for _ in 0..2 {
+            match self.ack_writer().send(ack) {
+                Ok(()) => return answer.await.map_err(|_| acks_gone())?,
+                Err(mpsc::error::SendError(back)) => ack = back,
+            }
+        }
+        Err(acks_gone())
+    }
+
+    /// The channel to the task that writes acks, started if there is none.
+    fn ack_writer(&self) -> mpsc::UnboundedSender<PendingAck> {
+        let mut acks = self
+            .inner
+            .acks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = acks.as_ref().filter(|sender| !sender.is_closed()) {
+            return sender.clone();
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        // The task holds the queue weakly: dropping the last handle closes the channel,
+        // which ends the task, and the database closes with the handle as before.
+        tokio::spawn(write_acks(Arc::downgrade(&self.inner), receiver));
+        *acks = Some(sender.clone());
+        sender
+    }
+}
+
+/// Writes acks in batches: every ack that arrives while a batch is being written goes into
+/// the next one, so concurrent acks share one write job.
+async fn write_acks(queue: Weak<Inner>, mut acks: mpsc::UnboundedReceiver<PendingAck>) {
+    let mut batch = Vec::new();
+    while acks.recv_many(&mut batch, MAX_ACKS).await > 0 {
+        let seqs: Vec<u64> = batch.iter().map(|ack| ack.seq).collect();
+        let db = queue.upgrade().map(|inner| inner.db.clone());
+        let result = match db {
+            // Deferred: see `EmbeddedAcker::ack`.
+            Some(db) => {
+                db.write(Durability::Deferred, move |txn| {
+                    let mut table = txn.open_table(QUEUE).map_err(unavailable)?;
+                    for seq in &seqs {
+                        table.remove(*seq).map_err(unavailable)?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            None => Err(acks_gone()),
+        };
+        for ack in batch.drain(..) {
+            // A caller that stopped waiting has its answer either way.
+            let _ = ack.done.send(result.clone());
+        }
+    }
+}
+
+fn acks_gone() -> StoreError {
+    StoreError::Unavailable("embedded queue: acks are no longer written".into())
 }
 
 #[async_trait]
@@ -125,6 +253,7 @@ impl TaskPublisher for EmbeddedQueue {
             .map(crate::encode)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| QueueError::Rejected(e.to_string()))?;
+        let sizes: Vec<usize> = bodies.iter().map(Vec::len).collect();
         self.inner
             .db
             .write(Durability::Immediate, move |txn| {
@@ -136,7 +265,7 @@ impl TaskPublisher for EmbeddedQueue {
             })
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        self.make_ready(first..first + count, false);
+        self.make_published_ready(first, tasks, &sizes);
         Ok(())
     }
 
@@ -200,11 +329,15 @@ impl TaskSource for EmbeddedSource {
                 return None;
             }
             let arrived = self.queue.inner.arrived.notified();
-            let Some(seq) = self.queue.take_ready() else {
+            let Some((seq, held)) = self.queue.take_ready() else {
                 arrived.await;
                 continue;
             };
-            match self.load(seq).await {
+            let loaded = match held {
+                Some(task) => Ok(Some(task)),
+                None => self.load(seq).await,
+            };
+            match loaded {
                 Ok(Some(task)) => {
                     return Some(ReceivedTask {
                         task,
@@ -218,7 +351,7 @@ impl TaskSource for EmbeddedSource {
                 Err(e) => {
                     // The database failed to read: keep the task and try again shortly.
                     tracing::warn!(seq, error = %e, "embedded queue: read failed");
-                    self.queue.make_ready([seq], true);
+                    self.queue.make_ready_again(seq);
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
@@ -239,24 +372,62 @@ struct EmbeddedAcker {
 impl TaskAcker for EmbeddedAcker {
     /// Deferred durability: losing an ack in a crash only delivers the task again, and the
     /// attempt it settles was written before it, so the two are lost together or not at all.
+    /// Written with the other acks waiting at the time, never before this call.
     async fn ack(&self) -> Result<(), QueueError> {
-        let seq = self.seq;
         self.queue
-            .inner
-            .db
-            .write(Durability::Deferred, move |txn| {
-                txn.open_table(QUEUE)
-                    .map_err(unavailable)?
-                    .remove(seq)
-                    .map_err(unavailable)?;
-                Ok(())
-            })
+            .ack(self.seq)
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 
+    /// Back first in line, to be read from the table (requeues are rare: shutdown).
     async fn requeue(&self) -> Result<(), QueueError> {
-        self.queue.make_ready([self.seq], true);
+        self.queue.make_ready_again(self.seq);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hookline_core::model::TriggerType;
+
+    use super::*;
+
+    fn task() -> DeliveryTask {
+        DeliveryTask {
+            msg_id: "msg_1".into(),
+            app_id: "app_1".into(),
+            endpoint_id: "ep_1".into(),
+            attempt: 1,
+            trigger: TriggerType::Scheduled,
+            event_type: String::new(),
+            payload: None,
+            traceparent: None,
+            rate_slot: false,
+            held_since_ms: None,
+        }
+    }
+
+    /// Bodies are kept only within both bounds, and handing one out gives its bytes back.
+    #[test]
+    fn held_bodies_stay_within_their_bounds() {
+        let mut ready = Ready::default();
+        ready.push_back(1, &task(), MAX_HELD_TASK + 1);
+        ready.push_back(2, &task(), MAX_HELD_TASK);
+        assert_eq!(ready.held_bytes, MAX_HELD_TASK);
+        let mut seq = 3;
+        while ready.held_bytes + MAX_HELD_TASK <= MAX_HELD_BYTES {
+            ready.push_back(seq, &task(), MAX_HELD_TASK);
+            seq += 1;
+        }
+        ready.push_back(seq, &task(), MAX_HELD_TASK);
+        assert!(ready.held_bytes <= MAX_HELD_BYTES);
+        let held: Vec<bool> = std::iter::from_fn(|| ready.pop_front())
+            .map(|(_, task)| task.is_some())
+            .collect();
+        assert!(!held[0], "too large to keep");
+        assert!(held[1..held.len() - 1].iter().all(|h| *h));
+        assert!(!held[held.len() - 1], "past the memory bound");
+        assert_eq!(ready.held_bytes, 0);
     }
 }

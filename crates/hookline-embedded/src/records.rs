@@ -44,6 +44,19 @@ impl<'t> Writer<'t> {
         self.put_raw(key, &body, expires)
     }
 
+    /// Stores a body already encoded as JSON under `key`, to expire after `ttl_secs`: lets
+    /// a caller encode before its operation reaches the writer thread, which every write
+    /// shares.
+    pub(crate) fn put_encoded(
+        &mut self,
+        key: &str,
+        body: &[u8],
+        ttl_secs: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let expires = ttl_secs.map(|secs| self.now_ms.saturating_add(secs.max(1) * 1000));
+        self.put_raw(key, body, expires)
+    }
+
     /// Stores `value` under `key` until `expires_ms` (unix ms), or for good.
     pub(crate) fn put_until<T: Serialize + ?Sized>(
         &mut self,
@@ -187,6 +200,25 @@ pub(crate) fn scan<T: DeserializeOwned>(
         let (expires, body) = split(stored.value())?;
         if live(expires, now_ms) {
             out.push(decode(what, body)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every live record under `prefix` with its key, in key order.
+pub(crate) fn scan_keyed<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+    now_ms: u64,
+    what: &'static str,
+) -> Result<Vec<(String, T)>, StoreError> {
+    let end = prefix_end(prefix);
+    let mut out = Vec::new();
+    for entry in table.range(prefix..end.as_str()).map_err(unavailable)? {
+        let (key, stored) = entry.map_err(unavailable)?;
+        let (expires, body) = split(stored.value())?;
+        if live(expires, now_ms) {
+            out.push((key.value().to_owned(), decode(what, body)?));
         }
     }
     Ok(out)

@@ -1,5 +1,13 @@
 //! Apps, endpoints and event types. A uid is claimed in the same transaction that stores
 //! its record, so unlike Redis there is no half-finished create to take over.
+//!
+//! Endpoints are read for every delivery and every message, and change rarely, and this
+//! process makes every change: they are kept in memory as read ([`EndpointCache`]), until
+//! the next change to any endpoint.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use hookline_core::model::{App, Endpoint, EventType};
@@ -84,7 +92,8 @@ impl Registry for EmbeddedStore {
 
     async fn delete_app(&self, app: &App) -> Result<(), StoreError> {
         let app = app.clone();
-        self.db
+        let deleted = self
+            .db
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
                 w.delete(&keys::app(&app.id))?;
@@ -96,7 +105,9 @@ impl Registry for EmbeddedStore {
                 w.delete_prefix(&keys::endpoint_uids(&app.id))?;
                 w.delete_prefix(&records::index_key(&keys::messages(&app.id), ""))
             })
-            .await
+            .await;
+        self.endpoints.changed();
+        deleted
     }
 
     async fn create_endpoint(
@@ -112,7 +123,12 @@ impl Registry for EmbeddedStore {
         app_id: &str,
         id_or_uid: &str,
     ) -> Result<Option<Endpoint>, StoreError> {
-        let (app, wanted) = (app_id.to_owned(), id_or_uid.to_owned());
+        let key = (app_id.to_owned(), id_or_uid.to_owned());
+        let since = self.endpoints.generation();
+        if let Some(endpoint) = self.endpoints.one(&key, since) {
+            return Ok(Some(endpoint));
+        }
+        let (app, wanted) = key.clone();
         let stored = self
             .db
             .read(move |txn| {
@@ -129,10 +145,18 @@ impl Registry for EmbeddedStore {
                 }
             })
             .await?;
-        stored.map(|e| self.opened(e)).transpose()
+        let opened = stored.map(|e| self.opened(e)).transpose()?;
+        if let Some(endpoint) = &opened {
+            self.endpoints.keep_one(key, since, endpoint);
+        }
+        Ok(opened)
     }
 
     async fn endpoints_of_app(&self, app_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let since = self.endpoints.generation();
+        if let Some(endpoints) = self.endpoints.of_app(app_id, since) {
+            return Ok(endpoints);
+        }
         let prefix = keys::endpoints(app_id);
         let stored: Vec<Endpoint> = self
             .db
@@ -142,7 +166,12 @@ impl Registry for EmbeddedStore {
             })
             .await?;
         // Keys end in the id, and ids sort by creation time: oldest first already.
-        stored.into_iter().map(|e| self.opened(e)).collect()
+        let opened = stored
+            .into_iter()
+            .map(|e| self.opened(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.endpoints.keep_app(app_id, since, &opened);
+        Ok(opened)
     }
 
     async fn update_endpoint(
@@ -156,7 +185,8 @@ impl Registry for EmbeddedStore {
 
     async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         let endpoint = endpoint.clone();
-        self.db
+        let deleted = self
+            .db
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
                 w.delete(&keys::endpoint(&endpoint.app_id, &endpoint.id))?;
@@ -165,7 +195,9 @@ impl Registry for EmbeddedStore {
                 }
                 Ok(())
             })
-            .await
+            .await;
+        self.endpoints.changed();
+        deleted
     }
 
     async fn create_event_type(&self, event_type: &EventType) -> Result<(), StoreError> {
@@ -245,7 +277,8 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let old_uid = previous.and_then(|p| p.uid.clone());
         let creating = previous.is_none();
-        self.db
+        let saved = self
+            .db
             .write(Durability::Immediate, move |txn| {
                 let mut w = Writer::open(txn)?;
                 let app = stored.app_id.clone();
@@ -273,7 +306,9 @@ impl EmbeddedStore {
                 }
                 w.put(&keys::endpoint(&app, &stored.id), &stored, None)
             })
-            .await
+            .await;
+        self.endpoints.changed();
+        saved
     }
 
     /// The endpoint with its secrets opened.
@@ -281,6 +316,70 @@ impl EmbeddedStore {
         let id = endpoint.id.clone();
         sealing::open_endpoint(self.main_key.as_ref(), endpoint)
             .map_err(|e| StoreError::Corrupt(format!("endpoint {id}: {e}")))
+    }
+}
+
+/// Endpoints as read from the database, each valid while no endpoint changed since it was
+/// read. A change counts once its write has returned (whether it committed or failed), so a
+/// read that began before it is never kept past it, and every read after it is fresh.
+#[derive(Default)]
+pub(crate) struct EndpointCache {
+    /// Counts changes to endpoints.
+    generation: AtomicU64,
+    /// By (app id, endpoint id or uid), with the generation it was read in.
+    one: Mutex<HashMap<(String, String), (u64, Endpoint)>>,
+    /// Each app's endpoints, by app id, with the generation they were read in.
+    of_app: Mutex<HashMap<String, (u64, Vec<Endpoint>)>>,
+}
+
+/// The most entries of either kind kept; past it they are all dropped and read again.
+const MAX_CACHED: usize = 10_000;
+
+impl EndpointCache {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn one(&self, key: &(String, String), since: u64) -> Option<Endpoint> {
+        let one = self.one.lock().unwrap_or_else(PoisonError::into_inner);
+        one.get(key)
+            .filter(|(read_in, _)| *read_in == since)
+            .map(|(_, endpoint)| endpoint.clone())
+    }
+
+    fn of_app(&self, app_id: &str, since: u64) -> Option<Vec<Endpoint>> {
+        let of_app = self.of_app.lock().unwrap_or_else(PoisonError::into_inner);
+        of_app
+            .get(app_id)
+            .filter(|(read_in, _)| *read_in == since)
+            .map(|(_, endpoints)| endpoints.clone())
+    }
+
+    /// Keeps what was read in generation `since`, unless an endpoint changed meanwhile.
+    fn keep_one(&self, key: (String, String), since: u64, endpoint: &Endpoint) {
+        let mut one = self.one.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.generation() != since {
+            return;
+        }
+        if one.len() >= MAX_CACHED {
+            one.clear();
+        }
+        one.insert(key, (since, endpoint.clone()));
+    }
+
+    fn keep_app(&self, app_id: &str, since: u64, endpoints: &[Endpoint]) {
+        let mut of_app = self.of_app.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.generation() != since {
+            return;
+        }
+        if of_app.len() >= MAX_CACHED {
+            of_app.clear();
+        }
+        of_app.insert(app_id.to_owned(), (since, endpoints.to_vec()));
     }
 }
 

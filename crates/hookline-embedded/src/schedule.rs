@@ -31,14 +31,14 @@ struct Entry {
     claim: Option<String>,
 }
 
-struct Tables<'t> {
+pub(crate) struct Tables<'t> {
     entries: Table<'t, &'static str, &'static [u8]>,
     due: Table<'t, (i64, &'static str), ()>,
     leases: Table<'t, (i64, &'static str), ()>,
 }
 
 impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             entries: txn.open_table(SCHEDULED).map_err(unavailable)?,
             due: txn.open_table(DUE).map_err(unavailable)?,
@@ -227,7 +227,11 @@ impl RetrySchedule for EmbeddedStore {
 
 /// Puts `task` in the schedule due at `due_ms`, keeping a lease (and its claim's token) that
 /// a claim holds on its key.
-fn schedule_in(t: &mut Tables<'_>, task: &DeliveryTask, due_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn schedule_in(
+    t: &mut Tables<'_>,
+    task: &DeliveryTask,
+    due_ms: i64,
+) -> Result<(), StoreError> {
     let key = task.schedule_key();
     let (lease_ms, claim) = match t.entry(&key)? {
         Some(old) => {

@@ -1,11 +1,12 @@
 //! The embedded backend's own promises, through its public API: tasks handed out but not
-//! acked come back when the database is opened again, one process owns a data dir, and
-//! records past their retention are deleted.
+//! acked come back when the database is opened again, one process owns a data dir,
+//! records past their retention are deleted, tasks come out whole whether their bodies
+//! waited in memory or on disk, and endpoints kept in memory follow every change.
 
 use std::time::{Duration, Instant};
 
-use hookline_core::model::{DeliveryTask, TriggerType};
-use hookline_core::ports::{IdempotencyClaim, MessageStore, TaskPublisher, TaskSource};
+use hookline_core::model::{App, DeliveryTask, Endpoint, TriggerType};
+use hookline_core::ports::{IdempotencyClaim, MessageStore, Registry, TaskPublisher, TaskSource};
 use hookline_embedded::EmbeddedConfig;
 
 fn config(dir: &tempfile::TempDir) -> EmbeddedConfig {
@@ -102,4 +103,156 @@ async fn records_past_their_retention_are_deleted_by_the_janitor() {
         .await
         .expect("claim");
     assert_eq!(again, IdempotencyClaim::Claimed, "the key was forgotten");
+}
+
+fn with_payload(n: u32, bytes: usize) -> DeliveryTask {
+    let payload = serde_json::to_string(&"x".repeat(bytes)).expect("payload");
+    DeliveryTask {
+        payload: Some(serde_json::value::RawValue::from_string(payload).expect("raw")),
+        ..task(n)
+    }
+}
+
+#[tokio::test]
+async fn tasks_come_out_whole_from_memory_or_disk_and_concurrent_acks_empty_the_queue() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, queue) = hookline_embedded::open(&config(&dir)).expect("open");
+    // A body too large to wait in memory between small ones.
+    let mut published = vec![with_payload(0, 100 * 1024)];
+    published.extend((1..200).map(|n| with_payload(n, 100)));
+    queue.publish(&published).await.expect("publish");
+    let mut sources: Vec<_> = (0..4).map(|_| queue.source()).collect();
+    let mut received = Vec::new();
+    for n in 0..published.len() {
+        let (_, task) = next_msg_id(&mut sources[n % 4]).await;
+        received.push(task);
+    }
+    for (sent, got) in published.iter().zip(&received) {
+        assert_eq!(got.task.msg_id, sent.msg_id);
+        let payload = |t: &DeliveryTask| t.payload.as_ref().map(|p| p.get().to_owned());
+        assert_eq!(payload(&got.task), payload(sent), "{}", sent.msg_id);
+    }
+    let acks: Vec<_> = received
+        .into_iter()
+        .map(|r| tokio::spawn(async move { r.acker.ack().await }))
+        .collect();
+    for ack in acks {
+        ack.await.expect("ack task").expect("ack");
+    }
+    assert_eq!(queue.depth().await.expect("depth"), 0);
+    store.flush().await.expect("flush");
+    drop((store, queue, sources));
+    let (_store, queue) = hookline_embedded::open(&config(&dir)).expect("reopen");
+    assert_eq!(queue.depth().await.expect("depth"), 0, "the acks were kept");
+}
+
+#[tokio::test]
+async fn a_requeued_task_comes_back_first_and_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_store, queue) = hookline_embedded::open(&config(&dir)).expect("open");
+    queue
+        .publish(&[with_payload(1, 10), task(2)])
+        .await
+        .expect("publish");
+    let mut source = queue.source();
+    let (first, received) = next_msg_id(&mut source).await;
+    assert_eq!(first, "msg_1");
+    received.acker.requeue().await.expect("requeue");
+    let (again, received) = next_msg_id(&mut source).await;
+    assert_eq!(again, "msg_1");
+    let payload = received.task.payload.as_ref().map(|p| p.get().to_owned());
+    assert_eq!(payload.as_deref(), Some("\"xxxxxxxxxx\""));
+}
+
+fn endpoint(id: &str, uid: &str) -> Endpoint {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "appId": "app_1",
+        "uid": uid,
+        "url": "https://example.com/hook",
+        "description": "",
+        "eventTypes": null,
+        "channels": null,
+        "disabled": false,
+        "metadata": {},
+        "rateLimit": null,
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }))
+    .expect("endpoint")
+}
+
+#[tokio::test]
+async fn endpoints_read_again_after_every_change() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, _queue) = hookline_embedded::open(&config(&dir)).expect("open");
+    let first = endpoint("ep_1", "first");
+    store.create_endpoint(&first, 10).await.expect("create");
+    let by_uid = store.get_endpoint("app_1", "first").await.expect("get");
+    assert_eq!(by_uid.as_ref(), Some(&first));
+    assert_eq!(
+        store.endpoints_of_app("app_1").await.expect("list"),
+        std::slice::from_ref(&first)
+    );
+
+    let disabled = Endpoint {
+        disabled: true,
+        ..first.clone()
+    };
+    store
+        .update_endpoint(&first, &disabled)
+        .await
+        .expect("update");
+    for id_or_uid in ["ep_1", "first"] {
+        let read = store.get_endpoint("app_1", id_or_uid).await.expect("get");
+        assert_eq!(read.as_ref(), Some(&disabled), "{id_or_uid}");
+    }
+    assert_eq!(
+        store.endpoints_of_app("app_1").await.expect("list"),
+        std::slice::from_ref(&disabled)
+    );
+
+    let second = endpoint("ep_2", "second");
+    store.create_endpoint(&second, 10).await.expect("create");
+    assert_eq!(
+        store.endpoints_of_app("app_1").await.expect("list").len(),
+        2
+    );
+    store.delete_endpoint(&disabled).await.expect("delete");
+    assert_eq!(
+        store.get_endpoint("app_1", "ep_1").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.endpoints_of_app("app_1").await.expect("list"),
+        std::slice::from_ref(&second)
+    );
+
+    let app: App = serde_json::from_value(serde_json::json!({
+        "id": "app_1",
+        "uid": null,
+        "name": "app",
+        "metadata": {},
+        "rateLimit": null,
+        "createdAt": "2026-01-01T00:00:00Z",
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }))
+    .expect("app");
+    store.create_app(&app).await.expect("create app");
+    assert!(store
+        .get_endpoint("app_1", "ep_2")
+        .await
+        .expect("get")
+        .is_some());
+    store.delete_app(&app).await.expect("delete app");
+    assert_eq!(
+        store.get_endpoint("app_1", "ep_2").await.expect("get"),
+        None
+    );
+    assert!(store
+        .endpoints_of_app("app_1")
+        .await
+        .expect("list")
+        .is_empty());
 }
