@@ -405,6 +405,7 @@ mod tests {
             traceparent: None,
             rate_slot: false,
             held_since_ms: None,
+            endpoint_version: None,
         }
     }
 

@@ -37,6 +37,7 @@ fn task(msg: usize, endpoint: &str) -> DeliveryTask {
         traceparent: None,
         rate_slot: false,
         held_since_ms: None,
+        endpoint_version: None,
     }
 }
 
