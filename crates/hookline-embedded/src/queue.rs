@@ -54,10 +54,15 @@ struct Inner {
 /// too large to keep) is read from the table when its turn comes.
 #[derive(Default)]
 struct Ready {
-    order: VecDeque<(u64, Option<Held>)>,
-    /// The JSON size of the bodies held in `order`.
+    /// Boxed, so a task waiting without its body costs its 16 bytes here and no more.
+    order: VecDeque<(u64, Option<Box<Held>>)>,
+    /// What the bodies held in `order` cost: their JSON size plus [`HELD_OVERHEAD`] each.
     held_bytes: usize,
 }
+
+/// What a held task costs in memory beyond its JSON size (its allocations, roughly), so
+/// the bound holds for many small tasks too.
+const HELD_OVERHEAD: usize = 256;
 
 struct Held {
     task: DeliveryTask,
@@ -66,14 +71,15 @@ struct Held {
 
 impl Ready {
     /// Keeps `task`'s body with it if it is small enough and memory allows.
-    fn push_back(&mut self, seq: u64, task: &DeliveryTask, bytes: usize) {
-        let keep = bytes <= MAX_HELD_TASK && self.held_bytes + bytes <= MAX_HELD_BYTES;
+    fn push_back(&mut self, seq: u64, task: &DeliveryTask, json_bytes: usize) {
+        let bytes = json_bytes + HELD_OVERHEAD;
+        let keep = json_bytes <= MAX_HELD_TASK && self.held_bytes + bytes <= MAX_HELD_BYTES;
         let held = keep.then(|| {
             self.held_bytes += bytes;
-            Held {
+            Box::new(Held {
                 task: task.clone(),
                 bytes,
-            }
+            })
         });
         self.order.push_back((seq, held));
     }
@@ -415,9 +421,9 @@ mod tests {
         let mut ready = Ready::default();
         ready.push_back(1, &task(), MAX_HELD_TASK + 1);
         ready.push_back(2, &task(), MAX_HELD_TASK);
-        assert_eq!(ready.held_bytes, MAX_HELD_TASK);
+        assert_eq!(ready.held_bytes, MAX_HELD_TASK + HELD_OVERHEAD);
         let mut seq = 3;
-        while ready.held_bytes + MAX_HELD_TASK <= MAX_HELD_BYTES {
+        while ready.held_bytes + MAX_HELD_TASK + HELD_OVERHEAD <= MAX_HELD_BYTES {
             ready.push_back(seq, &task(), MAX_HELD_TASK);
             seq += 1;
         }
