@@ -3,12 +3,12 @@
 //! Each `POST …/msg` reads its app with the app's endpoints, stores its message with an
 //! outbox mark, and after the broker's confirms clears the mark. Done one request at a time
 //! that is a round trip each; here concurrent requests share them:
-//! - [`Batcher`]: a task takes every request waiting in its queue (up to [`MAX_GROUP`]),
+//! - `Batcher`: a task takes every request waiting in its queue (up to [`MAX_GROUP`]),
 //!   writes them with one batch call of the store, answers each its own result, and loops.
 //!   A lone request is written at once: a group is whatever queued up while the previous
 //!   one was on the wire, never a wait for more. One failed item fails only its request,
 //!   unless the whole write failed.
-//! - [`AppReads`]: requests for the same app share one read of it, but only a read that
+//! - `AppReads`: requests for the same app share one read of it, but only a read that
 //!   starts after they arrived, so a request never sees the endpoints of an older read than
 //!   its own arrival (an endpoint created before a message is posted receives it). While a
 //!   read is on the wire, newcomers wait for the next one, which starts when it ends.

@@ -293,7 +293,7 @@ impl MessageStore for RedisStore {
     }
 
     /// One round trip for the whole batch: one `MULTI`/`EXEC` per app on its slot (see
-    /// [`batch`]), after the apps are listed for the sweep.
+    /// `messages/batch.rs`), after the apps are listed for the sweep.
     async fn insert_unconfirmed_batch(
         &self,
         items: &[NewUnconfirmed],
