@@ -177,6 +177,28 @@ pub struct Unconfirmed {
     pub deliver_at: Option<OffsetDateTime>,
 }
 
+/// One message of [`MessageStore::insert_unconfirmed_batch`]: the arguments of
+/// [`MessageStore::insert_unconfirmed`].
+#[derive(Debug, Clone)]
+pub struct NewUnconfirmed {
+    pub message: Message,
+    pub endpoint_ids: Vec<String>,
+    pub retention_secs: u64,
+    pub deliver_at: Option<OffsetDateTime>,
+    pub lease_ms: u64,
+}
+
+/// One message of [`MessageStore::confirm_messages_batch`]: the arguments of
+/// [`MessageStore::confirm_message`].
+#[derive(Debug, Clone)]
+pub struct ConfirmedMessage {
+    pub app_id: String,
+    pub msg_id: String,
+    pub keys: Vec<String>,
+    pub response: String,
+    pub ttl_secs: u64,
+}
+
 /// Messages, their idempotency keys and their per-endpoint delivery state.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -272,6 +294,52 @@ pub trait MessageStore: Send + Sync {
         app_id: &str,
         msg_id: &str,
     ) -> Result<Vec<DestinationStatus>, StoreError>;
+
+    /// [`MessageStore::insert_unconfirmed`] for many messages at once (concurrent requests'
+    /// messages share one write). Each message is its own atomic write, as if inserted alone;
+    /// the answer has one result per item, in order, and one item's failure is not the
+    /// others'. `Err` when the whole write failed (nothing reached the store, or it is not
+    /// known what did). A store that can write several at once overrides this.
+    async fn insert_unconfirmed_batch(
+        &self,
+        items: &[NewUnconfirmed],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(
+                self.insert_unconfirmed(
+                    &item.message,
+                    &item.endpoint_ids,
+                    item.retention_secs,
+                    item.deliver_at,
+                    item.lease_ms,
+                )
+                .await,
+            );
+        }
+        Ok(results)
+    }
+    /// [`MessageStore::confirm_message`] for many messages at once, answered like
+    /// [`MessageStore::insert_unconfirmed_batch`].
+    async fn confirm_messages_batch(
+        &self,
+        items: &[ConfirmedMessage],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(
+                self.confirm_message(
+                    &item.app_id,
+                    &item.msg_id,
+                    &item.keys,
+                    &item.response,
+                    item.ttl_secs,
+                )
+                .await,
+            );
+        }
+        Ok(results)
+    }
 }
 
 /// The attempt log.

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use hookline_core::model::{DestinationStatus, Message, MessageStatus};
 use hookline_core::ports::{
-    IdempotencyClaim, MessageStore, Page, PageRequest, StoreError, Unconfirmed,
+    ConfirmedMessage, IdempotencyClaim, MessageStore, NewUnconfirmed, Page, PageRequest,
+    StoreError, Unconfirmed,
 };
 use serde::{Deserialize, Serialize};
 
@@ -154,22 +155,16 @@ impl MessageStore for EmbeddedStore {
         deliver_at: Option<time::OffsetDateTime>,
         lease_ms: u64,
     ) -> Result<(), StoreError> {
-        let message = message.clone();
-        let endpoint_ids = endpoint_ids.to_vec();
+        let item = NewUnconfirmed {
+            message: message.clone(),
+            endpoint_ids: endpoint_ids.to_vec(),
+            retention_secs,
+            deliver_at,
+            lease_ms,
+        };
         self.db
             .write(Durability::Immediate, move |txn| {
-                let mut w = Writer::open(txn)?;
-                put_message(&mut w, &message, &endpoint_ids, retention_secs)?;
-                let mark = Mark {
-                    unconfirmed: Unconfirmed {
-                        app_id: message.app_id.clone(),
-                        msg_id: message.id.clone(),
-                        deliver_at,
-                    },
-                    until_ms: w.now_ms.saturating_add(lease_ms),
-                };
-                let key = keys::outbox(&message.app_id, &message.id);
-                w.put(&key, &mark, Some(retention_secs))
+                put_unconfirmed(&mut Writer::open(txn)?, &item)
             })
             .await
     }
@@ -182,17 +177,16 @@ impl MessageStore for EmbeddedStore {
         response: &str,
         ttl_secs: u64,
     ) -> Result<(), StoreError> {
-        let names = idempotency_keys(app_id, keys);
-        let mark = keys::outbox(app_id, msg_id);
-        let done = Claim::Done(response.to_owned());
+        let item = ConfirmedMessage {
+            app_id: app_id.to_owned(),
+            msg_id: msg_id.to_owned(),
+            keys: keys.to_vec(),
+            response: response.to_owned(),
+            ttl_secs,
+        };
         self.db
             .write(Durability::Immediate, move |txn| {
-                let mut w = Writer::open(txn)?;
-                w.delete(&mark)?;
-                for name in &names {
-                    w.put(name, &done, Some(ttl_secs))?;
-                }
-                Ok(())
+                put_confirmed(&mut Writer::open(txn)?, &item)
             })
             .await
     }
@@ -301,6 +295,42 @@ impl MessageStore for EmbeddedStore {
             })
             .await
     }
+
+    /// One write transaction, one fsync, for the whole batch. Within it only storage can
+    /// fail, and a storage failure fails the transaction, so the batch stands or falls whole.
+    async fn insert_unconfirmed_batch(
+        &self,
+        items: &[NewUnconfirmed],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let items = items.to_vec();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                for item in &items {
+                    put_unconfirmed(&mut w, item)?;
+                }
+                Ok(vec![Ok(()); items.len()])
+            })
+            .await
+    }
+
+    /// One write transaction for the whole batch, like
+    /// [`MessageStore::insert_unconfirmed_batch`].
+    async fn confirm_messages_batch(
+        &self,
+        items: &[ConfirmedMessage],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let items = items.to_vec();
+        self.db
+            .write(Durability::Immediate, move |txn| {
+                let mut w = Writer::open(txn)?;
+                for item in &items {
+                    put_confirmed(&mut w, item)?;
+                }
+                Ok(vec![Ok(()); items.len()])
+            })
+            .await
+    }
 }
 
 /// An outbox mark: the message, and when a sweeper may take it (the end of its lease).
@@ -330,6 +360,33 @@ fn put_message(
             next_attempt: None,
         };
         w.put(&key, &pending, ttl)?;
+    }
+    Ok(())
+}
+
+/// Stores a message with its outbox mark in `w`'s transaction.
+fn put_unconfirmed(w: &mut Writer<'_>, item: &NewUnconfirmed) -> Result<(), StoreError> {
+    let message = &item.message;
+    put_message(w, message, &item.endpoint_ids, item.retention_secs)?;
+    let mark = Mark {
+        unconfirmed: Unconfirmed {
+            app_id: message.app_id.clone(),
+            msg_id: message.id.clone(),
+            deliver_at: item.deliver_at,
+        },
+        until_ms: w.now_ms.saturating_add(item.lease_ms),
+    };
+    let key = keys::outbox(&message.app_id, &message.id);
+    w.put(&key, &mark, Some(item.retention_secs))
+}
+
+/// Clears a message's outbox mark and records its response under its keys, in `w`'s
+/// transaction.
+fn put_confirmed(w: &mut Writer<'_>, item: &ConfirmedMessage) -> Result<(), StoreError> {
+    w.delete(&keys::outbox(&item.app_id, &item.msg_id))?;
+    let done = Claim::Done(item.response.clone());
+    for name in idempotency_keys(&item.app_id, &item.keys) {
+        w.put(&name, &done, Some(item.ttl_secs))?;
     }
     Ok(())
 }

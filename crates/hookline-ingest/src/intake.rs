@@ -7,7 +7,10 @@
 //! endpoint and its outbox mark → publish one task per endpoint and wait for every broker
 //! confirm → clear the mark and record the response under the keys, in one write → answer
 //! 202. A failure before the confirms removes the message, releases the keys and answers
-//! 503, so a 202 is never given for a message whose tasks are not safely queued.
+//! 503, so a 202 is never given for a message whose tasks are not safely queued. The read,
+//! the store and the clear share their round trips with concurrent requests
+//! ([`crate::group_commit`]), as the publish shares its confirms; each request still waits
+//! for its own message and its own tasks.
 //!
 //! A request can also die anywhere (`kill -9`). Its claim outlives its lease and names its
 //! message, so a retry with the same key adopts that message id instead of creating a
@@ -19,7 +22,7 @@
 use std::time::Duration;
 
 use hookline_core::model::{App, DeliveryTask, Endpoint, Message, MessageStatus, TriggerType};
-use hookline_core::ports::{IdempotencyClaim, QueueError};
+use hookline_core::ports::{ConfirmedMessage, IdempotencyClaim, NewUnconfirmed, QueueError};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -103,11 +106,14 @@ pub async fn accept(
 /// a 503. The mark then stays, so the sweep queues the tasks once more after the lease (a
 /// duplicate under the same `webhook-id`), and a retry with a key adopts the same message.
 async fn confirm(state: &ApiState, message: &Message, keys: &[String], body: &str, ttl: u64) {
-    if let Err(error) = state
-        .messages()
-        .confirm_message(&message.app_id, &message.id, keys, body, ttl)
-        .await
-    {
+    let confirmed = ConfirmedMessage {
+        app_id: message.app_id.clone(),
+        msg_id: message.id.clone(),
+        keys: keys.to_vec(),
+        response: body.to_owned(),
+        ttl_secs: ttl,
+    };
+    if let Err(error) = state.group().confirm_message(confirmed).await {
         tracing::warn!(msg_id = %message.id, %error, "accepted message not marked confirmed");
     }
 }
@@ -200,15 +206,16 @@ async fn store_and_enqueue(
     let endpoint_ids: Vec<String> = targets.iter().map(|ep| ep.id.clone()).collect();
     let body = render(message)?;
     let lease_ms = u64::try_from(state.config().idempotency_lease.as_millis()).unwrap_or(u64::MAX);
+    let item = NewUnconfirmed {
+        message: message.clone(),
+        endpoint_ids,
+        retention_secs: new.retention_secs,
+        deliver_at: new.deliver_at,
+        lease_ms,
+    };
     state
-        .messages()
-        .insert_unconfirmed(
-            message,
-            &endpoint_ids,
-            new.retention_secs,
-            new.deliver_at,
-            lease_ms,
-        )
+        .group()
+        .insert_unconfirmed(item)
         .await
         .map_err(ApiError::from)?;
     let traceparent = hookline_trace::current_traceparent();

@@ -13,6 +13,7 @@ pub mod background;
 pub mod declared;
 pub mod error;
 pub mod extract;
+pub mod group_commit;
 pub mod idempotent;
 pub mod intake;
 pub mod openapi;

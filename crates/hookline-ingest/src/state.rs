@@ -14,6 +14,7 @@ use hookline_metrics::Metrics;
 use hookline_net::Resolver;
 
 use crate::auth::AdminTokens;
+use crate::group_commit::GroupCommit;
 
 /// Limits and lifetimes the API enforces.
 #[derive(Debug, Clone)]
@@ -93,11 +94,21 @@ pub struct Services {
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone)]
-pub struct ApiState(Arc<Services>);
+pub struct ApiState(Arc<Services>, Arc<GroupCommit>);
 
 impl ApiState {
     pub fn new(services: Services) -> Self {
-        Self(Arc::new(services))
+        let group = GroupCommit::new(
+            Arc::clone(&services.messages),
+            Arc::clone(&services.registry),
+        );
+        Self(Arc::new(services), Arc::new(group))
+    }
+
+    /// The accept path's shared round trips: inserts, confirms and app reads of concurrent
+    /// requests together.
+    pub fn group(&self) -> &GroupCommit {
+        &self.1
     }
 
     pub fn registry(&self) -> &dyn Registry {

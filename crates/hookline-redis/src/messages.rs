@@ -1,16 +1,20 @@
 //! Messages, idempotency claims and per-endpoint delivery state.
 
+mod batch;
+
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use hookline_core::id;
 use hookline_core::model::{DestinationStatus, Message, MessageStatus};
 use hookline_core::ports::{
-    IdempotencyClaim, MessageStore, Page, PageRequest, StoreError, Unconfirmed,
+    ConfirmedMessage, IdempotencyClaim, MessageStore, NewUnconfirmed, Page, PageRequest,
+    StoreError, Unconfirmed,
 };
 use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
+use self::batch::AppGroups;
 use crate::paging::{page, page_ids, read_records};
 use crate::{decode, encode, unavailable, RedisStore};
 
@@ -287,6 +291,75 @@ impl MessageStore for RedisStore {
         destinations.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
         Ok(destinations)
     }
+
+    /// One round trip for the whole batch: one `MULTI`/`EXEC` per app on its slot (see
+    /// `messages/batch.rs`), after the apps are listed for the sweep.
+    async fn insert_unconfirmed_batch(
+        &self,
+        items: &[NewUnconfirmed],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = vec![Ok(()); items.len()];
+        let mut groups = AppGroups::default();
+        for (index, item) in items.iter().enumerate() {
+            let message = &item.message;
+            match self.insert_commands(message, &item.endpoint_ids, item.retention_secs) {
+                Ok(commands) => groups.push(&message.app_id, index, (commands, item)),
+                Err(error) => results[index] = Err(error),
+            }
+        }
+        if groups.is_empty() {
+            return Ok(results);
+        }
+        // Listed for the sweep before any mark exists (a separate, global command).
+        self.register_all_for_sweep(&groups.apps()).await?;
+        let write = |pipe: &mut redis::Pipeline,
+                     (commands, item): &(InsertCommands, &NewUnconfirmed)| {
+            commands.add_to(pipe);
+            self.mark_unconfirmed(pipe, &item.message, item.deliver_at, item.lease_ms);
+        };
+        // One trim per app, by the longest retention: it keeps every message of the group.
+        let trim = |pipe: &mut redis::Pipeline,
+                    app: &str,
+                    items: &[(usize, (InsertCommands, &NewUnconfirmed))]| {
+            let longest = items.iter().map(|(_, (c, _))| c.retention).max();
+            if let Some(retention) = longest {
+                self.trim_index(pipe, app, retention);
+            }
+        };
+        groups.run(&self.conn(), &mut results, write, trim).await?;
+        Ok(results)
+    }
+
+    /// One round trip for the whole batch, like [`MessageStore::insert_unconfirmed_batch`].
+    async fn confirm_messages_batch(
+        &self,
+        items: &[ConfirmedMessage],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = vec![Ok(()); items.len()];
+        let mut groups = AppGroups::default();
+        for (index, item) in items.iter().enumerate() {
+            groups.push(&item.app_id, index, item);
+        }
+        let write = |pipe: &mut redis::Pipeline, item: &&ConfirmedMessage| {
+            self.unmark(pipe, &item.app_id, &item.msg_id);
+            if item.keys.is_empty() {
+                return;
+            }
+            let value = format!("{DONE}{}", item.response);
+            for key in &item.keys {
+                pipe.set_ex(
+                    self.keys.idempotency(&item.app_id, key),
+                    &value,
+                    item.ttl_secs.max(1),
+                )
+                .ignore();
+            }
+        };
+        groups
+            .run(&self.conn(), &mut results, write, |_, _, _| {})
+            .await?;
+        Ok(results)
+    }
 }
 
 impl RedisStore {
@@ -297,38 +370,80 @@ impl RedisStore {
         endpoint_ids: &[String],
         retention_secs: u64,
     ) -> Result<redis::Pipeline, StoreError> {
-        let app = &message.app_id;
-        let retention = retention_secs.max(1);
-        let dest_key = self.keys.destinations(app, &message.id);
+        let commands = self.insert_commands(message, endpoint_ids, retention_secs)?;
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .set_ex(
-                self.keys.message(app, &message.id),
-                encode(message)?,
-                retention,
-            )
-            .ignore()
-            .zadd(self.keys.messages(app), &message.id, 0)
-            .ignore()
-            .cmd("ZREMRANGEBYLEX")
+        pipe.atomic();
+        commands.add_to(&mut pipe);
+        self.trim_index(&mut pipe, &message.app_id, commands.retention);
+        Ok(pipe)
+    }
+
+    /// What storing a message writes, encoded: encoding is all that can fail, so a message
+    /// that does not encode adds no command to a shared pipeline.
+    fn insert_commands(
+        &self,
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+    ) -> Result<InsertCommands, StoreError> {
+        let app = &message.app_id;
+        let destinations = endpoint_ids
+            .iter()
+            .map(|endpoint_id| {
+                let pending = DestinationStatus {
+                    endpoint_id: endpoint_id.clone(),
+                    status: MessageStatus::Pending,
+                    attempts: 0,
+                    next_attempt: None,
+                };
+                Ok((endpoint_id.clone(), encode(&pending)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(InsertCommands {
+            message_key: self.keys.message(app, &message.id),
+            body: encode(message)?,
+            index_key: self.keys.messages(app),
+            msg_id: message.id.clone(),
+            dest_key: self.keys.destinations(app, &message.id),
+            destinations,
+            retention: retention_secs.max(1),
+        })
+    }
+
+    /// Trims the entries of `app`'s message index that are older than `retention_secs`.
+    fn trim_index(&self, pipe: &mut redis::Pipeline, app: &str, retention_secs: u64) {
+        pipe.cmd("ZREMRANGEBYLEX")
             .arg(self.keys.messages(app))
             .arg("-")
-            .arg(format!("({}", expired_before("msg", retention)))
+            .arg(format!("({}", expired_before("msg", retention_secs)))
             .ignore();
-        for endpoint_id in endpoint_ids {
-            let pending = DestinationStatus {
-                endpoint_id: endpoint_id.clone(),
-                status: MessageStatus::Pending,
-                attempts: 0,
-                next_attempt: None,
-            };
-            pipe.hset(&dest_key, endpoint_id, encode(&pending)?)
-                .ignore();
+    }
+}
+
+/// The writes that store one message and its pending destinations, encoded.
+struct InsertCommands {
+    message_key: String,
+    body: String,
+    index_key: String,
+    msg_id: String,
+    dest_key: String,
+    destinations: Vec<(String, String)>,
+    retention: u64,
+}
+
+impl InsertCommands {
+    /// Adds the writes to `pipe`; the index trim is the caller's (once per app suffices).
+    fn add_to(&self, pipe: &mut redis::Pipeline) {
+        pipe.set_ex(&self.message_key, &self.body, self.retention)
+            .ignore()
+            .zadd(&self.index_key, &self.msg_id, 0)
+            .ignore();
+        for (endpoint_id, pending) in &self.destinations {
+            pipe.hset(&self.dest_key, endpoint_id, pending).ignore();
         }
-        if !endpoint_ids.is_empty() {
-            pipe.expire(&dest_key, retention as i64).ignore();
+        if !self.destinations.is_empty() {
+            pipe.expire(&self.dest_key, self.retention as i64).ignore();
         }
-        Ok(pipe)
     }
 }
 

@@ -193,6 +193,33 @@ impl RedisStore {
         Ok(())
     }
 
+    /// [`RedisStore::register_for_sweep`] for several apps at once: one `ZADD GT` for those
+    /// not registered by this process within `refresh`. Finished before any of their marks
+    /// is written.
+    pub(crate) async fn register_all_for_sweep(&self, apps: &[&str]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let stale: Vec<&str> = apps
+            .iter()
+            .copied()
+            .filter(|app| !self.outbox.is_fresh(app, now))
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(self.keys.outbox_apps()).arg("GT");
+        for app in &stale {
+            zadd.arg(now).arg(*app);
+        }
+        zadd.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        for app in stale {
+            self.outbox.record(app, now);
+        }
+        Ok(())
+    }
+
     /// How many apps the outbox sweeps of this store visited so far (one command each):
     /// the sweep's cost, which follows the registered apps, not all apps.
     pub fn outbox_apps_visited(&self) -> u64 {

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookline_core::id;
 use hookline_core::json::{minify, nesting_depth};
-use hookline_core::model::Message;
+use hookline_core::model::{App, Endpoint, Message};
 use hookline_core::names::{Channel, EventId, EventTypeName, IdempotencyKey};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -133,7 +133,7 @@ pub async fn create(
         }
         None => None,
     };
-    let found = state.registry().app_with_endpoints(&app_id).await?;
+    let found = state.group().app_with_endpoints(&app_id).await?;
     if found.is_none() && input.application.is_none() {
         return Err(ApiError::NotFound("application"));
     }
@@ -141,20 +141,19 @@ pub async fn create(
     // application behind.
     let application = input.application.take();
     let mut new = validate(&state, input, idempotency_header)?;
-    let (app, endpoints) = match found {
-        Some(found) => found,
+    let created;
+    let (app, endpoints): (&App, &[Endpoint]) = match &found {
+        Some(found) => (&found.0, &found.1),
         None => {
             let candidate = app_for_message(&app_id, application)?;
-            (
-                create_app_for_message(&state, &app_id, candidate).await?,
-                Vec::new(),
-            )
+            created = create_app_for_message(&state, &app_id, candidate).await?;
+            (&created, &[])
         }
     };
     new.message.app_id.clone_from(&app.id);
     // The whole message is kept for the idempotency keys; `with_content` shapes only this
     // answer, so a repeat may ask for the payload again.
-    let accepted = accept(&state, &app, &endpoints, new, |message| {
+    let accepted = accept(&state, app, endpoints, new, |message| {
         serde_json::to_string(&MessageOut::from(message))
             .map_err(|e| ApiError::Internal(e.to_string()))
     })
