@@ -224,6 +224,7 @@ async fn store_and_enqueue(
         .map(|ep| DeliveryTask {
             traceparent: traceparent.clone(),
             ..DeliveryTask::for_message(message, &ep.id, 1, TriggerType::Scheduled)
+                .of_endpoint_version(ep)
         })
         .collect();
     if let Err(error) = enqueue(state, &tasks, new.deliver_at).await {

@@ -100,7 +100,8 @@ async fn send(
         .messages()
         .insert_message(&message, std::slice::from_ref(&endpoint.id), retention)
         .await?;
-    let task = DeliveryTask::for_message(&message, &endpoint.id, 1, TriggerType::Manual);
+    let task = DeliveryTask::for_message(&message, &endpoint.id, 1, TriggerType::Manual)
+        .of_endpoint_version(&endpoint);
     if let Err(error) = state.publisher().publish(&[task]).await {
         let _ = state
             .messages()

@@ -54,7 +54,8 @@ async fn resend_once(
         &endpoint.id,
         attempts_so_far.saturating_add(1),
         TriggerType::Manual,
-    );
+    )
+    .of_endpoint_version(&endpoint);
     if !state.publisher().is_ready().await {
         return Err(ApiError::Unavailable("broker: not connected".into()));
     }
