@@ -125,3 +125,74 @@ async fn kill_scheduler_between_claim_and_publish_loses_no_retry() {
         .expect("zcard");
     assert_eq!(claimed, 0, "the successor completed the claim");
 }
+
+/// The dispatcher writes a batch of attempts and is killed before acking it (its settler
+/// holds the acks back by a fault-injection pause, and writes nothing after that batch).
+/// The broker redelivers every task to a new dispatcher: every message is delivered again
+/// under the same `webhook-id`, the attempts written before the kill stay in the log beside
+/// the new ones, and every message ends delivered.
+#[tokio::test]
+async fn kill_dispatcher_between_batch_write_and_ack_redelivers_the_batch() {
+    // Within the prefetch (128), so all are handed out while no ack goes back.
+    const MESSAGES: usize = 100;
+    let stack = Stack::new("killack");
+    let ingest = stack.start(Role::Ingest).await;
+    let api = stack.api(&ingest);
+    let receiver = Receiver::start().await;
+    let app = api.create_app("killack-app").await;
+    let url = receiver.url("sink", Reply::Always(200));
+    api.create_endpoint(&app, json!({"url": url})).await;
+    let sent: Vec<String> = api.send_many(&app, "order.created", MESSAGES).await;
+    let sent_set: HashSet<String> = sent.iter().cloned().collect();
+
+    let mut stalled = stack
+        .start_with(
+            Role::Dispatcher,
+            &[("HOOKLINE__DELIVERY__PAUSE_BEFORE_ACK_MS", "600000")],
+        )
+        .await;
+    receiver
+        .await_all("sink", &sent_set, Duration::from_secs(60))
+        .await;
+    // The settler's first batch is written, and its acks are held back.
+    let written = eventually("a batch written", Duration::from_secs(30), || async {
+        let mut written = Vec::new();
+        for msg in &sent {
+            if !api.attempts_of_message(&app, msg).await.is_empty() {
+                written.push(msg.clone());
+            }
+        }
+        (!written.is_empty()).then_some(written)
+    })
+    .await;
+    stalled.kill9().await;
+    assert_eq!(
+        receiver.count("sink"),
+        MESSAGES,
+        "each delivered once before the kill"
+    );
+
+    let _successor = stack.start(Role::Dispatcher).await;
+    eventually(
+        "every task redelivered",
+        Duration::from_secs(60),
+        || async { (receiver.count("sink") >= 2 * MESSAGES).then_some(()) },
+    )
+    .await;
+    let seen = receiver.deliveries("sink");
+    assert_duplicates_identical(&seen, &sent_set);
+    for msg in &sent {
+        let twice = seen.iter().filter(|d| d.webhook_id() == msg).count();
+        assert_eq!(twice, 2, "{msg} delivered again after the kill");
+        let expected = if written.contains(msg) { 2 } else { 1 };
+        eventually("its attempts recorded", Duration::from_secs(30), || async {
+            let attempts = api.attempts_of_message(&app, msg).await;
+            (attempts.len() == expected && attempts.iter().all(|a| a["status"] == 0)).then_some(())
+        })
+        .await;
+    }
+    println!(
+        "{} attempts were written and not acked when the dispatcher was killed",
+        written.len()
+    );
+}

@@ -19,6 +19,7 @@ mod dashboard;
 mod delivery;
 mod deploy;
 mod embedded;
+mod endpoint_changes;
 mod failover;
 mod filters;
 mod health;

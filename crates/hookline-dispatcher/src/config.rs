@@ -37,6 +37,8 @@ pub struct DispatcherConfig {
     pub cache_ttl: Duration,
     /// Most finished attempts written to the store in one round trip.
     pub settle_batch: usize,
+    /// Fault injection for crash tests: a pause between a batch's write and its acks.
+    pub pause_before_ack: Option<Duration>,
 }
 
 impl Default for DispatcherConfig {
@@ -57,6 +59,7 @@ impl Default for DispatcherConfig {
             disable_after_failing_for: Duration::from_secs(5 * 24 * 3600),
             cache_ttl: Duration::from_secs(1),
             settle_batch: 256,
+            pause_before_ack: None,
         }
     }
 }

@@ -197,6 +197,9 @@ impl Dispatcher {
                 }
             }
         };
+        if let (Some(pause), Some(_)) = (self.config().pause_before_ack, &outcomes) {
+            tokio::time::sleep(pause).await;
+        }
         let settles = ackers.into_iter().enumerate().map(|(at, (acker, slot))| {
             let outcome = outcomes.as_ref().and_then(|o| o.get(at).copied());
             async move {

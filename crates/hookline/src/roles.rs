@@ -88,6 +88,7 @@ pub async fn dispatcher(
         disable_after_failing_for: Duration::from_secs(d.endpoint_failure_disable_after_secs),
         cache_ttl: Duration::from_millis(d.endpoint_cache_ms),
         settle_batch: d.settle_batch,
+        pause_before_ack: d.pause_before_ack_ms.map(Duration::from_millis),
         ..DispatcherConfig::default()
     };
     let dispatcher = Arc::new(Dispatcher::new(

@@ -251,6 +251,8 @@ pub struct DeliverySettings {
     pub endpoint_cache_ms: u64,
     /// Most finished attempts a dispatcher writes to the store in one round trip.
     pub settle_batch: usize,
+    /// Fault injection for crash tests: pause between writing a batch and acking it.
+    pub pause_before_ack_ms: Option<u64>,
 }
 
 impl Default for DeliverySettings {
@@ -273,6 +275,7 @@ impl Default for DeliverySettings {
             endpoint_failure_disable_after_secs: 5 * 24 * 3600,
             endpoint_cache_ms: 1_000,
             settle_batch: 256,
+            pause_before_ack_ms: None,
         }
     }
 }
