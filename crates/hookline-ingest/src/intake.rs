@@ -80,7 +80,15 @@ pub async fn accept(
         Ok(body) => {
             state.metrics().messages_accepted.inc();
             let ttl = state.config().idempotency_ttl.as_secs();
-            confirm(state, &new.message, keys, &body, ttl).await;
+            if keys.is_empty() {
+                // Nothing waits on the mark but the sweep, whose lease is seconds away: the
+                // answer need not wait for its removal.
+                let (state, message, answer) = (state.clone(), new.message.clone(), body.clone());
+                tokio::spawn(async move { confirm(&state, &message, &[], &answer, ttl).await });
+            } else {
+                // A repeated key waits for the response recorded here: record it first.
+                confirm(state, &new.message, keys, &body, ttl).await;
+            }
             Ok(Accepted(body))
         }
         Err(Refused { error, removed }) => {
