@@ -167,6 +167,7 @@ async fn ack_oldest_run(
 /// Acks each finished delivery on its own (the older ones they waited for are slow).
 async fn ack_each(outstanding: &Mutex<BTreeSet<u64>>, finished: Finished, limit: Duration) {
     let tags: Vec<u64> = finished.keys().copied().collect();
+    tracing::trace!(acked = tags.len(), "rabbitmq: acked singly");
     let acks = finished.into_values().map(|(acker, reply)| async move {
         let ack = acker.ack(BasicAckOptions::default());
         let result = bounded("ack", limit, ack).await.map_err(|e| e.to_string());
