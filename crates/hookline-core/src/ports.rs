@@ -199,6 +199,21 @@ pub struct ConfirmedMessage {
     pub ttl_secs: u64,
 }
 
+/// A message to accept in one write with its tasks: what
+/// [`MessageStore::accept_and_enqueue`] stores, queues and records.
+#[derive(Debug, Clone)]
+pub struct AcceptedMessage {
+    pub message: Message,
+    pub endpoint_ids: Vec<String>,
+    pub retention_secs: u64,
+    /// One task per endpoint, to be queued now (never a future `deliverAt`).
+    pub tasks: Vec<DeliveryTask>,
+    /// The idempotency keys to record `response` under, for `ttl_secs`.
+    pub keys: Vec<String>,
+    pub response: String,
+    pub ttl_secs: u64,
+}
+
 /// Messages, their idempotency keys and their per-endpoint delivery state.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -339,6 +354,18 @@ pub trait MessageStore: Send + Sync {
             );
         }
         Ok(results)
+    }
+
+    /// For a store that owns the delivery queue too (the publisher's queue is in the same
+    /// database): stores the message as [`MessageStore::insert_message`] does, queues its
+    /// tasks as [`TaskPublisher::publish`] does and records the response under its keys as
+    /// [`MessageStore::confirm_message`] does, all in one durable write, with no outbox
+    /// mark (nothing can be stored without its tasks). `Ok(Some(()))`: all of it is durable
+    /// and the tasks are ready to consume. `Err`: nothing was written. `Ok(None)`: this
+    /// store cannot; the caller takes the outbox path (store, publish, confirm).
+    async fn accept_and_enqueue(&self, item: &AcceptedMessage) -> Result<Option<()>, StoreError> {
+        let _ = item;
+        Ok(None)
     }
 }
 

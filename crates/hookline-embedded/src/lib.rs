@@ -54,6 +54,8 @@ pub struct EmbeddedStore {
     main_key: Option<MainKey>,
     local: Arc<health::Local>,
     endpoints: Arc<registry::EndpointCache>,
+    /// The queue in the same database, so a message and its tasks can be one write.
+    queue: EmbeddedQueue,
 }
 
 /// The database file inside a data directory.
@@ -78,6 +80,7 @@ pub fn open(config: &EmbeddedConfig) -> Result<(EmbeddedStore, EmbeddedQueue), S
         main_key: config.main_key.clone(),
         local,
         endpoints: Arc::default(),
+        queue: queue.clone(),
     };
     Ok((store, queue))
 }

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use hookline_core::model::{DestinationStatus, Message, MessageStatus};
 use hookline_core::ports::{
-    ConfirmedMessage, IdempotencyClaim, MessageStore, NewUnconfirmed, Page, PageRequest,
-    StoreError, Unconfirmed,
+    AcceptedMessage, ConfirmedMessage, IdempotencyClaim, MessageStore, NewUnconfirmed, Page,
+    PageRequest, StoreError, Unconfirmed,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::db::{unavailable, Durability, RECORDS};
 use crate::keys;
+use crate::queue::Encoded;
 use crate::records::{self, Writer};
 use crate::EmbeddedStore;
 
@@ -314,6 +315,25 @@ impl MessageStore for EmbeddedStore {
             .await
     }
 
+    /// One write, one fsync: the message, its tasks and its response (see the port). The
+    /// tasks are handed out only after the commit, from memory, as `publish` does.
+    async fn accept_and_enqueue(&self, item: &AcceptedMessage) -> Result<Option<()>, StoreError> {
+        let message = &item.message;
+        let accept = EncodedAccept {
+            message: EncodedMessage::new(message, &item.endpoint_ids, item.retention_secs)?,
+            tasks: self.queue.encode_tasks(&item.tasks)?,
+            keys: idempotency_keys(&message.app_id, &item.keys),
+            done: crate::encode(&Claim::Done(item.response.clone()))?,
+            ttl_secs: item.ttl_secs,
+        };
+        let (first, sizes) = (accept.tasks.first, accept.tasks.sizes());
+        self.db
+            .write(Durability::Immediate, move |txn| accept.put(txn))
+            .await?;
+        self.queue.make_published_ready(first, &item.tasks, &sizes);
+        Ok(Some(()))
+    }
+
     /// One write transaction for the whole batch, like
     /// [`MessageStore::insert_unconfirmed_batch`].
     async fn confirm_messages_batch(
@@ -347,21 +367,81 @@ fn put_message(
     endpoint_ids: &[String],
     retention_secs: u64,
 ) -> Result<(), StoreError> {
-    let ttl = Some(retention_secs);
-    let app = &message.app_id;
-    w.put(&keys::message(app, &message.id), message, ttl)?;
-    w.index(&keys::messages(app), &message.id, ttl)?;
-    for endpoint_id in endpoint_ids {
-        let key = keys::destination(app, &message.id, endpoint_id);
-        let pending = DestinationStatus {
-            endpoint_id: endpoint_id.clone(),
-            status: MessageStatus::Pending,
-            attempts: 0,
-            next_attempt: None,
-        };
-        w.put(&key, &pending, ttl)?;
+    EncodedMessage::new(message, endpoint_ids, retention_secs)?.put(w)
+}
+
+/// A message with a pending destination per endpoint, encoded before its write reaches the
+/// writer thread, which every write shares.
+struct EncodedMessage {
+    app_id: String,
+    id: String,
+    body: Vec<u8>,
+    /// (key, body) of each pending destination.
+    destinations: Vec<(String, Vec<u8>)>,
+    retention_secs: u64,
+}
+
+impl EncodedMessage {
+    fn new(
+        message: &Message,
+        endpoint_ids: &[String],
+        retention_secs: u64,
+    ) -> Result<Self, StoreError> {
+        let app = &message.app_id;
+        let destinations = endpoint_ids
+            .iter()
+            .map(|endpoint_id| {
+                let pending = DestinationStatus {
+                    endpoint_id: endpoint_id.clone(),
+                    status: MessageStatus::Pending,
+                    attempts: 0,
+                    next_attempt: None,
+                };
+                let key = keys::destination(app, &message.id, endpoint_id);
+                Ok((key, crate::encode(&pending)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self {
+            app_id: app.clone(),
+            id: message.id.clone(),
+            body: crate::encode(message)?,
+            destinations,
+            retention_secs,
+        })
     }
-    Ok(())
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), StoreError> {
+        let ttl = Some(self.retention_secs);
+        w.put_encoded(&keys::message(&self.app_id, &self.id), &self.body, ttl)?;
+        w.index(&keys::messages(&self.app_id), &self.id, ttl)?;
+        for (key, pending) in &self.destinations {
+            w.put_encoded(key, pending, ttl)?;
+        }
+        Ok(())
+    }
+}
+
+/// A message accepted with its tasks, encoded for its one write.
+struct EncodedAccept {
+    message: EncodedMessage,
+    tasks: Encoded,
+    /// The idempotency keys' names, and the response they record (a `Claim::Done`).
+    keys: Vec<String>,
+    done: Vec<u8>,
+    ttl_secs: u64,
+}
+
+impl EncodedAccept {
+    /// Stores the message (no outbox mark), queues its tasks and records the response, as
+    /// `insert_message`, `publish` and `confirm_message` do.
+    fn put(&self, txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+        let mut w = Writer::open(txn)?;
+        self.message.put(&mut w)?;
+        for name in &self.keys {
+            w.put_encoded(name, &self.done, Some(self.ttl_secs))?;
+        }
+        self.tasks.insert(txn)
+    }
 }
 
 /// Stores a message with its outbox mark in `w`'s transaction.

@@ -19,7 +19,7 @@ use hookline_core::model::DeliveryTask;
 use hookline_core::ports::{
     QueueError, ReceivedTask, StoreError, TaskAcker, TaskPublisher, TaskSource,
 };
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::db::{unavailable, Db, Durability, DEAD, QUEUE};
@@ -94,6 +94,31 @@ impl Ready {
     }
 }
 
+/// Tasks encoded for the queue table, under the sequence numbers reserved for them.
+pub(crate) struct Encoded {
+    pub(crate) first: u64,
+    bodies: Vec<Vec<u8>>,
+}
+
+impl Encoded {
+    /// The tasks' JSON sizes, in order.
+    pub(crate) fn sizes(&self) -> Vec<usize> {
+        self.bodies.iter().map(Vec::len).collect()
+    }
+
+    /// Inserts the tasks into the queue table in `txn`.
+    pub(crate) fn insert(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        if self.bodies.is_empty() {
+            return Ok(());
+        }
+        let mut table = txn.open_table(QUEUE).map_err(unavailable)?;
+        for (seq, body) in (self.first..).zip(&self.bodies) {
+            table.insert(seq, body.as_slice()).map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
 struct PendingAck {
     seq: u64,
     done: oneshot::Sender<Result<(), StoreError>>,
@@ -165,8 +190,21 @@ impl EmbeddedQueue {
         self.inner.arrived.notify_one();
     }
 
+    /// Encodes `tasks` under sequence numbers reserved for them, for a write that queues
+    /// them ([`Encoded::insert`]), which [`EmbeddedQueue::make_published_ready`] follows once
+    /// it is committed. Numbers of a write that fails are never used.
+    pub(crate) fn encode_tasks(&self, tasks: &[DeliveryTask]) -> Result<Encoded, StoreError> {
+        let bodies = tasks
+            .iter()
+            .map(crate::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
+        let first = self.inner.next_seq.fetch_add(count, Ordering::Relaxed);
+        Ok(Encoded { first, bodies })
+    }
+
     /// Makes just-published tasks ready, last in line, with their bodies.
-    fn make_published_ready(&self, first: u64, tasks: &[DeliveryTask], sizes: &[usize]) {
+    pub(crate) fn make_published_ready(&self, first: u64, tasks: &[DeliveryTask], sizes: &[usize]) {
         let mut ready = self.ready();
         for ((seq, task), bytes) in (first..).zip(tasks).zip(sizes) {
             ready.push_back(seq, task, *bytes);
@@ -252,23 +290,13 @@ impl TaskPublisher for EmbeddedQueue {
         if tasks.is_empty() {
             return Ok(());
         }
-        let count = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
-        let first = self.inner.next_seq.fetch_add(count, Ordering::Relaxed);
-        let bodies = tasks
-            .iter()
-            .map(crate::encode)
-            .collect::<Result<Vec<_>, _>>()
+        let encoded = self
+            .encode_tasks(tasks)
             .map_err(|e| QueueError::Rejected(e.to_string()))?;
-        let sizes: Vec<usize> = bodies.iter().map(Vec::len).collect();
+        let (first, sizes) = (encoded.first, encoded.sizes());
         self.inner
             .db
-            .write(Durability::Immediate, move |txn| {
-                let mut table = txn.open_table(QUEUE).map_err(unavailable)?;
-                for (seq, body) in (first..).zip(&bodies) {
-                    table.insert(seq, body.as_slice()).map_err(unavailable)?;
-                }
-                Ok(())
-            })
+            .write(Durability::Immediate, move |txn| encoded.insert(txn))
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         self.make_published_ready(first, tasks, &sizes);

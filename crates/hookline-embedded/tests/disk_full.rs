@@ -157,3 +157,71 @@ async fn a_full_disk_fails_its_callers_with_its_error_and_commits_no_part_of_a_b
         .await
         .expect("writes work again after a restart with room");
 }
+
+/// A message accepted in one write that the disk cannot hold: the caller hears the
+/// failure, and neither the message, nor its tasks, nor its response is there when the
+/// database is opened again with room.
+#[tokio::test]
+async fn a_full_disk_refuses_an_accepted_message_whole() {
+    use hookline_core::model::Message;
+    use hookline_core::names::EventTypeName;
+    use hookline_core::ports::{AcceptedMessage, MessageStore};
+
+    let disk = Tmpfs::mount("4m");
+    let (store, queue) = hookline_embedded::open(&config(disk.path())).expect("open");
+    let payload = format!("\"{}\"", "x".repeat(2 * 1024 * 1024));
+    let message = Message {
+        id: "msg_big".into(),
+        app_id: "app_1".into(),
+        event_type: EventTypeName::parse("order.created").expect("name"),
+        event_id: None,
+        channels: None,
+        tags: None,
+        payload: RawValue::from_string(payload).expect("payload"),
+        timestamp: OffsetDateTime::now_utc(),
+        deliver_at: None,
+    };
+    // The payload is in the message and in each task: more than the disk holds.
+    let tasks = (0..2)
+        .map(|n| DeliveryTask::for_message(&message, &format!("ep_{n}"), 1, TriggerType::Scheduled))
+        .collect();
+    let item = AcceptedMessage {
+        message,
+        endpoint_ids: vec!["ep_0".into(), "ep_1".into()],
+        retention_secs: 3600,
+        tasks,
+        keys: vec!["idem:big".into()],
+        response: "{\"id\":\"msg_big\"}".into(),
+        ttl_secs: 3600,
+    };
+    match store.accept_and_enqueue(&item).await {
+        Err(StoreError::Unavailable(message)) => assert!(
+            message.contains("No space left on device"),
+            "the error names the cause: {message}"
+        ),
+        other => panic!("a 4 MiB disk cannot hold 6 MiB: {other:?}"),
+    }
+
+    drop((store, queue));
+    disk.grow("64m");
+    let (store, queue) = hookline_embedded::open(&config(disk.path())).expect("reopen");
+    assert!(store
+        .get_message("app_1", "msg_big")
+        .await
+        .expect("read")
+        .is_none());
+    assert!(store
+        .destinations("app_1", "msg_big")
+        .await
+        .expect("read")
+        .is_empty());
+    let response = store
+        .idempotent_response("app_1", "idem:big")
+        .await
+        .expect("read");
+    assert_eq!(response, None);
+    assert_eq!(queue.depth().await.expect("depth"), 0);
+    let written = store.accept_and_enqueue(&item).await.expect("room again");
+    assert_eq!(written, Some(()));
+    assert_eq!(queue.depth().await.expect("depth"), 2);
+}

@@ -15,7 +15,10 @@
 //!
 //! Publishing needs nothing here: the broker adapter already sends concurrent `publish`
 //! calls together and awaits their confirms together (`hookline-rabbitmq`'s `publisher.rs`),
-//! and the embedded queue commits them in its database's group commit.
+//! and the embedded queue commits them in its database's group commit. In embedded mode the
+//! store, the publish and the clear are one write instead
+//! ([`hookline_core::ports::MessageStore::accept_and_enqueue`]), which that same group
+//! commit shares between concurrent requests.
 //!
 //! The invariants of [`crate::intake`] hold per request: each still answers only after its
 //! own message is stored and its own tasks are confirmed.

@@ -12,6 +12,14 @@
 //! ([`crate::group_commit`]), as the publish shares its confirms; each request still waits
 //! for its own message and its own tasks.
 //!
+//! The outbox exists because the message store and the broker cannot share a transaction.
+//! A store that holds the queue too (embedded mode) can: there the message, its tasks and
+//! the response under the keys are one durable write
+//! ([`hookline_core::ports::MessageStore::accept_and_enqueue`]), with no mark to clear, and
+//! concurrent requests share its commit in the database's writer. A failed write stored
+//! nothing, so it answers 503 and releases the keys like a failed store. Tasks due later
+//! (`deliverAt`) still take the outbox path, to the schedule.
+//!
 //! A request can also die anywhere (`kill -9`). Its claim outlives its lease and names its
 //! message, so a retry with the same key adopts that message id instead of creating a
 //! second message: it answers the original if the tasks were confirmed, queues them if they
@@ -22,7 +30,9 @@
 use std::time::Duration;
 
 use hookline_core::model::{App, DeliveryTask, Endpoint, Message, MessageStatus, TriggerType};
-use hookline_core::ports::{ConfirmedMessage, IdempotencyClaim, NewUnconfirmed, QueueError};
+use hookline_core::ports::{
+    AcceptedMessage, ConfirmedMessage, IdempotencyClaim, NewUnconfirmed, QueueError,
+};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -76,10 +86,14 @@ pub async fn accept(
         }
     }
     let keys = &new.idempotency_keys;
-    match store_and_enqueue(state, app, endpoints, &new, &render).await {
-        Ok(body) => {
+    match store_and_enqueue(state, endpoints, &new, &render).await {
+        Ok(Stored { body, confirmed }) => {
             state.metrics().messages_accepted.inc();
             let ttl = state.config().idempotency_ttl.as_secs();
+            // A confirmed message was stored, queued and answered under its keys in one write.
+            if confirmed {
+                return Ok(Accepted(body));
+            }
             if keys.is_empty() {
                 // Nothing waits on the mark but the sweep, whose lease is seconds away: the
                 // answer need not wait for its removal.
@@ -198,54 +212,96 @@ impl From<ApiError> for Refused {
     }
 }
 
+/// A stored message whose tasks are queued (or scheduled): the response body, and whether
+/// it is recorded under the keys already (no outbox mark to clear).
+struct Stored {
+    body: String,
+    confirmed: bool,
+}
+
+/// Stores `new` and queues its tasks: in one write when the store owns the queue and the
+/// tasks are due now, else through the outbox (see the module docs).
 async fn store_and_enqueue(
     state: &ApiState,
-    app: &App,
     endpoints: &[Endpoint],
     new: &NewMessage,
     render: &impl Fn(&Message) -> Result<String, ApiError>,
-) -> Result<String, Refused> {
+) -> Result<Stored, Refused> {
     let message = &new.message;
     await_broker(state).await?;
     let targets: Vec<_> = endpoints
         .iter()
         .filter(|ep| ep.accepts(&message.event_type, message.channels.as_deref()))
         .collect();
-    let endpoint_ids: Vec<String> = targets.iter().map(|ep| ep.id.clone()).collect();
-    let body = render(message)?;
-    let lease_ms = u64::try_from(state.config().idempotency_lease.as_millis()).unwrap_or(u64::MAX);
-    let item = NewUnconfirmed {
+    let traceparent = hookline_trace::current_traceparent();
+    let item = AcceptedMessage {
         message: message.clone(),
-        endpoint_ids,
+        endpoint_ids: targets.iter().map(|ep| ep.id.clone()).collect(),
         retention_secs: new.retention_secs,
-        deliver_at: new.deliver_at,
+        tasks: targets
+            .iter()
+            .map(|ep| DeliveryTask {
+                traceparent: traceparent.clone(),
+                ..DeliveryTask::for_message(message, &ep.id, 1, TriggerType::Scheduled)
+                    .of_endpoint_version(ep)
+            })
+            .collect(),
+        keys: new.idempotency_keys.clone(),
+        response: render(message)?,
+        ttl_secs: state.config().idempotency_ttl.as_secs(),
+    };
+    // Tasks due later go to the schedule, which is not part of this one write.
+    let due_now = new
+        .deliver_at
+        .is_none_or(|at| at <= time::OffsetDateTime::now_utc());
+    if due_now {
+        let written = state.messages().accept_and_enqueue(&item).await;
+        if written.map_err(ApiError::from)?.is_some() {
+            return Ok(Stored {
+                body: item.response,
+                confirmed: true,
+            });
+        }
+    }
+    let body = store_then_enqueue(state, item, new.deliver_at).await?;
+    Ok(Stored {
+        body,
+        confirmed: false,
+    })
+}
+
+/// The outbox path: stores the message with its outbox mark, then queues its tasks; the
+/// caller clears the mark. A failure to queue removes the message again.
+async fn store_then_enqueue(
+    state: &ApiState,
+    item: AcceptedMessage,
+    deliver_at: Option<time::OffsetDateTime>,
+) -> Result<String, Refused> {
+    let lease_ms = u64::try_from(state.config().idempotency_lease.as_millis()).unwrap_or(u64::MAX);
+    let (app_id, msg_id) = (item.message.app_id.clone(), item.message.id.clone());
+    let unconfirmed = NewUnconfirmed {
+        message: item.message,
+        endpoint_ids: item.endpoint_ids,
+        retention_secs: item.retention_secs,
+        deliver_at,
         lease_ms,
     };
     state
         .group()
-        .insert_unconfirmed(item)
+        .insert_unconfirmed(unconfirmed)
         .await
         .map_err(ApiError::from)?;
-    let traceparent = hookline_trace::current_traceparent();
-    let tasks: Vec<DeliveryTask> = targets
-        .iter()
-        .map(|ep| DeliveryTask {
-            traceparent: traceparent.clone(),
-            ..DeliveryTask::for_message(message, &ep.id, 1, TriggerType::Scheduled)
-                .of_endpoint_version(ep)
-        })
-        .collect();
-    if let Err(error) = enqueue(state, &tasks, new.deliver_at).await {
-        let removed = match state.messages().remove_message(&app.id, &message.id).await {
+    if let Err(error) = enqueue(state, &item.tasks, deliver_at).await {
+        let removed = match state.messages().remove_message(&app_id, &msg_id).await {
             Ok(()) => true,
             Err(cleanup) => {
-                tracing::error!(msg_id = %message.id, error = %cleanup, "could not remove unaccepted message");
+                tracing::error!(%msg_id, error = %cleanup, "could not remove unaccepted message");
                 false
             }
         };
         return Err(Refused { error, removed });
     }
-    Ok(body)
+    Ok(item.response)
 }
 
 /// Queues `tasks` now, or puts them all in the durable schedule when `deliver_at` is ahead
