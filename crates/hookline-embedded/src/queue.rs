@@ -30,7 +30,7 @@ use crate::records::decode;
 const MAX_HELD_TASK: usize = 64 * 1024;
 /// The most task JSON kept in memory at once; past it, waiting tasks are only on disk, so
 /// a deep backlog costs disk, not memory.
-const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+const MAX_HELD_BYTES: usize = 32 * 1024 * 1024;
 /// The most acks removed in one write.
 const MAX_ACKS: usize = 4096;
 
