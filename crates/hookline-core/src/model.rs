@@ -307,6 +307,18 @@ pub struct DestinationStatus {
     pub next_attempt: Option<OffsetDateTime>,
 }
 
+impl DestinationStatus {
+    /// A message just stored for `endpoint_id`: nothing attempted yet.
+    pub fn pending(endpoint_id: &str) -> Self {
+        Self {
+            endpoint_id: endpoint_id.to_owned(),
+            status: MessageStatus::Pending,
+            attempts: 0,
+            next_attempt: None,
+        }
+    }
+}
+
 /// An app-scoped API token (an app portal session): sees and changes only its app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

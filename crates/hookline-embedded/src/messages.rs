@@ -1,7 +1,7 @@
 //! Messages, idempotency claims and per-endpoint delivery state.
 
 use async_trait::async_trait;
-use hookline_core::model::{DestinationStatus, Message, MessageStatus};
+use hookline_core::model::{DestinationStatus, Message};
 use hookline_core::ports::{
     AcceptedMessage, ConfirmedMessage, IdempotencyClaim, MessageStore, NewUnconfirmed, Page,
     PageRequest, StoreError, Unconfirmed,
@@ -391,12 +391,7 @@ impl EncodedMessage {
         let destinations = endpoint_ids
             .iter()
             .map(|endpoint_id| {
-                let pending = DestinationStatus {
-                    endpoint_id: endpoint_id.clone(),
-                    status: MessageStatus::Pending,
-                    attempts: 0,
-                    next_attempt: None,
-                };
+                let pending = DestinationStatus::pending(endpoint_id);
                 let key = keys::destination(app, &message.id, endpoint_id);
                 Ok((key, crate::encode(&pending)?))
             })

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use hookline_core::id;
-use hookline_core::model::{DestinationStatus, Message, MessageStatus};
+use hookline_core::model::{DestinationStatus, Message};
 use hookline_core::ports::{
     ConfirmedMessage, IdempotencyClaim, MessageStore, NewUnconfirmed, Page, PageRequest,
     StoreError, Unconfirmed,
@@ -390,12 +390,7 @@ impl RedisStore {
         let destinations = endpoint_ids
             .iter()
             .map(|endpoint_id| {
-                let pending = DestinationStatus {
-                    endpoint_id: endpoint_id.clone(),
-                    status: MessageStatus::Pending,
-                    attempts: 0,
-                    next_attempt: None,
-                };
+                let pending = DestinationStatus::pending(endpoint_id);
                 Ok((endpoint_id.clone(), encode(&pending)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
