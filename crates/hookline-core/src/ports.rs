@@ -438,7 +438,7 @@ pub trait Settlement: Send + Sync {
     /// batch again is harmless apart from counting its failures twice.
     async fn settle(
         &self,
-        attempts: &[SettledAttempt],
+        attempts: &[&SettledAttempt],
         health: &[HealthReport],
         rules: crate::breaker::OpenRules,
     ) -> Result<Vec<HealthAfter>, StoreError>;

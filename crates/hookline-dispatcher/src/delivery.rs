@@ -196,17 +196,6 @@ impl Dispatcher {
         )))
     }
 
-    /// [`Self::deliver`] and, for an attempt, [`Self::settle_batch`] of it alone.
-    pub async fn deliver_one(&self, task: &DeliveryTask) -> Result<Outcome, DeliveryError> {
-        match self.deliver(task).await? {
-            Delivered::Done(outcome) => Ok(outcome),
-            Delivered::Attempted(attempted) => {
-                let outcomes = self.settle_batch(std::slice::from_ref(&*attempted)).await?;
-                Ok(outcomes.first().copied().unwrap_or(Outcome::Succeeded))
-            }
-        }
-    }
-
     /// The endpoint, from this dispatcher's copy unless it is too old for the task.
     async fn endpoint(&self, task: &DeliveryTask) -> Result<Option<Endpoint>, StoreError> {
         let (app, id) = (&task.app_id, &task.endpoint_id);

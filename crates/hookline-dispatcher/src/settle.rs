@@ -16,7 +16,7 @@ impl Dispatcher {
     /// long) and announces what needs announcing. Answers each attempt's outcome, in order.
     /// On an error nothing is settled and the caller keeps the tasks unacked.
     pub async fn settle_batch(&self, batch: &[Attempted]) -> Result<Vec<Outcome>, DeliveryError> {
-        let attempts: Vec<SettledAttempt> = batch.iter().map(|a| a.settled.clone()).collect();
+        let attempts: Vec<&SettledAttempt> = batch.iter().map(|a| &a.settled).collect();
         let reports = health_reports(batch);
         let rules = OpenRules {
             threshold: self.config.circuit_failure_threshold,

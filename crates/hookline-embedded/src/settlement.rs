@@ -22,7 +22,7 @@ impl Settlement for EmbeddedStore {
     /// loses those acks too and the tasks are delivered again.
     async fn settle(
         &self,
-        attempts: &[SettledAttempt],
+        attempts: &[&SettledAttempt],
         health: &[HealthReport],
         rules: OpenRules,
     ) -> Result<Vec<HealthAfter>, StoreError> {

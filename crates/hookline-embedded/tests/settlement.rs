@@ -128,7 +128,7 @@ async fn a_settled_batch_writes_every_record_retry_and_health_at_once() {
         results,
     });
     let after = store
-        .settle(&attempts, &reports, RULES)
+        .settle(&attempts.iter().collect::<Vec<_>>(), &reports, RULES)
         .await
         .expect("settle");
 

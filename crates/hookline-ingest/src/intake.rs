@@ -97,11 +97,12 @@ pub async fn accept(
             if keys.is_empty() {
                 // Nothing waits on the mark but the sweep, whose lease is seconds away: the
                 // answer need not wait for its removal.
-                let (state, message, answer) = (state.clone(), new.message.clone(), body.clone());
-                tokio::spawn(async move { confirm(&state, &message, &[], &answer, ttl).await });
+                let (state, confirmed) =
+                    (state.clone(), confirmation(&new.message, &[], &body, ttl));
+                tokio::spawn(async move { confirm(&state, confirmed).await });
             } else {
                 // A repeated key waits for the response recorded here: record it first.
-                confirm(state, &new.message, keys, &body, ttl).await;
+                confirm(state, confirmation(&new.message, keys, &body, ttl)).await;
             }
             Ok(Accepted(body))
         }
@@ -127,16 +128,21 @@ pub async fn accept(
 /// so the message IS accepted whatever happens here: a failure is logged, not answered with
 /// a 503. The mark then stays, so the sweep queues the tasks once more after the lease (a
 /// duplicate under the same `webhook-id`), and a retry with a key adopts the same message.
-async fn confirm(state: &ApiState, message: &Message, keys: &[String], body: &str, ttl: u64) {
-    let confirmed = ConfirmedMessage {
+async fn confirm(state: &ApiState, confirmed: ConfirmedMessage) {
+    let msg_id = confirmed.msg_id.clone();
+    if let Err(error) = state.group().confirm_message(confirmed).await {
+        tracing::warn!(%msg_id, %error, "accepted message not marked confirmed");
+    }
+}
+
+/// What [`confirm`] writes for `message`: its mark cleared, `body` under `keys`.
+fn confirmation(message: &Message, keys: &[String], body: &str, ttl: u64) -> ConfirmedMessage {
+    ConfirmedMessage {
         app_id: message.app_id.clone(),
         msg_id: message.id.clone(),
         keys: keys.to_vec(),
         response: body.to_owned(),
         ttl_secs: ttl,
-    };
-    if let Err(error) = state.group().confirm_message(confirmed).await {
-        tracing::warn!(msg_id = %message.id, %error, "accepted message not marked confirmed");
     }
 }
 
@@ -160,7 +166,11 @@ async fn finish_adopted(
         crate::outbox::enqueue_stored(state, &message, mark.deliver_at).await?;
     }
     let ttl = state.config().idempotency_ttl.as_secs();
-    confirm(state, &message, &new.idempotency_keys, &body, ttl).await;
+    confirm(
+        state,
+        confirmation(&message, &new.idempotency_keys, &body, ttl),
+    )
+    .await;
     tracing::info!(%msg_id, "finished the message of an interrupted request");
     Ok(Some(body))
 }

@@ -65,12 +65,12 @@ type HealthReply = (i64, i64, i64, i64, i64);
 impl Settlement for RedisStore {
     async fn settle(
         &self,
-        attempts: &[SettledAttempt],
+        attempts: &[&SettledAttempt],
         health: &[HealthReport],
         rules: OpenRules,
     ) -> Result<Vec<HealthAfter>, StoreError> {
         let mut apps: BTreeMap<&str, AppShare<'_>> = BTreeMap::new();
-        for settled in attempts {
+        for &settled in attempts {
             let app = settled.attempt.app_id.as_str();
             apps.entry(app).or_default().attempts.push(settled);
         }
@@ -197,7 +197,7 @@ impl RedisStore {
     fn add_schedule(
         &self,
         pipe: &mut redis::Pipeline,
-        attempts: &[SettledAttempt],
+        attempts: &[&SettledAttempt],
     ) -> Result<bool, StoreError> {
         let mut any = false;
         for (task, due) in attempts.iter().filter_map(|s| s.next.as_ref()) {
