@@ -110,6 +110,7 @@ fn task(n: u32) -> DeliveryTask {
         rate_slot: false,
         held_since_ms: None,
         endpoint_version: None,
+        queued_at_ms: None,
     }
 }
 

@@ -449,6 +449,7 @@ pub async fn fill_schedule(
                 rate_slot: false,
                 held_since_ms: None,
                 endpoint_version: None,
+                queued_at_ms: None,
             };
             let bar = bar.clone();
             async move {

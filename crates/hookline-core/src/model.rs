@@ -575,6 +575,16 @@ pub struct DeliveryTask {
     /// message was sent always applies to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_version: Option<i64>,
+    /// When this task was last put on the delivery queue (unix ms): by ingest for a first
+    /// attempt, by the scheduler for a retry. The age of the task a dispatcher takes is how
+    /// long deliveries wait in the queue, which the backlog view and its alert report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at_ms: Option<i64>,
+}
+
+fn unix_ms_now() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 impl DeliveryTask {
@@ -597,6 +607,15 @@ impl DeliveryTask {
             rate_slot: false,
             held_since_ms: None,
             endpoint_version: None,
+            queued_at_ms: Some(unix_ms_now()),
+        }
+    }
+
+    /// The same task, put on the queue now.
+    pub fn queued_now(self) -> Self {
+        Self {
+            queued_at_ms: Some(unix_ms_now()),
+            ..self
         }
     }
 
@@ -815,6 +834,7 @@ mod tests {
             rate_slot: false,
             held_since_ms: None,
             endpoint_version: None,
+            queued_at_ms: None,
         };
         let held = task.held(1_000);
         assert_eq!((held.attempt, held.held_since_ms), (2, Some(1_000)));
@@ -839,6 +859,7 @@ mod tests {
             rate_slot: false,
             held_since_ms: None,
             endpoint_version: None,
+            queued_at_ms: None,
         };
         let json = serde_json::to_string(&task).unwrap();
         assert_eq!(

@@ -440,6 +440,7 @@ mod tests {
             rate_slot: false,
             held_since_ms: None,
             endpoint_version: None,
+            queued_at_ms: None,
         }
     }
 

@@ -73,6 +73,7 @@ fn task(n: u32, bytes: usize) -> DeliveryTask {
         rate_slot: false,
         held_since_ms: None,
         endpoint_version: None,
+        queued_at_ms: None,
     }
 }
 

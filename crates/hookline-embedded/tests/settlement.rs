@@ -38,6 +38,7 @@ fn task(msg: usize, endpoint: &str) -> DeliveryTask {
         rate_slot: false,
         held_since_ms: None,
         endpoint_version: None,
+        queued_at_ms: None,
     }
 }
 

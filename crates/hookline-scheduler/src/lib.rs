@@ -86,7 +86,10 @@ impl Scheduler {
             );
             tokio::time::sleep(pause).await;
         }
-        let tasks: Vec<_> = claimed.iter().map(|c| c.task.clone()).collect();
+        let tasks: Vec<_> = claimed
+            .iter()
+            .map(|c| c.task.clone().queued_now())
+            .collect();
         // If publishing fails the claims stay leased and come back when the lease ends.
         self.publisher.publish(&tasks).await?;
         // Each claim completes only itself: if its lease ran out meanwhile and another

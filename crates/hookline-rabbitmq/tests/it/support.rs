@@ -77,6 +77,7 @@ pub fn task_with_payload(n: usize, payload: &str) -> DeliveryTask {
         rate_slot: false,
         held_since_ms: None,
         endpoint_version: None,
+        queued_at_ms: None,
     }
 }
 
