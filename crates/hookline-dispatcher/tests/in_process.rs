@@ -139,6 +139,7 @@ fn task(app: &App, endpoint: &Endpoint, n: usize) -> DeliveryTask {
         rate_slot: false,
         held_since_ms: None,
         endpoint_version: Some(endpoint.version()),
+        queued_at_ms: None,
     }
 }
 
