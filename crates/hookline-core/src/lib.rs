@@ -22,6 +22,7 @@
 
 pub mod address;
 pub mod breaker;
+pub mod fair;
 pub mod headers;
 pub mod id;
 pub mod json;

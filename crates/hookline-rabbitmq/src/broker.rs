@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookline_core::fair::Lane;
 use hookline_core::ports::TaskPublisher;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
@@ -12,11 +13,18 @@ use tracing::info;
 
 use crate::config::RabbitConfig;
 use crate::error::RabbitError;
-use crate::link::{Link, Shared};
+use crate::link::{Lanes, Link, Shared};
 use crate::publisher::{RabbitPublisher, REQUEST_QUEUE};
 use crate::source::RabbitTaskSource;
 use crate::topology::{self, TopologyNames};
 use crate::{redact::redact_url, supervisor};
+
+/// Ready tasks per lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneDepths {
+    pub fast: u32,
+    pub bulk: u32,
+}
 
 /// A supervised RabbitMQ connection shared by every publisher and source made from it.
 ///
@@ -46,7 +54,8 @@ impl RabbitBroker {
     /// [`RabbitConfig::validate`] first; invalid URLs are skipped and logged here.
     /// Must be called within a Tokio runtime.
     pub fn start(config: RabbitConfig) -> Self {
-        let names = TopologyNames::new(&config.prefix);
+        let names = TopologyNames::new(&config.prefix, config.shards);
+        let lanes = Lanes::new(config.fair_share);
         let (link, _) = watch::channel(Link::Down);
         let (requests, pending) = flume::bounded(REQUEST_QUEUE);
         let shutdown = CancellationToken::new();
@@ -60,6 +69,7 @@ impl RabbitBroker {
             requests,
             pending,
             connections: std::sync::atomic::AtomicU64::new(0),
+            lanes,
         });
         let supervisor = tokio::spawn(supervisor::run(Arc::clone(&shared)));
         Self {
@@ -116,10 +126,30 @@ impl RabbitBroker {
         &self.shared.names
     }
 
-    /// Tasks ready in the delivery queue (unacknowledged ones not counted).
+    /// Tasks ready in all delivery queues (unacknowledged ones not counted).
     pub async fn queue_depth(&self) -> Result<u32, RabbitError> {
+        let depths = self.lane_depths().await?;
+        Ok(depths.fast.saturating_add(depths.bulk))
+    }
+
+    /// Tasks ready in each lane, summed over its shards.
+    pub async fn lane_depths(&self) -> Result<LaneDepths, RabbitError> {
         let channel = self.shared.admin_channel().await?;
-        topology::ready_messages(&channel, &self.shared.names.queue, self.rpc_timeout()).await
+        let mut depths = LaneDepths::default();
+        for queue in &self.shared.names.queues {
+            let ready = topology::ready_messages(&channel, &queue.name, self.rpc_timeout()).await?;
+            let lane = match queue.lane {
+                Lane::Fast => &mut depths.fast,
+                Lane::Bulk => &mut depths.bulk,
+            };
+            *lane = lane.saturating_add(ready);
+        }
+        Ok(depths)
+    }
+
+    /// Tasks this process has published into each lane since it started (fast, bulk).
+    pub fn published(&self) -> (u64, u64) {
+        self.shared.lanes.published()
     }
 
     /// Tasks waiting in the dead-letter queue.

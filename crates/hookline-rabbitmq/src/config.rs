@@ -3,7 +3,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use hookline_core::fair::Share;
+
 use crate::error::ConfigError;
+
+/// Most delivery shards: each is two quorum queues (a Raft group each) per deployment.
+pub const MAX_SHARDS: u16 = 64;
 use crate::redact::redact_url;
 
 /// Settings of one [`RabbitBroker`](crate::RabbitBroker).
@@ -40,6 +45,17 @@ pub struct RabbitConfig {
     /// set-up and cancel, acks. lapin can leave such a future pending forever once its
     /// connection is gone, so every await on it is bounded by this.
     pub rpc_timeout: Duration,
+    /// Delivery queues per lane; each application's tasks go to one shard (a stable hash of
+    /// its id), so tasks spread over this many quorum queues, whose leaders the broker
+    /// places on different nodes. May be raised on a running deployment, not lowered
+    /// without draining the queues that go away.
+    pub shards: u16,
+    /// What one application may put in the fast lane from one publishing process; what it
+    /// sends beyond goes to the bulk lane.
+    pub fair_share: Share,
+    /// A consumer takes from the bulk lane first once in this many picks, so bulk work gets
+    /// at least this share of a dispatcher whose fast lane is never empty.
+    pub bulk_every: u32,
 }
 
 impl Default for RabbitConfig {
@@ -56,6 +72,12 @@ impl Default for RabbitConfig {
             publish_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             rpc_timeout: Duration::from_secs(5),
+            shards: 4,
+            fair_share: Share {
+                rate: 100.0,
+                burst: 200,
+            },
+            bulk_every: 4,
         }
     }
 }
@@ -75,6 +97,9 @@ impl fmt::Debug for RabbitConfig {
             .field("publish_timeout", &self.publish_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("rpc_timeout", &self.rpc_timeout)
+            .field("shards", &self.shards)
+            .field("fair_share", &self.fair_share)
+            .field("bulk_every", &self.bulk_every)
             .finish()
     }
 }
@@ -118,6 +143,18 @@ impl RabbitConfig {
                 return Err(ConfigError::Zero(name));
             }
         }
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return Err(ConfigError::Shards(MAX_SHARDS));
+        }
+        if !(self.fair_share.rate.is_finite() && self.fair_share.rate > 0.0) {
+            return Err(ConfigError::Zero("fair_share.rate"));
+        }
+        if self.fair_share.burst == 0 {
+            return Err(ConfigError::Zero("fair_share.burst"));
+        }
+        if self.bulk_every < 2 {
+            return Err(ConfigError::BulkEvery);
+        }
         if self.reconnect_max < self.reconnect_min {
             return Err(ConfigError::ReconnectRange);
         }
@@ -156,6 +193,14 @@ mod tests {
             },
             RabbitConfig {
                 publisher_channels: 0,
+                ..base()
+            },
+            RabbitConfig {
+                shards: 0,
+                ..base()
+            },
+            RabbitConfig {
+                bulk_every: 1,
                 ..base()
             },
             RabbitConfig {

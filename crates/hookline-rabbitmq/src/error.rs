@@ -16,6 +16,10 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("reconnect_max must not be below reconnect_min")]
     ReconnectRange,
+    #[error("shards must be between 1 and {0}")]
+    Shards(u16),
+    #[error("bulk_every must be at least 2")]
+    BulkEvery,
 }
 
 /// Failures of the broker helpers (depth, dead-letter count, teardown) and of set-up steps.

@@ -11,8 +11,12 @@
 //!   every new connection.
 //!
 //! Topology (see [`TopologyNames`]): direct exchange `<prefix>.deliveries` → durable quorum
-//! queue `<prefix>.deliveries` (routing key `deliveries`, `x-delivery-limit`, dead-lettering
-//! to fanout exchange `<prefix>.deliveries.dead` → durable queue `<prefix>.deliveries.dead`).
+//! queues, two lanes (fast and bulk) of `shards` queues each, all with `x-delivery-limit`
+//! and dead-lettering to fanout exchange `<prefix>.deliveries.dead` → quorum queue
+//! `<prefix>.deliveries.dead`. Publishers route each message's tasks to its application's
+//! shard, in the fast lane while the application is within its share
+//! ([`hookline_core::fair`]) and the bulk lane beyond; sources consume every queue, fast
+//! lane first with a guaranteed bulk share.
 //!
 //! Architecture invariants:
 //! - `publish` returns `Ok` only after the broker confirmed every task as routed to the
@@ -37,9 +41,9 @@ mod source;
 mod supervisor;
 mod topology;
 
-pub use broker::RabbitBroker;
+pub use broker::{LaneDepths, RabbitBroker};
 pub use config::RabbitConfig;
 pub use error::{ConfigError, RabbitError};
 pub use redact::redact_url;
 pub use source::RabbitTaskSource;
-pub use topology::TopologyNames;
+pub use topology::{DeliveryQueue, TopologyNames};

@@ -1,7 +1,11 @@
 //! The state every part of the adapter shares: the current connection (if any), published
 //! by the supervisor, plus the configuration and the queue of pending publishes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use hookline_core::fair::{Lane, LaneMeter, Share};
+use hookline_core::model::DeliveryTask;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +56,54 @@ pub(crate) struct Shared {
     pub(crate) pending: flume::Receiver<PublishRequest>,
     /// Connections that reached "ready" since start (for the reconnect metric).
     pub(crate) connections: std::sync::atomic::AtomicU64,
+    /// Which lane each application's tasks take from this process.
+    pub(crate) lanes: Lanes,
+}
+
+/// The lane decisions of this process's publishers and what they published per lane.
+pub(crate) struct Lanes {
+    meter: std::sync::Mutex<LaneMeter>,
+    fast: AtomicU64,
+    bulk: AtomicU64,
+}
+
+impl Lanes {
+    pub(crate) fn new(share: Share) -> Self {
+        Self {
+            meter: std::sync::Mutex::new(LaneMeter::new(share)),
+            fast: AtomicU64::new(0),
+            bulk: AtomicU64::new(0),
+        }
+    }
+
+    /// The lane of each of `tasks`, published now (one lock for them all).
+    pub(crate) fn assign(&self, tasks: &[DeliveryTask]) -> Vec<Lane> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let mut meter = match self.meter.lock() {
+            Ok(meter) => meter,
+            // A panic elsewhere while deciding a lane: the meter is still a valid state.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let lanes: Vec<Lane> = tasks
+            .iter()
+            .map(|task| meter.lane(&task.app_id, 1, now))
+            .collect();
+        drop(meter);
+        let bulk = lanes.iter().filter(|l| **l == Lane::Bulk).count() as u64;
+        self.bulk.fetch_add(bulk, Ordering::Relaxed);
+        self.fast
+            .fetch_add(lanes.len() as u64 - bulk, Ordering::Relaxed);
+        lanes
+    }
+
+    pub(crate) fn published(&self) -> (u64, u64) {
+        (
+            self.fast.load(Ordering::Relaxed),
+            self.bulk.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Shared {

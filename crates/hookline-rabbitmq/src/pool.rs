@@ -136,9 +136,13 @@ impl ChannelTask {
             .iter()
             .flat_map(|request| &request.messages)
             .map(|message| {
+                let routing_key = names
+                    .queues
+                    .get(message.queue)
+                    .map_or(names.routing_key.as_str(), |q| q.routing_key.as_str());
                 self.channel.basic_publish(
                     &names.exchange,
-                    &names.routing_key,
+                    routing_key,
                     options,
                     &message.payload,
                     message.properties.clone(),

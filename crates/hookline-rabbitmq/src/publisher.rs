@@ -14,8 +14,8 @@
 //! - lapin attaches a returned (unroutable) message to whichever confirm resolves next,
 //!   not necessarily the returned message's own. A channel used by one batch at a time
 //!   keeps that mix-up inside the batch, and any return in a batch rejects the whole batch
-//!   (all tasks use the same exchange and routing key, so unroutability is never specific
-//!   to one task). The verdict lives in [`crate::confirm`], the channel tasks in
+//!   (every routing key is bound in the same declare as all the others, so unroutability
+//!   is never specific to one task). The verdict lives in [`crate::confirm`], the channel tasks in
 //!   [`crate::pool`].
 
 use std::sync::Arc;
@@ -59,10 +59,12 @@ impl PublishRequest {
 pub(crate) struct Encoded {
     pub(crate) payload: Vec<u8>,
     pub(crate) properties: BasicProperties,
+    /// Index of its queue in [`TopologyNames::queues`](crate::TopologyNames::queues).
+    pub(crate) queue: usize,
 }
 
 impl Encoded {
-    fn new(task: &DeliveryTask) -> Result<Self, QueueError> {
+    fn new(task: &DeliveryTask, queue: usize) -> Result<Self, QueueError> {
         let payload = serde_json::to_vec(task)
             .map_err(|error| QueueError::Rejected(format!("task does not encode: {error}")))?;
         let mut properties = BasicProperties::default()
@@ -79,6 +81,7 @@ impl Encoded {
         Ok(Self {
             payload,
             properties,
+            queue,
         })
     }
 }
@@ -100,7 +103,16 @@ impl TaskPublisher for RabbitPublisher {
             debug!(tasks = tasks.len(), %error, "rabbitmq: publish refused while disconnected");
             return Err(error.into());
         }
-        let messages = tasks.iter().map(Encoded::new).collect::<Result<_, _>>()?;
+        let names = &self.shared.names;
+        let lanes = self.shared.lanes.assign(tasks);
+        let messages = tasks
+            .iter()
+            .zip(lanes)
+            .map(|(task, lane)| {
+                let shard = hookline_core::fair::shard_of(&task.app_id, names.shards());
+                Encoded::new(task, names.route_index(lane, shard))
+            })
+            .collect::<Result<_, _>>()?;
         let limit = self.shared.config.publish_timeout;
         let deadline = Instant::now() + limit;
         let (reply, answer) = oneshot::channel();

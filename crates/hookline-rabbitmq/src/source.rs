@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::{BoxStream, SelectAll};
 use futures::StreamExt;
+use hookline_core::fair::{Lane, LanePicker};
 use hookline_core::model::DeliveryTask;
 use hookline_core::ports::{QueueError, ReceivedTask, TaskAcker, TaskSource};
 use lapin::acker::Acker;
@@ -25,7 +27,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use tokio::sync::watch;
-use tokio_util::sync::DropGuard;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
 use crate::acks::AckBook;
@@ -47,20 +49,31 @@ pub struct RabbitTaskSource {
     closed: bool,
 }
 
-/// A consumer on one channel of one connection generation.
+/// Consumers of every delivery queue on one connection generation: one channel per lane,
+/// so each lane's acks run over its own contiguous delivery tags.
 struct Subscription {
     live: Arc<LiveLink>,
+    fast: LaneConsumers,
+    bulk: LaneConsumers,
+    picker: LanePicker,
+    tag: String,
+}
+
+/// One lane's channel and its consumers (one per shard), merged into one stream. Each
+/// consumer's stream ends with a `None` item, so a consumer the broker cancelled is noticed
+/// (the merged stream would otherwise just go on without it).
+struct LaneConsumers {
     channel: Arc<Channel>,
     acks: AckBook,
-    consumer: Consumer,
-    tag: String,
+    tags: Vec<String>,
+    deliveries: SelectAll<BoxStream<'static, Option<lapin::Result<Delivery>>>>,
 }
 
 /// What woke a waiting `next`.
 // Lives on the stack for one loop turn; boxing each delivery would cost an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Event {
-    Delivery(Option<lapin::Result<Delivery>>),
+    Delivery(Lane, Option<Option<lapin::Result<Delivery>>>),
     ConnectionLost,
     Shutdown,
 }
@@ -114,14 +127,14 @@ impl RabbitTaskSource {
                 "{}-{}-{}",
                 self.tag_prefix, live.generation, self.subscriptions
             );
-            match self.open(&live, &tag).await {
-                Ok((channel, consumer)) => {
+            match open(&self.shared, &live, &tag).await {
+                Ok((fast, bulk)) => {
                     info!(generation = live.generation, consumer_tag = %tag, "rabbitmq: consuming");
                     return Some(Subscription {
                         live,
-                        channel: Arc::new(channel),
-                        acks: AckBook::start(config.rpc_timeout),
-                        consumer,
+                        fast,
+                        bulk,
+                        picker: LanePicker::new(config.bulk_every),
                         tag,
                     });
                 }
@@ -136,29 +149,89 @@ impl RabbitTaskSource {
             }
         }
     }
+}
 
-    async fn open(&self, live: &LiveLink, tag: &str) -> Result<(Channel, Consumer), RabbitError> {
-        let config = &self.shared.config;
-        let limit = config.rpc_timeout;
-        let channel = bounded("open channel", limit, live.connection.create_channel()).await?;
-        bounded(
-            "basic.qos",
-            limit,
-            channel.basic_qos(config.prefetch, BasicQosOptions { global: false }),
-        )
-        .await?;
-        let consumer = bounded(
+async fn open(
+    shared: &Shared,
+    live: &LiveLink,
+    tag: &str,
+) -> Result<(LaneConsumers, LaneConsumers), RabbitError> {
+    let fast = open_lane(shared, live, tag, Lane::Fast).await?;
+    let bulk = open_lane(shared, live, tag, Lane::Bulk).await?;
+    Ok((fast, bulk))
+}
+
+async fn open_lane(
+    shared: &Shared,
+    live: &LiveLink,
+    tag: &str,
+    lane: Lane,
+) -> Result<LaneConsumers, RabbitError> {
+    let config = &shared.config;
+    let limit = config.rpc_timeout;
+    let channel = bounded("open channel", limit, live.connection.create_channel()).await?;
+    // Per consumer: each shard of the lane has its own window.
+    bounded(
+        "basic.qos",
+        limit,
+        channel.basic_qos(config.prefetch, BasicQosOptions { global: false }),
+    )
+    .await?;
+    let mut tags = Vec::new();
+    let mut deliveries = SelectAll::new();
+    for queue in shared.names.lane(lane) {
+        let queue_tag = format!("{tag}-{}{}", lane.name(), queue.shard);
+        let consumer: Consumer = bounded(
             "basic.consume",
             limit,
             channel.basic_consume(
-                &self.shared.names.queue,
-                tag,
+                &queue.name,
+                &queue_tag,
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             ),
         )
         .await?;
-        Ok((channel, consumer))
+        tags.push(queue_tag);
+        deliveries.push(
+            consumer
+                .map(Some)
+                .chain(futures::stream::once(async { None }))
+                .boxed(),
+        );
+    }
+    Ok(LaneConsumers {
+        channel: Arc::new(channel),
+        acks: AckBook::start(config.rpc_timeout),
+        tags,
+        deliveries,
+    })
+}
+
+/// Waits for the next delivery of either lane, trying `first` first.
+async fn next_event(subscription: &mut Subscription, shutdown: &CancellationToken) -> Event {
+    let Subscription {
+        live,
+        fast,
+        bulk,
+        picker,
+        ..
+    } = subscription;
+    match picker.first() {
+        Lane::Fast => tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Event::Shutdown,
+            () = live.lost.cancelled() => Event::ConnectionLost,
+            d = fast.deliveries.next() => Event::Delivery(Lane::Fast, d),
+            d = bulk.deliveries.next() => Event::Delivery(Lane::Bulk, d),
+        },
+        Lane::Bulk => tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Event::Shutdown,
+            () = live.lost.cancelled() => Event::ConnectionLost,
+            d = bulk.deliveries.next() => Event::Delivery(Lane::Bulk, d),
+            d = fast.deliveries.next() => Event::Delivery(Lane::Fast, d),
+        },
     }
 }
 
@@ -173,30 +246,33 @@ impl TaskSource for RabbitTaskSource {
                 self.active = Some(self.subscribe().await?);
                 continue;
             };
-            let event = tokio::select! {
-                biased;
-                () = self.shared.shutdown.cancelled() => Event::Shutdown,
-                () = subscription.live.lost.cancelled() => Event::ConnectionLost,
-                delivery = subscription.consumer.next() => Event::Delivery(delivery),
-            };
+            let event = next_event(subscription, &self.shared.shutdown).await;
             match event {
                 Event::Shutdown => return None,
                 Event::ConnectionLost => {
                     info!(consumer_tag = %subscription.tag, "rabbitmq: connection lost; will resubscribe");
                     self.active = None;
                 }
-                Event::Delivery(Some(Ok(delivery))) => {
+                Event::Delivery(lane, Some(Some(Ok(delivery)))) => {
                     let limit = self.shared.config.rpc_timeout;
-                    if let Some(task) = accept(subscription, delivery, limit).await {
+                    let consumers = match lane {
+                        Lane::Fast => &subscription.fast,
+                        Lane::Bulk => &subscription.bulk,
+                    };
+                    let settle = Settle {
+                        acks: consumers.acks.clone(),
+                        channel: Arc::clone(&consumers.channel),
+                    };
+                    if let Some(task) = accept(settle, &subscription.tag, delivery, limit).await {
                         return Some(task);
                     }
                 }
-                Event::Delivery(Some(Err(error))) => {
+                Event::Delivery(_, Some(Some(Err(error)))) => {
                     warn!(consumer_tag = %subscription.tag, %error, "rabbitmq: consumer failed; will resubscribe");
                     self.active = None;
                 }
-                Event::Delivery(None) => {
-                    warn!(consumer_tag = %subscription.tag, "rabbitmq: consumer cancelled by the broker; will resubscribe");
+                Event::Delivery(_, Some(None) | None) => {
+                    warn!(consumer_tag = %subscription.tag, "rabbitmq: a consumer was cancelled by the broker; will resubscribe");
                     self.active = None;
                 }
             }
@@ -205,58 +281,71 @@ impl TaskSource for RabbitTaskSource {
 
     async fn close(&mut self) {
         self.closed = true;
-        let Some(mut subscription) = self.active.take() else {
+        let Some(subscription) = self.active.take() else {
             return;
         };
         let limit = self.shared.config.rpc_timeout;
-        let cancel = subscription
-            .channel
-            .basic_cancel(&subscription.tag, BasicCancelOptions::default());
-        if let Err(error) = bounded("basic.cancel", limit, cancel).await {
-            // The connection is probably gone, and with it every unacked delivery.
-            debug!(consumer_tag = %subscription.tag, %error, "rabbitmq: cancel failed");
-            return;
-        }
-        // Deliveries prefetched but never handed out go back to the queue now, rather than
-        // when the channel finally closes.
         let mut requeued = 0_usize;
-        while let Ok(Some(Ok(delivery))) =
-            tokio::time::timeout(limit, subscription.consumer.next()).await
-        {
-            let requeue = delivery.acker.nack(BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            });
-            if bounded("requeue", limit, requeue).await.is_ok() {
-                requeued += 1;
+        for mut lane in [subscription.fast, subscription.bulk] {
+            for tag in &lane.tags {
+                let cancel = lane
+                    .channel
+                    .basic_cancel(tag, BasicCancelOptions::default());
+                if let Err(error) = bounded("basic.cancel", limit, cancel).await {
+                    // The connection is probably gone, and with it every unacked delivery.
+                    debug!(consumer_tag = %tag, %error, "rabbitmq: cancel failed");
+                    return;
+                }
+            }
+            // Deliveries prefetched but never handed out go back to the queue now, rather
+            // than when the channel finally closes. A cancelled consumer's stream ends.
+            while let Ok(Some(delivery)) = tokio::time::timeout(limit, lane.deliveries.next()).await
+            {
+                let Some(Ok(delivery)) = delivery else {
+                    continue;
+                };
+                let requeue = delivery.acker.nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                });
+                if bounded("requeue", limit, requeue).await.is_ok() {
+                    requeued += 1;
+                }
             }
         }
-        info!(consumer_tag = %subscription.tag, requeued, "rabbitmq: consumer closed");
+        info!(consumer_tag = %subscription.tag, requeued, "rabbitmq: consumers closed");
     }
 }
 
 /// Decodes a delivery into a task for the caller, or dead-letters it.
+/// Where a delivery is settled: its lane's ack book and channel.
+struct Settle {
+    acks: AckBook,
+    channel: Arc<Channel>,
+}
+
 async fn accept(
-    subscription: &Subscription,
+    lane: Settle,
+    tag: &str,
     delivery: Delivery,
     limit: Duration,
 ) -> Option<ReceivedTask> {
     match serde_json::from_slice::<DeliveryTask>(&delivery.data) {
         Ok(task) => {
-            subscription.acks.accepted(delivery.delivery_tag);
+            lane.acks.accepted(delivery.delivery_tag);
             Some(ReceivedTask {
                 task,
                 acker: Box::new(RabbitAcker {
                     acker: delivery.acker,
                     delivery_tag: delivery.delivery_tag,
-                    book: subscription.acks.clone(),
-                    _channel: Arc::clone(&subscription.channel),
+                    book: lane.acks,
+                    _channel: lane.channel,
                 }),
             })
         }
         Err(error) => {
             warn!(
-                consumer_tag = %subscription.tag,
+                consumer_tag = %tag,
                 delivery_tag = delivery.delivery_tag,
                 bytes = delivery.data.len(),
                 %error,

@@ -3,6 +3,7 @@
 //! Every test uses its own topology prefix and deletes its topology at the end.
 
 mod consume;
+mod lanes;
 mod outage;
 mod publish;
 mod support;

@@ -8,7 +8,7 @@ use lapin::options::{BasicGetOptions, QueueDeleteOptions};
 use lapin::types::AMQPValue;
 
 use crate::support::{
-    eventually, raw_channel, start_ready, task, teardown, test_config, SHARED_URL,
+    eventually, fast_queue, raw_channel, start_ready, task, teardown, test_config, SHARED_URL,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +24,10 @@ async fn published_task_has_the_agreed_wire_form() {
 
     let (_connection, channel) = raw_channel(SHARED_URL).await;
     let got = channel
-        .basic_get(&broker.names().queue, BasicGetOptions { no_ack: true })
+        .basic_get(
+            &fast_queue(&broker, &sent.app_id),
+            BasicGetOptions { no_ack: true },
+        )
         .await
         .expect("basic.get")
         .expect("a message in the queue");
@@ -77,13 +80,15 @@ async fn concurrent_callers_all_get_confirmed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_publish_is_rejected_not_confirmed() {
     let broker = start_ready(test_config(SHARED_URL)).await;
-    // Remove the queue behind the broker's back: the exchange now routes nowhere, and the
+    // Remove the queues behind the broker's back: the exchange now routes nowhere, and the
     // broker still acks the publish, with the message returned.
     let (_connection, channel) = raw_channel(SHARED_URL).await;
-    channel
-        .queue_delete(&broker.names().queue, QueueDeleteOptions::default())
-        .await
-        .expect("queue.delete");
+    for queue in &broker.names().queues {
+        channel
+            .queue_delete(&queue.name, QueueDeleteOptions::default())
+            .await
+            .expect("queue.delete");
+    }
     let result = broker.publisher().publish(&[task(1), task(2)]).await;
     assert!(
         matches!(result, Err(QueueError::Rejected(ref why)) if why.contains("NO_ROUTE")),
@@ -165,7 +170,7 @@ impl Drop for QueuePolicy {
 async fn nacked_publish_is_rejected() {
     let broker = start_ready(test_config(SHARED_URL)).await;
     let policy = QueuePolicy::set(
-        &broker.names().queue,
+        &fast_queue(&broker, &task(1).app_id),
         r#"{"max-length":1,"overflow":"reject-publish"}"#,
     );
     let publisher = broker.publisher();

@@ -58,6 +58,16 @@ pub async fn teardown(broker: &RabbitBroker) {
     broker.shutdown().await;
 }
 
+/// The fast-lane queue that `app_id`'s tasks go to while it is within its share.
+pub fn fast_queue(broker: &RabbitBroker, app_id: &str) -> String {
+    let names = broker.names();
+    let shard = hookline_core::fair::shard_of(app_id, names.shards());
+    names
+        .route(hookline_core::fair::Lane::Fast, shard)
+        .name
+        .clone()
+}
+
 /// A task whose message id encodes `n`.
 pub fn task(n: usize) -> DeliveryTask {
     task_with_payload(n, "{\"n\":1}")
