@@ -10,7 +10,8 @@
 //! Tasks are also spread over `shards` (by a stable hash of the application id) so that
 //! no single queue, and no single broker node, carries every task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 const NANOS_PER_SECOND: f64 = 1_000_000_000.0;
 /// Forgotten entries are swept when the map has grown by this many since the last sweep.
@@ -155,6 +156,88 @@ impl LanePicker {
     }
 }
 
+/// Items waiting per application, handed out in turns: each pick takes the oldest item of
+/// the application whose turn it is, and that application goes to the back of the line.
+/// A queue that holds everything (embedded mode) is fair this way at no cost but a map
+/// lookup; memory follows the applications with items waiting.
+#[derive(Debug)]
+pub struct FairQueue<T> {
+    apps: HashMap<Arc<str>, VecDeque<T>>,
+    turns: VecDeque<Arc<str>>,
+    len: usize,
+}
+
+impl<T> Default for FairQueue<T> {
+    fn default() -> Self {
+        Self {
+            apps: HashMap::new(),
+            turns: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> FairQueue<T> {
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Applications with items waiting.
+    pub fn apps(&self) -> usize {
+        self.turns.len()
+    }
+
+    /// Adds `item` last in `app`'s line; an application that had nothing waiting takes its
+    /// turn after every application already waiting.
+    pub fn push_back(&mut self, app: &str, item: T) {
+        self.line(app, false).push_back(item);
+        self.len += 1;
+    }
+
+    /// Puts `item` first in `app`'s line (an item handed out and given back); an application
+    /// that had nothing waiting takes the next turn.
+    pub fn push_front(&mut self, app: &str, item: T) {
+        self.line(app, true).push_front(item);
+        self.len += 1;
+    }
+
+    /// The oldest item of the application whose turn it is.
+    pub fn pop_front(&mut self) -> Option<(Arc<str>, T)> {
+        let app = self.turns.pop_front()?;
+        let line = self.apps.get_mut(&app)?;
+        let item = line.pop_front()?;
+        self.len -= 1;
+        if line.is_empty() {
+            self.apps.remove(&app);
+        } else {
+            self.turns.push_back(Arc::clone(&app));
+        }
+        Some((app, item))
+    }
+
+    fn line(&mut self, app: &str, first: bool) -> &mut VecDeque<T> {
+        let key = match self.apps.get_key_value(app) {
+            Some((key, _)) => Arc::clone(key),
+            None => {
+                let key: Arc<str> = Arc::from(app);
+                if first {
+                    self.turns.push_front(Arc::clone(&key));
+                } else {
+                    self.turns.push_back(Arc::clone(&key));
+                }
+                key
+            }
+        };
+        self.apps.entry(key).or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,7 +280,11 @@ mod tests {
         let mut m = meter(100.0, 200);
         assert_eq!(m.lane("app", 150, 0), Lane::Fast);
         assert_eq!(m.lane("app", 100, 0), Lane::Bulk, "250 > the burst of 200");
-        assert_eq!(m.lane("app", 50, 0), Lane::Fast, "bulk did not use the share");
+        assert_eq!(
+            m.lane("app", 50, 0),
+            Lane::Fast,
+            "bulk did not use the share"
+        );
     }
 
     #[test]
@@ -221,11 +308,45 @@ mod tests {
         for i in 0..4_000 {
             counts[usize::from(shard_of(&format!("app_{i}"), 4))] += 1;
         }
-        assert!(counts.iter().all(|c| (800..1_200).contains(c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|c| (800..1_200).contains(c)),
+            "{counts:?}"
+        );
         // Pinned so that a change to the hash, which would move every application's tasks
         // to another queue during an upgrade, is a deliberate one.
         assert_eq!(shard_of("app_fixed", 16), 13);
         assert_eq!(shard_of("app_2Xyz", 8), 4);
+    }
+
+    #[test]
+    fn applications_take_turns() {
+        let mut q = FairQueue::default();
+        for n in 0..1_000 {
+            q.push_back("app_flood", n);
+        }
+        q.push_back("app_quiet", 1_000);
+        q.push_back("app_other", 2_000);
+        let first: Vec<_> = (0..3)
+            .filter_map(|_| q.pop_front())
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(
+            first,
+            [0, 1_000, 2_000],
+            "one of each before the flood's second"
+        );
+        assert_eq!(q.apps(), 1);
+        assert_eq!(q.len(), 999);
+        // Given back, an item is next in its line and its application's turn comes first.
+        q.push_front("app_quiet", 1_001);
+        assert_eq!(
+            q.pop_front().map(|(a, n)| (a.to_string(), n)),
+            Some(("app_quiet".into(), 1_001))
+        );
+        assert_eq!(q.pop_front().map(|(_, n)| n), Some(1));
+        let rest = std::iter::from_fn(|| q.pop_front()).count();
+        assert_eq!(rest, 998);
+        assert!(q.is_empty() && q.apps() == 0);
     }
 
     #[test]

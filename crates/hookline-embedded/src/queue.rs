@@ -1,4 +1,5 @@
-//! The delivery queue: tasks in the `queue` table until acked, handed out in order.
+//! The delivery queue: tasks in the `queue` table until acked, handed out in order within
+//! each application, the applications taking turns.
 //!
 //! Which tasks are ready lives in memory; the table is the truth. A task handed to a
 //! consumer is held by that consumer alone (its lease is the process's life): when the
@@ -10,11 +11,11 @@
 //! waits in memory with its body (within a bound) and is handed out from there, and the
 //! acks of concurrent consumers are removed from the table together, in one write.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
+use hookline_core::fair::FairQueue;
 use hookline_core::model::DeliveryTask;
 use hookline_core::ports::{
     QueueError, ReceivedTask, StoreError, TaskAcker, TaskPublisher, TaskSource,
@@ -49,16 +50,22 @@ struct Inner {
     acks: Mutex<Option<mpsc::UnboundedSender<PendingAck>>>,
 }
 
-/// The tasks ready to hand out, in order. A task published by this process waits with its
-/// body, so handing it out reads nothing; one found in the table at open (or requeued, or
-/// too large to keep) is read from the table when its turn comes.
+/// The tasks ready to hand out: per application in order, the applications taking turns
+/// (`FairQueue`), so a flood from one application waits behind itself, not in front of
+/// everyone else. A task published by this process waits with its body, so handing it out
+/// reads nothing; one found in the table at open (or too large to keep) is read from the
+/// table when its turn comes. Tasks whose application is not known without reading them
+/// (those found at open, or given back after a failed read) share one line of their own.
 #[derive(Default)]
 struct Ready {
     /// Boxed, so a task waiting without its body costs its 16 bytes here and no more.
-    order: VecDeque<(u64, Option<Box<Held>>)>,
+    order: FairQueue<(u64, Option<Box<Held>>)>,
     /// What the bodies held in `order` cost: their JSON size plus [`HELD_OVERHEAD`] each.
     held_bytes: usize,
 }
+
+/// The line of tasks whose application is not known until they are read.
+const UNKNOWN_APP: &str = "";
 
 /// What a held task costs in memory beyond its JSON size (its allocations, roughly), so
 /// the bound holds for many small tasks too.
@@ -81,11 +88,11 @@ impl Ready {
                 bytes,
             })
         });
-        self.order.push_back((seq, held));
+        self.order.push_back(&task.app_id, (seq, held));
     }
 
     fn pop_front(&mut self) -> Option<(u64, Option<DeliveryTask>)> {
-        let (seq, held) = self.order.pop_front()?;
+        let (_, (seq, held)) = self.order.pop_front()?;
         let task = held.map(|held| {
             self.held_bytes -= held.bytes;
             held.task
@@ -141,10 +148,10 @@ impl EmbeddedQueue {
                 "embedded queue: tasks waiting from before"
             );
         }
-        let ready = Ready {
-            order: waiting.into_iter().map(|seq| (seq, None)).collect(),
-            held_bytes: 0,
-        };
+        let mut ready = Ready::default();
+        for seq in waiting {
+            ready.order.push_back(UNKNOWN_APP, (seq, None));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -184,9 +191,10 @@ impl EmbeddedQueue {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes stored tasks ready again, first in line, to be read from the table.
-    fn make_ready_again(&self, seq: u64) {
-        self.ready().order.push_front((seq, None));
+    /// Makes a stored task of `app_id` ready again, first in its line, to be read from the
+    /// table.
+    fn make_ready_again(&self, app_id: &str, seq: u64) {
+        self.ready().order.push_front(app_id, (seq, None));
         self.inner.arrived.notify_one();
     }
 
@@ -373,19 +381,18 @@ impl TaskSource for EmbeddedSource {
             };
             match loaded {
                 Ok(Some(task)) => {
-                    return Some(ReceivedTask {
-                        task,
-                        acker: Box::new(EmbeddedAcker {
-                            queue: self.queue.clone(),
-                            seq,
-                        }),
-                    })
+                    let acker = Box::new(EmbeddedAcker {
+                        queue: self.queue.clone(),
+                        app_id: task.app_id.clone(),
+                        seq,
+                    });
+                    return Some(ReceivedTask { task, acker });
                 }
                 Ok(None) => continue,
                 Err(e) => {
                     // The database failed to read: keep the task and try again shortly.
                     tracing::warn!(seq, error = %e, "embedded queue: read failed");
-                    self.queue.make_ready_again(seq);
+                    self.queue.make_ready_again(UNKNOWN_APP, seq);
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
@@ -399,6 +406,7 @@ impl TaskSource for EmbeddedSource {
 
 struct EmbeddedAcker {
     queue: EmbeddedQueue,
+    app_id: String,
     seq: u64,
 }
 
@@ -416,7 +424,7 @@ impl TaskAcker for EmbeddedAcker {
 
     /// Back first in line, to be read from the table (requeues are rare: shutdown).
     async fn requeue(&self) -> Result<(), QueueError> {
-        self.queue.make_ready_again(self.seq);
+        self.queue.make_ready_again(&self.app_id, self.seq);
         Ok(())
     }
 }

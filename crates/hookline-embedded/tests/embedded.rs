@@ -257,3 +257,33 @@ async fn endpoints_read_again_after_every_change() {
         .expect("list")
         .is_empty());
 }
+
+/// Applications take turns: one application's 20,000 waiting tasks do not delay another's,
+/// and a requeued task keeps its application's place.
+#[tokio::test]
+async fn a_flood_from_one_application_does_not_delay_another() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_store, queue) = hookline_embedded::open(&config(&dir)).expect("open");
+    let flood: Vec<_> = (0..20_000)
+        .map(|n| DeliveryTask {
+            app_id: "app_flood".into(),
+            ..task(n)
+        })
+        .collect();
+    queue.publish(&flood).await.expect("flood");
+    let quiet = DeliveryTask {
+        app_id: "app_quiet".into(),
+        ..task(99_999)
+    };
+    queue.publish(&[quiet]).await.expect("quiet");
+    let mut source = queue.source();
+    let (first, _a) = next_msg_id(&mut source).await;
+    let (second, _b) = next_msg_id(&mut source).await;
+    assert_eq!(first, "msg_0");
+    assert_eq!(second, "msg_99999", "the quiet task is next, not 20,001st");
+    let (third, given_back) = next_msg_id(&mut source).await;
+    assert_eq!(third, "msg_1");
+    given_back.acker.requeue().await.expect("requeue");
+    let (again, _c) = next_msg_id(&mut source).await;
+    assert_eq!(again, "msg_1", "a task given back is next in its line");
+}
