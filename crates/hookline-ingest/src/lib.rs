@@ -8,6 +8,7 @@
 //! every delivery task is confirmed by the broker (see [`intake`]).
 
 pub mod access;
+pub mod admission;
 pub mod auth;
 pub mod background;
 pub mod declared;

@@ -13,6 +13,7 @@ use hookline_events::OperationalEvents;
 use hookline_metrics::Metrics;
 use hookline_net::Resolver;
 
+use crate::admission::Admission;
 use crate::auth::AdminTokens;
 use crate::group_commit::GroupCommit;
 
@@ -43,6 +44,9 @@ pub struct IngestConfig {
     pub public_url: String,
     /// Longest life of an app portal token.
     pub max_app_token_lifetime: Duration,
+    /// Message requests in service at once; more wait in line per application, taking
+    /// turns (`admission.rs`).
+    pub intake_concurrency: usize,
 }
 
 impl Default for IngestConfig {
@@ -59,6 +63,7 @@ impl Default for IngestConfig {
             max_endpoints_per_app: 100,
             public_url: "http://localhost:8071".into(),
             max_app_token_lifetime: Duration::from_secs(7 * 24 * 3600),
+            intake_concurrency: 32,
         }
     }
 }
@@ -94,7 +99,7 @@ pub struct Services {
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone)]
-pub struct ApiState(Arc<Services>, Arc<GroupCommit>);
+pub struct ApiState(Arc<Services>, Arc<GroupCommit>, Arc<Admission>);
 
 impl ApiState {
     pub fn new(services: Services) -> Self {
@@ -102,7 +107,13 @@ impl ApiState {
             Arc::clone(&services.messages),
             Arc::clone(&services.registry),
         );
-        Self(Arc::new(services), Arc::new(group))
+        let admission = Admission::new(services.config.intake_concurrency);
+        Self(Arc::new(services), Arc::new(group), Arc::new(admission))
+    }
+
+    /// Who may be in the accept path now: applications take turns once it is full.
+    pub fn admission(&self) -> &Admission {
+        &self.2
     }
 
     /// The accept path's shared round trips: inserts, confirms and app reads of concurrent

@@ -31,6 +31,7 @@ pub async fn ingest(
         idempotency_lease: Duration::from_millis(api.idempotency_lease_ms),
         background_task_lease: Duration::from_millis(api.background_task_lease_ms),
         broker_wait: Duration::from_millis(settings.rabbitmq.publish_timeout_ms),
+        intake_concurrency: api.intake_concurrency,
         ..IngestConfig::default()
     };
     let ports = backends.ports.clone();

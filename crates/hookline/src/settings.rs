@@ -78,6 +78,10 @@ pub struct ApiSettings {
     /// Where people reach the API; app portal links start with it.
     pub public_url: String,
     pub max_endpoints_per_app: usize,
+    /// Message requests in service at once per ingest process; past it requests wait in
+    /// line per application and applications take turns, so a flood's requests wait
+    /// behind each other, not in front of another application's.
+    pub intake_concurrency: usize,
 }
 
 impl Default for ApiSettings {
@@ -91,6 +95,7 @@ impl Default for ApiSettings {
             background_task_lease_ms: hookline_ingest::background::DEFAULT_LEASE.as_millis() as u64,
             public_url: "http://localhost:8071".into(),
             max_endpoints_per_app: 100,
+            intake_concurrency: hookline_ingest::state::IngestConfig::default().intake_concurrency,
         }
     }
 }
@@ -148,6 +153,15 @@ pub struct RabbitSettings {
     pub publish_timeout_ms: u64,
     /// `x-expires` on the queues; for throw-away test queues only.
     pub queue_expires_ms: Option<u64>,
+    /// Delivery queues per lane (fast and bulk); raise it to spread load over more queue
+    /// leaders (nodes). Lowering it strands tasks in the queues that go away.
+    pub shards: u16,
+    /// Tasks per second one application may put in the fast lane from one publishing
+    /// process; beyond it (after `fair_share_burst`) its tasks take the bulk lane.
+    pub fair_share_rate: f64,
+    pub fair_share_burst: u32,
+    /// Dispatchers take from the bulk lane first once in this many picks.
+    pub bulk_every: u32,
 }
 
 impl Default for RabbitSettings {
@@ -161,6 +175,10 @@ impl Default for RabbitSettings {
             publisher_channels: base.publisher_channels,
             publish_timeout_ms: millis(base.publish_timeout),
             queue_expires_ms: None,
+            shards: base.shards,
+            fair_share_rate: base.fair_share.rate,
+            fair_share_burst: base.fair_share.burst,
+            bulk_every: base.bulk_every,
         }
     }
 }
@@ -171,6 +189,7 @@ impl std::fmt::Debug for RabbitSettings {
             .field("url", &self.url)
             .field("prefix", &self.prefix)
             .field("prefetch", &self.prefetch)
+            .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
 }
@@ -424,6 +443,9 @@ impl Settings {
 
     /// Rules the types alone cannot state.
     fn check(&self) -> Result<(), SettingsError> {
+        if self.api.intake_concurrency == 0 {
+            return Err(invalid("api.intake_concurrency", "must be greater than 0"));
+        }
         if self.delivery.timeout_ms == 0 {
             return Err(invalid("delivery.timeout_ms", "must be greater than 0"));
         }
@@ -612,6 +634,12 @@ impl Settings {
             publisher_channels: r.publisher_channels,
             publish_timeout: Duration::from_millis(r.publish_timeout_ms),
             queue_expires: r.queue_expires_ms.map(Duration::from_millis),
+            shards: r.shards,
+            fair_share: hookline_core::fair::Share {
+                rate: r.fair_share_rate,
+                burst: r.fair_share_burst,
+            },
+            bulk_every: r.bulk_every,
             ..hookline_rabbitmq::RabbitConfig::default()
         };
         config

@@ -121,6 +121,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(mut input): ApiJson<MessageIn>,
 ) -> Result<Response, ApiError> {
+    let _admitted = state.admission().enter(&app_id).await;
     let idempotency_header = match headers.get("idempotency-key") {
         Some(value) => {
             let text = value.to_str().map_err(|_| {
