@@ -27,6 +27,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod list_filters;
+mod monitoring;
 mod observability;
 mod openapi;
 mod operations;

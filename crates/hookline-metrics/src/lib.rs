@@ -8,9 +8,16 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+/// The `lane` values of `hookline_queue_ready_tasks`: the two delivery queues and the
+/// dead-letter queue.
+pub const QUEUE_LANES: [&str; 3] = ["fast", "bulk", "dead"];
+/// The `lane` values of `hookline_published_tasks_total`: tasks are published to the delivery
+/// queues only, never straight to the dead-letter queue.
+pub const PUBLISH_LANES: [&str; 2] = ["fast", "bulk"];
 
 /// Buckets for one HTTP attempt, in seconds: 1 ms to 30 s.
 const ATTEMPT_BUCKETS: [f64; 14] = [
@@ -51,6 +58,21 @@ pub struct Metrics {
     pub open_circuits: IntGauge,
     /// Deliveries whose outcome could not be stored and were tried again.
     pub store_retries: IntCounter,
+    /// Age in seconds of the oldest task this dispatcher took from the delivery queue in the
+    /// last second: how long deliveries wait in the queue, the number tenant fairness keeps
+    /// low for every app while one app floods.
+    pub oldest_pending_age: Gauge,
+    /// Tasks ready in the delivery queues, by `lane` (one of [`QUEUE_LANES`]; `dead` is the
+    /// dead-letter queue). Every lane starts at 0 so a lane never seen is not a gap.
+    pub queue_ready: IntGaugeVec,
+    /// Tasks published to the delivery queues, by `lane` (one of [`PUBLISH_LANES`]).
+    pub published_tasks: IntCounterVec,
+    /// API requests waiting for their app's fair share of the intake.
+    pub admission_waiting: IntGauge,
+    /// Unix time in seconds of this scheduler's last successful step, whether or not it found
+    /// anything due; 0 in a process that runs no scheduler. `time()` minus it is how long the
+    /// retry schedule has gone unserved.
+    pub scheduler_last_step: Gauge,
 }
 
 impl Metrics {
@@ -130,6 +152,44 @@ impl Metrics {
             "Deliveries tried again because their outcome could not be stored.",
         ))?;
         registry.register(Box::new(store_retries.clone()))?;
+        let oldest_pending_age = Gauge::with_opts(Opts::new(
+            "hookline_oldest_pending_age_seconds",
+            "Age of the oldest task this dispatcher took from the delivery queue in the last second (how long deliveries wait in the queue).",
+        ))?;
+        registry.register(Box::new(oldest_pending_age.clone()))?;
+        let queue_ready = IntGaugeVec::new(
+            Opts::new(
+                "hookline_queue_ready_tasks",
+                "Tasks ready in the delivery queues, by lane; `dead` is the dead-letter queue.",
+            ),
+            &["lane"],
+        )?;
+        // Creating each lane's series up front makes it render as 0 before anything sets it.
+        for lane in QUEUE_LANES {
+            queue_ready.with_label_values(&[lane]);
+        }
+        registry.register(Box::new(queue_ready.clone()))?;
+        let published_tasks = IntCounterVec::new(
+            Opts::new(
+                "hookline_published_tasks_total",
+                "Tasks published to the delivery queues, by lane.",
+            ),
+            &["lane"],
+        )?;
+        for lane in PUBLISH_LANES {
+            published_tasks.with_label_values(&[lane]);
+        }
+        registry.register(Box::new(published_tasks.clone()))?;
+        let admission_waiting = IntGauge::with_opts(Opts::new(
+            "hookline_admission_waiting_requests",
+            "API requests waiting for their app's fair share of the intake.",
+        ))?;
+        registry.register(Box::new(admission_waiting.clone()))?;
+        let scheduler_last_step = Gauge::with_opts(Opts::new(
+            "hookline_scheduler_last_step_timestamp_seconds",
+            "Unix time of the scheduler's last successful step, whether or not it found tasks due.",
+        ))?;
+        registry.register(Box::new(scheduler_last_step.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -145,6 +205,11 @@ impl Metrics {
             redis_up,
             open_circuits,
             store_retries,
+            oldest_pending_age,
+            queue_ready,
+            published_tasks,
+            admission_waiting,
+            scheduler_last_step,
         })
     }
 
@@ -171,7 +236,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counters_and_histograms() {
+    fn renders_counters_gauges_and_histograms() {
         let metrics = Metrics::new().unwrap();
         metrics.messages_accepted.inc();
         metrics.delivery("succeeded");
@@ -182,5 +247,34 @@ mod tests {
         assert!(text.contains(r#"hookline_deliveries_total{outcome="succeeded"} 2"#));
         assert!(text.contains(r#"hookline_attempt_duration_seconds_bucket{le="0.005"} 1"#));
         assert!(text.contains("# TYPE hookline_attempt_duration_seconds histogram"));
+
+        // Every lane is there from the start, at 0, before anything sets it.
+        for lane in QUEUE_LANES {
+            let series = format!(r#"hookline_queue_ready_tasks{{lane="{lane}"}} 0"#);
+            assert!(text.contains(&series), "{text}");
+        }
+        for lane in PUBLISH_LANES {
+            let series = format!(r#"hookline_published_tasks_total{{lane="{lane}"}} 0"#);
+            assert!(text.contains(&series), "{text}");
+        }
+        assert!(text.contains("hookline_scheduler_last_step_timestamp_seconds 0"));
+
+        metrics.oldest_pending_age.set(61.5);
+        metrics.queue_ready.with_label_values(&["dead"]).set(3);
+        metrics
+            .published_tasks
+            .with_label_values(&["bulk"])
+            .inc_by(2);
+        metrics.admission_waiting.set(4);
+        metrics.scheduler_last_step.set(1_700_000_000.25);
+        let text = metrics.render();
+        assert!(text.contains("# TYPE hookline_oldest_pending_age_seconds gauge"));
+        assert!(text.contains("hookline_oldest_pending_age_seconds 61.5"));
+        assert!(text.contains(r#"hookline_queue_ready_tasks{lane="dead"} 3"#));
+        assert!(text.contains(r#"hookline_queue_ready_tasks{lane="fast"} 0"#));
+        assert!(text.contains("# TYPE hookline_published_tasks_total counter"));
+        assert!(text.contains(r#"hookline_published_tasks_total{lane="bulk"} 2"#));
+        assert!(text.contains("hookline_admission_waiting_requests 4"));
+        assert!(text.contains("hookline_scheduler_last_step_timestamp_seconds 1700000000.25"));
     }
 }

@@ -69,7 +69,19 @@ impl Scheduler {
     }
 
     /// Moves one batch of due tasks to the queue; returns how many moved.
+    ///
+    /// A successful step, even one that found nothing due, stamps
+    /// `hookline_scheduler_last_step_timestamp_seconds`, so an alert can tell a scheduler
+    /// that serves the schedule from one that is stuck or failing.
     pub async fn step(&self, now: OffsetDateTime) -> Result<usize, StepError> {
+        let moved = self.move_due(now).await?;
+        // The wall clock, not `now`: the gauge tells operators when the schedule was served.
+        let finished = OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
+        self.metrics.scheduler_last_step.set(finished);
+        Ok(moved)
+    }
+
+    async fn move_due(&self, now: OffsetDateTime) -> Result<usize, StepError> {
         let lease_ms = u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX);
         let claimed = self
             .schedule
