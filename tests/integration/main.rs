@@ -43,5 +43,6 @@ mod svix_auth_ops;
 mod svix_resources;
 mod svix_sdk;
 mod tenancy;
+mod throttle;
 mod tls;
 mod tools;

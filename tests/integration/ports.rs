@@ -13,6 +13,7 @@ use hookline_core::ports::{
     BackgroundTaskStore, EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter,
     Registry, RetrySchedule, TaskStart, TokenStore,
 };
+use hookline_core::rate::{Limit, Subject};
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
 use time::OffsetDateTime;
@@ -108,6 +109,7 @@ fn task(n: u32) -> DeliveryTask {
         payload: None,
         traceparent: None,
         rate_slot: false,
+        app_slot: false,
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,
@@ -449,6 +451,14 @@ async fn a_deferred_resend_does_not_replace_the_pending_retry_of_the_same_attemp
     store.cleanup().await;
 }
 
+/// The rate limit of endpoint `endpoint_id`.
+fn endpoint_limit(endpoint_id: &str, per_second: u16) -> Limit<'_> {
+    Limit {
+        subject: Subject::Endpoint(endpoint_id),
+        per_second,
+    }
+}
+
 /// Asks the last gate every `step` for `span` on a simulated clock; answers how many sends
 /// it admitted.
 async fn admitted_on_a_clock(
@@ -464,7 +474,11 @@ async fn admitted_on_a_clock(
     while elapsed < span {
         let verdict = store
             .store
-            .admit("app_1", endpoint_id, per_second, start + elapsed)
+            .admit(
+                "app_1",
+                &[endpoint_limit(endpoint_id, per_second)],
+                start + elapsed,
+            )
             .await
             .expect("admit");
         if verdict.is_none() {
@@ -512,7 +526,7 @@ async fn rate_limits_hold_at_sub_millisecond_intervals(#[case] backend: Backend)
         waits.push(
             store
                 .store
-                .reserve("app_1", "ep_slots", 2_000, now)
+                .reserve("app_1", endpoint_limit("ep_slots", 2_000), now)
                 .await
                 .expect("reserve"),
         );
@@ -535,7 +549,7 @@ async fn concurrent_reservations_get_distinct_slots(#[case] backend: Backend) {
         let store = store.store.clone();
         async move {
             store
-                .reserve("app_1", "ep_busy", 2_000, now)
+                .reserve("app_1", endpoint_limit("ep_busy", 2_000), now)
                 .await
                 .expect("reserve")
         }
@@ -544,6 +558,66 @@ async fn concurrent_reservations_get_distinct_slots(#[case] backend: Backend) {
     waits.sort();
     let expected: Vec<_> = (0..40u64).map(|n| Duration::from_micros(525 * n)).collect();
     assert_eq!(waits, expected, "one slot each, 525 us apart");
+    store.cleanup().await;
+}
+
+/// An app's throttle is a limit of its own beside its endpoints' (its slots and gate are
+/// not any endpoint's), and the last gate of a send limited twice records the send under
+/// both limits or neither: a wait at one never uses up the other. On Redis Cluster this is
+/// one script over two keys, which must share the app's slot.
+#[apply(backends)]
+#[tokio::test]
+async fn an_app_throttle_and_an_endpoint_limit_admit_a_send_together(#[case] backend: Backend) {
+    let store = Fresh::new(backend);
+    let now = OffsetDateTime::now_utc();
+    let endpoint = endpoint_limit("ep_1", 10); // a send 100 ms after the last
+    let app = Limit {
+        subject: Subject::App,
+        per_second: 20, // 52.5 ms apart, 15 ms early at most; slots 55.125 ms apart
+    };
+    let reserve = |limit, at| {
+        let store = store.store.clone();
+        async move { store.reserve("app_1", limit, at).await.expect("reserve") }
+    };
+    assert_eq!(reserve(endpoint, now).await, Duration::ZERO);
+    assert_eq!(
+        reserve(app, now).await,
+        Duration::ZERO,
+        "not the endpoint's slots"
+    );
+    assert_eq!(reserve(app, now).await, Duration::from_micros(55_125));
+    assert_eq!(reserve(endpoint, now).await, Duration::from_millis(105));
+
+    let admit = |limits: Vec<Limit<'static>>, at| {
+        let store = store.store.clone();
+        async move { store.admit("app_1", &limits, at).await.expect("admit") }
+    };
+    assert_eq!(admit(vec![endpoint, app], now).await, None, "both free");
+    // The app's gate would let a send through, the endpoint's would not: turned back, and
+    // the app's gate stays as it was.
+    let early = now + Duration::from_millis(60);
+    assert_eq!(
+        admit(vec![endpoint, app], early).await,
+        Some(Duration::from_millis(40))
+    );
+    assert_eq!(
+        admit(vec![app], early).await,
+        None,
+        "nothing was recorded for the app"
+    );
+    // That send moved the app's next send to 112.5 ms, which a send may precede by 15 ms.
+    assert_eq!(
+        admit(vec![app], early).await,
+        Some(Duration::from_micros(37_500))
+    );
+    // Another endpoint of the app: its own gate is free, the app's decides.
+    let other = endpoint_limit("ep_2", 10);
+    assert_eq!(
+        admit(vec![other, app], early).await,
+        Some(Duration::from_micros(37_500))
+    );
+    let after = early + Duration::from_micros(37_500);
+    assert_eq!(admit(vec![other, app], after).await, None);
     store.cleanup().await;
 }
 

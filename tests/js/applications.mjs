@@ -4,7 +4,7 @@
 import { Ordering } from "svix";
 
 import { check, client, run } from "./lib.mjs";
-import { checkPage, errorOf, ids, isTime } from "./checks.mjs";
+import { checkPage, errorOf, ids, isTime, namesField } from "./checks.mjs";
 
 const svix = client();
 const receiver = process.env.RECEIVER_URL;
@@ -43,7 +43,8 @@ run(async () => {
   await svix.application.delete(firstOnce.id);
 
   check((await svix.application.get("js-alpha")).id === alpha.id, "get by uid");
-  check((await svix.application.get(alpha.id)).name === "Alpha", "get by id");
+  const byId = await svix.application.get(alpha.id);
+  check(byId.name === "Alpha" && byId.throttleRate === 7, "get by id", byId);
 
   const updated = await svix.application.update(alpha.id, {
     name: "Alpha 2",
@@ -60,6 +61,27 @@ run(async () => {
   check(patched.name === "Alpha 2" && patched.metadata.team === "b", "patch keeps", patched);
   const cleared = await svix.application.patch(alpha.id, { throttleRate: null, uid: null });
   check(cleared.throttleRate == null && cleared.uid == null, "patch null clears", cleared);
+  const readBack = await svix.application.get(alpha.id);
+  check(readBack.throttleRate == null && readBack.rateLimit == null, "cleared", readBack);
+
+  // A throttle is 1 to 65,535 messages per second; anything else is a 422 naming it.
+  for (const bad of [0, 65536]) {
+    const refusals = {
+      create: () => svix.application.create({ name: "Bad", throttleRate: bad }),
+      update: () => svix.application.update(alpha.id, { name: "Alpha 2", throttleRate: bad }),
+      patch: () => svix.application.patch(alpha.id, { throttleRate: bad }),
+    };
+    for (const [call, refused] of Object.entries(refusals)) {
+      const error = await errorOf(refused);
+      check(
+        error.status === 422 && namesField(error.body, "throttleRate"),
+        `${call} with throttleRate ${bad} is refused`,
+        error,
+      );
+    }
+  }
+  const older = await errorOf(() => svix.application.patch(alpha.id, { rateLimit: 0 }));
+  check(older.status === 422 && namesField(older.body, "rateLimit"), "rateLimit 0", older);
 
   // alpha: a live endpoint; beta: none; gamma: only a disabled one; delta: only Svix Play.
   await svix.endpoint.create(alpha.id, { url: receiver });

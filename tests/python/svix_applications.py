@@ -16,7 +16,7 @@ from svix.api import (
     Ordering,
 )
 
-from sdk_common import check, error_of, ids, is_time, run
+from sdk_common import check, error_of, ids, is_time, names_field, run
 
 
 def every_app(c, **filters):
@@ -47,7 +47,8 @@ def main(c):
     c.application.delete(first.id)
 
     check(c.application.get("py-alpha").id == alpha.id, "get by uid")
-    check(c.application.get(alpha.id).metadata == {"team": "a"}, "get by id")
+    by_id = c.application.get(alpha.id)
+    check(by_id.metadata == {"team": "a"} and by_id.throttle_rate == 7, "get by id", by_id)
 
     updated = c.application.upsert(
         alpha.id, ApplicationIn(name="Alpha 2", uid="py-alpha", metadata={"team": "b"})
@@ -63,6 +64,25 @@ def main(c):
     check(patched.name == "Alpha 2" and patched.metadata == {"team": "b"}, "patch keeps", patched)
     cleared = c.application.patch(alpha.id, ApplicationPatch(throttle_rate=None))
     check(cleared.throttle_rate is None, "patch null clears throttle_rate", cleared)
+    check(c.application.get(alpha.id).throttle_rate is None, "cleared when read back")
+
+    # A throttle is 1 to 65,535 messages per second; anything else is a 422 naming it.
+    for bad in (0, 65_536):
+        refusals = {
+            "create": lambda: c.application.create(ApplicationIn(name="Bad", throttle_rate=bad)),
+            "upsert": lambda: c.application.upsert(
+                alpha.id, ApplicationIn(name="Alpha 2", throttle_rate=bad)
+            ),
+            "patch": lambda: c.application.patch(alpha.id, ApplicationPatch(throttle_rate=bad)),
+        }
+        for call, refused in refusals.items():
+            status, body = error_of(refused)
+            check(
+                status == 422 and names_field(body, "throttleRate"),
+                f"{call} with throttle_rate={bad} is refused",
+                (status, body),
+            )
+    check(c.application.get(alpha.id).name == "Alpha 2", "a refused change changes nothing")
 
     # alpha: a live endpoint; beta: none; gamma: only a disabled one; delta: only Svix Play.
     c.endpoint.create(alpha.id, EndpointIn(url=receiver))

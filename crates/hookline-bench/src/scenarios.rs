@@ -447,6 +447,7 @@ pub async fn fill_schedule(
                 payload: None,
                 traceparent: None,
                 rate_slot: false,
+                app_slot: false,
                 held_since_ms: None,
                 endpoint_version: None,
                 queued_at_ms: None,

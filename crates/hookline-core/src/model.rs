@@ -22,11 +22,24 @@ pub struct App {
     pub uid: Option<Uid>,
     pub name: String,
     pub metadata: BTreeMap<String, String>,
+    /// The app's `throttleRate`: the most messages per second sent to all its endpoints
+    /// together (`None`: unthrottled). Kept under its older wire name `rateLimit`; records
+    /// written before it was enforced may hold 0, which means unthrottled
+    /// ([`App::throttle`]).
     pub rate_limit: Option<u16>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl App {
+    /// The throttle the dispatcher applies: messages per second to all the app's endpoints
+    /// together, `None` when unthrottled (unset, or 0 in a record from before 0 was
+    /// refused).
+    pub fn throttle(&self) -> Option<u16> {
+        self.rate_limit.filter(|r| *r > 0)
+    }
 }
 
 /// A URL that receives an app's messages, with its filters and signing secret.
@@ -545,7 +558,7 @@ pub struct AppEventTypes {
 /// The unit of work on the queue: deliver one message to one endpoint, once.
 ///
 /// Wire form (JSON): `{msgId, appId, endpointId, attempt, trigger, eventType?, payload?,
-/// traceparent?, rateSlot?, heldSinceMs?}`.
+/// traceparent?, rateSlot?, appSlot?, heldSinceMs?, endpointVersion?, queuedAtMs?}`.
 /// The payload rides inline so a dispatcher needs no read of the message to deliver it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -562,10 +575,15 @@ pub struct DeliveryTask {
     pub payload: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
-    /// This attempt already holds a rate-limit slot (it was deferred to it): send it
-    /// without asking the limiter again.
+    /// This attempt already holds its endpoint's rate-limit slot (it was deferred to it):
+    /// it does not ask for one again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_slot: bool,
+    /// This attempt already holds a slot of its app's throttle, taken once it was at its
+    /// endpoint's slot ([`crate::rate::Limits::next_reservation`]): it does not ask for one
+    /// again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub app_slot: bool,
     /// When this attempt was first held by an open circuit (unix ms); `None` until then and
     /// after every real attempt. Bounds how long a message may wait behind a circuit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -605,6 +623,7 @@ impl DeliveryTask {
             payload: Some(message.payload.clone()),
             traceparent: None,
             rate_slot: false,
+            app_slot: false,
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: Some(unix_ms_now()),
@@ -632,6 +651,7 @@ impl DeliveryTask {
         Self {
             attempt: self.attempt.saturating_add(1),
             rate_slot: false,
+            app_slot: false,
             held_since_ms: None,
             ..self.clone()
         }
@@ -642,14 +662,24 @@ impl DeliveryTask {
         Self {
             held_since_ms: Some(since),
             rate_slot: false,
+            app_slot: false,
             ..self.clone()
         }
     }
 
-    /// The same attempt, deferred to a rate-limit slot it already holds.
-    pub fn deferred(&self) -> Self {
+    /// The rate-limit slots this attempt holds.
+    pub fn held_slots(&self) -> crate::rate::Held {
+        crate::rate::Held {
+            endpoint: self.rate_slot,
+            app: self.app_slot,
+        }
+    }
+
+    /// The same attempt, deferred to the rate-limit slots `held` it now holds.
+    pub fn deferred(&self, held: crate::rate::Held) -> Self {
         Self {
-            rate_slot: true,
+            rate_slot: held.endpoint,
+            app_slot: held.app,
             ..self.clone()
         }
     }
@@ -668,8 +698,9 @@ impl DeliveryTask {
             ""
         };
         let slot = if self.rate_slot { ":slot" } else { "" };
+        let app_slot = if self.app_slot { ":app" } else { "" };
         format!(
-            "{}:{}:{}{manual}{slot}",
+            "{}:{}:{}{manual}{slot}{app_slot}",
             self.msg_id, self.endpoint_id, self.attempt
         )
     }
@@ -678,6 +709,7 @@ impl DeliveryTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate::{Held, Subject};
 
     fn endpoint(types: Option<&[&str]>, channels: Option<&[&str]>, disabled: bool) -> Endpoint {
         let now = OffsetDateTime::UNIX_EPOCH;
@@ -832,6 +864,7 @@ mod tests {
             payload: None,
             traceparent: None,
             rate_slot: false,
+            app_slot: false,
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: None,
@@ -842,7 +875,8 @@ mod tests {
         let wire = serde_json::to_value(&held).expect("json");
         assert_eq!(wire["heldSinceMs"], 1_000);
         assert_eq!(held.next_attempt().held_since_ms, None);
-        assert_eq!(held.deferred().held_since_ms, Some(1_000));
+        let at_slot = held.deferred(Held::default().with(Subject::Endpoint("ep_1")));
+        assert_eq!(at_slot.held_since_ms, Some(1_000));
     }
 
     #[test]
@@ -857,6 +891,7 @@ mod tests {
             payload: Some(RawValue::from_string("{\"a\":1}".into()).unwrap()),
             traceparent: None,
             rate_slot: false,
+            app_slot: false,
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: None,
@@ -873,6 +908,76 @@ mod tests {
             ..task.next_attempt()
         };
         assert_eq!(resend.schedule_key(), "msg_1:ep_1:2:manual");
-        assert_eq!(resend.deferred().schedule_key(), "msg_1:ep_1:2:manual:slot");
+        let endpoint_slot = Held::default().with(Subject::Endpoint("ep_1"));
+        assert_eq!(
+            resend.deferred(endpoint_slot).schedule_key(),
+            "msg_1:ep_1:2:manual:slot"
+        );
+    }
+
+    /// A deferral holding a further slot has a key of its own each time, and the slots it
+    /// holds ride in the task; the next attempt and a circuit hold start without any.
+    #[test]
+    fn a_deferred_task_carries_the_slots_it_holds() {
+        let task = DeliveryTask {
+            msg_id: "msg_1".into(),
+            app_id: "app_1".into(),
+            endpoint_id: "ep_1".into(),
+            attempt: 1,
+            trigger: TriggerType::Scheduled,
+            event_type: String::new(),
+            payload: None,
+            traceparent: None,
+            rate_slot: false,
+            app_slot: false,
+            held_since_ms: None,
+            endpoint_version: None,
+            queued_at_ms: None,
+        };
+        let endpoint = Held::default().with(Subject::Endpoint("ep_1"));
+        let both = endpoint.with(Subject::App);
+        let app_only = Held::default().with(Subject::App);
+        let keys: Vec<_> = [Held::default(), endpoint, both, app_only]
+            .into_iter()
+            .map(|held| task.deferred(held).schedule_key())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "msg_1:ep_1:1",
+                "msg_1:ep_1:1:slot",
+                "msg_1:ep_1:1:slot:app",
+                "msg_1:ep_1:1:app"
+            ]
+        );
+        let deferred = task.deferred(both);
+        assert_eq!(deferred.held_slots(), both);
+        let wire = serde_json::to_value(&deferred).expect("json");
+        assert_eq!(
+            (wire["rateSlot"].clone(), wire["appSlot"].clone()),
+            (true.into(), true.into())
+        );
+        let back: DeliveryTask = serde_json::from_value(wire).expect("task");
+        assert_eq!(back.held_slots(), both);
+        assert_eq!(deferred.next_attempt().held_slots(), Held::default());
+        assert_eq!(deferred.held(1).held_slots(), Held::default());
+    }
+
+    /// An app stored before the throttle was enforced, with no rate or with 0, is
+    /// unthrottled; both stores keep apps in this JSON form.
+    #[test]
+    fn an_app_record_without_a_rate_or_with_zero_is_unthrottled() {
+        let earlier = r#"{"id":"app_1","uid":null,"name":"a","metadata":{},
+            "createdAt":"2024-01-01T00:00:00Z","updatedAt":"2024-01-01T00:00:00Z"}"#;
+        let mut app: App = serde_json::from_str(earlier).expect("an earlier record reads");
+        assert_eq!((app.rate_limit, app.throttle()), (None, None));
+        app.rate_limit = Some(0);
+        assert_eq!(app.throttle(), None);
+        app.rate_limit = Some(50);
+        assert_eq!(app.throttle(), Some(50));
+        let stored = serde_json::to_value(&app).expect("json");
+        assert_eq!(stored["rateLimit"], 50);
+        let back: App = serde_json::from_value(stored).expect("app");
+        assert_eq!(back, app);
     }
 }

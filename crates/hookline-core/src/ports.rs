@@ -12,6 +12,7 @@ use crate::model::{
     Message,
 };
 use crate::names::SessionId;
+use crate::rate::Limit;
 
 /// Failures of the task queue.
 #[derive(Debug, thiserror::Error)]
@@ -593,29 +594,30 @@ pub trait BackgroundTaskStore: Send + Sync {
     async fn list_tasks(&self, page: &PageRequest) -> Result<Page<BackgroundTask>, StoreError>;
 }
 
-/// Per-endpoint delivery rate limits shared by every dispatcher (GCRA).
+/// Delivery rate limits shared by every dispatcher (GCRA): each endpoint's, and each app's
+/// over all its endpoints. The decisions are [`crate::rate`]'s; a store keeps each limit's
+/// state under the app.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Reserves the endpoint's next send slot at `per_second`, answering how long from `now`
-    /// until that slot (zero: send now). The slot is taken either way, so a deferred task
-    /// must be sent at its slot without asking again.
+    /// Reserves the next send slot of `limit` (of app `app_id`), answering how long from
+    /// `now` until that slot (zero: send now). The slot is taken either way, so a deferred
+    /// task must be sent at its slot without asking again.
     async fn reserve(
         &self,
         app_id: &str,
-        endpoint_id: &str,
-        per_second: u16,
+        limit: Limit<'_>,
         now: OffsetDateTime,
     ) -> Result<std::time::Duration, StoreError>;
 
-    /// The last gate before sending: records a send at `now` when the previous send of the
-    /// endpoint was at least one interval (1 / `per_second`) earlier and answers `None`;
-    /// otherwise answers how long until the interval has passed. Slots can arrive late and
-    /// bunch up; this keeps any one-second window within the limit.
+    /// The last gate before sending, of every one of `limits` at once
+    /// ([`crate::rate::admit_all`] on each limit's [`Limit::gate`]): records a send at `now`
+    /// under each of them when each one's gate admits it and answers `None`; otherwise
+    /// records nothing and answers how long until every gate would. Slots can arrive late
+    /// and bunch up; this keeps any one-second window within each limit.
     async fn admit(
         &self,
         app_id: &str,
-        endpoint_id: &str,
-        per_second: u16,
+        limits: &[Limit<'_>],
         now: OffsetDateTime,
     ) -> Result<Option<std::time::Duration>, StoreError>;
 }

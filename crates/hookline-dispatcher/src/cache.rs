@@ -1,5 +1,5 @@
 //! What a dispatcher remembers between deliveries so that a delivery reads nothing: its
-//! endpoints and their circuits.
+//! endpoints, their circuits and their apps' throttles.
 //!
 //! Endpoints: a copy is used for at most `ttl` after it was read, and is read again sooner
 //! when a task carries a newer version of it (the version ingest saw when it accepted the
@@ -11,6 +11,9 @@
 //! not heard of within `ttl`, is asked through the store (which arbitrates the probe), so a
 //! circuit another dispatcher opened is honoured here within `ttl`, or at the next batch
 //! this dispatcher writes for that endpoint, whichever comes first.
+//!
+//! Apps' throttles: a copy is used for at most `ttl` after it was read. Tasks carry no
+//! version of their app, so a change of `throttleRate` reaches every dispatcher within `ttl`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -84,6 +87,49 @@ impl EndpointCache {
     pub(crate) fn forget(&self, app_id: &str, endpoint_id: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.remove(&(app_id.to_owned(), endpoint_id.to_owned()));
+    }
+}
+
+/// Each app's throttle (`None`: unthrottled, or the app is gone), by app id, with when it
+/// was read.
+#[derive(Debug)]
+pub(crate) struct AppThrottles {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Option<u16>, Instant)>>,
+}
+
+impl AppThrottles {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The remembered throttle (`Some(None)`: remembered as unthrottled) unless it is older
+    /// than the ttl.
+    pub(crate) fn get(&self, app_id: &str) -> Option<Option<u16>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (throttle, read_at) = entries.get(app_id)?;
+        (read_at.elapsed() < self.ttl).then_some(*throttle)
+    }
+
+    pub(crate) fn put(&self, app_id: &str, throttle: Option<u16>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(app_id) {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(app_id.to_owned(), (throttle, Instant::now()));
     }
 }
 
@@ -180,6 +226,27 @@ mod tests {
         assert!(cache.get("app_1", "ep_1", Some(1)).is_none());
         cache.forget("app_1", "ep_1");
         assert!(cache.get("app_1", "ep_1", None).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_apps_throttle_is_read_again_after_the_ttl() {
+        let throttles = AppThrottles::new(Duration::from_secs(1));
+        assert_eq!(throttles.get("app_1"), None, "empty");
+        throttles.put("app_1", Some(50));
+        throttles.put("app_2", None);
+        assert_eq!(throttles.get("app_1"), Some(Some(50)));
+        assert_eq!(
+            throttles.get("app_2"),
+            Some(None),
+            "remembered as unthrottled"
+        );
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(throttles.get("app_1"), Some(Some(50)));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(throttles.get("app_1"), None, "expired");
+        let never = AppThrottles::new(Duration::ZERO);
+        never.put("app_1", Some(50));
+        assert_eq!(never.get("app_1"), None, "a zero ttl reads every time");
     }
 
     #[tokio::test(start_paused = true)]

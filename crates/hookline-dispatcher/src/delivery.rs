@@ -13,6 +13,7 @@ use hookline_core::ports::{
     AttemptLog, EndpointHealth, Gate, MessageStore, RateLimiter, Registry, RetrySchedule,
     SettledAttempt, Settlement, StoreError,
 };
+use hookline_core::rate::Limits;
 use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
 use hookline_events::OperationalEvents;
 use hookline_metrics::Metrics;
@@ -20,7 +21,7 @@ use hookline_net::Resolver;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use time::OffsetDateTime;
 
-use crate::cache::{EndpointCache, KnownCircuits};
+use crate::cache::{AppThrottles, EndpointCache, KnownCircuits};
 use crate::config::DispatcherConfig;
 use crate::in_flight::InFlight;
 use crate::sender::{Exchange, Sender, SenderError};
@@ -46,8 +47,9 @@ pub enum Outcome {
     Disabled,
     /// Nothing to do: the endpoint or message was deleted, or the endpoint is disabled.
     Skipped,
-    /// The endpoint's rate limit gave this attempt a later slot, or the endpoint already has
-    /// its most attempts in flight; it waits in the schedule, not in a worker.
+    /// The endpoint's rate limit or the app's throttle gave this attempt a later slot, or
+    /// the endpoint already has its most attempts in flight; it waits in the schedule, not
+    /// in a worker.
     Deferred,
     /// The endpoint's circuit is open: the attempt waits in the schedule, not spent, until
     /// the circuit may be tried again.
@@ -140,6 +142,7 @@ pub struct Dispatcher {
     in_flight: InFlight,
     pub(crate) endpoints: EndpointCache,
     pub(crate) circuits: KnownCircuits,
+    apps: AppThrottles,
 }
 
 impl Dispatcher {
@@ -153,6 +156,7 @@ impl Dispatcher {
     ) -> Result<Self, SenderError> {
         let endpoints = EndpointCache::new(config.cache_ttl);
         let circuits = KnownCircuits::new(config.cache_ttl);
+        let apps = AppThrottles::new(config.cache_ttl);
         let sender = Sender::new(
             config.request_timeout,
             config.max_response_bytes,
@@ -168,6 +172,7 @@ impl Dispatcher {
             in_flight: InFlight::default(),
             endpoints,
             circuits,
+            apps,
         })
     }
 
@@ -178,7 +183,7 @@ impl Dispatcher {
     /// Makes the task's attempt, or settles it without one. Safe to repeat: a redelivered
     /// task makes one more attempt with the same `webhook-id`.
     ///
-    /// Two steps here: [`Self::admit`] (the endpoint, the circuit, the rate limit) and
+    /// Two steps here: [`Self::admit`] (the endpoint, the circuit, the rate limits) and
     /// [`Self::exchange`] (one of the endpoint's slots, sign, POST); the third, settling
     /// (record, schedule, health), is [`Self::settle_batch`], once for many attempts. A
     /// step that ends the task early has put it where it must go (the schedule, the
@@ -207,9 +212,24 @@ impl Dispatcher {
         Ok(endpoint)
     }
 
+    /// The app's throttle, from this dispatcher's copy unless it is older than the cache's
+    /// ttl: an unthrottled app costs no read per delivery either.
+    async fn app_throttle(&self, app_id: &str) -> Result<Option<u16>, StoreError> {
+        if let Some(known) = self.apps.get(app_id) {
+            return Ok(known);
+        }
+        let app = self.stores.registry.get_app(app_id).await?;
+        // By id only: a uid naming another app must not lend it its throttle.
+        let throttle = app
+            .filter(|app| app.id == app_id)
+            .and_then(|app| app.throttle());
+        self.apps.put(app_id, throttle);
+        Ok(throttle)
+    }
+
     /// Whether the task may call its endpoint now. A task that may not has been dealt with:
     /// dropped (endpoint or message gone, already delivered), held by an open circuit, or
-    /// deferred to a rate-limit slot.
+    /// deferred to a slot of its endpoint's rate limit or its app's throttle.
     async fn admit(&self, task: &DeliveryTask) -> Result<Admission, DeliveryError> {
         let Some(endpoint) = self.endpoint(task).await? else {
             tracing::debug!(msg_id = %task.msg_id, endpoint_id = %task.endpoint_id, "endpoint gone; dropping task");
@@ -240,13 +260,10 @@ impl Dispatcher {
                 return Ok(Admission::Done(held));
             }
         }
-        if let Some(per_second) = endpoint.rate_limit.filter(|r| *r > 0) {
-            if !self
-                .within_rate_limit(task, &endpoint.id, per_second)
-                .await?
-            {
-                return Ok(Admission::Done(Outcome::Deferred));
-            }
+        let throttle = self.app_throttle(&task.app_id).await?;
+        let limits = Limits::new(&endpoint.id, endpoint.rate_limit, throttle);
+        if !limits.is_empty() && !self.within_rate_limits(task, limits).await? {
+            return Ok(Admission::Done(Outcome::Deferred));
         }
         let secrets: Result<Vec<SigningSecret>, _> = endpoint
             .signing_secrets(OffsetDateTime::now_utc())
@@ -389,40 +406,47 @@ impl Dispatcher {
             .await;
     }
 
-    /// Whether the task may be sent now under the endpoint's rate limit. When not, it has
-    /// been deferred to a reserved slot through the schedule, so it holds no worker.
-    async fn within_rate_limit(
+    /// Whether the task may be sent now under its endpoint's rate limit and its app's
+    /// throttle. When not, it has been deferred through the schedule to a slot it holds, so
+    /// it holds no worker.
+    ///
+    /// It reserves the slots it does not hold yet, its endpoint's first and its app's only
+    /// once at its endpoint's slot ([`Limits::next_reservation`]), so a shared app slot is
+    /// never spent on a task that still waits for its endpoint; a slot is reserved once per
+    /// attempt and the task carries what it holds. Then the last gate of both limits at once,
+    /// which records the send under both or neither, so a wait at one never uses up the
+    /// other.
+    async fn within_rate_limits(
         &self,
         task: &DeliveryTask,
-        endpoint_id: &str,
-        per_second: u16,
+        limits: Limits<'_>,
     ) -> Result<bool, StoreError> {
         let limiter = &self.stores.limiter;
         let now = OffsetDateTime::now_utc();
-        // A task deferred to its slot already holds one; others reserve theirs now.
-        if !task.rate_slot {
-            let wait = limiter
-                .reserve(&task.app_id, endpoint_id, per_second, now)
-                .await?;
+        let mut held = task.held_slots();
+        while let Some(limit) = limits.next_reservation(held) {
+            let wait = limiter.reserve(&task.app_id, limit, now).await?;
+            held = held.with(limit.subject);
             if !wait.is_zero() {
                 self.stores
                     .schedule
-                    .schedule(&task.deferred(), now + wait)
+                    .schedule(&task.deferred(held), now + wait)
                     .await?;
                 return Ok(false);
             }
         }
-        match limiter
-            .admit(&task.app_id, endpoint_id, per_second, now)
-            .await?
-        {
+        let gates: Vec<_> = limits.all().collect();
+        // The gate's time is taken now, after the reservations' round trips, so what it
+        // records is as close to the send as it can be.
+        let now = OffsetDateTime::now_utc();
+        match limiter.admit(&task.app_id, &gates, now).await? {
             None => Ok(true),
             // Its slot came too close to the previous send (slots arrive late and bunch):
-            // keep the slot and try again once the interval has passed.
+            // keep the slots and try again once the interval has passed.
             Some(left) => {
                 self.stores
                     .schedule
-                    .schedule(&task.deferred(), now + left)
+                    .schedule(&task.deferred(held), now + left)
                     .await?;
                 Ok(false)
             }

@@ -1,5 +1,6 @@
 //! Endpoint health (the circuit breaker and failure streak, kept on disk so a restart does
-//! not forget a failing endpoint) and rate-limit slots (in memory: one process sends).
+//! not forget a failing endpoint) and rate-limit slots, of endpoints and of app throttles
+//! (in memory: one process sends).
 //!
 //! The breaker's rule is `hookline_core::breaker::Health::apply`, here as in Redis. What
 //! differs: this process writes every health record, so each endpoint's circuit is also
@@ -13,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hookline_core::breaker::{Health, OpenRules, Results};
 use hookline_core::ports::{EndpointHealth, FailureStreak, Gate, RateLimiter, StoreError};
-use hookline_core::rate::{self, Admission, Interval};
+use hookline_core::rate::{self, Admissions, Limit, Subject};
 use redb::WriteTransaction;
 use time::OffsetDateTime;
 
@@ -26,9 +27,11 @@ use crate::EmbeddedStore;
 /// each circuit as last written.
 #[derive(Default)]
 pub(crate) struct Local {
-    /// Theoretical arrival time of the next slot (GCRA, unix nanoseconds), by endpoint.
+    /// Theoretical arrival time of the next slot (GCRA, unix nanoseconds), by endpoint and
+    /// by app (its throttle).
     next_slot: Mutex<HashMap<String, i64>>,
-    /// When the last send was admitted (unix nanoseconds), by endpoint.
+    /// Each last gate's state (unix nanoseconds): an endpoint's last send, an app's next
+    /// send's theoretical time.
     last_send: Mutex<HashMap<String, i64>>,
     /// Which message holds the half-open circuit's probe, and until when, by endpoint.
     probes: Mutex<HashMap<String, (String, i64)>>,
@@ -283,13 +286,21 @@ impl EndpointHealth for EmbeddedStore {
     }
 }
 
+/// The in-memory key of a limit's state: the endpoint's health key, or the app's record key
+/// for the app's throttle (distinct namespaces, so the two never meet).
+fn rate_key(app_id: &str, limit: &Limit<'_>) -> String {
+    match limit.subject {
+        Subject::Endpoint(endpoint_id) => keys::health(app_id, endpoint_id),
+        Subject::App => keys::app(app_id),
+    }
+}
+
 #[async_trait]
 impl RateLimiter for EmbeddedStore {
     async fn reserve(
         &self,
         app_id: &str,
-        endpoint_id: &str,
-        per_second: u16,
+        limit: Limit<'_>,
         now: OffsetDateTime,
     ) -> Result<Duration, StoreError> {
         // The same decision as the Redis adapter's, on state held under one lock.
@@ -298,11 +309,11 @@ impl RateLimiter for EmbeddedStore {
             .next_slot
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = keys::health(app_id, endpoint_id);
+        let key = rate_key(app_id, &limit);
         let reservation = rate::reserve(
             next.get(&key).copied(),
             rate::unix_nanos(now),
-            Interval::reserved_slots(per_second),
+            limit.slots(),
         );
         next.insert(key, reservation.next_slot);
         Ok(reservation.wait)
@@ -311,8 +322,7 @@ impl RateLimiter for EmbeddedStore {
     async fn admit(
         &self,
         app_id: &str,
-        endpoint_id: &str,
-        per_second: u16,
+        limits: &[Limit<'_>],
         now: OffsetDateTime,
     ) -> Result<Option<Duration>, StoreError> {
         let mut last = self
@@ -320,15 +330,17 @@ impl RateLimiter for EmbeddedStore {
             .last_send
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = keys::health(app_id, endpoint_id);
-        match rate::admit(
-            last.get(&key).copied(),
-            rate::unix_nanos(now),
-            Interval::per_second(per_second),
-        ) {
-            Admission::Wait(left) => Ok(Some(left)),
-            Admission::Admitted { last_send, .. } => {
-                last.insert(key, last_send);
+        let keys: Vec<String> = limits.iter().map(|l| rate_key(app_id, l)).collect();
+        let states = keys
+            .iter()
+            .zip(limits)
+            .map(|(key, limit)| (last.get(key).copied(), limit.gate()));
+        match rate::admit_all(states, rate::unix_nanos(now)) {
+            Admissions::Wait(left) => Ok(Some(left)),
+            Admissions::Admitted(states) => {
+                for (key, (state, _)) in keys.into_iter().zip(states) {
+                    last.insert(key, state);
+                }
                 Ok(None)
             }
         }

@@ -71,6 +71,7 @@ fn task(n: u32, bytes: usize) -> DeliveryTask {
         payload: Some(payload),
         traceparent: None,
         rate_slot: false,
+        app_slot: false,
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,

@@ -27,6 +27,7 @@ fn task(n: u32) -> DeliveryTask {
         payload: None,
         traceparent: None,
         rate_slot: false,
+        app_slot: false,
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,

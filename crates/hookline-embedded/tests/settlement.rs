@@ -36,6 +36,7 @@ fn task(msg: usize, endpoint: &str) -> DeliveryTask {
         payload: None,
         traceparent: None,
         rate_slot: false,
+        app_slot: false,
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,

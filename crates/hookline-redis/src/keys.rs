@@ -68,6 +68,17 @@ impl Keys {
     pub fn rate_limit_last(&self, app: &str, endpoint: &str) -> String {
         format!("{}{{{app}}}:gcra_last_ns:{endpoint}", self.prefix)
     }
+    /// The theoretical arrival time (GCRA) of the next slot of the app's throttle (all its
+    /// endpoints together), in unix nanoseconds. On the app's slot, beside its endpoints'
+    /// keys, so one script can decide both limits of a send.
+    pub fn app_rate_limit(&self, app: &str) -> String {
+        format!("{}{{{app}}}:app_gcra_ns", self.prefix)
+    }
+    /// The theoretical time (GCRA) of the app's next throttled send, which its last gate
+    /// decides on, in unix nanoseconds.
+    pub fn app_rate_limit_last(&self, app: &str) -> String {
+        format!("{}{{{app}}}:app_gcra_last_ns", self.prefix)
+    }
     /// Hash of an endpoint's health: consecutive failures, failing since, open until.
     pub fn health(&self, app: &str, endpoint: &str) -> String {
         format!("{}{{{app}}}:health:{endpoint}", self.prefix)
@@ -166,6 +177,10 @@ mod tests {
             keys.message("app_1", "msg_1"),
             keys.attempt("app_1", "atmpt_1"),
             keys.idempotency("app_1", "idem:k"),
+            keys.rate_limit("app_1", "ep_1"),
+            keys.rate_limit_last("app_1", "ep_1"),
+            keys.app_rate_limit("app_1"),
+            keys.app_rate_limit_last("app_1"),
         ] {
             assert!(key.starts_with("hl:{app_1}:"), "{key}");
         }

@@ -28,20 +28,43 @@ pub struct ApplicationIn {
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    /// Messages per second to each endpoint of the app.
+    /// The most messages per second sent to all the app's endpoints together (1 to
+    /// 65,535); outgoing messages are throttled to this rate. Unset: unthrottled.
+    #[schema(minimum = 1)]
     pub throttle_rate: Option<u16>,
     /// The older name of `throttleRate`.
+    #[schema(minimum = 1)]
     pub rate_limit: Option<u16>,
 }
 
 impl ApplicationIn {
     fn rate(&self) -> Result<Option<u16>, ApiError> {
-        either_name(
-            self.throttle_rate,
-            "throttleRate",
-            self.rate_limit,
-            "rateLimit",
-        )
+        throttle(self.throttle_rate, self.rate_limit)
+    }
+}
+
+/// The app's throttle from its two wire names (see [`checked_throttle`]).
+fn throttle(throttle_rate: Option<u16>, rate_limit: Option<u16>) -> Result<Option<u16>, ApiError> {
+    let name = throttle_name(throttle_rate.is_some());
+    either_name(throttle_rate, "throttleRate", rate_limit, "rateLimit")?
+        .map(|rate| checked_throttle(rate, name))
+        .transpose()
+}
+
+/// A throttle as sent under `name`: at least 1, refused naming `name` otherwise. The type
+/// bounds it at 65,535 (Svix's `uint16`): a larger number is refused, naming the field, as
+/// the body is decoded.
+fn checked_throttle(rate: u16, name: &str) -> Result<u16, ApiError> {
+    hookline_core::rate::throttle_rate(rate)
+        .map_err(|invalid| ApiError::field(name, invalid.to_string()))
+}
+
+/// The name the caller sent the throttle under (both agree when both are sent).
+fn throttle_name(sent_as_throttle_rate: bool) -> &'static str {
+    if sent_as_throttle_rate {
+        "throttleRate"
+    } else {
+        "rateLimit"
     }
 }
 
@@ -54,12 +77,13 @@ pub struct ApplicationPatch {
     #[schema(value_type = Option<String>)]
     pub uid: Option<Option<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// The app's throttle (see `ApplicationIn`); `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u16>)]
+    #[schema(value_type = Option<u16>, minimum = 1)]
     pub throttle_rate: Option<Option<u16>>,
     /// The older name of `throttleRate`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u16>)]
+    #[schema(value_type = Option<u16>, minimum = 1)]
     pub rate_limit: Option<Option<u16>>,
 }
 
@@ -72,7 +96,10 @@ pub struct ApplicationOut {
     pub uid: Option<Uid>,
     pub name: String,
     pub metadata: BTreeMap<String, String>,
+    /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
+    /// The most messages per second sent to all the app's endpoints together; `null`:
+    /// unthrottled.
     pub throttle_rate: Option<u16>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -82,13 +109,14 @@ pub struct ApplicationOut {
 
 impl From<App> for ApplicationOut {
     fn from(app: App) -> Self {
+        let throttle = app.throttle();
         Self {
             id: app.id,
             uid: app.uid,
             name: app.name,
             metadata: app.metadata,
-            rate_limit: app.rate_limit,
-            throttle_rate: app.rate_limit,
+            rate_limit: throttle,
+            throttle_rate: throttle,
             created_at: app.created_at,
             updated_at: app.updated_at,
         }
@@ -313,14 +341,16 @@ pub async fn patch(
     if let Some(metadata) = input.metadata {
         app.metadata = metadata;
     }
+    // Absent: unchanged; `null` (under either name): removed; a number: checked and set.
     let rate = either_name(
         input.throttle_rate,
         "throttleRate",
         input.rate_limit,
         "rateLimit",
     )?;
-    if let Some(rate_limit) = rate {
-        app.rate_limit = rate_limit;
+    if let Some(rate) = rate {
+        let name = throttle_name(input.throttle_rate.is_some());
+        app.rate_limit = rate.map(|rate| checked_throttle(rate, name)).transpose()?;
     }
     app.updated_at = now();
     state.registry().update_app(&previous, &app).await?;

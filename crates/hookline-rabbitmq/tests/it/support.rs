@@ -85,6 +85,7 @@ pub fn task_with_payload(n: usize, payload: &str) -> DeliveryTask {
         payload: Some(RawValue::from_string(payload.to_owned()).expect("valid JSON")),
         traceparent: None,
         rate_slot: false,
+        app_slot: false,
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,
