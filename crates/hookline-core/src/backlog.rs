@@ -11,7 +11,7 @@
 //! Counting happens off the hot path. Each process keeps a [`Tally`] in memory (`+1` per
 //! accepted task, `-1` per concluded one, and the oldest `queued_at_ms` among the tasks its
 //! dispatcher took) and adds it to the store once per flush interval as a [`TallyBatch`],
-//! through [`crate::ports::BacklogLedger`]. The store keeps one [`Balance`] per app and per
+//! through [`crate::ports::BacklogLedger::add`]. The store keeps one [`Balance`] per app and per
 //! (app, endpoint); [`Balance::apply`] is the rule both stores follow (Redis in a Lua
 //! script, the embedded store through [`Ledger`]).
 //!
@@ -224,7 +224,7 @@ impl BacklogChange {
     }
 }
 
-/// One flush of one process: what [`crate::ports::BacklogLedger::record`] adds.
+/// One flush of one process: what [`crate::ports::BacklogLedger::add`] adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TallyBatch {
     /// Unique per flush: recording the same batch twice counts it once.
@@ -334,7 +334,7 @@ pub struct Ledger {
 impl Ledger {
     /// Adds `batch` at `now_ms` unless it was recorded already; drops negative balances
     /// past their grace.
-    pub fn record(&mut self, batch: &TallyBatch, now_ms: i64) {
+    pub fn add(&mut self, batch: &TallyBatch, now_ms: i64) {
         while self
             .recorded
             .front()
@@ -647,7 +647,7 @@ mod tests {
             first_added_ms: Some(at),
             ..change(app, endpoint, delta)
         };
-        ledger.record(
+        ledger.add(
             &batch(
                 "b1",
                 vec![
@@ -682,24 +682,24 @@ mod tests {
     fn a_ledger_counts_a_batch_once_and_forgets_an_old_debt() {
         let mut ledger = Ledger::default();
         let b1 = batch("b1", vec![change("app_a", None, 2)]);
-        ledger.record(&b1, 1_000);
-        ledger.record(&b1, 1_500);
+        ledger.add(&b1, 1_000);
+        ledger.add(&b1, 1_500);
         assert_eq!(ledger.busiest(10, 2_000).pending, 2, "b1 counted once");
 
         // A dispatcher's flush lands before the ingest flush it settles.
-        ledger.record(&batch("b2", vec![change("app_b", None, -3)]), 2_000);
+        ledger.add(&batch("b2", vec![change("app_b", None, -3)]), 2_000);
         assert_eq!(
             ledger.busiest(10, 2_000).apps.len(),
             1,
             "a debt is not shown"
         );
-        ledger.record(&batch("b3", vec![change("app_b", None, 3)]), 2_500);
+        ledger.add(&batch("b3", vec![change("app_b", None, 3)]), 2_500);
         assert_eq!(ledger.busiest(10, 2_500).pending, 2, "paid off: app_b gone");
 
         // An ingest process died with the +2: the debt is dropped after its grace.
-        ledger.record(&batch("b4", vec![change("app_c", None, -2)]), 3_000);
-        ledger.record(&batch("b5", vec![]), 3_000 + NEGATIVE_GRACE_MS);
-        ledger.record(
+        ledger.add(&batch("b4", vec![change("app_c", None, -2)]), 3_000);
+        ledger.add(&batch("b5", vec![]), 3_000 + NEGATIVE_GRACE_MS);
+        ledger.add(
             &batch("b6", vec![change("app_c", None, 1)]),
             3_001 + NEGATIVE_GRACE_MS,
         );

@@ -686,7 +686,7 @@ pub trait BacklogLedger: Send + Sync {
     /// [`crate::backlog::Balance::apply`] at `now`. Recording a batch whose id was recorded
     /// within [`crate::backlog::BATCH_MEMORY_MS`] changes nothing, so a retry after an
     /// error that did write counts once.
-    async fn record(
+    async fn add(
         &self,
         batch: &crate::backlog::TallyBatch,
         now: OffsetDateTime,

@@ -17,8 +17,8 @@ use crate::EmbeddedStore;
 
 #[async_trait]
 impl BacklogLedger for EmbeddedStore {
-    async fn record(&self, batch: &TallyBatch, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.ledger().record(batch, unix_ms(now));
+    async fn add(&self, batch: &TallyBatch, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.ledger().add(batch, unix_ms(now));
         Ok(())
     }
 

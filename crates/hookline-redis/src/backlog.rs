@@ -144,7 +144,7 @@ fn optional_arg(value: Option<i64>) -> String {
 
 #[async_trait]
 impl BacklogLedger for RedisStore {
-    async fn record(&self, batch: &TallyBatch, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn add(&self, batch: &TallyBatch, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let now_ms = unix_ms(now);
         for (n, chunk) in batch.changes.chunks(CHUNK).enumerate() {

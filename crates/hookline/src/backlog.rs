@@ -42,7 +42,7 @@ impl Flusher {
                 }
             }
         };
-        if let Err(error) = self.ledger.record(&batch, now).await {
+        if let Err(error) = self.ledger.add(&batch, now).await {
             tracing::warn!(%error, changes = batch.changes.len(), "backlog counts not flushed; trying again");
             self.unsent = Some(batch);
         }
