@@ -126,7 +126,11 @@ async fn the_backlog_view_refuses_a_bad_limit_and_app_tokens(#[case] backend: Ba
         let path = format!("/api/v1/stats/backlog?limit={limit}");
         let (status, body) = api.call(Method::GET, &path, None, &[]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{limit}: {body}");
-        assert_eq!(body["detail"][0]["loc"], json!(["query", "limit"]), "{body}");
+        assert_eq!(
+            body["detail"][0]["loc"],
+            json!(["query", "limit"]),
+            "{body}"
+        );
     }
     let empty = view(&api, 100).await;
     assert_eq!(

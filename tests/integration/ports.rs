@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookline_core::backlog::{BacklogChange, BacklogView, TallyBatch, NEGATIVE_GRACE_MS};
 use hookline_core::model::{App, AppToken, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
 use hookline_core::names::{SessionId, Uid};
-use hookline_core::backlog::{BacklogChange, BacklogView, TallyBatch, NEGATIVE_GRACE_MS};
 use hookline_core::ports::{
-    BacklogLedger, BackgroundTaskStore, EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter,
-    Registry, RetrySchedule, TaskStart, TokenStore,
+    BackgroundTaskStore, BacklogLedger, EndpointHealth, IdempotencyClaim, MessageStore,
+    PageRequest, RateLimiter, Registry, RetrySchedule, TaskStart, TokenStore,
 };
 use hookline_redis::{RedisConfig, RedisStore};
 use rstest_reuse::apply;
@@ -1261,10 +1261,7 @@ async fn a_large_backlog_flush_counts_every_key(#[case] backend: Backend) {
     let changes = (1..=600)
         .map(|n| counted(&format!("app_{n:04}"), None, n, None, None))
         .collect();
-    store
-        .add(&flush("many", changes), now)
-        .await
-        .expect("add");
+    store.add(&flush("many", changes), now).await.expect("add");
     let view = store.busiest(3, now).await.expect("view");
     assert_eq!(view.pending, 600 * 601 / 2);
     assert_eq!(
