@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::testkit::process::TOKEN;
-use crate::testkit::{eventually, Api, Browser, Receiver, Reply, Role, Stack};
+use crate::testkit::{eventually, Api, Browser, Gate, Receiver, Reply, Role, Stack};
 
 const PHONE: (u32, u32) = (390, 844);
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -255,6 +255,60 @@ async fn an_app_login_sees_only_its_app_and_the_pages_fit_a_phone() {
     browser.wait_text("main", "other-tenant").await;
     browser.wait_text("main", "acme-invoicing").await;
     browser.screenshot("apps-desktop").await;
+    browser.close().await;
+}
+
+/// An admin's Backlog page lists an app whose deliveries wait at a receiver, with their
+/// number, and drops it by itself (it refreshes) once they are delivered.
+#[tokio::test]
+async fn the_backlog_page_lists_an_app_whose_deliveries_wait() {
+    let stack = stack("dashbacklog")
+        .with("HOOKLINE__DELIVERY__TIMEOUT_MS", "60000")
+        .with("HOOKLINE__OPS__BACKLOG_FLUSH_MS", "200");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let gate = Gate::closed();
+    let app = api.create_app("backlog-flood").await;
+    let url = receiver.url("held", Reply::Held(gate.clone()));
+    let endpoint = api.create_endpoint(&app, json!({"url": url})).await;
+    api.send_many(&app, "order.created", 3).await;
+
+    let browser = Browser::start().await;
+    let base = hookline.api_url.as_deref().expect("api url");
+    browser.goto(&format!("{base}/dashboard")).await;
+    let input = browser.wait_for("#token").await;
+    input.send_keys(TOKEN).await.expect("type token");
+    browser.click("form button", "Log in").await;
+    browser.click("#nav a", "Backlog").await;
+    let row = browser
+        .wait_text("#backlog-apps tbody tr", "backlog-flood")
+        .await;
+    let cells: Vec<String> = {
+        let mut texts = Vec::new();
+        for cell in row
+            .find_all(fantoccini::Locator::Css("td"))
+            .await
+            .expect("cells")
+        {
+            texts.push(cell.text().await.expect("cell text"));
+        }
+        texts
+    };
+    assert_eq!(
+        cells[..3],
+        ["backlog-flood", app.as_str(), "3"],
+        "{cells:?}"
+    );
+    browser
+        .wait_text("#backlog-endpoints tbody tr", &endpoint)
+        .await;
+    browser.screenshot("backlog-desktop").await;
+
+    gate.open();
+    browser
+        .wait_text("#backlog-apps tbody", "Nothing here yet.")
+        .await;
     browser.close().await;
 }
 

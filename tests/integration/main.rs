@@ -11,6 +11,7 @@ mod adversarial;
 mod api;
 mod attempt_log;
 mod background_tasks;
+mod backlog;
 mod bench;
 mod breaker;
 mod compatibility;

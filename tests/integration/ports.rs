@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookline_core::backlog::{BacklogChange, BacklogView, TallyBatch, NEGATIVE_GRACE_MS};
 use hookline_core::model::{App, AppToken, DeliveryTask, Endpoint, SignatureScheme, TriggerType};
 use hookline_core::names::{SessionId, Uid};
 use hookline_core::ports::{
-    BackgroundTaskStore, EndpointHealth, IdempotencyClaim, MessageStore, PageRequest, RateLimiter,
-    Registry, RetrySchedule, TaskStart, TokenStore,
+    BackgroundTaskStore, BacklogLedger, EndpointHealth, IdempotencyClaim, MessageStore,
+    PageRequest, RateLimiter, Registry, RetrySchedule, TaskStart, TokenStore,
 };
 use hookline_core::rate::{Limit, Subject};
 use hookline_redis::{RedisConfig, RedisStore};
@@ -31,6 +32,7 @@ trait PortsUnderTest:
     + Registry
     + BackgroundTaskStore
     + TokenStore
+    + BacklogLedger
 {
 }
 impl<T> PortsUnderTest for T where
@@ -41,6 +43,7 @@ impl<T> PortsUnderTest for T where
         + Registry
         + BackgroundTaskStore
         + TokenStore
+        + BacklogLedger
 {
 }
 
@@ -1124,6 +1127,230 @@ async fn schedule_all_stores_every_task(#[case] backend: Backend) {
         .expect("claim");
     assert_eq!(claimed.len(), 50);
     store.cleanup().await;
+}
+
+/// One change of a backlog flush: `app` alone, or `app` and its endpoint `ep`.
+fn counted(
+    app: &str,
+    ep: Option<&str>,
+    delta: i64,
+    taken: Option<i64>,
+    added: Option<i64>,
+) -> BacklogChange {
+    BacklogChange {
+        app_id: app.into(),
+        endpoint_id: ep.map(str::to_owned),
+        delta,
+        oldest_taken_ms: taken,
+        first_added_ms: added,
+    }
+}
+
+fn flush(id: &str, changes: Vec<BacklogChange>) -> TallyBatch {
+    TallyBatch {
+        id: format!("{id}-{}", SEQUENCE.fetch_add(1, Ordering::Relaxed)),
+        changes,
+    }
+}
+
+fn at_ms(base: OffsetDateTime, ms: i64) -> OffsetDateTime {
+    base + time::Duration::milliseconds(ms)
+}
+
+/// `(app, pending, age)` of each listed app, and `(endpoint, pending, age)` of each
+/// listed endpoint.
+type Listed = (Vec<(String, u64, u64)>, Vec<(String, u64, u64)>);
+
+fn listed(view: &BacklogView) -> Listed {
+    (
+        view.apps
+            .iter()
+            .map(|a| (a.app_id.clone(), a.pending, a.oldest_pending_age_ms))
+            .collect(),
+        view.endpoints
+            .iter()
+            .map(|e| {
+                let key = format!("{}/{}", e.app_id, e.endpoint_id);
+                (key, e.pending, e.oldest_pending_age_ms)
+            })
+            .collect(),
+    )
+}
+
+fn row(key: &str, pending: u64, age: u64) -> (String, u64, u64) {
+    (key.to_owned(), pending, age)
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn the_backlog_lists_the_busiest_apps_and_endpoints_with_their_frontiers(
+    #[case] backend: Backend,
+) {
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let t0 = OffsetDateTime::now_utc();
+    let ms = |offset: i64| Some(unix_ms(at_ms(t0, offset)));
+    // An ingest flush: app_a gets 5 on ep_1, app_b 2 on ep_2 and 7 on ep_3.
+    let accepted = flush(
+        "ingest",
+        vec![
+            counted("app_a", None, 5, None, ms(-4_000)),
+            counted("app_a", Some("ep_1"), 5, None, ms(-4_000)),
+            counted("app_b", None, 9, None, ms(-3_000)),
+            counted("app_b", Some("ep_2"), 2, None, ms(-3_000)),
+            counted("app_b", Some("ep_3"), 7, None, ms(-2_000)),
+        ],
+    );
+    store.add(&accepted, t0).await.expect("add");
+    let view = store.busiest(10, t0).await.expect("view");
+    assert_eq!(view.pending, 14);
+    assert_eq!(view.oldest_pending_age_ms, Some(4_000));
+    assert_eq!(
+        listed(&view),
+        (
+            vec![row("app_b", 9, 3_000), row("app_a", 5, 4_000)],
+            vec![
+                row("app_b/ep_3", 7, 2_000),
+                row("app_a/ep_1", 5, 4_000),
+                row("app_b/ep_2", 2, 3_000),
+            ],
+        )
+    );
+
+    // A dispatcher took some of app_a's tasks (queued 3.5 s before t0) and concluded 2.
+    let settled = flush(
+        "dispatcher",
+        vec![
+            counted("app_a", None, -2, ms(-3_500), None),
+            counted("app_a", Some("ep_1"), -2, ms(-3_500), None),
+        ],
+    );
+    store.add(&settled, at_ms(t0, 1_000)).await.expect("add");
+    // Nothing taken from app_b: its frontier stays and its age grows.
+    let view = store.busiest(2, at_ms(t0, 1_000)).await.expect("view");
+    assert_eq!(view.pending, 12);
+    assert_eq!(view.oldest_pending_age_ms, Some(4_500));
+    assert_eq!(
+        listed(&view),
+        (
+            vec![row("app_b", 9, 4_000), row("app_a", 3, 4_500)],
+            vec![row("app_b/ep_3", 7, 3_000), row("app_a/ep_1", 3, 4_500)],
+        ),
+        "the limit applies to each list"
+    );
+
+    // Everything of app_b concludes: it leaves both lists.
+    let done = flush(
+        "dispatcher",
+        vec![
+            counted("app_b", None, -9, ms(-1_000), None),
+            counted("app_b", Some("ep_2"), -2, ms(-1_000), None),
+            counted("app_b", Some("ep_3"), -7, ms(-1_000), None),
+        ],
+    );
+    store.add(&done, at_ms(t0, 2_000)).await.expect("add");
+    let view = store.busiest(10, at_ms(t0, 2_000)).await.expect("view");
+    assert_eq!(view.pending, 3);
+    assert_eq!(
+        listed(&view),
+        (
+            vec![row("app_a", 3, 5_500)],
+            vec![row("app_a/ep_1", 3, 5_500)]
+        )
+    );
+    fresh.cleanup().await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_backlog_flush_added_twice_counts_once(#[case] backend: Backend) {
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let now = OffsetDateTime::now_utc();
+    let batch = flush("retried", vec![counted("app_a", None, 4, None, None)]);
+    store.add(&batch, now).await.expect("add");
+    store.add(&batch, now).await.expect("add again");
+    let view = store.busiest(10, now).await.expect("view");
+    assert_eq!(view.pending, 4);
+    assert_eq!(listed(&view).0, vec![row("app_a", 4, 0)]);
+    fresh.cleanup().await;
+}
+
+/// A dispatcher's flush can land before the ingest flush that counted the same tasks: the
+/// negative count waits for it, unseen. One nothing cancels (its process died) is dropped
+/// after the grace.
+#[apply(backends)]
+#[tokio::test]
+async fn a_negative_backlog_waits_for_its_flush_then_expires(#[case] backend: Backend) {
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let t0 = OffsetDateTime::now_utc();
+    let early = flush(
+        "dispatcher",
+        vec![
+            counted("app_a", None, -3, Some(unix_ms(t0)), None),
+            counted("app_a", Some("ep_1"), -3, Some(unix_ms(t0)), None),
+        ],
+    );
+    store.add(&early, t0).await.expect("add");
+    let view = store.busiest(10, t0).await.expect("view");
+    assert_eq!((view.pending, view.oldest_pending_age_ms), (0, None));
+    assert_eq!(listed(&view), (vec![], vec![]), "a debt is not listed");
+    let late = flush(
+        "ingest",
+        vec![
+            counted("app_a", None, 3, None, Some(unix_ms(t0))),
+            counted("app_a", Some("ep_1"), 3, None, Some(unix_ms(t0))),
+        ],
+    );
+    store.add(&late, at_ms(t0, 500)).await.expect("add");
+    let view = store.busiest(10, at_ms(t0, 500)).await.expect("view");
+    assert_eq!(listed(&view), (vec![], vec![]), "cancelled to zero");
+
+    // A debt nobody pays is dropped once its grace has passed...
+    let orphan = flush("dispatcher", vec![counted("app_b", None, -2, None, None)]);
+    store.add(&orphan, at_ms(t0, 1_000)).await.expect("add");
+    let later = at_ms(t0, 1_000 + NEGATIVE_GRACE_MS);
+    let tick = flush("other", vec![counted("app_c", None, 1, None, None)]);
+    store.add(&tick, later).await.expect("add");
+    // ...so new work for the app counts from zero.
+    let fresh_work = flush("ingest", vec![counted("app_b", None, 2, None, None)]);
+    store.add(&fresh_work, later).await.expect("add");
+    let view = store.busiest(10, later).await.expect("view");
+    assert_eq!(view.pending, 3);
+    assert_eq!(
+        listed(&view).0,
+        vec![row("app_b", 2, 0), row("app_c", 1, 0)]
+    );
+    fresh.cleanup().await;
+}
+
+/// A flush of more keys than one script takes at once (Redis writes it in chunks).
+#[apply(backends)]
+#[tokio::test]
+async fn a_large_backlog_flush_counts_every_key(#[case] backend: Backend) {
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let now = OffsetDateTime::now_utc();
+    let changes = (1..=600)
+        .map(|n| counted(&format!("app_{n:04}"), None, n, None, None))
+        .collect();
+    store.add(&flush("many", changes), now).await.expect("add");
+    let view = store.busiest(3, now).await.expect("view");
+    assert_eq!(view.pending, 600 * 601 / 2);
+    assert_eq!(
+        listed(&view).0,
+        vec![
+            row("app_0600", 600, 0),
+            row("app_0599", 599, 0),
+            row("app_0598", 598, 0)
+        ]
+    );
+    fresh.cleanup().await;
+}
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("a time in range")
 }
 
 /// A Redis store of its own with a raw connection to the same Redis (single or cluster), to

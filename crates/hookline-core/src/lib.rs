@@ -1,6 +1,7 @@
 //! Hookline's pure core: everything about webhook delivery that can be decided without
 //! touching a network or a disk.
 //!
+//! - [`backlog`]: deliveries pending per app and endpoint, tallied per process and flushed.
 //! - [`address`]: which network addresses deliveries may reach (SSRF protection).
 //! - [`headers`]: the rules for custom delivery headers.
 //! - [`id`]: time-ordered, prefixed identifiers (`msg_…`, `ep_…`).
@@ -21,6 +22,7 @@
 //! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
 
 pub mod address;
+pub mod backlog;
 pub mod breaker;
 pub mod fair;
 pub mod headers;

@@ -680,6 +680,29 @@ pub trait EndpointHealth: Send + Sync {
     async fn open_circuits(&self) -> Result<u64, StoreError>;
 }
 
+/// The backlog's totals, fed by every process's [`crate::backlog::Tally`] once per flush
+/// interval and read by the admin's backlog view. Never on a delivery's path.
+#[async_trait]
+pub trait BacklogLedger: Send + Sync {
+    /// Adds one process's flush to every key it names, by
+    /// [`crate::backlog::Balance::apply`] at `now`. Recording a batch whose id was recorded
+    /// within [`crate::backlog::BATCH_MEMORY_MS`] changes nothing, so a retry after an
+    /// error that did write counts once.
+    async fn add(
+        &self,
+        batch: &crate::backlog::TallyBatch,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The total pending, the oldest age over every pending key, and the `limit` apps and
+    /// endpoints with the most pending (most first), at `now`.
+    async fn busiest(
+        &self,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<crate::backlog::BacklogView, StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

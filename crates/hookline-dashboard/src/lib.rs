@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/chart.js", JS),
     asset!("js/views/login.js", JS),
     asset!("js/views/apps.js", JS),
+    asset!("js/views/backlog.js", JS),
     asset!("js/views/endpoints.js", JS),
     asset!("js/views/endpoint.js", JS),
     asset!("js/views/attempts.js", JS),

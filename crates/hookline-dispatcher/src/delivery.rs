@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hookline_core::backlog::SharedTally;
 use hookline_core::id::new_id;
 use hookline_core::model::{
     Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, SignatureScheme, TriggerType,
@@ -89,6 +90,9 @@ pub struct Stores {
     pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn EndpointHealth>,
     pub settlement: Arc<dyn Settlement>,
+    /// This process's backlog tally: tasks taken and concluded (flushed to the store by the
+    /// process, never written on a delivery's path).
+    pub backlog: SharedTally,
 }
 
 /// What [`Dispatcher::admit`] decided.

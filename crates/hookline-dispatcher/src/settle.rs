@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use hookline_core::breaker::{OpenRules, Results};
-use hookline_core::model::{MessageStatus, TriggerType};
+use hookline_core::model::{DeliveryTask, MessageStatus, TriggerType};
 use hookline_core::ports::{HealthAfter, HealthReport, SettledAttempt};
 use time::OffsetDateTime;
 
@@ -75,9 +75,30 @@ impl Dispatcher {
                 now,
             )
             .await;
+            self.count_settled(&attempted.task, outcome);
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// Counts `task` out of this process's backlog tally when `outcome` ends its delivery;
+    /// a task that waits again (a retry, a deferral, a hold) stays pending.
+    pub(crate) fn count_settled(&self, task: &DeliveryTask, outcome: Outcome) {
+        if concludes(outcome) {
+            self.stores.backlog.concluded(task);
+        }
+    }
+}
+
+/// Whether a task settled with `outcome` is done: delivered, given up, or dropped.
+fn concludes(outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Succeeded
+        | Outcome::Exhausted
+        | Outcome::ManualFailed
+        | Outcome::Disabled
+        | Outcome::Skipped => true,
+        Outcome::RetryScheduled | Outcome::Deferred | Outcome::Held => false,
     }
 }
 

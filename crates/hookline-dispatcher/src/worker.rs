@@ -112,6 +112,7 @@ impl Dispatcher {
         shutdown: &CancellationToken,
     ) {
         let ReceivedTask { task, acker } = received;
+        self.stores.backlog.taken(&task);
         self.metrics.in_flight.inc();
         let span = tracing::info_span!(
             "delivery attempt",
@@ -128,6 +129,7 @@ impl Dispatcher {
             match self.deliver(&task).instrument(span.clone()).await {
                 Ok(Delivered::Done(outcome)) => {
                     self.metrics.delivery(outcome.name());
+                    self.count_settled(&task, outcome);
                     break acker.ack().await;
                 }
                 Ok(Delivered::Attempted(attempted)) => {

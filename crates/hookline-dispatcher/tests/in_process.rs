@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use hookline_core::address::AddressPolicy;
+use hookline_core::backlog::SharedTally;
 use hookline_core::model::{App, DeliveryTask, Endpoint, MessageStatus, TriggerType};
 use hookline_core::ports::{AttemptLog, PageRequest, Registry, RetrySchedule, TaskPublisher};
 use hookline_dispatcher::delivery::Stores;
@@ -49,6 +50,8 @@ struct Setup {
     store: EmbeddedStore,
     dispatcher: Dispatcher,
     app: App,
+    /// The dispatcher's backlog tally.
+    backlog: SharedTally,
 }
 
 async fn setup(config: DispatcherConfig) -> Setup {
@@ -69,6 +72,7 @@ async fn setup(config: DispatcherConfig) -> Setup {
         updated_at: now,
     };
     store.create_app(&app).await.expect("app");
+    let backlog = SharedTally::default();
     let stores = Stores {
         registry: Arc::new(store.clone()),
         messages: Arc::new(store.clone()),
@@ -77,6 +81,7 @@ async fn setup(config: DispatcherConfig) -> Setup {
         limiter: Arc::new(store.clone()),
         health: Arc::new(store.clone()),
         settlement: Arc::new(store.clone()),
+        backlog: backlog.clone(),
     };
     let publisher: Arc<dyn TaskPublisher> = Arc::new(queue);
     let events = OperationalEvents::new(
@@ -95,6 +100,7 @@ async fn setup(config: DispatcherConfig) -> Setup {
         store,
         dispatcher,
         app,
+        backlog,
     }
 }
 
@@ -190,6 +196,13 @@ async fn deliver_sends_and_writes_nothing_until_the_batch_is_settled() {
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].status, MessageStatus::Success);
     }
+    let counted = setup.backlog.drain(|| "b".into()).expect("counted");
+    let app = counted
+        .changes
+        .iter()
+        .find(|c| c.endpoint_id.is_none())
+        .expect("the app's change");
+    assert_eq!(app.delta, -5, "five deliveries concluded");
 }
 
 #[tokio::test]
@@ -231,6 +244,10 @@ async fn a_failing_batch_schedules_its_retries_and_opens_the_circuit_for_the_nex
         .await
         .expect("delivered");
     assert!(matches!(next, Delivered::Done(Outcome::Held)), "held");
+    assert!(
+        setup.backlog.drain(|| "b".into()).is_none(),
+        "retries and holds stay pending"
+    );
     assert_eq!(
         requests.load(Ordering::SeqCst),
         3,

@@ -17,6 +17,7 @@
 mod access;
 mod attempts;
 mod background_tasks;
+mod backlog;
 mod db;
 mod health;
 mod keys;
@@ -56,6 +57,8 @@ pub struct EmbeddedStore {
     endpoints: Arc<registry::EndpointCache>,
     /// The queue in the same database, so a message and its tasks can be one write.
     queue: EmbeddedQueue,
+    /// The backlog view's totals, in memory (see `backlog.rs`).
+    backlog: Arc<std::sync::Mutex<hookline_core::backlog::Ledger>>,
 }
 
 /// The database file inside a data directory.
@@ -81,6 +84,7 @@ pub fn open(config: &EmbeddedConfig) -> Result<(EmbeddedStore, EmbeddedQueue), S
         local,
         endpoints: Arc::default(),
         queue: queue.clone(),
+        backlog: Arc::default(),
     };
     Ok((store, queue))
 }

@@ -267,6 +267,7 @@ async fn store_and_enqueue(
     if due_now {
         let written = state.messages().accept_and_enqueue(&item).await;
         if written.map_err(ApiError::from)?.is_some() {
+            state.backlog().accepted(&item.tasks);
             return Ok(Stored {
                 body: item.response,
                 confirmed: true,
@@ -331,7 +332,10 @@ pub(crate) async fn enqueue(
             .await
             .map_err(ApiError::from),
         _ => publish_across_reconnects(state, tasks).await,
-    }
+    }?;
+    // Pending from here until a dispatcher concludes them (the backlog view).
+    state.backlog().accepted(tasks);
+    Ok(())
 }
 
 /// Publishes `tasks`; when the connection is lost under the publish, waits for the next

@@ -37,10 +37,10 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, background_tasks, endpoint_activity, endpoint_example, endpoint_headers,
-    endpoint_messages, endpoint_secret, endpoint_stats, endpoints, event_type_import, event_types,
-    expunge, health, manual, message_destinations, message_precheck, messages, operational,
-    operational_extras, replay, statistics,
+    apps, attempts, background_tasks, backlog, endpoint_activity, endpoint_example,
+    endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats, endpoints,
+    event_type_import, event_types, expunge, health, manual, message_destinations,
+    message_precheck, messages, operational, operational_extras, replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -84,6 +84,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(background_tasks::get))
         .routes(routes!(statistics::aggregate_app_stats))
         .routes(routes!(statistics::aggregate_event_types))
+        .routes(routes!(backlog::backlog))
         .routes(routes!(attempts::get))
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::list_by_message))

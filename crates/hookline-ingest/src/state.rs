@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hookline_core::backlog::SharedTally;
 use hookline_core::ports::{
-    AttemptLog, BackgroundTaskStore, MessageStore, Registry, RetrySchedule, TaskPublisher,
-    TokenStore,
+    AttemptLog, BackgroundTaskStore, BacklogLedger, MessageStore, Registry, RetrySchedule,
+    TaskPublisher, TokenStore,
 };
 
 use hookline_events::OperationalEvents;
@@ -87,6 +88,10 @@ pub struct Services {
     pub jobs: Arc<dyn BackgroundTaskStore>,
     /// For messages created with `deliverAt`.
     pub schedule: Arc<dyn RetrySchedule>,
+    /// This process's backlog tally: tasks accepted (the process flushes it to `ledger`).
+    pub backlog: SharedTally,
+    /// The backlog view's totals, read by `GET /api/v1/stats/backlog`.
+    pub ledger: Arc<dyn BacklogLedger>,
     /// Operational webhooks (endpoint.created, ...).
     pub events: OperationalEvents,
     pub metrics: Arc<Metrics>,
@@ -139,6 +144,12 @@ impl ApiState {
     }
     pub fn schedule(&self) -> &dyn RetrySchedule {
         self.0.schedule.as_ref()
+    }
+    pub fn backlog(&self) -> &SharedTally {
+        &self.0.backlog
+    }
+    pub fn ledger(&self) -> &dyn BacklogLedger {
+        self.0.ledger.as_ref()
     }
     pub fn jobs(&self) -> &dyn BackgroundTaskStore {
         self.0.jobs.as_ref()

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::address::AddressPolicy;
+use hookline_core::backlog::SharedTally;
 use hookline_core::id;
 use hookline_core::model::{App, Endpoint, Message, SignatureScheme};
 use hookline_core::names::EventTypeName;
 use hookline_core::ports::{
-    AttemptLog, BackgroundTaskStore, MessageStore, Registry, RetrySchedule, TaskPublisher,
-    TokenStore,
+    AttemptLog, BackgroundTaskStore, BacklogLedger, MessageStore, Registry, RetrySchedule,
+    TaskPublisher, TokenStore,
 };
 use hookline_embedded::{EmbeddedConfig, EmbeddedQueue};
 use hookline_events::OperationalEvents;
@@ -109,6 +110,7 @@ impl Stack {
             + RetrySchedule
             + TokenStore
             + BackgroundTaskStore
+            + BacklogLedger
             + Clone
             + 'static,
     {
@@ -128,6 +130,8 @@ impl Stack {
             tokens: Arc::new(store.clone()),
             jobs: Arc::new(store.clone()),
             schedule: Arc::new(store.clone()),
+            backlog: SharedTally::default(),
+            ledger: Arc::new(store.clone()),
             events,
             metrics: Arc::new(Metrics::new().expect("metrics")),
             readiness: Vec::new(),
@@ -312,11 +316,27 @@ async fn concurrent_accepts_are_each_stored_and_answered_once(backend: Backend) 
         assert!(mark.is_none(), "{id} confirmed");
     }
     stack.expect_depth(400).await;
+    let counted = stack
+        .state
+        .backlog()
+        .drain(|| "b1".into())
+        .expect("counted");
+    let total: i64 = counted
+        .changes
+        .iter()
+        .filter(|c| c.endpoint_id.is_none())
+        .map(|c| c.delta)
+        .sum();
+    assert_eq!(total, 400, "every queued task counted pending once");
 
     let repeat = new_message(&app.id, 0, Some("idem:k0".into()));
     let again = accept_all(&stack, &app, vec![repeat]).await;
     assert_eq!(again[0].as_ref().expect("original"), &ids[0]);
     stack.expect_depth(400).await;
+    assert!(
+        stack.state.backlog().drain(|| "b2".into()).is_none(),
+        "a repeat queues and counts nothing"
+    );
     stack.stop().await;
 }
 

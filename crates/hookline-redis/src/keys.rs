@@ -162,6 +162,40 @@ impl Keys {
     pub fn schedule_claims(&self) -> String {
         format!("{}{{sched}}:claims", self.prefix)
     }
+    /// The backlog view's keys share the hash tag `{backlog}`: one flush is one script on
+    /// that slot. Sorted set app id → tasks pending (negative while a flush that cancels
+    /// it has not landed).
+    pub fn backlog_apps(&self) -> String {
+        format!("{}{{backlog}}:apps", self.prefix)
+    }
+    /// Sorted set `<app id> <endpoint id>` → tasks pending (ids never hold a space).
+    pub fn backlog_endpoints(&self) -> String {
+        format!("{}{{backlog}}:endpoints", self.prefix)
+    }
+    /// Sorted set app id → frontier (unix ms), for the apps with tasks pending.
+    pub fn backlog_app_frontiers(&self) -> String {
+        format!("{}{{backlog}}:app_frontiers", self.prefix)
+    }
+    /// Sorted set `<app id> <endpoint id>` → frontier (unix ms), for pending endpoints.
+    pub fn backlog_endpoint_frontiers(&self) -> String {
+        format!("{}{{backlog}}:endpoint_frontiers", self.prefix)
+    }
+    /// Sorted set app id → since when (unix ms) its count is negative.
+    pub fn backlog_app_debts(&self) -> String {
+        format!("{}{{backlog}}:app_debts", self.prefix)
+    }
+    /// Sorted set `<app id> <endpoint id>` → since when (unix ms) its count is negative.
+    pub fn backlog_endpoint_debts(&self) -> String {
+        format!("{}{{backlog}}:endpoint_debts", self.prefix)
+    }
+    /// The sum of the apps' positive counts.
+    pub fn backlog_total(&self) -> String {
+        format!("{}{{backlog}}:total", self.prefix)
+    }
+    /// Present for a while after the flush (chunk) it names was recorded.
+    pub fn backlog_batch(&self, batch: &str) -> String {
+        format!("{}{{backlog}}:batch:{batch}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +228,18 @@ mod tests {
             keys.background_task_idempotency("k"),
         ] {
             assert!(key.starts_with("hl:{bgtask}:"), "{key}");
+        }
+        for key in [
+            keys.backlog_apps(),
+            keys.backlog_endpoints(),
+            keys.backlog_app_frontiers(),
+            keys.backlog_endpoint_frontiers(),
+            keys.backlog_app_debts(),
+            keys.backlog_endpoint_debts(),
+            keys.backlog_total(),
+            keys.backlog_batch("b1:0"),
+        ] {
+            assert!(key.starts_with("hl:{backlog}:"), "{key}");
         }
     }
 }

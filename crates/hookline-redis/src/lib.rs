@@ -1,11 +1,14 @@
 //! Hookline's Redis adapter. One [`RedisStore`] implements every store port of
 //! `hookline-core`: [`Registry`](hookline_core::ports::Registry),
 //! [`MessageStore`](hookline_core::ports::MessageStore),
-//! [`AttemptLog`](hookline_core::ports::AttemptLog) and
-//! [`RetrySchedule`](hookline_core::ports::RetrySchedule).
+//! [`AttemptLog`](hookline_core::ports::AttemptLog),
+//! [`RetrySchedule`](hookline_core::ports::RetrySchedule) and more, among them
+//! [`BacklogLedger`](hookline_core::ports::BacklogLedger) (the backlog view's totals, under
+//! the hash tag `{backlog}`).
 //!
-//! Keyspace (see [`keys`]): per-app keys carry the app id as a hash tag (`hl:{app_…}:…`) and the
-//! schedule carries `{sched}`, so every script and transaction touches one cluster slot.
+//! Keyspace (see [`keys`]): per-app keys carry the app id as a hash tag (`hl:{app_…}:…`), the
+//! schedule carries `{sched}` and the backlog `{backlog}`, so every script and transaction
+//! touches one cluster slot.
 //!
 //! Architecture invariants:
 //! - Ids sort by creation time (`hookline_core::id`), so listings page with lexicographic
@@ -15,6 +18,7 @@
 
 mod attempts;
 mod background_tasks;
+mod backlog;
 mod connection;
 mod health;
 pub mod keys;

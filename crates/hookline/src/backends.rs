@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use hookline_core::backlog::SharedTally;
 use hookline_core::ports::{
-    AttemptLog, BackgroundTaskStore, EndpointHealth, MessageStore, RateLimiter, Registry,
-    RetrySchedule, Settlement, TaskPublisher, TaskSource, TokenStore,
+    AttemptLog, BackgroundTaskStore, BacklogLedger, EndpointHealth, MessageStore, RateLimiter,
+    Registry, RetrySchedule, Settlement, TaskPublisher, TaskSource, TokenStore,
 };
 use hookline_embedded::{EmbeddedQueue, EmbeddedStore};
 use hookline_events::OperationalEvents;
@@ -18,6 +19,7 @@ use hookline_rabbitmq::RabbitBroker;
 use hookline_redis::RedisStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::backlog::Flusher;
 use crate::settings::{Engines, Settings};
 
 /// Every store port, each an `Arc` of the same adapter.
@@ -32,6 +34,7 @@ pub struct Ports {
     pub settlement: Arc<dyn Settlement>,
     pub tokens: Arc<dyn TokenStore>,
     pub jobs: Arc<dyn BackgroundTaskStore>,
+    pub ledger: Arc<dyn BacklogLedger>,
     pub publisher: Arc<dyn TaskPublisher>,
 }
 
@@ -47,6 +50,7 @@ impl Ports {
             + Settlement
             + TokenStore
             + BackgroundTaskStore
+            + BacklogLedger
             + Clone
             + 'static,
     {
@@ -60,6 +64,7 @@ impl Ports {
             settlement: Arc::new(store.clone()),
             tokens: Arc::new(store.clone()),
             jobs: Arc::new(store.clone()),
+            ledger: Arc::new(store.clone()),
             publisher,
         }
     }
@@ -83,6 +88,11 @@ pub struct Backends {
     pub ports: Ports,
     pub events: OperationalEvents,
     pub metrics: Arc<Metrics>,
+    /// What this process's roles count for the backlog view (one tally per process).
+    pub backlog: SharedTally,
+    /// Drains `backlog` into the store (`spawn_upkeep`, and once more at `shutdown`).
+    flusher: Arc<tokio::sync::Mutex<Flusher>>,
+    flush_every: Duration,
     engine: Engine,
 }
 
@@ -113,10 +123,15 @@ impl Backends {
             Arc::clone(&ports.publisher),
         );
         let metrics = Arc::new(Metrics::new().context("metrics")?);
+        let backlog = SharedTally::default();
+        let flusher = Flusher::new(backlog.clone(), Arc::clone(&ports.ledger));
         Ok(Self {
             ports,
             events,
             metrics,
+            backlog,
+            flusher: Arc::new(tokio::sync::Mutex::new(flusher)),
+            flush_every: Duration::from_millis(settings.ops.backlog_flush_ms),
             engine,
         })
     }
@@ -140,9 +155,15 @@ impl Backends {
         }
     }
 
-    /// Background upkeep the engine needs while the process runs: the embedded store's
-    /// janitor deletes records past their retention (Redis expires keys itself).
+    /// Background upkeep while the process runs: the backlog flusher, and the embedded
+    /// store's janitor, which deletes records past their retention (Redis expires keys
+    /// itself).
     pub fn spawn_upkeep(&self, shutdown: &CancellationToken) {
+        tokio::spawn(Flusher::run(
+            Arc::clone(&self.flusher),
+            self.flush_every,
+            shutdown.clone(),
+        ));
         if let Engine::Embedded { store, .. } = &self.engine {
             let store = store.clone();
             let stop = shutdown.clone().cancelled_owned();
@@ -173,8 +194,10 @@ impl Backends {
         }
     }
 
-    /// Closes the broker connection, or makes the embedded database's last commits durable.
+    /// Flushes the backlog counts one last time, then closes the broker connection, or makes
+    /// the embedded database's last commits durable.
     pub async fn shutdown(&self) {
+        self.flusher.lock().await.finish().await;
         match &self.engine {
             Engine::Services { broker, .. } => broker.shutdown().await,
             Engine::Embedded { store, .. } => {

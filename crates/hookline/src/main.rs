@@ -1,6 +1,7 @@
 //! `hookline`: one binary for every role.
 
 mod backends;
+mod backlog;
 mod cli;
 mod first_start;
 mod ops;

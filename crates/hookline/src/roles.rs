@@ -11,7 +11,7 @@ use hookline_ingest::{ApiState, IngestConfig, Services};
 use hookline_scheduler::{Scheduler, SchedulerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{Backends, Ports};
+use crate::backends::Backends;
 use crate::settings::Settings;
 
 pub async fn ingest(
@@ -43,6 +43,8 @@ pub async fn ingest(
         tokens: ports.tokens,
         jobs: ports.jobs,
         schedule: ports.schedule,
+        backlog: backends.backlog.clone(),
+        ledger: ports.ledger,
         events: backends.events.clone(),
         readiness: backends.readiness(),
         metrics: Arc::clone(&backends.metrics),
@@ -94,7 +96,7 @@ pub async fn dispatcher(
     };
     let dispatcher = Arc::new(Dispatcher::new(
         config,
-        stores(&backends.ports),
+        stores(backends),
         settings.resolver()?,
         backends.events.clone(),
         Arc::clone(&backends.metrics),
@@ -132,8 +134,9 @@ pub async fn scheduler(
     Ok(())
 }
 
-/// The ports the dispatcher uses.
-fn stores(ports: &Ports) -> Stores {
+/// The ports the dispatcher uses, and the process's backlog tally.
+fn stores(backends: &Backends) -> Stores {
+    let ports = &backends.ports;
     Stores {
         registry: Arc::clone(&ports.registry),
         messages: Arc::clone(&ports.messages),
@@ -142,5 +145,6 @@ fn stores(ports: &Ports) -> Stores {
         limiter: Arc::clone(&ports.limiter),
         health: Arc::clone(&ports.health),
         settlement: Arc::clone(&ports.settlement),
+        backlog: backends.backlog.clone(),
     }
 }

@@ -334,12 +334,16 @@ impl Default for SchedulerSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct OpsSettings {
     pub listen: String,
+    /// How often this process adds its backlog tally (tasks accepted, taken, concluded) to
+    /// the store: how far the backlog view may trail the deliveries.
+    pub backlog_flush_ms: u64,
 }
 
 impl Default for OpsSettings {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:9090".into(),
+            backlog_flush_ms: hookline_core::backlog::DEFAULT_FLUSH_INTERVAL_MS,
         }
     }
 }
@@ -482,6 +486,12 @@ impl Settings {
         }
         if self.scheduler.lease_ms < 100 {
             return Err(invalid("scheduler.lease_ms", "must be at least 100"));
+        }
+        if !(100..=60_000).contains(&self.ops.backlog_flush_ms) {
+            return Err(invalid(
+                "ops.backlog_flush_ms",
+                "must be between 100 and 60000",
+            ));
         }
         if self.ops.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -774,6 +784,17 @@ mod tests {
             settings.api.background_task_lease_ms,
             defaults.api.background_task_lease_ms
         );
+        assert_eq!(settings.ops.backlog_flush_ms, defaults.ops.backlog_flush_ms);
+    }
+
+    #[test]
+    fn a_backlog_flush_interval_out_of_range_is_named() {
+        for bad in [0, 99, 60_001] {
+            let mut settings = Settings::default();
+            settings.ops.backlog_flush_ms = bad;
+            let error = settings.check().expect_err("refused").to_string();
+            assert!(error.starts_with("ops.backlog_flush_ms:"), "{error}");
+        }
     }
 
     #[test]

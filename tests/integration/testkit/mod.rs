@@ -33,5 +33,5 @@ pub fn backends(#[case] backend: Backend) {}
 #[case::rabbitmq_redis(Backend::RabbitRedis)]
 #[case::embedded(Backend::Embedded)]
 pub fn sdk_backends(#[case] backend: Backend) {}
-pub use receiver::{Receiver, Reply};
+pub use receiver::{Gate, Receiver, Reply};
 pub use wait::eventually;

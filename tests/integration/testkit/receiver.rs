@@ -55,6 +55,28 @@ pub enum Reply {
     /// This status to the first `n` deliveries of each message (`webhook-id`), 200 to the
     /// rest: every message needs `n` retries.
     FirstOfEachFailTimes(u16, usize),
+    /// Hold every request until the gate opens, then answer 200.
+    Held(Gate),
+}
+
+/// Holds [`Reply::Held`] requests until [`Gate::open`]; cloned gates are the same gate.
+#[derive(Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub fn closed() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    /// Lets every held request and every later one answer.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn pass(mut open: tokio::sync::watch::Receiver<bool>) {
+        // An error means the gate is gone: nothing holds the request any more.
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 impl Reply {
@@ -74,6 +96,7 @@ impl Reply {
             Self::Slow(delay) => (200, Some(*delay), None),
             Self::ComeBackLater(code, seconds) if n == 0 => (*code, None, Some(*seconds)),
             Self::ComeBackLater(..) => (200, None, None),
+            Self::Held(_) => (200, None, None),
         }
     }
 }
@@ -197,7 +220,7 @@ async fn receive(
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
-    let (code, delay, retry_after) = {
+    let (code, delay, retry_after, gate) = {
         let mut inner = inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -211,10 +234,19 @@ async fn receive(
         let earlier_same = *same;
         *same += 1;
         inner.deliveries.push(delivery.clone());
-        inner.replies.get(&path).map_or((200, None, None), |reply| {
+        let reply = inner.replies.get(&path);
+        let (code, delay, retry_after) = reply.map_or((200, None, None), |reply| {
             reply.status(earlier, earlier_same)
-        })
+        });
+        let gate = match reply {
+            Some(Reply::Held(gate)) => Some(gate.0.subscribe()),
+            _ => None,
+        };
+        (code, delay, retry_after, gate)
     };
+    if let Some(gate) = gate {
+        Gate::pass(gate).await;
+    }
     if let Some(delay) = delay {
         // Dropped here if the client disconnects first: then it never counts as completed.
         tokio::time::sleep(delay).await;

@@ -4,6 +4,7 @@ import { session, saveSession, clearSession } from "./api.js";
 import { h, mount, errorBox } from "./dom.js";
 import { loginView } from "./views/login.js";
 import { appsView } from "./views/apps.js";
+import { backlogView } from "./views/backlog.js";
 import { endpointsView } from "./views/endpoints.js";
 import { endpointView } from "./views/endpoint.js";
 import { attemptView } from "./views/attempt.js";
@@ -12,6 +13,7 @@ import { eventTypesView } from "./views/event_types.js";
 
 const ROUTES = [
   [/^\/apps$/, appsView],
+  [/^\/backlog$/, backlogView],
   [/^\/app\/([^/]+)$/, endpointsView],
   [/^\/app\/([^/]+)\/endpoint\/([^/]+)$/, endpointView],
   [/^\/app\/([^/]+)\/msg\/([^/]+)\/attempt\/([^/]+)$/, attemptView],
@@ -39,7 +41,7 @@ function navigation(current, app) {
   const link = (href, text) => h("a", { href, "aria-current": current === href ? "page" : null }, text);
   const admin = session()?.kind === "admin";
   mount(nav,
-    admin ? link("#/apps", "Apps") : null,
+    admin ? [link("#/apps", "Apps"), link("#/backlog", "Backlog")] : null,
     app ? [
       link(`#/app/${app}`, "Endpoints"),
       link(`#/app/${app}/messages`, "Messages"),

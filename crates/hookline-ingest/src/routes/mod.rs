@@ -5,6 +5,7 @@ pub mod attempt_walk;
 pub mod attempts;
 pub mod auth;
 pub mod background_tasks;
+pub mod backlog;
 pub mod common;
 pub mod endpoint_activity;
 pub mod endpoint_example;
