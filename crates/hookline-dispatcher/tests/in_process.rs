@@ -137,7 +137,8 @@ fn task(app: &App, endpoint: &Endpoint, n: usize) -> DeliveryTask {
         payload: Some(RawValue::from_string(format!("{{\"n\":{n}}}")).expect("json")),
         traceparent: None,
         rate_slot: false,
-        held_since_ms: None,
+        endpoint_version: Some(endpoint.version()),
+        queued_at_ms: None,
         endpoint_version: Some(endpoint.version()),
     }
 }
