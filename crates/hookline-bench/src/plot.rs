@@ -144,8 +144,9 @@ fn throughput(report: &Report, path: &Path) -> PlotResult {
 }
 
 /// Scenario 6 over time: above, the quiet apps' latency (p50 and p99 per slice, by when each
-/// message was due) on a log axis; below, the flooding app's deliveries per second. The
-/// flood, from its first send to its last delivery, is shaded in both.
+/// message was due) on a log axis; below, the flooding app's deliveries per second. Each
+/// slice's point is at its middle. The flood, from its first send to its last delivery, is
+/// shaded in both.
 fn flood_latency(series: &FloodSeries, path: &Path) -> PlotResult {
     let slice = series.quiet.get(1).map_or(0.5, |b| b.t - series.quiet[0].t);
     let max_t = series
@@ -167,7 +168,10 @@ fn flood_latency(series: &FloodSeries, path: &Path) -> PlotResult {
         .map(|b| b.p50_ms)
         .fold(f64::MAX, f64::min);
     let highest = series.quiet.iter().map(|b| b.p99_ms).fold(1.0, f64::max);
-    let (y_min, y_max) = ((lowest.min(highest) * 0.8).max(0.05), highest * 1.5);
+    // From a power of ten, so the log axis labels the low decade too.
+    let floor = (lowest.min(highest) * 0.8).max(0.05);
+    let (y_min, y_max) = (10_f64.powf(floor.log10().floor()), highest * 1.5);
+    let centre = slice / 2.0;
     let mut chart = ChartBuilder::on(&upper)
         .caption(
             "Scenario 6: quiet apps' end-to-end latency while one app floods",
@@ -176,14 +180,16 @@ fn flood_latency(series: &FloodSeries, path: &Path) -> PlotResult {
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0_f64..max_t, (y_min..y_max).log_scale())?;
+        .build_cartesian_2d(
+            0.0_f64..max_t,
+            (y_min..y_max)
+                .log_scale()
+                .with_key_points(one_two_five(y_min, y_max)),
+        )?;
     chart
         .configure_mesh()
         .x_desc("seconds since the scenario began (quiet messages by when each was due)")
         .y_desc("latency (ms, log scale)")
-        // A log axis's minor lines crowd into grey bands.
-        .light_line_style(WHITE)
-        .y_labels(12)
         .draw()?;
     chart
         .draw_series([Rectangle::new(
@@ -203,7 +209,10 @@ fn flood_latency(series: &FloodSeries, path: &Path) -> PlotResult {
         let value = |b: &crate::stats::LatencyBin| if label == "p50" { b.p50_ms } else { b.p99_ms };
         chart
             .draw_series(LineSeries::new(
-                series.quiet.iter().map(|b| (b.t, value(b).max(y_min))),
+                series
+                    .quiet
+                    .iter()
+                    .map(|b| (b.t + centre, value(b).max(y_min))),
                 color.stroke_width(2),
             ))?
             .label(format!("quiet apps' {label} per slice"))
@@ -257,7 +266,10 @@ fn flood_latency(series: &FloodSeries, path: &Path) -> PlotResult {
     }
     chart
         .draw_series(LineSeries::new(
-            series.flood_rate.iter().copied(),
+            series
+                .flood_rate
+                .iter()
+                .map(|(t, rate)| (t + centre, *rate)),
             COLORS[2].stroke_width(2),
         ))?
         .label("flooding app, per slice")
@@ -270,4 +282,33 @@ fn flood_latency(series: &FloodSeries, path: &Path) -> PlotResult {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// 1, 2 and 5 times each power of ten from `low` to `high`: labels a log axis can hold
+/// (plotters' own labels there are every power of ten, or every unit, crowding).
+fn one_two_five(low: f64, high: f64) -> Vec<f64> {
+    let mut decade = 10_f64.powf(low.log10().floor());
+    let mut points = Vec::new();
+    while decade <= high {
+        points.extend(
+            [1.0, 2.0, 5.0]
+                .map(|m| m * decade)
+                .into_iter()
+                .filter(|p| (low..=high).contains(p)),
+        );
+        decade *= 10.0;
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_log_axis_is_labelled_at_one_two_and_five_times_each_power_of_ten() {
+        assert_eq!(
+            super::one_two_five(1.0, 300.0),
+            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0]
+        );
+        assert_eq!(super::one_two_five(3.0, 4.0), Vec::<f64>::new());
+    }
 }
