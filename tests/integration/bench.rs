@@ -1,5 +1,5 @@
 //! A seconds-long smoke run of `hookline bench`: it starts its own roles, measures the raw
-//! ceiling, runs all five scenarios, prints the ratios and writes results and plots. The
+//! ceiling, runs all six scenarios (the default), prints the ratios and writes results and plots. The
 //! figures of so short a run mean little; that every scenario delivered everything does.
 
 use serde_json::Value;
@@ -62,7 +62,7 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
     let scenarios = results["scenarios"].as_array().expect("scenarios");
     let mut ids: Vec<u64> = scenarios.iter().filter_map(|s| s["id"].as_u64()).collect();
     ids.sort_unstable();
-    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
     for scenario in scenarios {
         assert!(
             scenario["expected_deliveries"]
@@ -83,8 +83,33 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
                 "the backlog was filled: {scenario}"
             );
         }
+        if scenario["id"] == 6 {
+            let details = &scenario["details"];
+            for part in ["flood", "quiet"] {
+                assert!(
+                    details[part]["sent"].as_u64().is_some_and(|n| n > 0),
+                    "the {part} apps sent: {scenario}"
+                );
+                assert_eq!(details[part]["lost"], 0, "{scenario}");
+            }
+            assert!(
+                details["baselineLatency"]["count"]
+                    .as_u64()
+                    .is_some_and(|n| n > 0)
+                    && scenario["latency"]["count"].as_u64().is_some_and(|n| n > 0),
+                "quiet deliveries before and during the flood: {scenario}"
+            );
+            assert!(
+                details["ratioToScenario1"].as_f64().is_some(),
+                "scenario 1 ran, so the flood's rate compares with it: {scenario}"
+            );
+        }
     }
-    for plot in ["latency-cdf.svg", "throughput.svg"] {
+    assert!(
+        stdout.contains("backlog statistics during scenario 6"),
+        "{stdout}"
+    );
+    for plot in ["latency-cdf.svg", "throughput.svg", "flood-latency.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).expect("plot written");
         assert!(
             svg.contains("<svg") && svg.contains("polyline"),
@@ -104,6 +129,30 @@ async fn a_bench_asked_for_an_unknown_scenario_says_which() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--scenarios: 7"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_flood_size_is_refused_without_scenario_6_or_when_zero() {
+    for (args, expected) in [
+        (
+            ["--scenarios", "1,5", "--flood-messages", "100"],
+            "--flood-messages: scenario 6 is not among --scenarios",
+        ),
+        (
+            ["--scenarios", "6", "--flood-messages", "0"],
+            "--flood-messages",
+        ),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("bench")
+            .args(args)
+            .output()
+            .await
+            .expect("hookline bench runs");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }
 
 /// docs/benchmarks.md records a run: the machine and command, plots and raw results that

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::client::ApiClient;
 
@@ -49,19 +49,70 @@ pub async fn open_loop(
     epoch: Instant,
     progress: &ProgressBar,
 ) -> LoadResult {
+    let apps = [app.to_owned()];
+    // Kept alive until the run ends: a dropped sender would stop it.
+    let (_never, stop) = watch::channel(false);
+    let pace = Pace { rate, count, stop };
+    paced(client, &apps, body, pace, epoch, progress).await
+}
+
+/// Sends at `rate` per second in all, to `apps` in turn (each gets `rate / apps.len()`,
+/// evenly spaced between the others' sends), until `stop` turns true.
+pub async fn open_loop_until(
+    client: &ApiClient,
+    apps: &[String],
+    body: Arc<Value>,
+    rate: f64,
+    stop: watch::Receiver<bool>,
+    epoch: Instant,
+    progress: &ProgressBar,
+) -> LoadResult {
+    let pace = Pace {
+        rate,
+        count: usize::MAX,
+        stop,
+    };
+    paced(client, apps, body, pace, epoch, progress).await
+}
+
+/// How fast an open-loop run sends, and when it ends: after `count` sends, or once `stop`
+/// turns true (or its sender is dropped).
+struct Pace {
+    rate: f64,
+    count: usize,
+    stop: watch::Receiver<bool>,
+}
+
+async fn paced(
+    client: &ApiClient,
+    apps: &[String],
+    body: Arc<Value>,
+    pace: Pace,
+    epoch: Instant,
+    progress: &ProgressBar,
+) -> LoadResult {
+    let Pace {
+        rate,
+        count,
+        mut stop,
+    } = pace;
     let interval = Duration::from_secs_f64(1.0 / rate);
     // Bounds memory if the server stalls; a full window delays sends, and their latency
     // still counts from when they were due.
     let window = Arc::new(Semaphore::new(4096));
     let (tx, rx) = mpsc::unbounded_channel::<Outcome>();
     let start = Instant::now();
-    for i in 0..count {
+    for (i, app) in (0..count).zip(apps.iter().cycle()) {
         let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due.into()).await;
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = tokio::time::sleep_until(due.into()) => {}
+        }
         let Ok(permit) = window.clone().acquire_owned().await else {
             break;
         };
-        let (client, app, body, tx) = (client.clone(), app.to_owned(), body.clone(), tx.clone());
+        let (client, app, body, tx) = (client.clone(), app.clone(), body.clone(), tx.clone());
         let due = due.saturating_duration_since(epoch);
         tokio::spawn(async move {
             let result = client.send(&app, &body).await.map_err(|e| e.to_string());

@@ -158,6 +158,13 @@ impl Report {
                 );
             }
         }
+        if let Some(s) = self.scenarios.iter().find(|s| s.id == 6) {
+            let _ = writeln!(
+                out,
+                "\nbacklog statistics during scenario 6: {}",
+                crate::flood::backlog_line(&s.details)
+            );
+        }
         let scenario_1 = self.scenarios.iter().find(|s| s.id == 1);
         if let Some((s, cores)) = scenario_1.and_then(|s| {
             let cores =

@@ -1,4 +1,5 @@
-//! The five scenarios. Each uses an app of its own, so one scenario's leftovers (a retry to a
+//! The scenarios (the sixth, one tenant's flood beside quiet ones, in `flood.rs`). Each
+//! uses an app of its own, so one scenario's leftovers (a retry to a
 //! refusing endpoint) are not counted in the next.
 
 use std::sync::Arc;
@@ -25,6 +26,13 @@ pub struct Scale {
     pub backlog_fresh_messages: usize,
     pub latency_rate: f64,
     pub latency_seconds: f64,
+    /// Scenario 6: messages the flooding app sends at full speed.
+    pub flood_messages: usize,
+    /// Scenario 6: quiet apps, one endpoint each, sending at `flood_quiet_rate` each.
+    pub flood_quiet_apps: usize,
+    pub flood_quiet_rate: f64,
+    /// Scenario 6: how long the quiet apps send alone before the flood.
+    pub flood_baseline_seconds: f64,
 }
 
 impl Scale {
@@ -37,6 +45,10 @@ impl Scale {
         backlog_fresh_messages: 20_000,
         latency_rate: 1_000.0,
         latency_seconds: 15.0,
+        flood_messages: 200_000,
+        flood_quiet_apps: 20,
+        flood_quiet_rate: 10.0,
+        flood_baseline_seconds: 10.0,
     };
 
     pub const QUICK: Self = Self {
@@ -48,15 +60,22 @@ impl Scale {
         backlog_fresh_messages: 200,
         latency_rate: 100.0,
         latency_seconds: 2.0,
+        flood_messages: 2_000,
+        flood_quiet_apps: 5,
+        flood_quiet_rate: 10.0,
+        flood_baseline_seconds: 2.0,
     };
 }
 
+/// The scenarios there are, by number.
+pub const ALL: std::ops::RangeInclusive<u8> = 1..=6;
+
 /// Concurrent senders in the max-throughput mode.
-const SENDERS: usize = 64;
+pub(crate) const SENDERS: usize = 64;
 /// Scenario 1's target: this share of the RabbitMQ ceiling measured in the same run.
 pub const THROUGHPUT_TARGET: f64 = 0.6;
 /// A run gives up waiting for deliveries after this long without a new one.
-const STALL: Duration = Duration::from_secs(20);
+pub(crate) const STALL: Duration = Duration::from_secs(20);
 
 /// What one scenario measured.
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +99,9 @@ pub struct ScenarioResult {
     pub cdf: Vec<(f64, f64)>,
     #[serde(skip)]
     pub timeline: Vec<(f64, f64)>,
+    /// Scenario 6's series over time, for its own plot.
+    #[serde(skip)]
+    pub flood: Option<crate::flood::FloodSeries>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +122,7 @@ pub struct Bench {
 }
 
 impl Bench {
-    fn bar(&self, total: usize, message: &str) -> ProgressBar {
+    pub(crate) fn bar(&self, total: usize, message: &str) -> ProgressBar {
         let bar = ProgressBar::new(total as u64);
         if let Ok(style) = ProgressStyle::with_template(
             "{msg:<34} [{bar:30}] {pos:>7}/{len:7} {per_sec:>12} {elapsed_precise}",
@@ -112,7 +134,7 @@ impl Bench {
     }
 
     /// An app with an endpoint per receiver path, plus endpoints at `other_urls`.
-    async fn app_with(
+    pub(crate) async fn app_with(
         &self,
         name: &str,
         endpoints: &[(String, Behaviour)],
@@ -130,7 +152,12 @@ impl Bench {
     }
 
     /// Waits until `expected` deliveries arrived on `paths`, or none came for [`STALL`].
-    async fn await_deliveries(&self, paths: &[String], expected: usize, bar: &ProgressBar) {
+    pub(crate) async fn await_deliveries(
+        &self,
+        paths: &[String],
+        expected: usize,
+        bar: &ProgressBar,
+    ) {
         bar.set_length(expected as u64);
         bar.set_position(0);
         let mut last = (0, Instant::now());
@@ -234,11 +261,11 @@ impl Bench {
     }
 }
 
-fn paths(prefix: &str, n: usize) -> Vec<String> {
+pub(crate) fn paths(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
-fn result(
+pub(crate) fn result(
     id: u8,
     name: &'static str,
     load: &LoadResult,
@@ -261,6 +288,7 @@ fn result(
         details: json!({ "firstRejection": load.first_error }),
         cdf: stats::cdf(&matched.latencies_us),
         timeline: stats::timeline(&matched.arrival_times, Duration::from_millis(500)),
+        flood: None,
     }
 }
 

@@ -128,6 +128,17 @@ pub fn timeline(arrival_times: &[Duration], bucket: Duration) -> Vec<(f64, f64)>
     let Some(first) = arrival_times.iter().min().copied() else {
         return Vec::new();
     };
+    timeline_from(arrival_times, first, bucket)
+}
+
+/// Deliveries per second in `bucket`-long slices from `origin` (slices before the first
+/// arrival count zero), as (seconds since `origin`, rate).
+pub fn timeline_from(
+    arrival_times: &[Duration],
+    origin: Duration,
+    bucket: Duration,
+) -> Vec<(f64, f64)> {
+    let first = origin;
     let width = bucket.as_secs_f64();
     let mut counts: Vec<u64> = Vec::new();
     for at in arrival_times {
@@ -142,4 +153,58 @@ pub fn timeline(arrival_times: &[Duration], bucket: Duration) -> Vec<(f64, f64)>
         .enumerate()
         .map(|(i, c)| (i as f64 * width, *c as f64 / width))
         .collect()
+}
+
+/// Latency percentiles of the points falling in one time slice.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyBin {
+    /// The slice's start, in seconds on the caller's axis.
+    pub t: f64,
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// (time in seconds, latency in µs) points in `width`-second slices from `origin`, each
+/// slice with its p50 and p99; slices with no point are left out (the plot leaves a gap).
+pub fn latency_bins(points: &[(f64, u64)], origin: f64, width: f64) -> Vec<LatencyBin> {
+    let mut slices: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for &(t, us) in points {
+        let slot = ((t - origin).max(0.0) / width) as u64;
+        slices.entry(slot).or_default().push(us);
+    }
+    slices
+        .into_iter()
+        .map(|(slot, values)| {
+            let figures = latency(&values);
+            LatencyBin {
+                t: origin + slot as f64 * width,
+                count: values.len(),
+                p50_ms: figures.p50_ms,
+                p99_ms: figures.p99_ms,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_bins_slice_points_by_time_and_skip_empty_slices() {
+        // Values under 2,048 µs, which the histogram holds exactly.
+        let points = [(0.1, 1_000), (0.4, 1_500), (1.2, 1_200), (0.0, 500)];
+        let bins = latency_bins(&points, 0.0, 0.5);
+        assert_eq!(
+            bins.len(),
+            2,
+            "the empty slice at 0.5 s is left out: {bins:?}"
+        );
+        assert_eq!((bins[0].t, bins[0].count), (0.0, 3));
+        assert_eq!((bins[0].p50_ms, bins[0].p99_ms), (1.0, 1.5));
+        assert_eq!((bins[1].t, bins[1].count), (1.0, 1));
+        assert_eq!(bins[1].p99_ms, 1.2);
+    }
 }

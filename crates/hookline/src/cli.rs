@@ -94,16 +94,20 @@ pub struct BenchArgs {
     /// Redis for the bench's own deployment.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
-    /// Scenarios to run: 1 max throughput, 2 fan-out, 3 isolation, 4 backlog, 5 latency.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    /// Scenarios to run: 1 max throughput, 2 fan-out, 3 isolation, 4 backlog, 5 latency,
+    /// 6 one app's flood beside quiet apps.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6")]
     pub scenarios: Vec<u8>,
+    /// Messages the flooding app sends in scenario 6 (200,000 in a full run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub flood_messages: Option<u64>,
     /// A run of seconds instead of minutes (for the smoke test; its figures mean little).
     #[arg(long)]
     pub quick: bool,
     /// Size of each create-message request body.
     #[arg(long, default_value_t = 1024)]
     pub payload_bytes: usize,
-    /// Where results.json, latency-cdf.svg and throughput.svg go.
+    /// Where results.json, latency-cdf.svg, throughput.svg and flood-latency.svg go.
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
     /// Extra setting for the bench's own roles, e.g. `--set HOOKLINE__DELIVERY__CONCURRENCY=512`.

@@ -8,8 +8,16 @@ use hookline_bench::{BenchOptions, Target};
 use crate::cli::BenchArgs;
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(bad) = args.scenarios.iter().find(|n| !(1..=5).contains(*n)) {
-        bail!("--scenarios: {bad} is not a scenario (1-5)");
+    let all = hookline_bench::scenarios::ALL;
+    if let Some(bad) = args.scenarios.iter().find(|n| !all.contains(*n)) {
+        bail!(
+            "--scenarios: {bad} is not a scenario ({}-{})",
+            all.start(),
+            all.end()
+        );
+    }
+    if args.flood_messages.is_some() && !args.scenarios.contains(&6) {
+        bail!("--flood-messages: scenario 6 is not among --scenarios");
     }
     let target = match (&args.url, &args.token) {
         (Some(url), Some(token)) => Target::External {
@@ -31,17 +39,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--set {pair}: expected HOOKLINE__SECTION__KEY=VALUE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut scale = if args.quick {
+        Scale::QUICK
+    } else {
+        Scale::FULL
+    };
+    if let Some(messages) = args.flood_messages {
+        scale.flood_messages = usize::try_from(messages).context("--flood-messages")?;
+    }
     let options = BenchOptions {
         target,
         services: Services {
             amqp_url: args.amqp_url.clone(),
             redis_url: args.redis_url.clone(),
         },
-        scale: if args.quick {
-            Scale::QUICK
-        } else {
-            Scale::FULL
-        },
+        scale,
         scenarios: args.scenarios.clone(),
         payload_bytes: args.payload_bytes,
         out_dir: args.out.clone(),
@@ -49,11 +61,18 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let report = hookline_bench::run(&options).await?;
     println!("{}", report.table());
+    let mut plots = vec![
+        args.out.join("latency-cdf.svg"),
+        args.out.join("throughput.svg"),
+    ];
+    if args.scenarios.contains(&6) {
+        plots.push(args.out.join(hookline_bench::plot::FLOOD_PLOT));
+    }
+    let plots: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
     println!(
-        "results: {}  plots: {}, {}",
+        "results: {}  plots: {}",
         args.out.join("results.json").display(),
-        args.out.join("latency-cdf.svg").display(),
-        args.out.join("throughput.svg").display()
+        plots.join(", ")
     );
     Ok(())
 }
