@@ -455,6 +455,7 @@ mod tests {
             payload: None,
             traceparent: None,
             rate_slot: false,
+            app_slot: false,
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms,

@@ -147,6 +147,7 @@ pub struct Dispatcher {
     pub(crate) endpoints: EndpointCache,
     pub(crate) circuits: KnownCircuits,
     apps: AppThrottles,
+    pub(crate) queue_age: crate::queue_age::QueueAge,
 }
 
 impl Dispatcher {
@@ -177,6 +178,7 @@ impl Dispatcher {
             endpoints,
             circuits,
             apps,
+            queue_age: crate::queue_age::QueueAge::default(),
         })
     }
 

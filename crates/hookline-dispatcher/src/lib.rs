@@ -17,6 +17,7 @@ pub mod delivery;
 mod health;
 mod hold;
 mod in_flight;
+mod queue_age;
 pub mod sender;
 mod settle;
 pub mod worker;

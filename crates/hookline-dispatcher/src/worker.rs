@@ -47,6 +47,15 @@ impl Dispatcher {
         let slots = Arc::new(Semaphore::new(self.config().concurrency.max(1)));
         let (finished, unsettled) = mpsc::unbounded_channel();
         let settler = tokio::spawn(Arc::clone(&self).settler(unsettled, shutdown.clone()));
+        let ages = {
+            let (dispatcher, stop) = (Arc::clone(&self), shutdown.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .queue_age
+                    .publish(&dispatcher.metrics, stop)
+                    .await;
+            })
+        };
         let mut in_flight = JoinSet::new();
         loop {
             // Take a slot before taking a task, so a busy dispatcher leaves tasks on the queue
@@ -93,6 +102,7 @@ impl Dispatcher {
         };
         in_flight.abort_all();
         settler.abort();
+        ages.abort();
         if abandoned > 0 {
             tracing::warn!(
                 abandoned,
@@ -113,6 +123,7 @@ impl Dispatcher {
     ) {
         let ReceivedTask { task, acker } = received;
         self.stores.backlog.taken(&task);
+        self.queue_age.taken(&task);
         self.metrics.in_flight.inc();
         let span = tracing::info_span!(
             "delivery attempt",

@@ -82,6 +82,30 @@ enum Engine {
     },
 }
 
+/// Ready tasks per lane and in the dead-letter queue, and what this process published into
+/// each lane.
+async fn sample_lanes(metrics: &Metrics, broker: &RabbitBroker) {
+    if let Ok(depths) = broker.lane_depths().await {
+        for (lane, ready) in [("fast", depths.fast), ("bulk", depths.bulk)] {
+            metrics
+                .queue_ready
+                .with_label_values(&[lane])
+                .set(i64::from(ready));
+        }
+    }
+    if let Ok(dead) = broker.dead_letter_count().await {
+        metrics
+            .queue_ready
+            .with_label_values(&["dead"])
+            .set(i64::from(dead));
+    }
+    let (fast, bulk) = broker.published();
+    for (lane, total) in [("fast", fast), ("bulk", bulk)] {
+        let counter = metrics.published_tasks.with_label_values(&[lane]);
+        counter.inc_by(total.saturating_sub(counter.get()));
+    }
+}
+
 /// The adapters every role shares within one process.
 #[derive(Clone)]
 pub struct Backends {
@@ -171,7 +195,8 @@ impl Backends {
         }
     }
 
-    /// Copies the engines' connection state into the metrics; called once a second.
+    /// Copies the engines' connection state and queue depths into the metrics; called once
+    /// a second.
     /// `redis_was_down` carries what the previous call saw, to count reconnects.
     pub async fn sample_gauges(&self, redis_was_down: &mut bool) {
         let metrics = &self.metrics;
@@ -186,6 +211,16 @@ impl Backends {
             }
             metrics.redis_up.set(i64::from(redis_up));
             *redis_was_down = !redis_up;
+            sample_lanes(metrics, broker).await;
+        }
+        if let Engine::Embedded { queue, .. } = &self.engine {
+            // One queue, fair by itself: everything counts as the fast lane.
+            if let Ok(depth) = queue.depth().await {
+                metrics
+                    .queue_ready
+                    .with_label_values(&["fast"])
+                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            }
         }
         if let Ok(open) = self.ports.health.open_circuits().await {
             metrics

@@ -122,6 +122,11 @@ pub async fn create(
     ApiJson(mut input): ApiJson<MessageIn>,
 ) -> Result<Response, ApiError> {
     let _admitted = state.admission().enter(&app_id).await;
+    let waiting = state.admission().waiting();
+    state
+        .metrics()
+        .admission_waiting
+        .set(i64::try_from(waiting).unwrap_or(i64::MAX));
     let idempotency_header = match headers.get("idempotency-key") {
         Some(value) => {
             let text = value.to_str().map_err(|_| {
