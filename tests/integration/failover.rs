@@ -208,7 +208,16 @@ async fn losing_the_queue_leaders_rabbitmq_node_mid_run_loses_no_message() {
         (receiver.count("sink") >= 2_000).then_some(())
     })
     .await;
-    let queue = format!("{}.deliveries", stack.prefix);
+    // The shard queues' leaders are spread over the nodes, so losing one node costs only
+    // the leaders it held.
+    let leaders = delivery_queue_leaders(&cluster, &stack.prefix);
+    assert_eq!(leaders.len(), 8, "4 shards in 2 lanes: {leaders:?}");
+    let nodes: HashSet<&String> = leaders.values().collect();
+    assert_eq!(nodes.len(), 3, "leaders on every node: {leaders:?}");
+    // Past its fair share, one app's flood travels in its shard's bulk lane: stop the node
+    // that leads that queue.
+    let shard = hookline_core::fair::shard_of(&app, 4);
+    let queue = format!("{}.deliveries.bulk.{shard}", stack.prefix);
     let leader = queue_leader(&cluster, &queue);
     let stopped_at = Instant::now();
     let delivered_before = receiver.count("sink");
@@ -244,6 +253,34 @@ fn ctl(node: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The leader of every delivery queue under `prefix` (not the dead-letter queue).
+fn delivery_queue_leaders(
+    cluster: &PrivateCluster,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let node = format!("{}-1@localhost", cluster.name);
+    let out = ctl(
+        &node,
+        &["list_queues", "name", "leader", "--formatter", "json", "-q"],
+    );
+    let queues: Vec<serde_json::Value> = serde_json::from_str(&out).expect("list_queues json");
+    let deliveries = format!("{prefix}.deliveries");
+    queues
+        .iter()
+        .filter_map(|q| {
+            let name = q["name"].as_str()?;
+            let ours = name == deliveries
+                || (name.starts_with(&format!("{deliveries}.")) && !name.ends_with(".dead"));
+            ours.then(|| {
+                (
+                    name.to_owned(),
+                    q["leader"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The node hosting the leader of `queue`, asked of any running node of the cluster.

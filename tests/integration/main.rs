@@ -22,6 +22,7 @@ mod deploy;
 mod embedded;
 mod endpoint_changes;
 mod failover;
+mod fairness;
 mod filters;
 mod health;
 mod idempotency;

@@ -53,12 +53,14 @@ mod tests {
     #[test]
     fn keeps_the_oldest_age_and_ignores_tasks_without_a_time() {
         let age = QueueAge::default();
-        let task = |queued: Option<i64>| DeliveryTask {
+        let task = |queued: Option<i64>| {
+            DeliveryTask {
             queued_at_ms: queued,
             ..serde_json::from_str(
                 r#"{"msgId":"m","appId":"a","endpointId":"e","attempt":1,"trigger":"scheduled","payload":null}"#,
             )
             .expect("task")
+        }
         };
         age.taken(&task(Some(now_ms() - 5_000)));
         age.taken(&task(Some(now_ms() - 1_000)));

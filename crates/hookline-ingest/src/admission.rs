@@ -158,7 +158,10 @@ mod tests {
                 .expect("open");
             seen.push(next);
         }
-        let at = seen.iter().position(|s| s == "quiet").expect("quiet served");
+        let at = seen
+            .iter()
+            .position(|s| s == "quiet")
+            .expect("quiet served");
         assert!(at <= 1, "quiet came {} of 101", at + 1);
         quiet.await.expect("quiet task");
         for waiter in waiters {
