@@ -148,7 +148,7 @@ impl LanePicker {
     /// The lane to try first for the next pick.
     pub fn first(&mut self) -> Lane {
         self.picks = self.picks.wrapping_add(1);
-        if self.picks % self.bulk_every == 0 {
+        if self.picks.is_multiple_of(self.bulk_every) {
             Lane::Bulk
         } else {
             Lane::Fast
