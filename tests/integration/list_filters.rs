@@ -440,7 +440,27 @@ async fn attempts_by_message_and_attempted_messages_honour_their_filters(#[case]
 
     let attempted = format!("/api/v1/app/{}/endpoint/{}/msg", s.app, s.ok);
     let all = api.get(&attempted).await;
-    assert_eq!(ids(&all), [signup.clone(), paid.clone()], "{all}");
+    // Newest attempt first: the two deliveries ran concurrently and may have finished in
+    // either order, so the expected order is their attempts', not their sends'.
+    let attempts = api
+        .get(&format!(
+            "/api/v1/app/{}/attempt/endpoint/{}?limit=250",
+            s.app, s.ok
+        ))
+        .await;
+    let mut newest_first: Vec<String> = Vec::new();
+    for attempt in attempts["data"].as_array().expect("data") {
+        let msg = attempt["msgId"].as_str().expect("msgId").to_owned();
+        if !newest_first.contains(&msg) {
+            newest_first.push(msg);
+        }
+    }
+    let mut both = newest_first.clone();
+    both.sort();
+    let mut sent = vec![signup.clone(), paid.clone()];
+    sent.sort();
+    assert_eq!(both, sent, "both messages attempted: {attempts}");
+    assert_eq!(ids(&all), newest_first, "{all}");
     let by_channel = api.get(&format!("{attempted}?channel=eu")).await;
     assert_eq!(ids(&by_channel), [paid.as_str()], "channel: {by_channel}");
     let by_tag = api.get(&format!("{attempted}?tag=trial")).await;
