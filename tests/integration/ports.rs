@@ -1090,6 +1090,7 @@ async fn an_idempotency_key_answers_the_first_background_task(#[case] backend: B
         limit: 2,
         iterator,
         ascending,
+        event_types: None,
     };
     let newest = store.list_tasks(&request(None, false)).await.expect("list");
     let listed: Vec<_> = newest.items.iter().map(|t| t.id.clone()).collect();

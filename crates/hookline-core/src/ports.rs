@@ -96,6 +96,9 @@ pub struct PageRequest {
     pub iterator: Option<String>,
     /// Oldest first instead of newest first.
     pub ascending: bool,
+    /// Only messages of these event types are wanted. A store with an index for it may
+    /// leave the others out; one without returns everything, and the caller filters.
+    pub event_types: Option<Vec<String>>,
 }
 
 /// Apps, endpoints and event types: the configuration producers manage.

@@ -67,6 +67,10 @@ pub struct RedisConfig {
     /// outbox sweep's app set (`outbox_apps`); registrations of apps with no outbox marks
     /// are removed after `3 × outbox_refresh` plus the idempotency lease. 60 s by default.
     pub outbox_refresh: Duration,
+    /// The delivery log (messages, destinations, attempts) lives in another store (the
+    /// PostgreSQL log): this one keeps only outbox marks, idempotency, the schedule, health
+    /// and rates, and writes no log records.
+    pub log_elsewhere: bool,
 }
 
 impl RedisConfig {
@@ -83,6 +87,7 @@ impl RedisConfig {
             max_attempts_per_endpoint: 100_000,
             main_key: None,
             outbox_refresh: Duration::from_secs(60),
+            log_elsewhere: false,
         }
     }
 }
@@ -96,6 +101,7 @@ pub struct RedisStore {
     max_attempts_per_endpoint: u64,
     main_key: Option<MainKey>,
     outbox: std::sync::Arc<outbox::Registrations>,
+    log_elsewhere: bool,
 }
 
 impl RedisStore {
@@ -125,6 +131,7 @@ impl RedisStore {
             max_attempts_per_endpoint: config.max_attempts_per_endpoint,
             main_key: config.main_key.clone(),
             outbox: std::sync::Arc::new(outbox::Registrations::new(config.outbox_refresh)),
+            log_elsewhere: config.log_elsewhere,
         })
     }
 

@@ -386,6 +386,9 @@ impl RedisStore {
         endpoint_ids: &[String],
         retention_secs: u64,
     ) -> Result<InsertCommands, StoreError> {
+        if self.log_elsewhere {
+            return Ok(InsertCommands::default());
+        }
         let app = &message.app_id;
         let destinations = endpoint_ids
             .iter()
@@ -407,6 +410,9 @@ impl RedisStore {
 
     /// Trims the entries of `app`'s message index that are older than `retention_secs`.
     fn trim_index(&self, pipe: &mut redis::Pipeline, app: &str, retention_secs: u64) {
+        if self.log_elsewhere {
+            return;
+        }
         pipe.cmd("ZREMRANGEBYLEX")
             .arg(self.keys.messages(app))
             .arg("-")
@@ -415,7 +421,9 @@ impl RedisStore {
     }
 }
 
-/// The writes that store one message and its pending destinations, encoded.
+/// The writes that store one message and its pending destinations, encoded (none when the
+/// log lives elsewhere: `message_key` is empty).
+#[derive(Default)]
 struct InsertCommands {
     message_key: String,
     body: String,
@@ -429,6 +437,9 @@ struct InsertCommands {
 impl InsertCommands {
     /// Adds the writes to `pipe`; the index trim is the caller's (once per app suffices).
     fn add_to(&self, pipe: &mut redis::Pipeline) {
+        if self.message_key.is_empty() {
+            return;
+        }
         pipe.set_ex(&self.message_key, &self.body, self.retention)
             .ignore()
             .zadd(&self.index_key, &self.msg_id, 0)

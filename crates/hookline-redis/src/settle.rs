@@ -140,7 +140,13 @@ impl RedisStore {
         rules: OpenRules,
     ) -> Result<(), StoreError> {
         let mut by_endpoint: BTreeMap<(&str, &str), (Vec<&str>, u64)> = BTreeMap::new();
-        for settled in &share.attempts {
+        // With the log elsewhere, it was written there before this batch came here.
+        let records = if self.log_elsewhere {
+            &[][..]
+        } else {
+            &share.attempts[..]
+        };
+        for settled in records {
             let attempt = &settled.attempt;
             let app = &attempt.app_id;
             let retention = settled.retention_secs.max(1);

@@ -15,6 +15,7 @@ use hookline_embedded::{EmbeddedQueue, EmbeddedStore};
 use hookline_events::OperationalEvents;
 use hookline_ingest::ReadinessCheck;
 use hookline_metrics::Metrics;
+use hookline_postgres::{LoggedStore, PgLog};
 use hookline_rabbitmq::RabbitBroker;
 use hookline_redis::RedisStore;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +69,15 @@ impl Ports {
             publisher,
         }
     }
+
+    /// These ports with the log (messages, attempts, settlement) on PostgreSQL and the rest
+    /// where they were.
+    fn with_log(mut self, log: &LoggedStore) -> Self {
+        self.messages = Arc::new(log.clone());
+        self.attempts = Arc::new(log.clone());
+        self.settlement = Arc::new(log.clone());
+        self
+    }
 }
 
 #[derive(Clone)]
@@ -75,6 +85,8 @@ enum Engine {
     Services {
         store: RedisStore,
         broker: RabbitBroker,
+        /// The delivery log on PostgreSQL, when configured.
+        log: Option<LoggedStore>,
     },
     Embedded {
         store: EmbeddedStore,
@@ -117,6 +129,8 @@ pub struct Backends {
     /// Drains `backlog` into the store (`spawn_upkeep`, and once more at `shutdown`).
     flusher: Arc<tokio::sync::Mutex<Flusher>>,
     flush_every: Duration,
+    /// How often the PostgreSQL log's partitions are kept up.
+    log_upkeep_every: Duration,
     engine: Engine,
 }
 
@@ -126,10 +140,22 @@ impl Backends {
     /// if another process holds it.
     pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let engine = match settings.engines()? {
-            Engines::Services => Engine::Services {
-                store: RedisStore::connect(&settings.redis_config()?).context("redis")?,
-                broker: RabbitBroker::start(settings.rabbit_config()?),
-            },
+            Engines::Services => {
+                let store = RedisStore::connect(&settings.redis_config()?).context("redis")?;
+                let broker = RabbitBroker::start(settings.rabbit_config()?);
+                let log = match settings.postgres_config()? {
+                    Some(config) => {
+                        let log = PgLog::connect(&config).context("postgres")?;
+                        Some(LoggedStore::new(
+                            log,
+                            Arc::new(store.clone()),
+                            Arc::new(store.clone()),
+                        ))
+                    }
+                    None => None,
+                };
+                Engine::Services { store, broker, log }
+            }
             Engines::Embedded { data_dir } => {
                 let (store, queue) = hookline_embedded::open(&settings.embedded_config()?)
                     .with_context(|| format!("embedded store in {}", data_dir.display()))?;
@@ -137,7 +163,13 @@ impl Backends {
             }
         };
         let ports = match &engine {
-            Engine::Services { store, broker } => Ports::of(store, broker.publisher()),
+            Engine::Services { store, broker, log } => {
+                let ports = Ports::of(store, broker.publisher());
+                match log {
+                    Some(log) => ports.with_log(log),
+                    None => ports,
+                }
+            }
             Engine::Embedded { store, queue } => Ports::of(store, Arc::new(queue.clone())),
         };
         let events = OperationalEvents::new(
@@ -156,6 +188,7 @@ impl Backends {
             backlog,
             flusher: Arc::new(tokio::sync::Mutex::new(flusher)),
             flush_every: Duration::from_millis(settings.ops.backlog_flush_ms),
+            log_upkeep_every: Duration::from_millis(settings.postgres.upkeep_interval_ms),
             engine,
         })
     }
@@ -163,10 +196,16 @@ impl Backends {
     /// What `/readyz` checks on every role.
     pub fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
         match &self.engine {
-            Engine::Services { store, broker } => vec![
-                Arc::new(RabbitReady(broker.clone())),
-                Arc::new(RedisReady(store.clone())),
-            ],
+            Engine::Services { store, broker, log } => {
+                let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
+                    Arc::new(RabbitReady(broker.clone())),
+                    Arc::new(RedisReady(store.clone())),
+                ];
+                if let Some(log) = log {
+                    checks.push(Arc::new(PostgresReady(log.log().clone())));
+                }
+                checks
+            }
             Engine::Embedded { store, .. } => vec![Arc::new(EmbeddedReady(store.clone()))],
         }
     }
@@ -193,6 +232,23 @@ impl Backends {
             let stop = shutdown.clone().cancelled_owned();
             tokio::spawn(async move { store.run_janitor(Duration::from_secs(10), stop).await });
         }
+        if let Engine::Services { log: Some(log), .. } = &self.engine {
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(log.clone().run_upkeep(self.log_upkeep_every, stop));
+        }
+    }
+
+    /// Applies the log's missing migrations when the settings ask for it at start-up.
+    pub async fn prepare(&self, settings: &Settings) -> anyhow::Result<()> {
+        if let Engine::Services { log: Some(log), .. } = &self.engine {
+            if settings.postgres.migrate_on_start {
+                let applied = log.log().migrate().await.context("postgres migrations")?;
+                if !applied.is_empty() {
+                    tracing::info!(?applied, "postgres: migrations applied");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Copies the engines' connection state and queue depths into the metrics; called once
@@ -200,7 +256,7 @@ impl Backends {
     /// `redis_was_down` carries what the previous call saw, to count reconnects.
     pub async fn sample_gauges(&self, redis_was_down: &mut bool) {
         let metrics = &self.metrics;
-        if let Engine::Services { store, broker } = &self.engine {
+        if let Engine::Services { store, broker, .. } = &self.engine {
             let reconnects = broker.reconnects();
             metrics
                 .broker_reconnects
@@ -270,6 +326,40 @@ impl ReadinessCheck for RedisReady {
     async fn check(&self) -> Result<(), String> {
         self.0.ping().await.map_err(|e| e.to_string())
     }
+}
+
+struct PostgresReady(PgLog);
+
+#[async_trait]
+impl ReadinessCheck for PostgresReady {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_ready().await {
+            Ok(())
+        } else {
+            Err("not reachable, or its schema is not this version's (run `hookline migrate`)".into())
+        }
+    }
+}
+
+/// `hookline migrate`: the log's migrations, then the coming days' partitions.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let Some(config) = settings.postgres_config()? else {
+        anyhow::bail!("postgres.url is not set");
+    };
+    let log = PgLog::connect(&config).context("postgres")?;
+    let applied = log.migrate().await.context("migrations")?;
+    log.maintain(time::OffsetDateTime::now_utc())
+        .await
+        .context("partitions")?;
+    let version = log.version().await.context("schema version")?;
+    println!(
+        "hookline: postgres schema {:?} at version {version} (applied now: {applied:?})",
+        log.schema()
+    );
+    Ok(())
 }
 
 struct EmbeddedReady(EmbeddedStore);

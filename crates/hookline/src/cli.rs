@@ -27,6 +27,9 @@ pub enum Command {
     Scheduler,
     /// Every role in one process.
     Serve,
+    /// Applies the PostgreSQL log's missing migrations (versioned, each once, safe to run
+    /// from several processes at once) and makes the coming days' partitions, then exits.
+    Migrate,
     /// A local receiver that verifies each delivery's signature and prints it.
     Listen {
         /// Address to listen on.
@@ -132,6 +135,7 @@ impl Command {
             Self::Dispatcher => "dispatcher",
             Self::Scheduler => "scheduler",
             Self::Serve => "serve",
+            Self::Migrate => "migrate",
             Self::Listen { .. } => "listen",
             Self::Send { .. } => "send",
             Self::Recover { .. } => "recover",

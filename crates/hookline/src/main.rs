@@ -145,13 +145,21 @@ fn run_tool(command: &Command) -> Option<anyhow::Result<()>> {
             ))
         }),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(tools::bench::run(args))),
-        Command::Ingest | Command::Dispatcher | Command::Scheduler | Command::Serve => return None,
+        Command::Ingest
+        | Command::Dispatcher
+        | Command::Scheduler
+        | Command::Serve
+        | Command::Migrate => return None,
     };
     Some(result)
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    if let Command::Migrate = command {
+        return backends::migrate(&settings).await;
+    }
     let backends = Backends::connect(&settings)?;
+    backends.prepare(&settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tracing::info!(role = command.name(), "starting");
@@ -191,7 +199,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Listen { .. }
         | Command::Send { .. }
         | Command::Recover { .. }
-        | Command::Bench(_) => Err(anyhow::anyhow!(
+        | Command::Bench(_)
+        | Command::Migrate => Err(anyhow::anyhow!(
             "terminal tools run before any configuration is loaded"
         )),
     };

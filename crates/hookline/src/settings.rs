@@ -23,6 +23,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rabbitmq: RabbitSettings,
     pub redis: RedisSettings,
+    pub postgres: PostgresSettings,
     pub delivery: DeliverySettings,
     pub scheduler: SchedulerSettings,
     pub operational_webhooks: OperationalWebhookSettings,
@@ -40,6 +41,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             rabbitmq: RabbitSettings::default(),
             redis: RedisSettings::default(),
+            postgres: PostgresSettings::default(),
             delivery: DeliverySettings::default(),
             scheduler: SchedulerSettings::default(),
             operational_webhooks: OperationalWebhookSettings::default(),
@@ -227,6 +229,41 @@ impl std::fmt::Debug for RedisSettings {
             .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
+    }
+}
+
+/// The delivery log on PostgreSQL (RabbitMQ + Redis deployments). Without a URL the log
+/// stays in Redis, with every record expiring after its retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:5432/db`; may carry a password.
+    pub url: Option<ServiceUrl>,
+    /// The schema holding the log's tables.
+    pub schema: String,
+    /// Connections per process.
+    pub pool_size: usize,
+    pub statement_timeout_ms: u64,
+    /// Apply missing migrations when the process starts (otherwise run `hookline migrate`
+    /// first; a process whose schema is behind reports not ready).
+    pub migrate_on_start: bool,
+    /// Days of partitions made ahead of today.
+    pub days_ahead: u64,
+    /// How often partitions are made and dropped and payloads past their retention expunged.
+    pub upkeep_interval_ms: u64,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            schema: "hookline".into(),
+            pool_size: 16,
+            statement_timeout_ms: 5_000,
+            migrate_on_start: false,
+            days_ahead: 3,
+            upkeep_interval_ms: 60_000,
+        }
     }
 }
 
@@ -510,6 +547,7 @@ impl Settings {
         if let Engines::Services = self.engines()? {
             self.redis_config()?;
         }
+        self.postgres_config()?;
         self.operator_target()?;
         if self.delivery.circuit_failure_threshold == 0 {
             return Err(invalid(
@@ -592,6 +630,15 @@ impl Settings {
     /// checks: embedded mode runs only as `serve` (one process owns the database), and the
     /// roles that serve the API need an admin token unless embedded mode generates one.
     pub fn check_role(&self, role: &str) -> Result<(), SettingsError> {
+        if role == "migrate" {
+            return match self.postgres_config()? {
+                Some(_) => Ok(()),
+                None => Err(invalid(
+                    "postgres.url",
+                    "not set: `hookline migrate` prepares the PostgreSQL log; set HOOKLINE__POSTGRES__URL",
+                )),
+            };
+        }
         match self.engines()? {
             Engines::Embedded { .. } if role != "serve" => Err(invalid(
                 "rabbitmq.url",
@@ -693,6 +740,36 @@ impl Settings {
             .transpose()
     }
 
+    /// The PostgreSQL log's settings, when `postgres.url` is set (RabbitMQ + Redis only).
+    pub fn postgres_config(&self) -> Result<Option<hookline_postgres::PgConfig>, SettingsError> {
+        let Some(url) = &self.postgres.url else {
+            return Ok(None);
+        };
+        if matches!(self.engines()?, Engines::Embedded { .. }) {
+            return Err(invalid(
+                "postgres.url",
+                "the PostgreSQL log is for RabbitMQ + Redis deployments; embedded mode keeps its log in its own database",
+            ));
+        }
+        let p = &self.postgres;
+        if p.pool_size == 0 {
+            return Err(invalid("postgres.pool_size", "must be greater than 0"));
+        }
+        if p.statement_timeout_ms == 0 {
+            return Err(invalid("postgres.statement_timeout_ms", "must be greater than 0"));
+        }
+        if p.upkeep_interval_ms == 0 {
+            return Err(invalid("postgres.upkeep_interval_ms", "must be greater than 0"));
+        }
+        let mut config = hookline_postgres::PgConfig::new(url.expose().into());
+        config.schema = p.schema.clone();
+        config.pool_size = p.pool_size;
+        config.statement_timeout = Duration::from_millis(p.statement_timeout_ms);
+        config.retention_days = self.delivery.retention_days;
+        config.days_ahead = p.days_ahead.max(1);
+        Ok(Some(config))
+    }
+
     pub fn redis_config(&self) -> Result<hookline_redis::RedisConfig, SettingsError> {
         let Some(url) = &self.redis.url else {
             return Err(invalid("redis.url", "not set; set HOOKLINE__REDIS__URL"));
@@ -709,6 +786,7 @@ impl Settings {
         config.prefix = self.redis.prefix.clone();
         config.response_timeout = Duration::from_millis(self.redis.response_timeout_ms);
         config.main_key = self.main_key()?;
+        config.log_elsewhere = self.postgres.url.is_some();
         Ok(config)
     }
 }

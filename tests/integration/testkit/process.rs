@@ -23,6 +23,29 @@ pub fn redis_url() -> String {
     std::env::var("HOOKLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The PostgreSQL database that holds the delivery logs of RabbitMQ + Redis test
+/// deployments, one schema each (`scripts/services` creates it).
+pub fn postgres_url() -> String {
+    std::env::var("HOOKLINE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/hookline".into())
+}
+
+/// A PostgreSQL schema name for a test's unique prefix.
+pub fn schema_for(prefix: &str) -> String {
+    let mut schema: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    schema.truncate(63);
+    schema
+}
+
 /// The 3-node RabbitMQ cluster `scripts/test` starts (`scripts/clusters`), comma-separated.
 pub fn cluster_amqp_urls() -> String {
     std::env::var("HOOKLINE_TEST_CLUSTER_AMQP_URLS").unwrap_or_else(|_| {
@@ -174,6 +197,13 @@ impl Stack {
             env,
             data_dir: None,
         };
+        if backend == Backend::RabbitRedis {
+            // The single-node deployment keeps its log on PostgreSQL (the clusters keep theirs
+            // in Redis, so both places are tested).
+            stack.set("HOOKLINE__POSTGRES__URL", &postgres_url());
+            stack.set("HOOKLINE__POSTGRES__SCHEMA", &schema_for(&stack.prefix));
+            stack.set("HOOKLINE__POSTGRES__MIGRATE_ON_START", "true");
+        }
         if backend == Backend::Clusters {
             stack.set("HOOKLINE__RABBITMQ__URL", &cluster_amqp_urls());
             stack.set("HOOKLINE__REDIS__URL", &cluster_redis_urls());
@@ -213,6 +243,16 @@ impl Stack {
     pub fn set(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The value `key` has for processes started from now on.
+    pub fn env_value(&self, key: &str) -> Option<String> {
+        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    /// Whether this deployment keeps its delivery log on PostgreSQL.
+    pub fn logs_to_postgres(&self) -> bool {
+        self.env_value("HOOKLINE__POSTGRES__URL").is_some()
     }
 
     pub fn redis_prefix(&self) -> String {
@@ -378,6 +418,16 @@ impl Stack {
 impl Drop for Stack {
     /// Removes the deployment's Redis keys; its queues expire on their own.
     fn drop(&mut self) {
+        if self.env.iter().any(|(k, _)| k == "HOOKLINE__POSTGRES__URL") {
+            let url = self.env_value("HOOKLINE__POSTGRES__URL").unwrap_or_default();
+            let schema = self.env_value("HOOKLINE__POSTGRES__SCHEMA").unwrap_or_default();
+            let _ = std::process::Command::new("psql")
+                .args(["-q", "-d", &url, "-c"])
+                .arg(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let urls = match self.backend {
             Backend::Embedded => return,
             Backend::RabbitRedis => redis_url(),

@@ -18,6 +18,7 @@ pub async fn run(state: &ApiState, progress: &mut Progress, app_id: &str) -> Res
         limit: PAGE,
         iterator: None,
         ascending: true,
+        event_types: None,
     };
     loop {
         let page = state.messages().list_messages(app_id, &request).await?;

@@ -92,6 +92,7 @@ async fn queue_selected(
             limit: PAGE,
             iterator: Some(after),
             ascending: true,
+            event_types: None,
         };
         let page = state.messages().list_messages(app_id, &request).await?;
         let mut tasks = Vec::new();
@@ -176,6 +177,7 @@ async fn last_status_class(
         limit: 100,
         iterator: None,
         ascending: false,
+        event_types: None,
     };
     loop {
         let page = state
@@ -252,6 +254,7 @@ async fn outcome(
         limit: 50,
         iterator: None,
         ascending: false,
+        event_types: None,
     };
     let attempts = state
         .attempts()

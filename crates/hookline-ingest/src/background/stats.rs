@@ -69,6 +69,7 @@ async fn count_app(
         limit: PAGE,
         iterator: Some(id::lower_bound_at("msg", plan.since)),
         ascending: true,
+        event_types: None,
     };
     loop {
         let page = state.messages().list_messages(&app.id, &request).await?;
@@ -135,6 +136,7 @@ impl AppWalk {
                 limit: PAGE,
                 iterator: None,
                 ascending: true,
+                event_types: None,
             }),
         }
     }

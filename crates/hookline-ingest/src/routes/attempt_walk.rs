@@ -38,6 +38,7 @@ pub async fn newest_first(
             limit: STORE_PAGE,
             iterator: iterator.take(),
             ascending: false,
+            event_types: None,
         };
         let page = state
             .attempts()

@@ -46,6 +46,7 @@ impl ListQuery {
                 Some(order) => order == Ordering::Ascending,
                 None => default_ascending,
             },
+            event_types: None,
         })
     }
 }
@@ -263,6 +264,7 @@ mod tests {
             limit: 2,
             iterator: None,
             ascending: false,
+            event_types: None,
         };
         let first = ListResponse::from_sorted(items.clone(), &request, |s| s, |s| s);
         assert_eq!(first.data, ["ep_5", "ep_4"]);
@@ -282,6 +284,7 @@ mod tests {
             limit: 10,
             iterator: Some("ep_2".into()),
             ascending: true,
+            event_types: None,
         };
         let ascending = ListResponse::from_sorted(items, &request, |s| s, |s| s);
         assert_eq!(ascending.data, ["ep_3", "ep_4", "ep_5"]);

@@ -473,6 +473,7 @@ pub async fn list(
     let store_ascending = paging.store_ascending();
     let mut pager = Pager::new(paging, filter.is_set() || range.is_set());
     pager.skip_to(range.start_id("msg", store_ascending));
+    pager.narrow_to_event_types(Some(filter.event_types.iter().cloned().collect()));
     while let Some(request) = pager.next_request() {
         let page = state.messages().list_messages(&app.id, &request).await?;
         let judged = page

@@ -77,6 +77,8 @@ pub struct Pager<T> {
     more: bool,
     /// Items read per store request.
     store_limit: usize,
+    /// The event types asked for, passed to the store as a hint it may use on an index.
+    event_types: Option<Vec<String>>,
 }
 
 impl<T> Pager<T> {
@@ -91,7 +93,13 @@ impl<T> Pager<T> {
             finished: false,
             more: false,
             store_limit,
+            event_types: None,
         }
+    }
+
+    /// Tells the store only these event types are wanted (the caller still filters).
+    pub fn narrow_to_event_types(&mut self, types: Option<Vec<String>>) {
+        self.event_types = types.filter(|t| !t.is_empty());
     }
 
     pub fn paging(&self) -> &Paging {
@@ -123,6 +131,7 @@ impl<T> Pager<T> {
             limit: self.store_limit,
             iterator: self.next.clone(),
             ascending: self.paging.store_ascending(),
+            event_types: self.event_types.clone(),
         })
     }
 
