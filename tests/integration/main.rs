@@ -35,6 +35,7 @@ mod openapi;
 mod operations;
 mod outages;
 mod ports;
+mod postgres_log;
 mod races;
 mod scale;
 mod secrets;

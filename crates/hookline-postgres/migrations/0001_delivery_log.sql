@@ -2,15 +2,20 @@
 -- partitioned by day on its id. Ids sort by creation time byte for byte
 -- (hookline_core::id), so a day is an id range and a lookup by id finds its partition
 -- without another column. The "C" collation makes comparison bytewise, as the ids need.
+-- Ids are unique on their own (random bits beside the time), so keys need no app id; every
+-- query still names the app, which keeps tenants apart.
+-- Records are JSON without the fields the columns hold, compressed with lz4.
 
 CREATE TABLE messages (
     app_id        text COLLATE "C" NOT NULL,
     id            text COLLATE "C" NOT NULL,
     event_type    text COLLATE "C" NOT NULL,
-    -- The message as JSON with a null payload; the payload is its own column, so
-    -- expunging it rewrites nothing else.
-    record        text NOT NULL,
-    payload       text NOT NULL,
+    -- The endpoints the message was accepted for: pending until a destination row says
+    -- otherwise, so accepting a message writes one row, not one per endpoint.
+    endpoints     text[] COLLATE "C" NOT NULL,
+    record        text COMPRESSION lz4 NOT NULL,
+    -- Its own column, so expunging it rewrites nothing else.
+    payload       text COMPRESSION lz4 NOT NULL,
     -- When the payload is expunged (Unix ms), if before the partition is dropped.
     payload_until bigint,
     PRIMARY KEY (app_id, id)
@@ -24,7 +29,7 @@ CREATE TABLE destinations (
     status       smallint NOT NULL,
     attempts     integer NOT NULL,
     next_attempt bigint,
-    PRIMARY KEY (app_id, msg_id, endpoint_id)
+    PRIMARY KEY (msg_id, endpoint_id)
 ) PARTITION BY RANGE (msg_id);
 
 CREATE TABLE attempts (
@@ -32,6 +37,6 @@ CREATE TABLE attempts (
     id          text COLLATE "C" NOT NULL,
     msg_id      text COLLATE "C" NOT NULL,
     endpoint_id text COLLATE "C" NOT NULL,
-    record      text NOT NULL,
-    PRIMARY KEY (app_id, id)
+    record      text COMPRESSION lz4 NOT NULL,
+    PRIMARY KEY (id)
 ) PARTITION BY RANGE (id);

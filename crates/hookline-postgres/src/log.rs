@@ -176,7 +176,6 @@ impl PgLog {
         let keep_ms = i64::try_from(self.retention_days.saturating_mul(86_400_000))
             .unwrap_or(i64::MAX);
         let mut m = MessageColumns::default();
-        let mut d = (Vec::new(), Vec::new(), Vec::new());
         for item in items {
             let message = item.message;
             let retention_ms =
@@ -184,29 +183,21 @@ impl PgLog {
             m.app_id.push(message.app_id.as_str());
             m.id.push(message.id.as_str());
             m.event_type.push(message.event_type.as_str());
-            m.record.push(record_without_payload(message)?);
+            m.endpoints.push(item.endpoint_ids.join(","));
+            m.record.push(message_record(message)?);
             m.payload.push(message.payload.get());
             m.payload_until.push(
                 (retention_ms < keep_ms)
                     .then(|| unix_ms(message.timestamp).saturating_add(retention_ms)),
             );
-            for endpoint_id in item.endpoint_ids {
-                d.0.push(message.app_id.as_str());
-                d.1.push(message.id.as_str());
-                d.2.push(endpoint_id.as_str());
-            }
         }
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "WITH m AS (
-                    INSERT INTO messages (app_id, id, event_type, record, payload, payload_until)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                                         $5::text[], $6::int8[])
-                    ON CONFLICT DO NOTHING
-                 )
-                 INSERT INTO destinations (app_id, msg_id, endpoint_id, status, attempts)
-                 SELECT a, m, e, 1, 0 FROM unnest($7::text[], $8::text[], $9::text[]) AS d(a, m, e)
+                "INSERT INTO messages (app_id, id, event_type, endpoints, record, payload, payload_until)
+                 SELECT a, i, t, string_to_array(e, ','), r, p, u
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::int8[]) AS m(a, i, t, e, r, p, u)
                  ON CONFLICT DO NOTHING",
             )
             .await
@@ -218,12 +209,10 @@ impl PgLog {
                     &m.app_id,
                     &m.id,
                     &m.event_type,
+                    &m.endpoints,
                     &m.record,
                     &m.payload,
                     &m.payload_until,
-                    &d.0,
-                    &d.1,
-                    &d.2,
                 ],
             )
             .await
@@ -236,7 +225,7 @@ impl PgLog {
         let client = self.client().await?;
         client
             .execute(
-                "WITH d AS (DELETE FROM destinations WHERE app_id = $1 AND msg_id = $2)
+                "WITH d AS (DELETE FROM destinations WHERE msg_id = $2 AND app_id = $1)
                  DELETE FROM messages WHERE app_id = $1 AND id = $2",
                 &[&app_id, &msg_id],
             )
@@ -252,15 +241,14 @@ impl PgLog {
     ) -> Result<Option<Message>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT record, payload FROM messages WHERE app_id = $1 AND id = $2")
+            .prepare_cached("SELECT id, record, payload FROM messages WHERE app_id = $1 AND id = $2")
             .await
             .map_err(unavailable)?;
         let row = client
             .query_opt(&statement, &[&app_id, &msg_id])
             .await
             .map_err(unavailable)?;
-        row.map(|row| message_from(row.get(0), row.get(1)))
-            .transpose()
+        row.map(|row| message_from(app_id, &row)).transpose()
     }
 
     /// One page of an app's messages in id order; `event_types`, when given, narrows it to
@@ -280,7 +268,7 @@ impl PgLog {
         };
         let items = rows
             .iter()
-            .map(|row| message_from(row.get(1), row.get(2)))
+            .map(|row| message_from(app_id, row))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(paged(items, &rows, request.limit))
     }
@@ -346,8 +334,14 @@ impl PgLog {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT endpoint_id, status, attempts, next_attempt FROM destinations
-                 WHERE app_id = $1 AND msg_id = $2 ORDER BY endpoint_id",
+                "SELECT e.endpoint_id, coalesce(d.status, 1), coalesce(d.attempts, 0), d.next_attempt
+                 FROM (SELECT unnest(endpoints) AS endpoint_id FROM messages
+                       WHERE app_id = $1 AND id = $2
+                       UNION
+                       SELECT endpoint_id FROM destinations WHERE msg_id = $2 AND app_id = $1) e
+                 LEFT JOIN destinations d
+                        ON d.msg_id = $2 AND d.app_id = $1 AND d.endpoint_id = e.endpoint_id
+                 ORDER BY e.endpoint_id",
             )
             .await
             .map_err(unavailable)?;
@@ -377,8 +371,7 @@ impl PgLog {
             a.id.push(attempt.id.as_str());
             a.msg_id.push(attempt.msg_id.as_str());
             a.endpoint_id.push(attempt.endpoint_id.as_str());
-            a.record
-                .push(serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            a.record.push(attempt_record(attempt)?);
             latest.insert(
                 (
                     attempt.app_id.as_str(),
@@ -411,7 +404,7 @@ impl PgLog {
                                         $10::int4[], $11::int8[])
                       AS d(app_id, msg_id, endpoint_id, status, attempts, next_attempt)
                  WHERE EXISTS (SELECT 1 FROM messages m WHERE m.app_id = d.app_id AND m.id = d.msg_id)
-                 ON CONFLICT (app_id, msg_id, endpoint_id) DO UPDATE
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE
                  SET status = excluded.status, attempts = excluded.attempts,
                      next_attempt = excluded.next_attempt",
             )
@@ -455,14 +448,16 @@ impl PgLog {
     ) -> Result<Option<Attempt>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT record FROM attempts WHERE app_id = $1 AND id = $2")
+            .prepare_cached(
+                "SELECT id, record, msg_id, endpoint_id FROM attempts WHERE id = $2 AND app_id = $1",
+            )
             .await
             .map_err(unavailable)?;
         client
             .query_opt(&statement, &[&app_id, &attempt_id])
             .await
             .map_err(unavailable)?
-            .map(|row| decode("attempt", row.get(0)))
+            .map(|row| attempt_from(app_id, &row))
             .transpose()
     }
 
@@ -476,7 +471,7 @@ impl PgLog {
             .await?
             .execute(
                 "UPDATE attempts SET record = jsonb_set(record::jsonb, '{response}', '\"\"')::text
-                 WHERE app_id = $1 AND id = $2",
+                 WHERE id = $2 AND app_id = $1",
                 &[&app_id, &attempt_id],
             )
             .await
@@ -497,11 +492,13 @@ impl PgLog {
             AttemptsBy::Message => "msg_id",
             AttemptsBy::Endpoint => "endpoint_id",
         };
-        let select = format!("SELECT id, record FROM attempts WHERE app_id = $1 AND {column} = $4");
+        let select = format!(
+            "SELECT id, record, msg_id, endpoint_id FROM attempts WHERE app_id = $1 AND {column} = $4"
+        );
         let rows = self.page_rows(&select, app_id, Some(&key), request).await?;
         let items = rows
             .iter()
-            .map(|row| decode::<Attempt>("attempt", row.get(1)))
+            .map(|row| attempt_from(app_id, row))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(paged(items, &rows, request.limit))
     }
@@ -554,6 +551,7 @@ struct MessageColumns<'a> {
     app_id: Vec<&'a str>,
     id: Vec<&'a str>,
     event_type: Vec<&'a str>,
+    endpoints: Vec<String>,
     record: Vec<String>,
     payload: Vec<&'a str>,
     payload_until: Vec<Option<i64>>,
@@ -578,20 +576,74 @@ struct DestinationColumns<'a> {
     next_attempt: Vec<Option<i64>>,
 }
 
-/// The message as JSON with its payload left out (it has a column of its own).
-fn record_without_payload(message: &Message) -> Result<String, StoreError> {
-    let mut value = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+/// A record as stored: its JSON less the fields the row's columns hold.
+fn stripped(value: &impl serde::Serialize, columns: &[&str]) -> Result<String, StoreError> {
+    let mut value = serde_json::to_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
-        object.insert("payload".into(), serde_json::Value::Null);
+        for column in columns {
+            object.remove(*column);
+        }
     }
     serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn message_from(record: &str, payload: &str) -> Result<Message, StoreError> {
-    let mut message: Message = decode("message", record)?;
+/// A stored record with the columns' fields put back.
+fn restored<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    record: &str,
+    columns: &[(&str, &str)],
+) -> Result<T, StoreError> {
+    let mut value: serde_json::Value = decode(what, record)?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| StoreError::Corrupt(format!("{what}: not an object")))?;
+    for (name, text) in columns {
+        object.insert((*name).to_owned(), serde_json::Value::String((*text).to_owned()));
+    }
+    // Through text, not `from_value`: a message's payload is a raw JSON value.
+    decode(what, &value.to_string())
+}
+
+/// A message's record: without its id, app and payload (columns of their own).
+fn message_record(message: &Message) -> Result<String, StoreError> {
+    stripped(message, &["id", "appId", "payload"])
+}
+
+/// A message from a row of (id, record, payload).
+fn message_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Message, StoreError> {
+    let id: &str = row.get(0);
+    let record: &str = row.get(1);
+    let payload: &str = row.get(2);
+    let mut value: serde_json::Value = decode("message", record)?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| StoreError::Corrupt("message: not an object".into()))?;
+    object.insert("id".into(), id.into());
+    object.insert("appId".into(), app_id.into());
+    object.insert("payload".into(), serde_json::Value::Null);
+    let mut message: Message = decode("message", &value.to_string())?;
     message.payload = RawValue::from_string(payload.to_owned())
         .map_err(|e| StoreError::Corrupt(format!("message payload: {e}")))?;
     Ok(message)
+}
+
+/// An attempt's record: without the ids its columns hold.
+fn attempt_record(attempt: &Attempt) -> Result<String, StoreError> {
+    stripped(attempt, &["id", "appId", "msgId", "endpointId"])
+}
+
+/// An attempt from a row of (id, record, msg_id, endpoint_id).
+fn attempt_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Attempt, StoreError> {
+    restored(
+        "attempt",
+        row.get(1),
+        &[
+            ("id", row.get(0)),
+            ("appId", app_id),
+            ("msgId", row.get(2)),
+            ("endpointId", row.get(3)),
+        ],
+    )
 }
 
 fn destination_from(row: &tokio_postgres::Row) -> Result<DestinationStatus, StoreError> {

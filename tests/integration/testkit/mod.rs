@@ -5,6 +5,7 @@ pub mod api;
 pub mod browser;
 pub mod dns;
 pub mod js;
+pub mod pg_node;
 pub mod process;
 pub mod python;
 pub mod rabbit_node;
@@ -13,6 +14,7 @@ pub mod wait;
 
 pub use api::Api;
 pub use browser::Browser;
+pub use pg_node::PrivatePostgres;
 pub use process::{Backend, Role, Stack};
 pub use rabbit_node::PrivateNode;
 
