@@ -24,7 +24,7 @@ async fn compose_and_kubernetes_files_validate() {
     );
     assert!(report.contains("docker-compose.yml: valid"));
     assert!(report.contains("ok   ScaledObject/hookline-dispatcher"));
-    assert!(report.contains("17 objects, 0 problems"), "{report}");
+    assert!(report.contains("19 objects, 0 problems"), "{report}");
 }
 
 async fn validate(manifest: &str) -> (bool, String) {

@@ -4,7 +4,9 @@
 -- without another column. The "C" collation makes comparison bytewise, as the ids need.
 -- Ids are unique on their own (random bits beside the time), so keys need no app id; every
 -- query still names the app, which keeps tenants apart.
--- Records are JSON without the fields the columns hold, compressed with lz4.
+-- Records and payloads are JSON, the records without the fields the columns hold, stored
+-- compressed by Hookline against a dictionary of their shape (codec.rs: a first byte names
+-- the form).
 
 CREATE TABLE messages (
     app_id        text COLLATE "C" NOT NULL,
@@ -13,9 +15,9 @@ CREATE TABLE messages (
     -- The endpoints the message was accepted for: pending until a destination row says
     -- otherwise, so accepting a message writes one row, not one per endpoint.
     endpoints     text[] COLLATE "C" NOT NULL,
-    record        text COMPRESSION lz4 NOT NULL,
+    record        bytea NOT NULL,
     -- Its own column, so expunging it rewrites nothing else.
-    payload       text COMPRESSION lz4 NOT NULL,
+    payload       bytea NOT NULL,
     -- When the payload is expunged (Unix ms), if before the partition is dropped.
     payload_until bigint,
     PRIMARY KEY (app_id, id)
@@ -37,6 +39,6 @@ CREATE TABLE attempts (
     id          text COLLATE "C" NOT NULL,
     msg_id      text COLLATE "C" NOT NULL,
     endpoint_id text COLLATE "C" NOT NULL,
-    record      text COMPRESSION lz4 NOT NULL,
+    record      bytea NOT NULL,
     PRIMARY KEY (id)
 ) PARTITION BY RANGE (id);

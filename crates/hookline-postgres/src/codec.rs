@@ -143,11 +143,19 @@ mod tests {
         for (kind, text) in [
             (Kind::Attempt, attempt.as_str()),
             (Kind::Message, MESSAGE_SAMPLE),
-            (Kind::Payload, r#"{"id":"in_1","amount":12,"currency":"eur"}"#),
+            (
+                Kind::Payload,
+                r#"{"id":"in_1","amount":12,"currency":"eur"}"#,
+            ),
         ] {
             let stored = pack(kind, text).expect("pack");
             assert_eq!(unpack(&stored).expect("unpack"), text);
-            assert!(stored.len() < text.len() / 2, "{kind:?}: {} of {}", stored.len(), text.len());
+            assert!(
+                stored.len() < text.len() / 2,
+                "{kind:?}: {} of {}",
+                stored.len(),
+                text.len()
+            );
         }
     }
 

@@ -11,6 +11,7 @@
 //!   `unnest`ed), so the log adds one round trip per batch, not per delivery.
 //! - Only `schema.rs` knows table and partition names; only `migrations/` changes the schema.
 
+mod codec;
 mod log;
 mod schema;
 mod store;
@@ -70,6 +71,19 @@ pub enum PgError {
 
 /// A database error as the ports say it: the log is unavailable (retry later), never "the
 /// data is gone". The message is the server's, without the connection string.
-pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("postgres: {error}"))
+pub(crate) fn unavailable(error: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(format!("postgres: {}", described(&error)))
+}
+
+/// An error with its causes: the driver's own `Display` says only "db error", the server's
+/// message is its source.
+pub(crate) fn described(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

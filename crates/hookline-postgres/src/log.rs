@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tokio_postgres::NoTls;
 
+use crate::codec::{self, Kind};
 use crate::schema;
 use crate::{unavailable, PgConfig, PgError};
 
@@ -89,7 +90,7 @@ impl PgLog {
         self.pool
             .get()
             .await
-            .map_err(|e| PgError::Database(e.to_string()))
+            .map_err(|e| PgError::Database(crate::described(&e)))
     }
 
     /// Applies the migrations the database lacks; answers the versions applied.
@@ -107,10 +108,12 @@ impl PgLog {
         schema::version(&self.admin_client().await?).await
     }
 
-    /// Whether the database answers and its schema is this binary's.
+    /// Whether the database answers and its schema has every migration this binary knows.
+    /// A newer schema is fine: each release's migrations keep the release before it working,
+    /// so old processes stay ready while a rolling upgrade replaces them.
     pub async fn is_ready(&self) -> bool {
         let known = schema::MIGRATIONS.last().map_or(0, |m| m.version);
-        self.version().await.is_ok_and(|v| v == known)
+        self.version().await.is_ok_and(|v| v >= known)
     }
 
     /// Makes the coming days' partitions and drops the days past retention; answers the
@@ -159,9 +162,9 @@ impl PgLog {
         self.client()
             .await?
             .execute(
-                "UPDATE messages SET payload = '{}', payload_until = NULL
+                "UPDATE messages SET payload = $2, payload_until = NULL
                  WHERE payload_until IS NOT NULL AND payload_until <= $1",
-                &[&now],
+                &[&now, &expunged()?],
             )
             .await
             .map_err(unavailable)
@@ -173,8 +176,8 @@ impl PgLog {
         if items.is_empty() {
             return Ok(());
         }
-        let keep_ms = i64::try_from(self.retention_days.saturating_mul(86_400_000))
-            .unwrap_or(i64::MAX);
+        let keep_ms =
+            i64::try_from(self.retention_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
         let mut m = MessageColumns::default();
         for item in items {
             let message = item.message;
@@ -185,7 +188,8 @@ impl PgLog {
             m.event_type.push(message.event_type.as_str());
             m.endpoints.push(item.endpoint_ids.join(","));
             m.record.push(message_record(message)?);
-            m.payload.push(message.payload.get());
+            m.payload
+                .push(codec::pack(Kind::Payload, message.payload.get())?);
             m.payload_until.push(
                 (retention_ms < keep_ms)
                     .then(|| unix_ms(message.timestamp).saturating_add(retention_ms)),
@@ -196,8 +200,8 @@ impl PgLog {
             .prepare_cached(
                 "INSERT INTO messages (app_id, id, event_type, endpoints, record, payload, payload_until)
                  SELECT a, i, t, string_to_array(e, ','), r, p, u
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::int8[]) AS m(a, i, t, e, r, p, u)
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
+                             $6::bytea[], $7::int8[]) AS m(a, i, t, e, r, p, u)
                  ON CONFLICT DO NOTHING",
             )
             .await
@@ -221,7 +225,11 @@ impl PgLog {
     }
 
     /// Removes a message that was never accepted, with its destinations.
-    pub(crate) async fn delete_message(&self, app_id: &str, msg_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
@@ -241,7 +249,9 @@ impl PgLog {
     ) -> Result<Option<Message>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT id, record, payload FROM messages WHERE app_id = $1 AND id = $2")
+            .prepare_cached(
+                "SELECT id, record, payload FROM messages WHERE app_id = $1 AND id = $2",
+            )
             .await
             .map_err(unavailable)?;
         let row = client
@@ -262,7 +272,8 @@ impl PgLog {
         let rows = match request.event_types.as_deref().filter(|t| !t.is_empty()) {
             Some(types) => {
                 let narrow = format!("{select} AND event_type = ANY($4)");
-                self.page_rows(&narrow, app_id, Some(&types), request).await?
+                self.page_rows(&narrow, app_id, Some(&types), request)
+                    .await?
             }
             None => self.page_rows(select, app_id, None, request).await?,
         };
@@ -303,7 +314,11 @@ impl PgLog {
                     .query(&statement, &[&app_id, &iterator, &limit, extra])
                     .await
             }
-            None => client.query(&statement, &[&app_id, &iterator, &limit]).await,
+            None => {
+                client
+                    .query(&statement, &[&app_id, &iterator, &limit])
+                    .await
+            }
         };
         result.map_err(unavailable)
     }
@@ -317,9 +332,9 @@ impl PgLog {
             .client()
             .await?
             .execute(
-                "UPDATE messages SET payload = '{}', payload_until = NULL
+                "UPDATE messages SET payload = $3, payload_until = NULL
                  WHERE app_id = $1 AND id = $2",
-                &[&app_id, &msg_id],
+                &[&app_id, &msg_id, &expunged()?],
             )
             .await
             .map_err(unavailable)?;
@@ -396,7 +411,7 @@ impl PgLog {
             .prepare_cached(
                 "WITH a AS (
                     INSERT INTO attempts (app_id, id, msg_id, endpoint_id, record)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
                     ON CONFLICT DO NOTHING
                  )
                  INSERT INTO destinations (app_id, msg_id, endpoint_id, status, attempts, next_attempt)
@@ -434,10 +449,7 @@ impl PgLog {
 
     /// [`PgLog::record_attempts`] for a dispatcher's settled batch.
     pub(crate) async fn record_settled(&self, batch: &[&SettledAttempt]) -> Result<(), StoreError> {
-        let pairs: Vec<_> = batch
-            .iter()
-            .map(|s| (&s.attempt, &s.destination))
-            .collect();
+        let pairs: Vec<_> = batch.iter().map(|s| (&s.attempt, &s.destination)).collect();
         self.record_attempts(&pairs).await
     }
 
@@ -461,22 +473,36 @@ impl PgLog {
             .transpose()
     }
 
+    /// Clears an attempt's response body. The record is compressed, so it is read, changed
+    /// and written back in one transaction.
     pub(crate) async fn expunge_response(
         &self,
         app_id: &str,
         attempt_id: &str,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE attempts SET record = jsonb_set(record::jsonb, '{response}', '\"\"')::text
-                 WHERE id = $2 AND app_id = $1",
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT id, record, msg_id, endpoint_id FROM attempts
+                 WHERE id = $2 AND app_id = $1 FOR UPDATE",
                 &[&app_id, &attempt_id],
             )
             .await
-            .map_err(unavailable)?;
-        Ok(changed > 0)
+            .map_err(unavailable)?
+        else {
+            return Ok(false);
+        };
+        let mut attempt = attempt_from(app_id, &row)?;
+        attempt.response = String::new();
+        tx.execute(
+            "UPDATE attempts SET record = $3 WHERE id = $2 AND app_id = $1",
+            &[&app_id, &attempt_id, &attempt_record(&attempt)?],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
     }
 
     /// One page of the attempts of a message (`by` = `msg_id`) or an endpoint
@@ -518,7 +544,7 @@ impl PgLog {
                     &[&self.schema, table],
                 )
                 .await
-                .map_err(|e| PgError::Database(e.to_string()))?;
+                .map_err(|e| PgError::Database(crate::described(&e)))?;
             sizes.insert((*table).to_owned(), row.get(0));
         }
         Ok(sizes)
@@ -528,9 +554,12 @@ impl PgLog {
     pub async fn drop_schema(&self) -> Result<(), PgError> {
         self.admin_client()
             .await?
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ))
             .await
-            .map_err(|e| PgError::Database(e.to_string()))
+            .map_err(|e| PgError::Database(crate::described(&e)))
     }
 
     /// A plain connection of the pool, for fixtures and measurements.
@@ -552,8 +581,8 @@ struct MessageColumns<'a> {
     id: Vec<&'a str>,
     event_type: Vec<&'a str>,
     endpoints: Vec<String>,
-    record: Vec<String>,
-    payload: Vec<&'a str>,
+    record: Vec<Vec<u8>>,
+    payload: Vec<Vec<u8>>,
     payload_until: Vec<Option<i64>>,
 }
 
@@ -563,7 +592,7 @@ struct AttemptColumns<'a> {
     id: Vec<&'a str>,
     msg_id: Vec<&'a str>,
     endpoint_id: Vec<&'a str>,
-    record: Vec<String>,
+    record: Vec<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -576,45 +605,53 @@ struct DestinationColumns<'a> {
     next_attempt: Vec<Option<i64>>,
 }
 
-/// A record as stored: its JSON less the fields the row's columns hold.
-fn stripped(value: &impl serde::Serialize, columns: &[&str]) -> Result<String, StoreError> {
+/// A record as stored: its JSON less the fields the row's columns hold, packed.
+fn stripped(
+    kind: Kind,
+    value: &impl serde::Serialize,
+    columns: &[&str],
+) -> Result<Vec<u8>, StoreError> {
     let mut value = serde_json::to_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
         for column in columns {
             object.remove(*column);
         }
     }
-    serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let text = serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    codec::pack(kind, &text)
 }
 
 /// A stored record with the columns' fields put back.
 fn restored<T: serde::de::DeserializeOwned>(
     what: &'static str,
-    record: &str,
+    record: &[u8],
     columns: &[(&str, &str)],
 ) -> Result<T, StoreError> {
-    let mut value: serde_json::Value = decode(what, record)?;
+    let mut value: serde_json::Value = decode(what, &codec::unpack(record)?)?;
     let object = value
         .as_object_mut()
         .ok_or_else(|| StoreError::Corrupt(format!("{what}: not an object")))?;
     for (name, text) in columns {
-        object.insert((*name).to_owned(), serde_json::Value::String((*text).to_owned()));
+        object.insert(
+            (*name).to_owned(),
+            serde_json::Value::String((*text).to_owned()),
+        );
     }
     // Through text, not `from_value`: a message's payload is a raw JSON value.
     decode(what, &value.to_string())
 }
 
 /// A message's record: without its id, app and payload (columns of their own).
-fn message_record(message: &Message) -> Result<String, StoreError> {
-    stripped(message, &["id", "appId", "payload"])
+fn message_record(message: &Message) -> Result<Vec<u8>, StoreError> {
+    stripped(Kind::Message, message, &["id", "appId", "payload"])
 }
 
 /// A message from a row of (id, record, payload).
 fn message_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Message, StoreError> {
     let id: &str = row.get(0);
-    let record: &str = row.get(1);
-    let payload: &str = row.get(2);
-    let mut value: serde_json::Value = decode("message", record)?;
+    let record: &[u8] = row.get(1);
+    let payload = codec::unpack(row.get(2))?;
+    let mut value: serde_json::Value = decode("message", &codec::unpack(record)?)?;
     let object = value
         .as_object_mut()
         .ok_or_else(|| StoreError::Corrupt("message: not an object".into()))?;
@@ -622,14 +659,18 @@ fn message_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Message, Stor
     object.insert("appId".into(), app_id.into());
     object.insert("payload".into(), serde_json::Value::Null);
     let mut message: Message = decode("message", &value.to_string())?;
-    message.payload = RawValue::from_string(payload.to_owned())
+    message.payload = RawValue::from_string(payload)
         .map_err(|e| StoreError::Corrupt(format!("message payload: {e}")))?;
     Ok(message)
 }
 
 /// An attempt's record: without the ids its columns hold.
-fn attempt_record(attempt: &Attempt) -> Result<String, StoreError> {
-    stripped(attempt, &["id", "appId", "msgId", "endpointId"])
+fn attempt_record(attempt: &Attempt) -> Result<Vec<u8>, StoreError> {
+    stripped(
+        Kind::Attempt,
+        attempt,
+        &["id", "appId", "msgId", "endpointId"],
+    )
 }
 
 /// An attempt from a row of (id, record, msg_id, endpoint_id).
@@ -644,6 +685,11 @@ fn attempt_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Attempt, Stor
             ("endpointId", row.get(3)),
         ],
     )
+}
+
+/// The stored form of an expunged payload.
+fn expunged() -> Result<Vec<u8>, StoreError> {
+    codec::pack(Kind::Payload, "{}")
 }
 
 fn destination_from(row: &tokio_postgres::Row) -> Result<DestinationStatus, StoreError> {

@@ -2,8 +2,10 @@
 //!
 //! Migrations run in one transaction under an advisory lock, so several processes starting
 //! at once (every ingest replica asked to migrate) apply each version exactly once, and a
-//! failed migration leaves the previous version whole. A binary older than the database's
-//! schema refuses to start rather than write rows a newer schema does not expect.
+//! failed migration leaves the previous version whole. Each release's migrations must keep
+//! the release before it working (add first; remove only in a later release), so processes
+//! of the previous release keep serving on a newer schema during a rolling upgrade; a
+//! binary older than the schema only refuses to migrate it.
 
 use deadpool_postgres::Client;
 use time::{Date, OffsetDateTime, Time};
@@ -71,7 +73,7 @@ pub(crate) async fn migrate_to(
     schema: &str,
     target: i32,
 ) -> Result<Vec<i32>, PgError> {
-    let db = |e: tokio_postgres::Error| PgError::Database(e.to_string());
+    let db = |e: tokio_postgres::Error| PgError::Database(crate::described(&e));
     let tx = client.transaction().await.map_err(db)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext($1))",
@@ -123,12 +125,9 @@ pub(crate) async fn migrate_to(
 /// The schema version the database is at (0: none).
 pub(crate) async fn version(client: &Client) -> Result<i32, PgError> {
     let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('hookline_migrations') IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT to_regclass('hookline_migrations') IS NOT NULL", &[])
         .await
-        .map_err(|e| PgError::Database(e.to_string()))?
+        .map_err(|e| PgError::Database(crate::described(&e)))?
         .get(0);
     if !exists {
         return Ok(0);
@@ -139,7 +138,7 @@ pub(crate) async fn version(client: &Client) -> Result<i32, PgError> {
             &[],
         )
         .await
-        .map_err(|e| PgError::Database(e.to_string()))?
+        .map_err(|e| PgError::Database(crate::described(&e)))?
         .get(0))
 }
 
@@ -183,7 +182,7 @@ pub(crate) async fn ensure_partitions(
     now: OffsetDateTime,
     days_ahead: u64,
 ) -> Result<usize, PgError> {
-    let db = |e: tokio_postgres::Error| PgError::Database(e.to_string());
+    let db = |e: tokio_postgres::Error| PgError::Database(crate::described(&e));
     let tx = client.transaction().await.map_err(db)?;
     // Two processes creating the same partition at once would collide on its name.
     tx.execute(
@@ -216,16 +215,9 @@ pub(crate) async fn ensure_partitions(
             }
             let from = bound(prefix, day_start_ms(day));
             let to = bound(prefix, day_start_ms(next));
-            // Records of a few hundred bytes are worth compressing; the default target
-            // (2 kB) would leave a 1 KiB message as it is.
-            let storage = if *table == "destinations" {
-                ""
-            } else {
-                " WITH (toast_tuple_target = 256)"
-            };
             tx.batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS \"{schema}\".{name} PARTITION OF \"{schema}\".{table}
-                 FOR VALUES FROM ('{from}') TO ('{to}'){storage}"
+                 FOR VALUES FROM ('{from}') TO ('{to}')"
             ))
             .await
             .map_err(db)?;
@@ -256,7 +248,7 @@ pub(crate) async fn expired_partitions(
                 &[&schema, table],
             )
             .await
-            .map_err(|e| PgError::Database(e.to_string()))?;
+            .map_err(|e| PgError::Database(crate::described(&e)))?;
         for row in rows {
             let name: String = row.get(0);
             let Some(day) = partition_day(table, &name) else {
@@ -279,7 +271,7 @@ pub(crate) async fn drop_partition(
     table: &str,
     name: &str,
 ) -> Result<(), PgError> {
-    let db = |e: tokio_postgres::Error| PgError::Database(e.to_string());
+    let db = |e: tokio_postgres::Error| PgError::Database(crate::described(&e));
     let detach = format!("ALTER TABLE \"{schema}\".{table} DETACH PARTITION \"{schema}\".{name}");
     if let Err(error) = client
         .batch_execute(&format!("{detach} CONCURRENTLY"))

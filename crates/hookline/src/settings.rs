@@ -745,6 +745,12 @@ impl Settings {
         let Some(url) = &self.postgres.url else {
             return Ok(None);
         };
+        if url.expose().trim().is_empty() {
+            return Err(invalid(
+                "postgres.url",
+                "is empty; give a postgres:// URL, or leave it unset to keep the log in Redis",
+            ));
+        }
         if matches!(self.engines()?, Engines::Embedded { .. }) {
             return Err(invalid(
                 "postgres.url",
@@ -756,10 +762,16 @@ impl Settings {
             return Err(invalid("postgres.pool_size", "must be greater than 0"));
         }
         if p.statement_timeout_ms == 0 {
-            return Err(invalid("postgres.statement_timeout_ms", "must be greater than 0"));
+            return Err(invalid(
+                "postgres.statement_timeout_ms",
+                "must be greater than 0",
+            ));
         }
         if p.upkeep_interval_ms == 0 {
-            return Err(invalid("postgres.upkeep_interval_ms", "must be greater than 0"));
+            return Err(invalid(
+                "postgres.upkeep_interval_ms",
+                "must be greater than 0",
+            ));
         }
         let mut config = hookline_postgres::PgConfig::new(url.expose().into());
         config.schema = p.schema.clone();
