@@ -314,6 +314,29 @@ pub trait MessageStore: Send + Sync {
         msg_id: &str,
     ) -> Result<Vec<DestinationStatus>, StoreError>;
 
+    /// Where delivery of each of `msg_ids` to `endpoint_id` stands (messages gone, or never
+    /// meant for the endpoint, are left out): an endpoint's statistics. A store that can read
+    /// them in one query overrides this.
+    async fn destination_states(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        msg_ids: &[String],
+    ) -> Result<Vec<(String, crate::model::MessageStatus)>, StoreError> {
+        let mut states = Vec::with_capacity(msg_ids.len());
+        for msg_id in msg_ids {
+            let found = self
+                .destinations(app_id, msg_id)
+                .await?
+                .into_iter()
+                .find(|d| d.endpoint_id == endpoint_id);
+            if let Some(destination) = found {
+                states.push((msg_id.clone(), destination.status));
+            }
+        }
+        Ok(states)
+    }
+
     /// [`MessageStore::insert_unconfirmed`] for many messages at once (concurrent requests'
     /// messages share one write). Each message is its own atomic write, as if inserted alone;
     /// the answer has one result per item, in order, and one item's failure is not the

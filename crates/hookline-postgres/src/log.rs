@@ -269,13 +269,17 @@ impl PgLog {
         request: &PageRequest,
     ) -> Result<Page<Message>, StoreError> {
         let select = "SELECT id, record, payload FROM messages WHERE app_id = $1";
-        let rows = match request.event_types.as_deref().filter(|t| !t.is_empty()) {
-            Some(types) => {
-                let narrow = format!("{select} AND event_type = ANY($4)");
-                self.page_rows(&narrow, app_id, Some(&types), request)
-                    .await?
+        let rows = match request.event_types.as_deref().unwrap_or_default() {
+            [] => self.page_rows(select, app_id, None, request).await?,
+            // One type reads its index in id order; `= ANY` would sort what it found.
+            [one] => {
+                let narrow = format!("{select} AND event_type = $4");
+                self.page_rows(&narrow, app_id, Some(one), request).await?
             }
-            None => self.page_rows(select, app_id, None, request).await?,
+            types => {
+                let narrow = format!("{select} AND event_type = ANY($4)");
+                self.page_rows(&narrow, app_id, Some(&types), request).await?
+            }
         };
         let items = rows
             .iter()
@@ -349,7 +353,7 @@ impl PgLog {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT e.endpoint_id, coalesce(d.status, 1), coalesce(d.attempts, 0), d.next_attempt
+                "SELECT e.endpoint_id, coalesce(d.status, 1::int2), coalesce(d.attempts, 0), d.next_attempt
                  FROM (SELECT unnest(endpoints) AS endpoint_id FROM messages
                        WHERE app_id = $1 AND id = $2
                        UNION
@@ -366,6 +370,38 @@ impl PgLog {
             .map_err(unavailable)?
             .iter()
             .map(destination_from)
+            .collect()
+    }
+
+    /// The state of `endpoint_id`'s destination of each message of `msg_ids` meant for it,
+    /// in one statement.
+    pub(crate) async fn destination_states(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        msg_ids: &[String],
+    ) -> Result<Vec<(String, MessageStatus)>, StoreError> {
+        if msg_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT m.id, coalesce(d.status, 1::int2)
+                 FROM messages m
+                 LEFT JOIN destinations d
+                        ON d.msg_id = m.id AND d.endpoint_id = $2 AND d.app_id = $1
+                 WHERE m.app_id = $1 AND m.id = ANY($3)
+                   AND ($2 = ANY(m.endpoints) OR d.status IS NOT NULL)",
+            )
+            .await
+            .map_err(unavailable)?;
+        client
+            .query(&statement, &[&app_id, &endpoint_id, &msg_ids])
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| Ok((col(row, 0)?, status_from(col(row, 1)?)?)))
             .collect()
     }
 
@@ -545,7 +581,10 @@ impl PgLog {
                 )
                 .await
                 .map_err(|e| PgError::Database(crate::described(&e)))?;
-            sizes.insert((*table).to_owned(), row.get(0));
+            let bytes: i64 = row
+                .try_get(0)
+                .map_err(|e| PgError::Database(crate::described(&e)))?;
+            sizes.insert((*table).to_owned(), bytes);
         }
         Ok(sizes)
     }
@@ -648,9 +687,9 @@ fn message_record(message: &Message) -> Result<Vec<u8>, StoreError> {
 
 /// A message from a row of (id, record, payload).
 fn message_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Message, StoreError> {
-    let id: &str = row.get(0);
-    let record: &[u8] = row.get(1);
-    let payload = codec::unpack(row.get(2))?;
+    let id: &str = col(row, 0)?;
+    let record: &[u8] = col(row, 1)?;
+    let payload = codec::unpack(col(row, 2)?)?;
     let mut value: serde_json::Value = decode("message", &codec::unpack(record)?)?;
     let object = value
         .as_object_mut()
@@ -677,12 +716,12 @@ fn attempt_record(attempt: &Attempt) -> Result<Vec<u8>, StoreError> {
 fn attempt_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Attempt, StoreError> {
     restored(
         "attempt",
-        row.get(1),
+        col(row, 1)?,
         &[
-            ("id", row.get(0)),
+            ("id", col(row, 0)?),
             ("appId", app_id),
-            ("msgId", row.get(2)),
-            ("endpointId", row.get(3)),
+            ("msgId", col(row, 2)?),
+            ("endpointId", col(row, 3)?),
         ],
     )
 }
@@ -692,17 +731,19 @@ fn expunged() -> Result<Vec<u8>, StoreError> {
     codec::pack(Kind::Payload, "{}")
 }
 
-fn destination_from(row: &tokio_postgres::Row) -> Result<DestinationStatus, StoreError> {
-    let code: i16 = row.get(1);
-    let status = u8::try_from(code)
+fn status_from(code: i16) -> Result<MessageStatus, StoreError> {
+    u8::try_from(code)
         .ok()
         .and_then(MessageStatus::from_code)
-        .ok_or_else(|| StoreError::Corrupt(format!("destination status {code}")))?;
-    let attempts: i32 = row.get(2);
-    let next: Option<i64> = row.get(3);
+        .ok_or_else(|| StoreError::Corrupt(format!("destination status {code}")))
+}
+
+fn destination_from(row: &tokio_postgres::Row) -> Result<DestinationStatus, StoreError> {
+    let attempts: i32 = col(row, 2)?;
+    let next: Option<i64> = col(row, 3)?;
     Ok(DestinationStatus {
-        endpoint_id: row.get(0),
-        status,
+        endpoint_id: col(row, 0)?,
+        status: status_from(col(row, 1)?)?,
         attempts: u32::try_from(attempts).unwrap_or(0),
         next_attempt: next.and_then(from_unix_ms),
     })
@@ -712,12 +753,22 @@ fn decode<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Res
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-/// A page from `limit + 1` rows whose first column is the id.
+/// A column of a row, or why it cannot be read as `T` (a schema this binary does not know).
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    at: usize,
+) -> Result<T, StoreError> {
+    row.try_get(at)
+        .map_err(|e| StoreError::Corrupt(format!("log row column {at}: {e}")))
+}
+
+/// A page from `limit + 1` rows whose first column is the id (already read once, so it
+/// reads).
 fn paged<T>(mut items: Vec<T>, rows: &[tokio_postgres::Row], limit: usize) -> Page<T> {
     let limit = limit.max(1);
     let more = items.len() > limit;
     items.truncate(limit);
-    let id = |at: usize| rows.get(at).map(|row| row.get::<_, String>(0));
+    let id = |at: usize| rows.get(at).and_then(|row| row.try_get::<_, String>(0).ok());
     let last = items.len().checked_sub(1).and_then(id);
     Page {
         items,

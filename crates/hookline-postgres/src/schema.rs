@@ -98,8 +98,8 @@ pub(crate) async fn migrate_to(
             &[],
         )
         .await
-        .map_err(db)?
-        .get(0);
+        .and_then(|row| row.try_get(0))
+        .map_err(db)?;
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if found > known {
         return Err(PgError::TooNew { found, known });
@@ -127,8 +127,8 @@ pub(crate) async fn version(client: &Client) -> Result<i32, PgError> {
     let exists: bool = client
         .query_one("SELECT to_regclass('hookline_migrations') IS NOT NULL", &[])
         .await
-        .map_err(|e| PgError::Database(crate::described(&e)))?
-        .get(0);
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| PgError::Database(crate::described(&e)))?;
     if !exists {
         return Ok(0);
     }
@@ -138,8 +138,8 @@ pub(crate) async fn version(client: &Client) -> Result<i32, PgError> {
             &[],
         )
         .await
-        .map_err(|e| PgError::Database(crate::described(&e)))?
-        .get(0))
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| PgError::Database(crate::described(&e)))?)
 }
 
 /// The Unix ms at which `day` begins (UTC).
@@ -200,8 +200,9 @@ pub(crate) async fn ensure_partitions(
         .await
         .map_err(db)?
         .into_iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
     let today = now.date();
     let mut made = 0;
     let ahead = i64::try_from(days_ahead).unwrap_or(366).min(366);
@@ -250,7 +251,9 @@ pub(crate) async fn expired_partitions(
             .await
             .map_err(|e| PgError::Database(crate::described(&e)))?;
         for row in rows {
-            let name: String = row.get(0);
+            let name: String = row
+                .try_get(0)
+                .map_err(|e| PgError::Database(crate::described(&e)))?;
             let Some(day) = partition_day(table, &name) else {
                 continue;
             };

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::breaker::OpenRules;
-use hookline_core::model::{Attempt, DestinationStatus, Message};
+use hookline_core::model::{Attempt, DestinationStatus, Message, MessageStatus};
 use hookline_core::ports::{
     AttemptLog, ConfirmedMessage, HealthAfter, HealthReport, IdempotencyClaim, MessageStore,
     NewUnconfirmed, Page, PageRequest, SettledAttempt, Settlement, StoreError, Unconfirmed,
@@ -208,6 +208,17 @@ impl MessageStore for LoggedStore {
         msg_id: &str,
     ) -> Result<Vec<DestinationStatus>, StoreError> {
         self.log.destinations(app_id, msg_id).await
+    }
+
+    async fn destination_states(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        msg_ids: &[String],
+    ) -> Result<Vec<(String, MessageStatus)>, StoreError> {
+        self.log
+            .destination_states(app_id, endpoint_id, msg_ids)
+            .await
     }
 
     /// The marks of the whole batch in the hot store's one round trip, then the rows of

@@ -116,19 +116,17 @@ pub async fn stats(
     })
     .await?;
     let mut stats = EndpointStats::default();
-    for msg_id in messages {
-        let state_now = state
-            .messages()
-            .destinations(&app.id, &msg_id)
-            .await?
-            .into_iter()
-            .find(|d| d.endpoint_id == endpoint.id);
-        match state_now.map(|d| d.status) {
-            Some(MessageStatus::Success) => stats.success += 1,
-            Some(MessageStatus::Pending) => stats.pending += 1,
-            Some(MessageStatus::Sending) => stats.sending += 1,
-            Some(MessageStatus::Fail) => stats.fail += 1,
-            None => {}
+    let messages: Vec<String> = messages.into_iter().collect();
+    let states = state
+        .messages()
+        .destination_states(&app.id, &endpoint.id, &messages)
+        .await?;
+    for (_, status) in states {
+        match status {
+            MessageStatus::Success => stats.success += 1,
+            MessageStatus::Pending => stats.pending += 1,
+            MessageStatus::Sending => stats.sending += 1,
+            MessageStatus::Fail => stats.fail += 1,
         }
     }
     Ok(Json(stats))
