@@ -726,6 +726,20 @@ fn attempt_from(app_id: &str, row: &tokio_postgres::Row) -> Result<Attempt, Stor
     )
 }
 
+/// A message's `record` and `payload` columns as this log stores them (for fixtures that
+/// write rows in bulk, such as the benchmark's).
+pub fn stored_message(message: &Message) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    Ok((
+        message_record(message)?,
+        codec::pack(Kind::Payload, message.payload.get())?,
+    ))
+}
+
+/// An attempt's `record` column as this log stores it (for fixtures).
+pub fn stored_attempt(attempt: &Attempt) -> Result<Vec<u8>, StoreError> {
+    attempt_record(attempt)
+}
+
 /// The stored form of an expunged payload.
 fn expunged() -> Result<Vec<u8>, StoreError> {
     codec::pack(Kind::Payload, "{}")
