@@ -173,8 +173,8 @@ impl PgLog {
         if items.is_empty() {
             return Ok(());
         }
-        let keep_ms = i64::try_from(self.retention_days.saturating_mul(86_400_000))
-            .unwrap_or(i64::MAX);
+        let keep_ms =
+            i64::try_from(self.retention_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
         let mut m = MessageColumns::default();
         let mut d = (Vec::new(), Vec::new(), Vec::new());
         for item in items {
@@ -232,7 +232,11 @@ impl PgLog {
     }
 
     /// Removes a message that was never accepted, with its destinations.
-    pub(crate) async fn delete_message(&self, app_id: &str, msg_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
@@ -274,7 +278,8 @@ impl PgLog {
         let rows = match request.event_types.as_deref().filter(|t| !t.is_empty()) {
             Some(types) => {
                 let narrow = format!("{select} AND event_type = ANY($4)");
-                self.page_rows(&narrow, app_id, Some(&types), request).await?
+                self.page_rows(&narrow, app_id, Some(&types), request)
+                    .await?
             }
             None => self.page_rows(select, app_id, None, request).await?,
         };
@@ -315,7 +320,11 @@ impl PgLog {
                     .query(&statement, &[&app_id, &iterator, &limit, extra])
                     .await
             }
-            None => client.query(&statement, &[&app_id, &iterator, &limit]).await,
+            None => {
+                client
+                    .query(&statement, &[&app_id, &iterator, &limit])
+                    .await
+            }
         };
         result.map_err(unavailable)
     }
@@ -377,8 +386,9 @@ impl PgLog {
             a.id.push(attempt.id.as_str());
             a.msg_id.push(attempt.msg_id.as_str());
             a.endpoint_id.push(attempt.endpoint_id.as_str());
-            a.record
-                .push(serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            a.record.push(
+                serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
             latest.insert(
                 (
                     attempt.app_id.as_str(),
@@ -441,10 +451,7 @@ impl PgLog {
 
     /// [`PgLog::record_attempts`] for a dispatcher's settled batch.
     pub(crate) async fn record_settled(&self, batch: &[&SettledAttempt]) -> Result<(), StoreError> {
-        let pairs: Vec<_> = batch
-            .iter()
-            .map(|s| (&s.attempt, &s.destination))
-            .collect();
+        let pairs: Vec<_> = batch.iter().map(|s| (&s.attempt, &s.destination)).collect();
         self.record_attempts(&pairs).await
     }
 
@@ -531,7 +538,10 @@ impl PgLog {
     pub async fn drop_schema(&self) -> Result<(), PgError> {
         self.admin_client()
             .await?
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ))
             .await
             .map_err(|e| PgError::Database(e.to_string()))
     }
@@ -580,7 +590,8 @@ struct DestinationColumns<'a> {
 
 /// The message as JSON with its payload left out (it has a column of its own).
 fn record_without_payload(message: &Message) -> Result<String, StoreError> {
-    let mut value = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut value =
+        serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
         object.insert("payload".into(), serde_json::Value::Null);
     }

@@ -123,10 +123,7 @@ pub(crate) async fn migrate_to(
 /// The schema version the database is at (0: none).
 pub(crate) async fn version(client: &Client) -> Result<i32, PgError> {
     let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('hookline_migrations') IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT to_regclass('hookline_migrations') IS NOT NULL", &[])
         .await
         .map_err(|e| PgError::Database(e.to_string()))?
         .get(0);

@@ -36,7 +36,11 @@ pub struct LoggedStore {
 }
 
 impl LoggedStore {
-    pub fn new(log: PgLog, hot: Arc<dyn MessageStore>, hot_settlement: Arc<dyn Settlement>) -> Self {
+    pub fn new(
+        log: PgLog,
+        hot: Arc<dyn MessageStore>,
+        hot_settlement: Arc<dyn Settlement>,
+    ) -> Self {
         Self {
             log,
             hot,
@@ -59,7 +63,9 @@ impl LoggedStore {
             }
             match self.log.expunge_due_payloads(now).await {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(count, "delivery log: payloads past retention expunged"),
+                Ok(count) => {
+                    tracing::info!(count, "delivery log: payloads past retention expunged")
+                }
                 Err(error) => tracing::warn!(%error, "delivery log: expunging payloads failed"),
             }
             tokio::select! {

@@ -339,7 +339,10 @@ impl ReadinessCheck for PostgresReady {
         if self.0.is_ready().await {
             Ok(())
         } else {
-            Err("not reachable, or its schema is not this version's (run `hookline migrate`)".into())
+            Err(
+                "not reachable, or its schema is not this version's (run `hookline migrate`)"
+                    .into(),
+            )
         }
     }
 }

@@ -756,10 +756,16 @@ impl Settings {
             return Err(invalid("postgres.pool_size", "must be greater than 0"));
         }
         if p.statement_timeout_ms == 0 {
-            return Err(invalid("postgres.statement_timeout_ms", "must be greater than 0"));
+            return Err(invalid(
+                "postgres.statement_timeout_ms",
+                "must be greater than 0",
+            ));
         }
         if p.upkeep_interval_ms == 0 {
-            return Err(invalid("postgres.upkeep_interval_ms", "must be greater than 0"));
+            return Err(invalid(
+                "postgres.upkeep_interval_ms",
+                "must be greater than 0",
+            ));
         }
         let mut config = hookline_postgres::PgConfig::new(url.expose().into());
         config.schema = p.schema.clone();

@@ -247,7 +247,10 @@ impl Stack {
 
     /// The value `key` has for processes started from now on.
     pub fn env_value(&self, key: &str) -> Option<String> {
-        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// Whether this deployment keeps its delivery log on PostgreSQL.
@@ -419,8 +422,12 @@ impl Drop for Stack {
     /// Removes the deployment's Redis keys; its queues expire on their own.
     fn drop(&mut self) {
         if self.env.iter().any(|(k, _)| k == "HOOKLINE__POSTGRES__URL") {
-            let url = self.env_value("HOOKLINE__POSTGRES__URL").unwrap_or_default();
-            let schema = self.env_value("HOOKLINE__POSTGRES__SCHEMA").unwrap_or_default();
+            let url = self
+                .env_value("HOOKLINE__POSTGRES__URL")
+                .unwrap_or_default();
+            let schema = self
+                .env_value("HOOKLINE__POSTGRES__SCHEMA")
+                .unwrap_or_default();
             let _ = std::process::Command::new("psql")
                 .args(["-q", "-d", &url, "-c"])
                 .arg(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

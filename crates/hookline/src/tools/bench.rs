@@ -16,9 +16,26 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             all.end()
         );
     }
-    if args.flood_messages.is_some() && !args.scenarios.contains(&6) {
-        bail!("--flood-messages: scenario 6 is not among --scenarios");
+    for (given, scenario, flag) in [
+        (args.flood_messages.is_some(), 6, "--flood-messages"),
+        (args.log_messages.is_some(), 7, "--log-messages"),
+        (args.drop_messages.is_some(), 8, "--drop-messages"),
+        (
+            args.read_fixture_messages.is_some(),
+            9,
+            "--read-fixture-messages",
+        ),
+        (
+            args.read_fixture_payload_bytes.is_some(),
+            9,
+            "--read-fixture-payload-bytes",
+        ),
+    ] {
+        if given && !args.scenarios.contains(&scenario) {
+            bail!("{flag}: scenario {scenario} is not among --scenarios");
+        }
     }
+    check_log_scenarios(args)?;
     let target = match (&args.url, &args.token) {
         (Some(url), Some(token)) => Target::External {
             url: url.clone(),
@@ -44,14 +61,39 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         Scale::FULL
     };
-    if let Some(messages) = args.flood_messages {
-        scale.flood_messages = usize::try_from(messages).context("--flood-messages")?;
+    for (value, field, flag) in [
+        (
+            args.flood_messages,
+            &mut scale.flood_messages,
+            "--flood-messages",
+        ),
+        (args.log_messages, &mut scale.log_messages, "--log-messages"),
+        (
+            args.drop_messages,
+            &mut scale.drop_messages,
+            "--drop-messages",
+        ),
+        (
+            args.read_fixture_messages,
+            &mut scale.read_fixture_messages,
+            "--read-fixture-messages",
+        ),
+        (
+            args.read_fixture_payload_bytes,
+            &mut scale.read_fixture_payload_bytes,
+            "--read-fixture-payload-bytes",
+        ),
+    ] {
+        if let Some(value) = value {
+            *field = usize::try_from(value).context(flag)?;
+        }
     }
     let options = BenchOptions {
         target,
         services: Services {
             amqp_url: args.amqp_url.clone(),
             redis_url: args.redis_url.clone(),
+            postgres_url: args.postgres_url.clone(),
         },
         scale,
         scenarios: args.scenarios.clone(),
@@ -74,5 +116,23 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.out.join("results.json").display(),
         plots.join(", ")
     );
+    Ok(())
+}
+
+/// Scenarios 7-9 weigh and fill the bench's own RabbitMQ + Redis deployment; 8 and 9 need
+/// its log on PostgreSQL.
+fn check_log_scenarios(args: &BenchArgs) -> anyhow::Result<()> {
+    let log_scenarios = hookline_bench::scenarios::LOG;
+    if let Some(n) = args.scenarios.iter().find(|n| log_scenarios.contains(*n)) {
+        if args.url.is_some() || args.embedded {
+            bail!("--scenarios: {n} needs the bench's own RabbitMQ + Redis deployment (not --url or --embedded)");
+        }
+    }
+    let postgres_only = hookline_bench::scenarios::POSTGRES_ONLY;
+    if let Some(n) = args.scenarios.iter().find(|n| postgres_only.contains(*n)) {
+        if args.postgres_url.is_none() {
+            bail!("--scenarios: {n} needs --postgres (or HOOKLINE_BENCH_POSTGRES_URL)");
+        }
+    }
     Ok(())
 }
