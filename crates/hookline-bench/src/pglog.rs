@@ -84,6 +84,40 @@ struct Weights {
     keys: Census,
     used_memory: Option<u64>,
     tables: Option<BTreeMap<String, i64>>,
+    /// Each table's heap, its rest (TOAST, free space and visibility maps) and each index,
+    /// summed over the partitions.
+    parts: Option<BTreeMap<String, i64>>,
+}
+
+/// Bytes of the log's relations by part, summed over the partitions: `<table> heap`,
+/// `<table> toast+maps`, and each index by its name on the partitioned table.
+async fn relation_parts(log: &PgLog) -> Result<BTreeMap<String, i64>, String> {
+    let client = log.raw().await.map_err(|e| e.to_string())?;
+    let rows = client
+        .query(
+            "SELECT p.relname || ' heap', sum(pg_relation_size(c.oid))::int8
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             JOIN pg_namespace n ON n.oid = p.relnamespace
+             WHERE n.nspname = $1 AND p.relkind = 'p' GROUP BY p.relname
+             UNION ALL
+             SELECT p.relname || ' toast+maps', sum(pg_total_relation_size(c.oid)
+                    - pg_relation_size(c.oid) - pg_indexes_size(c.oid))::int8
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             JOIN pg_namespace n ON n.oid = p.relnamespace
+             WHERE n.nspname = $1 AND p.relkind = 'p' GROUP BY p.relname
+             UNION ALL
+             SELECT p.relname, sum(pg_relation_size(c.oid))::int8
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent
+             JOIN pg_namespace n ON n.oid = p.relnamespace
+             WHERE n.nspname = $1 AND p.relkind = 'I' GROUP BY p.relname",
+            &[&log.schema()],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 impl Weights {
@@ -91,18 +125,24 @@ impl Weights {
         let keys = redis_stats::census(&target.redis_url, &target.redis_prefix)
             .await
             .map_err(|e| ScenarioError::Log(format!("weighing the Redis keys: {e}")))?;
-        let tables = match &target.log {
-            Some(log) => Some(
-                log.table_bytes()
+        let (tables, parts) = match &target.log {
+            Some(log) => {
+                let tables = log
+                    .table_bytes()
                     .await
-                    .map_err(|e| ScenarioError::Log(format!("sizing the log's tables: {e}")))?,
-            ),
-            None => None,
+                    .map_err(|e| ScenarioError::Log(format!("sizing the log's tables: {e}")))?;
+                let parts = relation_parts(log)
+                    .await
+                    .map_err(log_error("sizing the log's relations"))?;
+                (Some(tables), Some(parts))
+            }
+            None => (None, None),
         };
         Ok(Self {
             keys,
             used_memory: redis_stats::used_memory(&target.redis_url).await,
             tables,
+            parts,
         })
     }
 
@@ -236,25 +276,32 @@ fn size_figures(
             })
         })
         .collect();
+    let added = |a: &BTreeMap<String, i64>, b: &BTreeMap<String, i64>| -> BTreeMap<String, f64> {
+        a.iter()
+            .map(|(name, bytes)| {
+                let old = b.get(name).copied().unwrap_or(0);
+                (name.clone(), (bytes - old) as f64 / n)
+            })
+            .collect()
+    };
     let postgres = after
         .tables
         .as_ref()
         .zip(before.tables.as_ref())
         .map(|(a, b)| {
-            let per_table: BTreeMap<&String, f64> = a
-                .iter()
-                .map(|(table, bytes)| {
-                    let old = b.get(table).copied().unwrap_or(0);
-                    (table, (bytes - old) as f64 / n)
-                })
-                .collect();
+            let per_table = added(a, b);
             let total: f64 = per_table.values().sum();
             (total, per_table)
         });
+    let parts = after
+        .parts
+        .as_ref()
+        .zip(before.parts.as_ref())
+        .map(|(a, b)| added(a, b));
     let whole = r.deliveries == r.expected_deliveries && settled;
     match &postgres {
         Some((total, tables)) => {
-            let table = |t: &str| tables.get(&t.to_owned()).copied().unwrap_or(0.0);
+            let table = |t: &str| tables.get(t).copied().unwrap_or(0.0);
             r.figure = format!(
                 "Redis {redis_per:.0} B, PostgreSQL {total:.0} B per message (messages {:.0}, destinations {:.0}, attempts {:.0})",
                 table("messages"),
@@ -290,6 +337,7 @@ fn size_figures(
         "postgres": postgres.map(|(total, tables)| json!({
             "bytesPerMessage": total,
             "bytesPerMessageByTable": tables,
+            "bytesPerMessageByPart": parts,
             "tableBytesBefore": before.tables,
             "tableBytesAfter": after.tables,
         })),
@@ -339,6 +387,13 @@ pub fn sizing_lines(details: &Value) -> Vec<String> {
                 .unwrap_or(0.0),
             parts.join(", ")
         ));
+    }
+    if let Some(parts) = details["postgres"]["bytesPerMessageByPart"].as_object() {
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(t, b)| format!("{t} {:.0}", b.as_f64().unwrap_or(0.0)))
+            .collect();
+        lines.push(format!("  by part, B per message: {}", parts.join(", ")));
     }
     lines
 }
@@ -445,21 +500,70 @@ struct TimedDrop {
     started: Duration,
     took: Duration,
     dropped: Result<Vec<String>, String>,
+    /// Each statement of the drop seen running, with the longest it was seen running (ms).
+    statements: BTreeMap<String, f64>,
 }
+
+/// How often the drop's statements are looked for in `pg_stat_activity`.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
 async fn timed_drop(log: PgLog, delay: Duration, epoch: Instant) -> TimedDrop {
     tokio::time::sleep(delay).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(sample_statements(log.clone(), stopped));
     let started = epoch.elapsed();
     let clock = Instant::now();
     let dropped = log
         .drop_older_than(OffsetDateTime::now_utc(), RETENTION_DAYS)
         .await
         .map_err(|e| e.to_string());
+    let took = clock.elapsed();
+    let _ = stop.send(true);
     TimedDrop {
         started,
-        took: clock.elapsed(),
+        took,
         dropped,
+        statements: sampler.await.unwrap_or_default(),
     }
+}
+
+/// Where the drop spends its time, seen from outside: every `SAMPLE_EVERY`, the DDL
+/// statements running on the log's schema and for how long each has run (a statement
+/// shorter than the period may go unseen).
+async fn sample_statements(
+    log: PgLog,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> BTreeMap<String, f64> {
+    let mut seen = BTreeMap::new();
+    let Ok(client) = log.raw().await else {
+        return seen;
+    };
+    let (alter, drop) = (
+        format!("ALTER TABLE \"{}\".%", log.schema()),
+        format!("DROP TABLE IF EXISTS \"{}\".%", log.schema()),
+    );
+    while !*stop.borrow() {
+        let rows = client
+            .query(
+                "SELECT query, (extract(epoch FROM clock_timestamp() - query_start) * 1000)::float8
+                 FROM pg_stat_activity
+                 WHERE state = 'active' AND pid <> pg_backend_pid()
+                   AND (query LIKE $1 OR query LIKE $2)",
+                &[&alter, &drop],
+            )
+            .await
+            .unwrap_or_default();
+        for row in rows {
+            let (query, ms): (String, f64) = (row.get(0), row.get(1));
+            let longest: &mut f64 = seen.entry(query).or_default();
+            *longest = longest.max(ms);
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
+        }
+    }
+    seen
 }
 
 /// Rows of each table in days wholly past retention: what the drop should remove.
@@ -581,6 +685,7 @@ pub async fn retention_drop(bench: &Bench, log: &PgLog) -> Result<ScenarioResult
         "dropStartS": from,
         "dropEndS": to,
         "droppedPartitions": drop.dropped.as_ref().ok(),
+        "dropStatementsSeenMs": drop.statements,
         "dropError": drop.dropped.as_ref().err(),
         "dropWindowP99Ms": window_p99,
         "dropWindows": during,
@@ -626,6 +731,35 @@ pub fn drop_line(details: &Value) -> String {
             ))
             .collect::<Vec<_>>()
             .join(", "),
+    )
+}
+
+/// The table's line about where scenario 8's drop spent its time.
+pub fn drop_statements_line(details: &Value) -> String {
+    let mut seen: Vec<(String, f64)> = details["dropStatementsSeenMs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(q, ms)| (q.clone(), ms.as_f64().unwrap_or(0.0)))
+        .collect();
+    seen.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let parts: Vec<String> = seen
+        .iter()
+        .map(|(q, ms)| {
+            format!(
+                "{ms:.0} ms {}",
+                q.split_whitespace().take(6).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    format!(
+        "  statements seen running (longest first, sampled every {} ms): {}",
+        SAMPLE_EVERY.as_millis(),
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join("; ")
+        }
     )
 }
 

@@ -178,7 +178,10 @@ impl Report {
         for s in &self.scenarios {
             let lines = match s.id {
                 7 => crate::pglog::sizing_lines(&s.details),
-                8 => vec![crate::pglog::drop_line(&s.details)],
+                8 => vec![
+                    crate::pglog::drop_line(&s.details),
+                    crate::pglog::drop_statements_line(&s.details),
+                ],
                 9 => crate::pglog::reads_lines(&s.details),
                 _ => continue,
             };
