@@ -49,6 +49,8 @@ pub struct BenchOptions {
     pub out_dir: PathBuf,
     /// Extra `HOOKLINE__…` settings for a spawned deployment.
     pub env: Vec<(String, String)>,
+    /// Leave the log's PostgreSQL schema in place after the run (to EXPLAIN its queries).
+    pub keep_log_schema: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +88,9 @@ pub async fn run(options: &BenchOptions) -> Result<report::Report, BenchError> {
         Target::External { url, token } => Deployment::external(url, token)?,
     };
     let outcome = measure(options, &mut deployment, receiver, epoch).await;
-    deployment.tear_down(&options.services.redis_url).await;
+    deployment
+        .tear_down(&options.services.redis_url, options.keep_log_schema)
+        .await;
     let report = outcome?;
     report::write(&report, &options.out_dir).map_err(BenchError::Output)?;
     plot::write(&report, &options.out_dir).map_err(BenchError::Output)?;

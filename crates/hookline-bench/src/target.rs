@@ -276,8 +276,9 @@ impl Deployment {
             .collect()
     }
 
-    /// Stops the roles and removes the deployment's Redis keys or embedded data dir.
-    pub async fn tear_down(mut self, redis_url: &str) {
+    /// Stops the roles and removes the deployment's Redis keys or embedded data dir, and
+    /// the log's schema unless `keep_log_schema`.
+    pub async fn tear_down(mut self, redis_url: &str, keep_log_schema: bool) {
         for (_, child) in &mut self.roles {
             let _ = child.kill().await;
         }
@@ -291,7 +292,13 @@ impl Deployment {
             Engine::External => {}
         }
         if let Some(log) = &self.log {
-            if let Err(error) = log.drop_schema().await {
+            if keep_log_schema {
+                eprintln!(
+                    "the log's schema {} is left in place: DROP SCHEMA {} CASCADE when done",
+                    log.schema(),
+                    log.schema()
+                );
+            } else if let Err(error) = log.drop_schema().await {
                 eprintln!(
                     "could not drop the bench's schema {}: {error}",
                     log.schema()

@@ -116,6 +116,10 @@ pub struct BenchArgs {
         conflicts_with_all = ["url", "embedded"]
     )]
     pub postgres_url: Option<String>,
+    /// Leave the log's schema (with scenario 9's fixture) in PostgreSQL after the run, to
+    /// EXPLAIN its queries; the bench prints its name. Drop it yourself when done.
+    #[arg(long, requires = "postgres_url")]
+    pub keep_postgres_schema: bool,
     /// Scenario 7: messages whose log is weighed (100,000 in a full run).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_messages: Option<u64>,

@@ -100,6 +100,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         payload_bytes: args.payload_bytes,
         out_dir: args.out.clone(),
         env,
+        keep_log_schema: args.keep_postgres_schema,
     };
     let report = hookline_bench::run(&options).await?;
     println!("{}", report.table());
