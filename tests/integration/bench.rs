@@ -143,6 +143,10 @@ async fn the_log_scenarios_are_refused_where_they_cannot_run() {
             vec!["--scenarios", "1", "--log-messages", "10"],
             "--log-messages: scenario 7 is not among --scenarios",
         ),
+        (
+            vec!["--embedded", "--postgres", "postgres://127.0.0.1/x"],
+            "--postgres: only for the bench's own RabbitMQ + Redis roles",
+        ),
     ] {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
             .arg("bench")
@@ -155,6 +159,16 @@ async fn the_log_scenarios_are_refused_where_they_cannot_run() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    // A URL in the environment does not stand in the way of an embedded run: the only
+    // complaint is the scenario that does not exist.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["bench", "--embedded", "--scenarios", "10"])
+        .env("HOOKLINE_BENCH_POSTGRES_URL", "postgres://127.0.0.1/x")
+        .output()
+        .await
+        .expect("hookline bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--scenarios: 10"), "{stderr}");
 }
 
 /// Scenarios 1 and 5 with the log on PostgreSQL, and the log's own scenarios 7-9 at their

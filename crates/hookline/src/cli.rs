@@ -107,13 +107,13 @@ pub struct BenchArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub flood_messages: Option<u64>,
     /// Keep the bench's own roles' delivery log in this PostgreSQL, in a schema of its own
-    /// (migrated at start, dropped afterwards like its Redis keys).
+    /// (migrated at start, dropped afterwards like its Redis keys). Not with --url or
+    /// --embedded (from the environment, it is then left unused).
     #[arg(
         long = "postgres",
         value_name = "URL",
         env = "HOOKLINE_BENCH_POSTGRES_URL",
-        hide_env_values = true,
-        conflicts_with_all = ["url", "embedded"]
+        hide_env_values = true
     )]
     pub postgres_url: Option<String>,
     /// Leave the log's schema (with scenario 9's fixture) in PostgreSQL after the run, to

@@ -36,6 +36,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     check_log_scenarios(args)?;
+    let postgres_url = postgres_url(args)?;
     let target = match (&args.url, &args.token) {
         (Some(url), Some(token)) => Target::External {
             url: url.clone(),
@@ -93,7 +94,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         services: Services {
             amqp_url: args.amqp_url.clone(),
             redis_url: args.redis_url.clone(),
-            postgres_url: args.postgres_url.clone(),
+            postgres_url,
         },
         scale,
         scenarios: args.scenarios.clone(),
@@ -118,6 +119,23 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         plots.join(", ")
     );
     Ok(())
+}
+
+/// The log's PostgreSQL for the bench's own RabbitMQ + Redis roles. An external server or an
+/// embedded `serve` keeps its log elsewhere: `--postgres` is refused with them, and a URL
+/// from the environment alone is left unused.
+fn postgres_url(args: &BenchArgs) -> anyhow::Result<Option<String>> {
+    let Some(url) = &args.postgres_url else {
+        return Ok(None);
+    };
+    if !(args.embedded || args.url.is_some()) {
+        return Ok(Some(url.clone()));
+    }
+    let from_env = std::env::var("HOOKLINE_BENCH_POSTGRES_URL").is_ok_and(|env| &env == url);
+    if from_env {
+        return Ok(None);
+    }
+    bail!("--postgres: only for the bench's own RabbitMQ + Redis roles (not with --url or --embedded)")
 }
 
 /// Scenarios 7-9 weigh and fill the bench's own RabbitMQ + Redis deployment; 8 and 9 need
