@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::testkit::process::{amqp_url, redis_url};
+use crate::testkit::process::{amqp_url, postgres_url, redis_url};
 use crate::testkit::Backend;
 
 #[rstest::rstest]
@@ -122,13 +122,153 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
 #[tokio::test]
 async fn a_bench_asked_for_an_unknown_scenario_says_which() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["bench", "--scenarios", "1,7"])
+        .args(["bench", "--scenarios", "1,10"])
         .output()
         .await
         .expect("hookline bench runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--scenarios: 7"), "{stderr}");
+    assert!(stderr.contains("--scenarios: 10"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_log_scenarios_are_refused_where_they_cannot_run() {
+    for (args, expected) in [
+        (vec!["--scenarios", "8"], "--scenarios: 8 needs --postgres"),
+        (
+            vec!["--scenarios", "7", "--embedded"],
+            "--scenarios: 7 needs the bench's own RabbitMQ + Redis deployment",
+        ),
+        (
+            vec!["--scenarios", "1", "--log-messages", "10"],
+            "--log-messages: scenario 7 is not among --scenarios",
+        ),
+        (
+            vec!["--embedded", "--postgres", "postgres://127.0.0.1/x"],
+            "--postgres: only for the bench's own RabbitMQ + Redis roles",
+        ),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("bench")
+            .args(&args)
+            .env_remove("HOOKLINE_BENCH_POSTGRES_URL")
+            .output()
+            .await
+            .expect("hookline bench runs");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    // A URL in the environment does not stand in the way of an embedded run: the only
+    // complaint is the scenario that does not exist.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["bench", "--embedded", "--scenarios", "10"])
+        .env("HOOKLINE_BENCH_POSTGRES_URL", "postgres://127.0.0.1/x")
+        .output()
+        .await
+        .expect("hookline bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--scenarios: 10"), "{stderr}");
+}
+
+/// Scenarios 1 and 5 with the log on PostgreSQL, and the log's own scenarios 7-9 at their
+/// quick sizes (1,000 messages weighed, a 10,000-message day dropped, 20,000 messages read):
+/// each delivers everything, reports its figures, and the bench's schema is gone after.
+#[tokio::test]
+async fn a_quick_bench_run_with_the_log_on_postgres_reports_the_log_scenarios() {
+    let out = std::env::temp_dir().join(format!(
+        "hookline-bench-smoke-postgres-{}",
+        std::process::id()
+    ));
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args([
+            "bench",
+            "--quick",
+            "--scenarios",
+            "1,5,7,8,9",
+            "--amqp-url",
+            &amqp_url(),
+            "--redis-url",
+            &redis_url(),
+            "--postgres",
+            &postgres_url(),
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .expect("hookline bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for line in [
+        "delivery log in postgres",
+        "log sizing (scenario 7, log in postgres)",
+        "PostgreSQL (tables with their indexes)",
+        "retention drop (scenario 8)",
+        "log reads (scenario 9)",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
+            .expect("results are JSON");
+    assert_eq!(results["log"], "postgres", "{results}");
+    let scenarios = results["scenarios"].as_array().expect("scenarios");
+    let ids: Vec<u64> = scenarios.iter().filter_map(|s| s["id"].as_u64()).collect();
+    assert_eq!(ids, [1, 5, 7, 8, 9]);
+    let scenario = |id: u64| scenarios.iter().find(|s| s["id"] == id).expect("ran");
+    for s in scenarios {
+        assert_eq!(s["deliveries"], s["expected_deliveries"], "{s}");
+        assert_eq!(s["rejected"], 0, "{s}");
+    }
+    let sizing = &scenario(7)["details"];
+    assert_eq!(sizing["settled"], true, "{sizing}");
+    assert!(
+        sizing["postgres"]["bytesPerMessage"]
+            .as_f64()
+            .is_some_and(|b| b > 1024.0),
+        "every message's 1 KiB payload is in the log: {sizing}"
+    );
+    let dropped = &scenario(8)["details"];
+    assert_eq!(
+        dropped["rowsPastRetention"]["messages"], 10_000,
+        "{dropped}"
+    );
+    assert!(
+        dropped["rowsLeftAfterDrop"]
+            .as_object()
+            .is_some_and(|t| t.values().all(|n| n == 0)),
+        "{dropped}"
+    );
+    assert!(dropped["dropMs"].as_f64().is_some(), "{dropped}");
+    let reads = &scenario(9)["details"]["queries"];
+    for query in reads.as_array().expect("queries") {
+        assert_eq!(query["failures"], 0, "{query}");
+        assert!(
+            query["meanItems"].as_f64().is_some_and(|n| n > 0.0),
+            "every read finds fixture rows: {query}"
+        );
+    }
+    let schema = results["logSchema"]
+        .as_str()
+        .expect("the log's schema is named");
+    let left = std::process::Command::new("psql")
+        .args(["-d", &postgres_url(), "-Atc"])
+        .arg(format!(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}'"
+        ))
+        .output()
+        .expect("psql runs");
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "0",
+        "the bench dropped its schema {schema}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[tokio::test]

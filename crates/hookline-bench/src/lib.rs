@@ -8,8 +8,10 @@
 pub mod ceiling;
 pub mod client;
 pub mod cpu;
+pub mod fixture;
 pub mod flood;
 pub mod load;
+pub mod pglog;
 pub mod plot;
 pub mod receiver;
 pub mod redis_stats;
@@ -47,6 +49,8 @@ pub struct BenchOptions {
     pub out_dir: PathBuf,
     /// Extra `HOOKLINE__…` settings for a spawned deployment.
     pub env: Vec<(String, String)>,
+    /// Leave the log's PostgreSQL schema in place after the run (to EXPLAIN its queries).
+    pub keep_log_schema: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +88,9 @@ pub async fn run(options: &BenchOptions) -> Result<report::Report, BenchError> {
         Target::External { url, token } => Deployment::external(url, token)?,
     };
     let outcome = measure(options, &mut deployment, receiver, epoch).await;
-    deployment.tear_down(&options.services.redis_url).await;
+    deployment
+        .tear_down(&options.services.redis_url, options.keep_log_schema)
+        .await;
     let report = outcome?;
     report::write(&report, &options.out_dir).map_err(BenchError::Output)?;
     plot::write(&report, &options.out_dir).map_err(BenchError::Output)?;
@@ -174,6 +180,9 @@ async fn measure(
     if wanted(5) {
         results.push(scenarios::latency(&bench).await?);
     }
+    // Before 6, 3 and 4, whose leftovers (a refusing endpoint's retries, a million waiting
+    // retries) would keep scenario 7 from ever seeing nothing pending.
+    results.extend(log_scenarios(options, deployment, &bench).await?);
     // Before 3 and 4: their leftovers (a refusing endpoint's retries, a million waiting
     // retries) would sit in the backlog statistics the flood reads.
     if wanted(6) {
@@ -194,6 +203,13 @@ async fn measure(
             Engine::External => "external",
         }
         .to_owned(),
+        log: match (&deployment.engine, &deployment.log) {
+            (Engine::RabbitRedis { .. }, Some(_)) => Some("postgres".into()),
+            (Engine::RabbitRedis { .. }, None) => Some("redis".into()),
+            (Engine::Embedded { .. }, _) => Some("embedded".into()),
+            (Engine::External, _) => None,
+        },
+        log_schema: deployment.log.as_ref().map(|log| log.schema().to_owned()),
         spawned: !deployment.roles.is_empty(),
         payload_bytes: options.payload_bytes,
         ceiling: report::Ceiling {
@@ -210,6 +226,48 @@ async fn measure(
         scenarios: results,
         machine: report::machine(),
     })
+}
+
+/// Scenarios 7, 8 and 9, those asked for: the bench's own RabbitMQ + Redis deployment
+/// only (they weigh and fill its stores), 8 and 9 with the log on PostgreSQL.
+async fn log_scenarios(
+    options: &BenchOptions,
+    deployment: &Deployment,
+    bench: &Bench,
+) -> Result<Vec<ScenarioResult>, BenchError> {
+    let wanted: Vec<u8> = scenarios::LOG
+        .into_iter()
+        .filter(|n| options.scenarios.contains(n))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Engine::RabbitRedis { redis_prefix } = &deployment.engine else {
+        return Err(ScenarioError::Log(
+            "scenarios 7-9 weigh and fill the bench's own RabbitMQ + Redis deployment".into(),
+        )
+        .into());
+    };
+    let target = pglog::LogTarget {
+        redis_url: options.services.redis_url.clone(),
+        redis_prefix: redis_prefix.clone(),
+        log: deployment.log.clone(),
+    };
+    let mut results = Vec::new();
+    if wanted.contains(&7) {
+        results.push(pglog::sizing(bench, &target).await?);
+    }
+    let needs_log =
+        || ScenarioError::Log("scenarios 8 and 9 need the log on PostgreSQL (--postgres)".into());
+    if wanted.contains(&8) {
+        let log = target.log.as_ref().ok_or_else(needs_log)?;
+        results.push(pglog::retention_drop(bench, log).await?);
+    }
+    if wanted.contains(&9) {
+        let log = target.log.as_ref().ok_or_else(needs_log)?;
+        results.push(pglog::log_reads(bench, log).await?);
+    }
+    Ok(results)
 }
 
 /// Scenario 4's backlog: written straight into the deployment's retry schedule. The embedded

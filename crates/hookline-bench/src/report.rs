@@ -73,6 +73,11 @@ pub struct Report {
     pub target: String,
     /// `rabbitmq+redis`, `embedded` or `external`.
     pub engine: String,
+    /// Where the spawned deployment keeps its delivery log: `redis`, `postgres` or
+    /// `embedded`; `null` for an external server.
+    pub log: Option<String>,
+    /// The PostgreSQL schema the log was in (dropped after the run).
+    pub log_schema: Option<String>,
     pub spawned: bool,
     pub payload_bytes: usize,
     pub machine: String,
@@ -113,8 +118,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nHookline bench — {} on {} ({})",
-            self.target, self.engine, self.machine
+            "\nHookline bench — {} on {}{} ({})",
+            self.target,
+            self.engine,
+            self.log
+                .as_deref()
+                .map_or(String::new(), |log| format!(", delivery log in {log}")),
+            self.machine
         );
         let _ = writeln!(
             out,
@@ -164,6 +174,21 @@ impl Report {
                 "\nbacklog statistics during scenario 6: {}",
                 crate::flood::backlog_line(&s.details)
             );
+        }
+        for s in &self.scenarios {
+            let lines = match s.id {
+                7 => crate::pglog::sizing_lines(&s.details),
+                8 => vec![
+                    crate::pglog::drop_line(&s.details),
+                    crate::pglog::drop_statements_line(&s.details),
+                ],
+                9 => crate::pglog::reads_lines(&s.details),
+                _ => continue,
+            };
+            let _ = writeln!(out);
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
         }
         let scenario_1 = self.scenarios.iter().find(|s| s.id == 1);
         if let Some((s, cores)) = scenario_1.and_then(|s| {

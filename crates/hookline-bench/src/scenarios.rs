@@ -33,6 +33,16 @@ pub struct Scale {
     pub flood_quiet_rate: f64,
     /// Scenario 6: how long the quiet apps send alone before the flood.
     pub flood_baseline_seconds: f64,
+    /// Scenario 7: messages whose log is weighed.
+    pub log_messages: usize,
+    /// Scenario 8: messages in the day of log that is dropped.
+    pub drop_messages: usize,
+    /// Scenario 9: messages in the fixture the reads run against.
+    pub read_fixture_messages: usize,
+    /// Scenario 9: payload bytes of each fixture message.
+    pub read_fixture_payload_bytes: usize,
+    /// Scenario 9: requests timed per query.
+    pub read_requests: usize,
 }
 
 impl Scale {
@@ -49,6 +59,11 @@ impl Scale {
         flood_quiet_apps: 20,
         flood_quiet_rate: 10.0,
         flood_baseline_seconds: 10.0,
+        log_messages: 100_000,
+        drop_messages: 1_000_000,
+        read_fixture_messages: 10_000_000,
+        read_fixture_payload_bytes: 256,
+        read_requests: 200,
     };
 
     pub const QUICK: Self = Self {
@@ -64,11 +79,20 @@ impl Scale {
         flood_quiet_apps: 5,
         flood_quiet_rate: 10.0,
         flood_baseline_seconds: 2.0,
+        log_messages: 1_000,
+        drop_messages: 10_000,
+        read_fixture_messages: 20_000,
+        read_fixture_payload_bytes: 256,
+        read_requests: 20,
     };
 }
 
 /// The scenarios there are, by number.
-pub const ALL: std::ops::RangeInclusive<u8> = 1..=6;
+pub const ALL: std::ops::RangeInclusive<u8> = 1..=9;
+/// The scenarios about the delivery log (7 also runs with the log in Redis, for comparison).
+pub const LOG: [u8; 3] = [7, 8, 9];
+/// The scenarios that need the log on PostgreSQL (`--postgres`).
+pub const POSTGRES_ONLY: [u8; 2] = [8, 9];
 
 /// Concurrent senders in the max-throughput mode.
 pub(crate) const SENDERS: usize = 64;
@@ -110,6 +134,8 @@ pub enum ScenarioError {
     Api(#[from] ClientError),
     #[error("store: {0}")]
     Store(String),
+    #[error("{0}")]
+    Log(String),
 }
 
 /// What every scenario works with.
@@ -210,7 +236,7 @@ impl Bench {
 
     /// Sends at `rate` for `seconds` to an app with these endpoints; matches what arrived on
     /// the healthy ones.
-    async fn steady(
+    pub(crate) async fn steady(
         &self,
         name: &str,
         endpoints: &[(String, Behaviour)],

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use hookline_postgres::{PgConfig, PgLog};
 use tokio::process::{Child, Command};
 
 use crate::client::ApiClient;
@@ -24,6 +25,8 @@ pub enum TargetError {
     Client(#[from] reqwest::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the delivery log on PostgreSQL: {0}")]
+    Postgres(#[from] hookline_postgres::PgError),
 }
 
 pub struct Deployment {
@@ -33,6 +36,9 @@ pub struct Deployment {
     pub roles: Vec<(&'static str, Child)>,
     /// Where a spawned deployment keeps its state.
     pub engine: Engine,
+    /// The delivery log on PostgreSQL, when the bench's own roles keep it there (its own
+    /// schema, dropped at tear-down).
+    pub log: Option<PgLog>,
     /// How to start the roles again; `None` for an external server.
     launch: Option<Launch>,
 }
@@ -53,6 +59,35 @@ pub enum Engine {
 pub struct Services {
     pub amqp_url: String,
     pub redis_url: String,
+    /// Keep the roles' delivery log on this PostgreSQL (`None`: in Redis).
+    pub postgres_url: Option<String>,
+}
+
+/// How long the bench's own statements on the log may take (fixtures are loaded with COPY
+/// and vacuumed, which the roles' 5 s would cut short).
+const BENCH_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+/// The log's schema for a bench prefix: lower-case letters, digits and `_` only.
+pub fn schema_for(prefix: &str) -> String {
+    prefix
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// Connects the bench to the log in `schema` and applies the migrations, so the schema
+/// exists before any role starts.
+async fn prepare_log(url: &str, schema: &str) -> Result<PgLog, TargetError> {
+    let mut config = PgConfig::new(url.into());
+    config.schema = schema.to_owned();
+    config.pool_size = 4;
+    config.statement_timeout = BENCH_STATEMENT_TIMEOUT;
+    let log = PgLog::connect(&config)?;
+    log.migrate().await?;
+    Ok(log)
 }
 
 pub const ROLES: [&str; 3] = ["ingest", "dispatcher", "scheduler"];
@@ -99,18 +134,25 @@ impl Deployment {
                 let env = vec![("HOOKLINE__DATA_DIR", data_dir.display().to_string())];
                 (Engine::Embedded { data_dir }, env, &["serve"])
             } else {
-                let env = vec![
+                let mut env = vec![
                     ("HOOKLINE__RABBITMQ__URL", services.amqp_url.clone()),
                     ("HOOKLINE__RABBITMQ__PREFIX", prefix.clone()),
                     ("HOOKLINE__RABBITMQ__QUEUE_EXPIRES_MS", "60000".into()),
                     ("HOOKLINE__REDIS__URL", services.redis_url.clone()),
                     ("HOOKLINE__REDIS__PREFIX", format!("{prefix}:")),
                 ];
+                if let Some(url) = &services.postgres_url {
+                    env.extend(log_env(url, &schema_for(&prefix)));
+                }
                 let engine = Engine::RabbitRedis {
                     redis_prefix: format!("{prefix}:"),
                 };
                 (engine, env, &ROLES)
             };
+        let log = match (&services.postgres_url, embedded) {
+            (Some(url), false) => Some(prepare_log(url, &schema_for(&prefix)).await?),
+            _ => None,
+        };
         let env: Vec<(String, String)> = common
             .into_iter()
             .chain(engine_env)
@@ -122,6 +164,7 @@ impl Deployment {
             api_url,
             roles: Vec::new(),
             engine,
+            log,
             launch: Some(Launch {
                 exe: exe.to_owned(),
                 env,
@@ -129,7 +172,12 @@ impl Deployment {
                 roles,
             }),
         };
-        deployment.start_roles().await?;
+        if let Err(error) = deployment.start_roles().await {
+            if let Some(log) = &deployment.log {
+                let _ = log.drop_schema().await;
+            }
+            return Err(error);
+        }
         Ok(deployment)
     }
 
@@ -188,6 +236,7 @@ impl Deployment {
             api_url: url.to_owned(),
             roles: Vec::new(),
             engine: Engine::External,
+            log: None,
             launch: None,
         })
     }
@@ -227,8 +276,9 @@ impl Deployment {
             .collect()
     }
 
-    /// Stops the roles and removes the deployment's Redis keys or embedded data dir.
-    pub async fn tear_down(mut self, redis_url: &str) {
+    /// Stops the roles and removes the deployment's Redis keys or embedded data dir, and
+    /// the log's schema unless `keep_log_schema`.
+    pub async fn tear_down(mut self, redis_url: &str, keep_log_schema: bool) {
         for (_, child) in &mut self.roles {
             let _ = child.kill().await;
         }
@@ -241,7 +291,33 @@ impl Deployment {
             }
             Engine::External => {}
         }
+        if let Some(log) = &self.log {
+            if keep_log_schema {
+                eprintln!(
+                    "the log's schema {} is left in place: DROP SCHEMA {} CASCADE when done",
+                    log.schema(),
+                    log.schema()
+                );
+            } else if let Err(error) = log.drop_schema().await {
+                eprintln!(
+                    "could not drop the bench's schema {}: {error}",
+                    log.schema()
+                );
+            }
+        }
     }
+}
+
+/// The roles' settings for a log on PostgreSQL in `schema`. Their upkeep runs once at start
+/// (partitions ahead) and then daily, so it never drops a day the bench is about to time
+/// dropping itself (scenario 8).
+fn log_env(url: &str, schema: &str) -> [(&'static str, String); 4] {
+    [
+        ("HOOKLINE__POSTGRES__URL", url.to_owned()),
+        ("HOOKLINE__POSTGRES__SCHEMA", schema.to_owned()),
+        ("HOOKLINE__POSTGRES__MIGRATE_ON_START", "true".into()),
+        ("HOOKLINE__POSTGRES__UPKEEP_INTERVAL_MS", "86400000".into()),
+    ]
 }
 
 async fn delete_keys(redis_url: &str, prefix: &str) -> redis::RedisResult<()> {

@@ -98,12 +98,41 @@ pub struct BenchArgs {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// Scenarios to run: 1 max throughput, 2 fan-out, 3 isolation, 4 backlog, 5 latency,
-    /// 6 one app's flood beside quiet apps.
+    /// 6 one app's flood beside quiet apps; and, asked for by number, 7 log sizing (Redis,
+    /// and PostgreSQL with --postgres), 8 retention drop and 9 log reads at volume (both
+    /// with --postgres).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6")]
     pub scenarios: Vec<u8>,
     /// Messages the flooding app sends in scenario 6 (200,000 in a full run).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub flood_messages: Option<u64>,
+    /// Keep the bench's own roles' delivery log in this PostgreSQL, in a schema of its own
+    /// (migrated at start, dropped afterwards like its Redis keys). Not with --url or
+    /// --embedded (from the environment, it is then left unused).
+    #[arg(
+        long = "postgres",
+        value_name = "URL",
+        env = "HOOKLINE_BENCH_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    pub postgres_url: Option<String>,
+    /// Leave the log's schema (with scenario 9's fixture) in PostgreSQL after the run, to
+    /// EXPLAIN its queries; the bench prints its name. Drop it yourself when done.
+    #[arg(long, requires = "postgres_url")]
+    pub keep_postgres_schema: bool,
+    /// Scenario 7: messages whose log is weighed (100,000 in a full run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_messages: Option<u64>,
+    /// Scenario 8: messages in the day of log that is dropped (1,000,000 in a full run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub drop_messages: Option<u64>,
+    /// Scenario 9: messages in the log the reads run against (10,000,000 in a full run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_fixture_messages: Option<u64>,
+    /// Scenario 9: payload bytes of each fixture message (256; smaller than scenario 7's
+    /// 1 KiB so ten million fit on a development disk).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub read_fixture_payload_bytes: Option<u64>,
     /// A run of seconds instead of minutes (for the smoke test; its figures mean little).
     #[arg(long)]
     pub quick: bool,
