@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::SinkExt;
 use hookline_core::id;
-use hookline_postgres::PgLog;
+use hookline_core::model::{Attempt, Message};
+use hookline_core::names::EventTypeName;
+use hookline_core::ports::PageRequest;
+use hookline_postgres::{AttemptsBy, PgLog};
 use indicatif::ProgressBar;
-use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -35,15 +37,8 @@ pub const DISK_MARGIN_BYTES: u64 = 12 * 1024 * 1024 * 1024;
 /// The rows one real delivery left in the log, as templates.
 #[derive(Debug, Clone)]
 pub struct Template {
-    message_record: String,
-    msg_id: String,
-    msg_timestamp: String,
-    msg_event_type: String,
-    attempt_record: String,
-    attempt_id: String,
-    attempt_timestamp: String,
-    endpoint_id: String,
-    url: String,
+    message: Message,
+    attempt: Attempt,
 }
 
 impl Template {
@@ -54,48 +49,28 @@ impl Template {
         msg_id: &str,
         endpoint_id: &str,
     ) -> Result<Option<Self>, String> {
-        let client = log.raw().await.map_err(|e| e.to_string())?;
-        let message = client
-            .query_opt(
-                "SELECT record FROM messages WHERE app_id = $1 AND id = $2",
-                &[&app_id, &msg_id],
-            )
+        let Some(message) = log
+            .get_message(app_id, msg_id)
             .await
-            .map_err(|e| e.to_string())?;
-        let attempt = client
-            .query_opt(
-                "SELECT record FROM attempts WHERE app_id = $1 AND msg_id = $2 AND endpoint_id = $3
-                 ORDER BY id LIMIT 1",
-                &[&app_id, &msg_id, &endpoint_id],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let (Some(message), Some(attempt)) = (message, attempt) else {
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
-        Self::from_records(message.get(0), attempt.get(0)).map(Some)
-    }
-
-    fn from_records(message_record: String, attempt_record: String) -> Result<Self, String> {
-        let message: Value = serde_json::from_str(&message_record).map_err(|e| e.to_string())?;
-        let attempt: Value = serde_json::from_str(&attempt_record).map_err(|e| e.to_string())?;
-        let field = |value: &Value, name: &str| {
-            value[name]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("a logged record without {name}"))
+        let page = PageRequest {
+            limit: 10,
+            iterator: None,
+            ascending: true,
+            event_types: None,
         };
-        Ok(Self {
-            msg_id: field(&message, "id")?,
-            msg_timestamp: field(&message, "timestamp")?,
-            msg_event_type: field(&message, "eventType")?,
-            attempt_id: field(&attempt, "id")?,
-            attempt_timestamp: field(&attempt, "timestamp")?,
-            endpoint_id: field(&attempt, "endpointId")?,
-            url: field(&attempt, "url")?,
-            message_record,
-            attempt_record,
-        })
+        let attempts = log
+            .attempts_by(AttemptsBy::Message, app_id, msg_id, &page)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(attempts
+            .items
+            .into_iter()
+            .find(|a| a.endpoint_id == endpoint_id)
+            .map(|attempt| Self { message, attempt }))
     }
 }
 
@@ -212,7 +187,7 @@ pub async fn load(
                 let (spec2, template2) = (spec.clone(), template.clone());
                 let rows = tokio::task::spawn_blocking(move || encode(&spec2, &template2, range))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| e.to_string())??;
                 rows.copy(&client).await?;
                 bar.inc(count as u64);
             }
@@ -251,7 +226,7 @@ impl Rows {
     async fn copy(self, client: &tokio_postgres::Client) -> Result<(), String> {
         for (sql, data) in [
             (
-                "COPY messages (app_id, id, event_type, record, payload, payload_until) FROM STDIN",
+                "COPY messages (app_id, id, event_type, endpoints, record, payload, payload_until) FROM STDIN",
                 self.messages,
             ),
             (
@@ -277,22 +252,29 @@ impl Rows {
     }
 }
 
-fn encode(spec: &Spec, template: &Template, range: Range<usize>) -> Rows {
+fn encode(spec: &Spec, template: &Template, range: Range<usize>) -> Result<Rows, String> {
     let mut rows = Rows {
-        messages: Vec::with_capacity(range.len() * (spec.payload.len() + 400)),
+        messages: Vec::with_capacity(range.len() * (spec.payload.len() * 2 + 400)),
         destinations: Vec::with_capacity(range.len() * 120),
-        attempts: Vec::with_capacity(range.len() * (template.attempt_record.len() + 120)),
+        attempts: Vec::with_capacity(range.len() * 800),
     };
-    let payload = escape(&spec.payload);
     let app = escape(&spec.app_id);
+    let mut message = template.message.clone();
+    message.app_id.clone_from(&spec.app_id);
+    message.payload = serde_json::value::RawValue::from_string(spec.payload.clone())
+        .map_err(|e| format!("fixture payload: {e}"))?;
+    let mut payload = None;
     for i in range {
         let at = spec.created_ms(i);
         let msg_id = id::new_id("msg", at);
         let attempt_id = id::new_id("atmpt", at + ATTEMPT_AFTER_MS);
         let (endpoint_id, url) = &spec.endpoints[i % spec.endpoints.len().max(1)];
         let event_type = &spec.event_types[rand::random_range(0..spec.event_types.len().max(1))];
-        let message = message_record(template, &msg_id, at, event_type);
-        let attempt = attempt_record(
+        message.id.clone_from(&msg_id);
+        message.timestamp = at_ms(i128::from(at) * 1_000_000);
+        message.event_type =
+            EventTypeName::parse(event_type.as_str()).map_err(|e| format!("event type: {e}"))?;
+        let attempt = attempt_of(
             template,
             &attempt_id,
             &msg_id,
@@ -301,14 +283,19 @@ fn encode(spec: &Spec, template: &Template, range: Range<usize>) -> Rows {
             at,
             event_type,
         );
+        let (record, packed_payload) =
+            hookline_postgres::stored_message(&message).map_err(|e| e.to_string())?;
+        // Every fixture message has the same payload: packed once.
+        let payload = payload.get_or_insert_with(|| bytea(&packed_payload));
         push_row(
             &mut rows.messages,
             &[
                 &app,
                 &msg_id,
                 &escape(event_type),
-                &escape(&message),
-                &payload,
+                &format!("{{{}}}", escape(endpoint_id)),
+                &bytea(&record),
+                payload,
                 "\\N",
             ],
         );
@@ -316,6 +303,8 @@ fn encode(spec: &Spec, template: &Template, range: Range<usize>) -> Rows {
             &mut rows.destinations,
             &[&app, &msg_id, &escape(endpoint_id), "0", "1", "\\N"],
         );
+        let attempt_record =
+            hookline_postgres::stored_attempt(&attempt).map_err(|e| e.to_string())?;
         push_row(
             &mut rows.attempts,
             &[
@@ -323,11 +312,25 @@ fn encode(spec: &Spec, template: &Template, range: Range<usize>) -> Rows {
                 &attempt_id,
                 &msg_id,
                 &escape(endpoint_id),
-                &escape(&attempt),
+                &bytea(&attempt_record),
             ],
         );
     }
-    rows
+    Ok(rows)
+}
+
+/// A `bytea` value in `COPY`'s text format (hex, its backslash escaped).
+fn bytea(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(3 + bytes.len() * 2);
+    text.push_str("\\\\x");
+    for byte in bytes {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+fn at_ms(nanos: i128) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `ms` (Unix) as RFC 3339, as the records show times.
@@ -342,21 +345,7 @@ fn rfc3339_nanos(nanos: i128) -> String {
         .unwrap_or_default()
 }
 
-fn message_record(template: &Template, msg_id: &str, at: u64, event_type: &str) -> String {
-    template
-        .message_record
-        .replace(&template.msg_id, msg_id)
-        .replace(
-            &format!("\"timestamp\":\"{}\"", template.msg_timestamp),
-            &format!("\"timestamp\":\"{}\"", rfc3339(at)),
-        )
-        .replace(
-            &format!("\"eventType\":\"{}\"", template.msg_event_type),
-            &format!("\"eventType\":\"{event_type}\""),
-        )
-}
-
-fn attempt_record(
+fn attempt_of(
     template: &Template,
     attempt_id: &str,
     msg_id: &str,
@@ -364,28 +353,20 @@ fn attempt_record(
     url: &str,
     at: u64,
     event_type: &str,
-) -> String {
-    template
-        .attempt_record
-        .replace(&template.attempt_id, attempt_id)
-        .replace(&template.msg_id, msg_id)
-        .replace(&template.endpoint_id, endpoint_id)
-        .replace(&format!("\"{}\"", template.url), &format!("\"{url}\""))
-        .replace(
-            &format!("\"timestamp\":\"{}\"", template.attempt_timestamp),
-            // Nanoseconds, as a dispatcher's clock writes them.
-            &format!(
-                "\"timestamp\":\"{}\"",
-                rfc3339_nanos(
-                    i128::from(at + ATTEMPT_AFTER_MS) * 1_000_000
-                        + rand::random_range(1..1_000_000)
-                )
-            ),
-        )
-        .replace(
-            &format!("\"eventType\":\"{}\"", template.msg_event_type),
-            &format!("\"eventType\":\"{event_type}\""),
-        )
+) -> Attempt {
+    let mut attempt = template.attempt.clone();
+    attempt.id = attempt_id.to_owned();
+    attempt.msg_id = msg_id.to_owned();
+    attempt.endpoint_id = endpoint_id.to_owned();
+    attempt.url = url.to_owned();
+    // Nanoseconds, as a dispatcher's clock writes them.
+    attempt.timestamp =
+        at_ms(i128::from(at + ATTEMPT_AFTER_MS) * 1_000_000 + rand::random_range(1..1_000_000));
+    event_type.clone_into(&mut attempt.event_type);
+    attempt
+        .request_headers
+        .insert("webhook-id".into(), msg_id.to_owned());
+    attempt
 }
 
 fn push_row(out: &mut Vec<u8>, fields: &[&str]) {
@@ -412,92 +393,15 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookline_core::model::{Attempt, Message};
 
-    fn template() -> Template {
-        let message = r#"{"appId":"app_T","channels":null,"eventId":null,"eventType":"bench.event","id":"msg_0358qbkWhyer9cE9t47bI6","payload":null,"timestamp":"2026-12-04T12:44:07.608Z"}"#;
-        let attempt = r#"{"id":"atmpt_0358qbkXfuLJGS0PFH2qJH","appId":"app_T","msgId":"msg_0358qbkWhyer9cE9t47bI6","endpointId":"ep_0358qbkWf3IQvCyK2e3xOP","url":"http://127.0.0.1:38417/s9-9","attemptNumber":1,"status":"success","responseStatusCode":200,"response":"","responseDurationMs":1,"error":null,"triggerType":"scheduled","timestamp":"2026-12-04T12:44:07.617052297Z","eventType":"bench.event","requestHeaders":{"content-type":"application/json","webhook-id":"msg_0358qbkWhyer9cE9t47bI6"},"responseHeaders":{"content-length":"0"}}"#;
-        Template::from_records(message.into(), attempt.into()).expect("a template")
-    }
-
-    fn lines(data: &[u8]) -> Vec<Vec<String>> {
-        String::from_utf8_lossy(data)
-            .lines()
-            .map(|l| l.split('\t').map(str::to_owned).collect())
-            .collect()
+    #[test]
+    fn bytea_is_hex_with_its_backslash_escaped_for_copy() {
+        assert_eq!(bytea(&[0, 0x7b, 0xff]), "\\\\x007bff");
     }
 
     #[test]
-    fn fixture_rows_are_the_templates_with_their_own_ids_times_types_and_endpoints() {
-        let from_ms = 1_796_000_000_000;
-        let spec = Spec {
-            app_id: "app_T".into(),
-            endpoints: vec![
-                ("ep_A".into(), "http://h/a".into()),
-                ("ep_B".into(), "http://h/b".into()),
-            ],
-            event_types: vec!["t.one".into()],
-            messages: 4,
-            from_ms,
-            span_ms: 86_400_000,
-            payload: r#"{"data":"a\tb"}"#.into(),
-        };
-        let rows = encode(&spec, &template(), 0..4);
-        let (messages, destinations, attempts) = (
-            lines(&rows.messages),
-            lines(&rows.destinations),
-            lines(&rows.attempts),
-        );
-        assert_eq!(
-            (messages.len(), destinations.len(), attempts.len()),
-            (4, 4, 4)
-        );
-        for (i, ((m, d), a)) in messages
-            .iter()
-            .zip(&destinations)
-            .zip(&attempts)
-            .enumerate()
-        {
-            let at = spec.created_ms(i);
-            assert_eq!(m.len(), 6);
-            assert_eq!(m[4], r#"{"data":"a\\tb"}"#, "escaped for COPY");
-            assert_eq!(m[5], "\\N");
-            let message: Message = serde_json::from_str(&m[3]).expect("a Message");
-            assert_eq!(message.id, m[1]);
-            assert_eq!(id::timestamp_ms(&message.id), Some(at));
-            assert_eq!(message.event_type.as_str(), "t.one");
-            assert_eq!(
-                u64::try_from(message.timestamp.unix_timestamp_nanos() / 1_000_000).ok(),
-                Some(at)
-            );
-            let attempt: Attempt = serde_json::from_str(&a[4]).expect("an Attempt");
-            assert_eq!(
-                (attempt.id.as_str(), attempt.msg_id.as_str()),
-                (a[1].as_str(), m[1].as_str())
-            );
-            assert_eq!(attempt.endpoint_id, spec.endpoints[i % 2].0);
-            assert_eq!(attempt.url, spec.endpoints[i % 2].1);
-            assert_eq!(attempt.request_headers["webhook-id"], message.id);
-            assert_eq!(id::timestamp_ms(&attempt.id), Some(at + ATTEMPT_AFTER_MS));
-            assert_eq!(
-                d,
-                &vec![
-                    m[0].clone(),
-                    m[1].clone(),
-                    a[3].clone(),
-                    "0".into(),
-                    "1".into(),
-                    "\\N".into()
-                ]
-            );
-        }
-        assert!(
-            messages.windows(2).all(|w| w[0][1] < w[1][1]),
-            "ids in time order"
-        );
-        assert!(
-            spec.created_ms(4) - from_ms == spec.span_ms,
-            "spread over the span"
-        );
+    fn text_fields_are_escaped_for_copy() {
+        assert_eq!(escape("a\tb\\c"), "a\\tb\\\\c");
+        assert_eq!(escape("plain"), "plain");
     }
 }

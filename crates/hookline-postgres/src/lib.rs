@@ -21,7 +21,7 @@ use std::time::Duration;
 use hookline_core::ports::StoreError;
 use hookline_core::secret::SecretText;
 
-pub use log::{stored_attempt, stored_message, PgLog};
+pub use log::{stored_attempt, stored_message, AttemptsBy, PgLog};
 pub use schema::{Migration, MIGRATIONS};
 pub use store::LoggedStore;
 

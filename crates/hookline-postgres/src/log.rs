@@ -47,8 +47,13 @@ impl PgLog {
         let mut pg = tokio_postgres::Config::from_str(config.url.expose())
             .map_err(|e| PgError::Config(format!("postgres.url does not parse: {e}")))?;
         let timeout_ms = config.statement_timeout.as_millis();
+        // Custom plans: a statement prepared while today's partition was empty would keep a
+        // plan that scans it (its statistics come later, from autoanalyze), and every
+        // day begins with an empty partition. No JIT: the log's statements are short, and
+        // compiling one costs more than running it.
         pg.options(format!(
-            "-c search_path={} -c statement_timeout={timeout_ms} -c client_min_messages=warning",
+            "-c search_path={} -c statement_timeout={timeout_ms} -c client_min_messages=warning \
+             -c plan_cache_mode=force_custom_plan -c jit=off",
             config.schema
         ));
         pg.connect_timeout(config.statement_timeout);
@@ -132,11 +137,25 @@ impl PgLog {
     ) -> Result<Vec<String>, PgError> {
         let client = self.admin_client().await?;
         let expired = schema::expired_partitions(&client, &self.schema, now, keep_days).await?;
-        let mut dropped = Vec::new();
+        drop(client);
+        // A day's three tables at once, each on a connection of its own: most of a drop is
+        // the server deleting the files.
+        let mut days: BTreeMap<String, Vec<(&'static str, String)>> = BTreeMap::new();
         for (table, name) in expired {
-            schema::drop_partition(&client, &self.schema, table, &name).await?;
-            tracing::info!(partition = %name, "delivery log: dropped a day past retention");
-            dropped.push(name);
+            let day = name.rsplit('_').next().unwrap_or_default().to_owned();
+            days.entry(day).or_default().push((table, name));
+        }
+        let mut dropped = Vec::new();
+        for (_, partitions) in days {
+            let drops = partitions.iter().map(|(table, name)| async move {
+                let client = self.admin_client().await?;
+                schema::drop_partition(&client, &self.schema, table, name).await
+            });
+            futures::future::try_join_all(drops).await?;
+            for (_, name) in partitions {
+                tracing::info!(partition = %name, "delivery log: dropped a day past retention");
+                dropped.push(name);
+            }
         }
         Ok(dropped)
     }
@@ -242,7 +261,7 @@ impl PgLog {
         Ok(())
     }
 
-    pub(crate) async fn get_message(
+    pub async fn get_message(
         &self,
         app_id: &str,
         msg_id: &str,
@@ -278,7 +297,8 @@ impl PgLog {
             }
             types => {
                 let narrow = format!("{select} AND event_type = ANY($4)");
-                self.page_rows(&narrow, app_id, Some(&types), request).await?
+                self.page_rows(&narrow, app_id, Some(&types), request)
+                    .await?
             }
         };
         let items = rows
@@ -543,7 +563,7 @@ impl PgLog {
 
     /// One page of the attempts of a message (`by` = `msg_id`) or an endpoint
     /// (`by` = `endpoint_id`).
-    pub(crate) async fn attempts_by(
+    pub async fn attempts_by(
         &self,
         by: AttemptsBy,
         app_id: &str,
@@ -609,7 +629,7 @@ impl PgLog {
 
 /// Which index an attempt listing reads.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum AttemptsBy {
+pub enum AttemptsBy {
     Message,
     Endpoint,
 }
@@ -782,7 +802,10 @@ fn paged<T>(mut items: Vec<T>, rows: &[tokio_postgres::Row], limit: usize) -> Pa
     let limit = limit.max(1);
     let more = items.len() > limit;
     items.truncate(limit);
-    let id = |at: usize| rows.get(at).and_then(|row| row.try_get::<_, String>(0).ok());
+    let id = |at: usize| {
+        rows.get(at)
+            .and_then(|row| row.try_get::<_, String>(0).ok())
+    };
     let last = items.len().checked_sub(1).and_then(id);
     Page {
         items,
