@@ -50,13 +50,21 @@ fn log_error(what: &str) -> impl Fn(String) -> ScenarioError + '_ {
     move |e| ScenarioError::Log(format!("{what}: {e}"))
 }
 
-/// `{"data":"xx…"}` of exactly `bytes` bytes.
+/// `{"data":"…"}` of exactly `bytes` bytes, the text random base62: the log compresses what
+/// it stores, and a payload of repeated characters would weigh almost nothing. Real
+/// payloads (JSON with repeated keys) compress better than this, so the sizes measured with
+/// it are an upper bound.
 pub fn payload(bytes: usize) -> String {
-    format!("{{\"data\":\"{}\"}}", "x".repeat(bytes.saturating_sub(11)))
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let text: String = (0..bytes.saturating_sub(11))
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{{\"data\":\"{text}\"}}")
 }
 
 fn body(bytes: usize) -> Value {
-    json!({"eventType": "bench.event", "payload": {"data": "x".repeat(bytes.saturating_sub(11))}})
+    let payload: Value = serde_json::from_str(&payload(bytes)).unwrap_or(Value::Null);
+    json!({"eventType": "bench.event", "payload": payload})
 }
 
 /// An app with an endpoint on each receiver path; answers its id and the endpoints' ids and
