@@ -468,6 +468,9 @@ async fn with_the_log_in_postgres_redis_keeps_under_200_bytes_per_delivered_mess
     println!("redis {per_message} B/msg, postgres {per_message_disk} B/msg, keys {kinds:?}");
 }
 
+/// Every answer of the outage test's sender: its sequence number, status and message id.
+type Answers = Arc<Mutex<Vec<(u64, StatusCode, Option<String>)>>>;
+
 #[tokio::test]
 async fn a_postgres_outage_mid_run_answers_503_and_loses_no_accepted_message() {
     let db = PrivatePostgres::start(&format!("hlpg{}", std::process::id()));
@@ -484,7 +487,7 @@ async fn a_postgres_outage_mid_run_answers_503_and_loses_no_accepted_message() {
         .await;
 
     // One sender for the whole run: every answer is kept.
-    let answers: Arc<Mutex<Vec<(u64, StatusCode, Option<String>)>>> = Arc::default();
+    let answers: Answers = Arc::default();
     let stop = tokio_util::sync::CancellationToken::new();
     let sender = {
         let (api, app, answers, stop) = (api.clone(), app.clone(), answers.clone(), stop.clone());
@@ -502,7 +505,7 @@ async fn a_postgres_outage_mid_run_answers_503_and_loses_no_accepted_message() {
             }
         })
     };
-    let accepted = |answers: &Arc<Mutex<Vec<(u64, StatusCode, Option<String>)>>>| {
+    let accepted = |answers: &Answers| {
         answers
             .lock()
             .expect("answers")

@@ -132,14 +132,14 @@ pub(crate) async fn version(client: &Client) -> Result<i32, PgError> {
     if !exists {
         return Ok(0);
     }
-    Ok(client
+    client
         .query_one(
             "SELECT coalesce(max(version), 0) FROM hookline_migrations",
             &[],
         )
         .await
         .and_then(|row| row.try_get(0))
-        .map_err(|e| PgError::Database(crate::described(&e)))?)
+        .map_err(|e| PgError::Database(crate::described(&e)))
 }
 
 /// The Unix ms at which `day` begins (UTC).
