@@ -700,9 +700,23 @@ fn restored<T: serde::de::DeserializeOwned>(
     decode(what, &value.to_string())
 }
 
-/// A message's record: without its id, app and payload (columns of their own).
+/// A message's record: without its id, app and payload (columns of their own). The record
+/// is made from a shell without the payload, so accepting a message never parses its
+/// payload into a JSON tree only to drop it.
 fn message_record(message: &Message) -> Result<Vec<u8>, StoreError> {
-    stripped(Kind::Message, message, &["id", "appId", "payload"])
+    let shell = Message {
+        id: String::new(),
+        app_id: String::new(),
+        event_type: message.event_type.clone(),
+        event_id: message.event_id.clone(),
+        channels: message.channels.clone(),
+        tags: message.tags.clone(),
+        payload: RawValue::from_string("null".to_owned())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        timestamp: message.timestamp,
+        deliver_at: message.deliver_at,
+    };
+    stripped(Kind::Message, &shell, &["id", "appId", "payload"])
 }
 
 /// A message from a row of (id, record, payload).
