@@ -7,6 +7,24 @@ use serde_json::Value;
 use crate::testkit::process::{amqp_url, postgres_url, redis_url};
 use crate::testkit::Backend;
 
+/// Runs `command` with `--out out` and answers what it printed, failing the test (with its
+/// output) unless it succeeded.
+async fn run_to_success(mut command: tokio::process::Command, out: &std::path::Path) -> String {
+    let output = command
+        .arg("--out")
+        .arg(out)
+        .output()
+        .await
+        .expect("hookline bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
 #[rstest::rstest]
 #[case::rabbitmq_redis(Backend::RabbitRedis)]
 #[case::embedded(Backend::Embedded)]
@@ -32,18 +50,7 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
         }
         Backend::RabbitRedis | Backend::Clusters => "rabbitmq+redis",
     };
-    let output = command
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .expect("hookline bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let stdout = run_to_success(command, &out).await;
     assert!(stdout.contains("raw ceiling: RabbitMQ"), "{stdout}");
     assert!(stdout.contains("of the RabbitMQ ceiling"), "{stdout}");
     assert!(stdout.contains("peak RSS after scenario 1"), "{stdout}");
@@ -180,30 +187,20 @@ async fn a_quick_bench_run_with_the_log_on_postgres_reports_the_log_scenarios() 
         "hookline-bench-smoke-postgres-{}",
         std::process::id()
     ));
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args([
-            "bench",
-            "--quick",
-            "--scenarios",
-            "1,5,7,8,9",
-            "--amqp-url",
-            &amqp_url(),
-            "--redis-url",
-            &redis_url(),
-            "--postgres",
-            &postgres_url(),
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .expect("hookline bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command.args([
+        "bench",
+        "--quick",
+        "--scenarios",
+        "1,5,7,8,9",
+        "--amqp-url",
+        &amqp_url(),
+        "--redis-url",
+        &redis_url(),
+        "--postgres",
+        &postgres_url(),
+    ]);
+    let stdout = run_to_success(command, &out).await;
     for line in [
         "delivery log in postgres",
         "log sizing (scenario 7, log in postgres)",

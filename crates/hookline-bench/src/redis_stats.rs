@@ -95,6 +95,23 @@ pub type Census = BTreeMap<String, KeyKind>;
 /// Keys read per `SCAN` and weighed per pipeline.
 const SCAN_COUNT: usize = 1_000;
 
+/// One `SCAN` page of the keys under `prefix` from `cursor`: the next cursor (0 at the end)
+/// and the keys.
+pub(crate) async fn scan_page(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    cursor: u64,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(format!("{prefix}*"))
+        .arg("COUNT")
+        .arg(SCAN_COUNT)
+        .query_async(conn)
+        .await
+}
+
 /// Weighs every key under `prefix` (`SCAN`, then `MEMORY USAGE … SAMPLES 0` and `PTTL` for
 /// each, pipelined a scan page at a time).
 pub async fn census(redis_url: &str, prefix: &str) -> redis::RedisResult<Census> {
@@ -103,14 +120,7 @@ pub async fn census(redis_url: &str, prefix: &str) -> redis::RedisResult<Census>
     let mut kinds = Census::new();
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut conn)
-            .await?;
+        let (next, keys) = scan_page(&mut conn, prefix, cursor).await?;
         if !keys.is_empty() {
             let mut pipe = redis::pipe();
             for key in &keys {

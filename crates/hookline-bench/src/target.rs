@@ -325,14 +325,7 @@ async fn delete_keys(redis_url: &str, prefix: &str) -> redis::RedisResult<()> {
     let mut conn = client.get_multiplexed_async_connection().await?;
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
+        let (next, keys) = crate::redis_stats::scan_page(&mut conn, prefix, cursor).await?;
         if !keys.is_empty() {
             redis::cmd("UNLINK")
                 .arg(&keys)
