@@ -116,6 +116,7 @@ fn task(n: u32) -> DeliveryTask {
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,
+        in_line: false,
     }
 }
 
@@ -654,6 +655,7 @@ fn endpoint(app_id: &str, n: usize, uid: Option<&str>) -> Endpoint {
         old_secrets: Vec::new(),
         headers: Default::default(),
         signature_scheme: SignatureScheme::Standard,
+        fifo: false,
         created_at: now,
         updated_at: now,
     }

@@ -505,6 +505,7 @@ pub async fn fill_schedule(
                 held_since_ms: None,
                 endpoint_version: None,
                 queued_at_ms: None,
+                in_line: false,
             };
             let bar = bar.clone();
             async move {

@@ -459,6 +459,7 @@ mod tests {
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms,
+            in_line: false,
         }
     }
 

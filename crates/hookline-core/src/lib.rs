@@ -12,6 +12,7 @@
 //! - [`secret`]: text that redacts itself in `Debug` (secrets, tokens, passwords).
 //! - [`retry`]: the retry schedule with jitter.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
+//! - [`fifo`]: the line of an ordered (FIFO) endpoint: whose turn it is, who waits.
 //! - [`breaker`]: holding a task whose endpoint's circuit is open, and when to give up.
 //! - [`plan`]: what an attempt's verdict means for the record and the next attempt.
 //! - [`scope`]: what an app portal token may do in its app (Svix's capabilities).
@@ -25,6 +26,7 @@ pub mod address;
 pub mod backlog;
 pub mod breaker;
 pub mod fair;
+pub mod fifo;
 pub mod headers;
 pub mod id;
 pub mod json;

@@ -70,6 +70,10 @@ pub struct Endpoint {
     /// How deliveries are signed.
     #[serde(default)]
     pub signature_scheme: SignatureScheme,
+    /// Messages are delivered in the order they were accepted, one at a time
+    /// ([`crate::fifo`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -598,6 +602,12 @@ pub struct DeliveryTask {
     /// long deliveries wait in the queue, which the backlog view and its alert report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_at_ms: Option<i64>,
+    /// Its message joined the endpoint's line (a FIFO endpoint): the task asks for its turn
+    /// before calling the endpoint ([`crate::fifo`]). Set when the task is made, never from
+    /// the endpoint's current setting, so turning ordering on or off mid-stream loses no
+    /// task.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_line: bool,
 }
 
 fn unix_ms_now() -> i64 {
@@ -627,6 +637,7 @@ impl DeliveryTask {
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: Some(unix_ms_now()),
+            in_line: false,
         }
     }
 
@@ -732,6 +743,7 @@ mod tests {
             old_secrets: Vec::new(),
             headers: BTreeMap::new(),
             signature_scheme: SignatureScheme::Standard,
+            fifo: false,
             created_at: now,
             updated_at: now,
         }
@@ -868,6 +880,7 @@ mod tests {
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: None,
+            in_line: false,
         };
         let held = task.held(1_000);
         assert_eq!((held.attempt, held.held_since_ms), (2, Some(1_000)));
@@ -895,6 +908,7 @@ mod tests {
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: None,
+            in_line: false,
         };
         let json = serde_json::to_string(&task).unwrap();
         assert_eq!(
@@ -933,6 +947,7 @@ mod tests {
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: None,
+            in_line: false,
         };
         let endpoint = Held::default().with(Subject::Endpoint("ep_1"));
         let both = endpoint.with(Subject::App);

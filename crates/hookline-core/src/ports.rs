@@ -471,6 +471,47 @@ pub trait Settlement: Send + Sync {
     ) -> Result<Vec<HealthAfter>, StoreError>;
 }
 
+/// The lines of ordered (FIFO) endpoints ([`crate::fifo`], whose [`crate::fifo::Line`] is
+/// the reference for every step here). Each step on one line is atomic, so a task asking
+/// for its turn and the message ahead of it leaving cannot miss each other.
+#[async_trait]
+pub trait Sequencer: Send + Sync {
+    /// Puts each message in its endpoint's line, in the order given, at
+    /// [`crate::fifo::place`]; one already in its line keeps its place. Durable before it
+    /// returns: a task is queued only after its message joined.
+    async fn join(&self, joining: &[crate::fifo::Joining], now: OffsetDateTime)
+        -> Result<(), StoreError>;
+    /// Whether `task` may call its endpoint now ([`crate::fifo::Line::turn`]). A task
+    /// answered `Wait` is kept with its line (the caller acks it) and handed back by
+    /// [`Sequencer::leave`] or [`Sequencer::stalled`] when its turn comes.
+    async fn turn(&self, task: &DeliveryTask) -> Result<crate::fifo::Turn, StoreError>;
+    /// Takes messages out of their lines (delivered, given up, removed) and answers the
+    /// tasks that now head their lines and were waiting: the caller queues them. Safe to
+    /// repeat.
+    async fn leave(
+        &self,
+        leaving: &[crate::fifo::Leaving],
+        now: OffsetDateTime,
+    ) -> Result<Vec<DeliveryTask>, StoreError>;
+    /// Waiting head tasks that were never handed out, or handed out at least `stale` ago
+    /// (whoever took them died before queueing them), at most `limit`: marked handed now,
+    /// for the caller to queue. Lines found empty for a while are forgotten.
+    async fn stalled(
+        &self,
+        now: OffsetDateTime,
+        stale: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<DeliveryTask>, StoreError>;
+    /// The line of one endpoint.
+    async fn line(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> Result<crate::fifo::LineState, StoreError>;
+    /// Forgets an endpoint's line and its waiting tasks (the endpoint was deleted).
+    async fn remove_line(&self, app_id: &str, endpoint_id: &str) -> Result<(), StoreError>;
+}
+
 /// A task claimed from the retry schedule, held under a lease until completed.
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {

@@ -203,6 +203,7 @@ mod tests {
             old_secrets: Vec::new(),
             headers: Default::default(),
             signature_scheme: Default::default(),
+            fifo: false,
             created_at: at,
             updated_at: at,
         }

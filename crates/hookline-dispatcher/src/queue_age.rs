@@ -56,6 +56,7 @@ mod tests {
         let task = |queued: Option<i64>| {
             DeliveryTask {
             queued_at_ms: queued,
+            in_line: false,
             ..serde_json::from_str(
                 r#"{"msgId":"m","appId":"a","endpointId":"e","attempt":1,"trigger":"scheduled","payload":null}"#,
             )

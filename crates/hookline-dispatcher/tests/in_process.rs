@@ -121,6 +121,7 @@ async fn endpoint(setup: &Setup, id: &str, url: &str) -> Endpoint {
         old_secrets: Vec::new(),
         headers: BTreeMap::new(),
         signature_scheme: Default::default(),
+        fifo: false,
         created_at: now,
         updated_at: now,
     };
@@ -147,6 +148,7 @@ fn task(app: &App, endpoint: &Endpoint, n: usize) -> DeliveryTask {
         held_since_ms: None,
         endpoint_version: Some(endpoint.version()),
         queued_at_ms: None,
+        in_line: false,
     }
 }
 

@@ -450,6 +450,7 @@ mod tests {
             held_since_ms: None,
             endpoint_version: None,
             queued_at_ms: None,
+            in_line: false,
         }
     }
 

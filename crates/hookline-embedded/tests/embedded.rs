@@ -31,6 +31,7 @@ fn task(n: u32) -> DeliveryTask {
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,
+        in_line: false,
     }
 }
 

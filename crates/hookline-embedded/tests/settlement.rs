@@ -40,6 +40,7 @@ fn task(msg: usize, endpoint: &str) -> DeliveryTask {
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,
+        in_line: false,
     }
 }
 

@@ -267,6 +267,7 @@ impl OperationalEvents {
                     old_secrets: Vec::new(),
                     headers: BTreeMap::new(),
                     signature_scheme: SignatureScheme::Standard,
+                    fifo: false,
                     created_at: now,
                     updated_at: now,
                 };

@@ -232,6 +232,7 @@ fn endpoint(app_id: &str, n: usize) -> Endpoint {
         old_secrets: Vec::new(),
         headers: Default::default(),
         signature_scheme: SignatureScheme::Standard,
+        fifo: false,
         created_at: now,
         updated_at: now,
     }

@@ -368,6 +368,7 @@ async fn create_endpoint(
         old_secrets: Vec::new(),
         headers,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
+        fifo: false,
         created_at: now,
         updated_at: now,
     };
@@ -421,6 +422,7 @@ pub async fn update(
             "rateLimit",
         )?,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
+        fifo: false,
         updated_at: now(),
         ..previous.clone()
     };

@@ -257,6 +257,7 @@ pub async fn create(
         old_secrets: Vec::new(),
         headers: checked_headers(input.headers.unwrap_or_default())?,
         signature_scheme: SignatureScheme::Standard,
+        fifo: false,
         created_at: now,
         updated_at: now,
     };
@@ -356,6 +357,7 @@ fn upsert_new(path: &str, body_uid: Option<&Uid>) -> Result<Endpoint, ApiError> 
         old_secrets: Vec::new(),
         headers: BTreeMap::new(),
         signature_scheme: SignatureScheme::Standard,
+        fifo: false,
         created_at: now,
         updated_at: now,
     })

@@ -89,6 +89,7 @@ pub fn task_with_payload(n: usize, payload: &str) -> DeliveryTask {
         held_since_ms: None,
         endpoint_version: None,
         queued_at_ms: None,
+        in_line: false,
     }
 }
 
