@@ -9,6 +9,7 @@ pub mod backlog;
 pub mod common;
 pub mod endpoint_activity;
 pub mod endpoint_example;
+pub mod endpoint_fifo;
 pub mod endpoint_headers;
 pub mod endpoint_messages;
 pub mod endpoint_secret;
