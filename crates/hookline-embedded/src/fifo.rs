@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use hookline_core::fifo::{self, Joining, Leaving, LineState, Turn, Waiting};
 use hookline_core::model::DeliveryTask;
 use hookline_core::ports::{Sequencer, StoreError};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
 use time::OffsetDateTime;
 
 use crate::db::{unavailable, Db, Durability, FIFO_HANDED, FIFO_LAST, FIFO_PLACES, FIFO_WAITING};
@@ -71,13 +71,13 @@ impl Sequencer for EmbeddedStore {
         Ok(())
     }
 
-    /// Deferred durability, here and in `leave` and `stalled`: the caller acks the task (or
-    /// queues the tasks handed out) only after this returns, with a write of its own that
-    /// reaches the writer after this one. redb commits in order, so a crash that loses this
-    /// write loses that ack (or that publish) too: the task is still in the queue and asks
-    /// again, or the message that left is delivered again and leaves again, or a handed-out
-    /// task is still unhanded on disk and `stalled` hands it out. Lost work is repeated,
-    /// never skipped.
+    /// Deferred durability, here and in `leave` and `stalled`: the caller acks its task (or
+    /// queues the tasks handed out) only after this returns, and that ack or publish is a
+    /// write to this same database, submitted after this one. redb commits in order, so a
+    /// crash that loses this write loses that ack or publish too: a task answered `Wait` is
+    /// still in the queue and asks again; a message whose leave was lost still heads its
+    /// line, its task comes back, goes, and leaves again; a task handed out is unhanded on
+    /// disk, and `stalled` hands it out. Lost work is repeated, never skipped.
     async fn turn(&self, task: &DeliveryTask) -> Result<Turn, StoreError> {
         let line = keys::line(&task.app_id, &task.endpoint_id);
         let (turn, written) = {
@@ -237,57 +237,35 @@ impl Lines {
     pub(crate) fn load(db: &Db) -> Result<Self, StoreError> {
         let kept = db.read_blocking(|txn| {
             let mut kept: HashMap<String, Kept> = HashMap::new();
-            for row in txn
-                .open_table(FIFO_PLACES)
-                .map_err(unavailable)?
-                .iter()
-                .map_err(unavailable)?
-            {
-                let (key, at) = row.map_err(unavailable)?;
-                let (line, msg) = split(key.value())?;
-                let at = at.value();
+            each_row(txn, FIFO_PLACES, |key, at| {
+                let (line, msg) = split(key)?;
                 let line = kept.entry(line.to_owned()).or_default();
                 line.places.insert(msg.to_owned(), at);
                 line.order.insert((at, msg.to_owned()));
-            }
-            for row in txn
-                .open_table(FIFO_LAST)
-                .map_err(unavailable)?
-                .iter()
-                .map_err(unavailable)?
-            {
-                let (line, last) = row.map_err(unavailable)?;
-                kept.entry(line.value().to_owned()).or_default().last = Some(last.value());
-            }
-            for row in txn
-                .open_table(FIFO_WAITING)
-                .map_err(unavailable)?
-                .iter()
-                .map_err(unavailable)?
-            {
-                let (key, body) = row.map_err(unavailable)?;
-                let (line, msg) = split(key.value())?;
-                let task = decode("waiting task", body.value())?;
+                Ok(())
+            })?;
+            each_row(txn, FIFO_LAST, |line, last| {
+                kept.entry(line.to_owned()).or_default().last = Some(last);
+                Ok(())
+            })?;
+            each_row(txn, FIFO_WAITING, |key, body| {
+                let (line, msg) = split(key)?;
                 let waiting = Waiting {
-                    task,
+                    task: decode("waiting task", body)?,
                     handed_ms: None,
                 };
                 let line = kept.entry(line.to_owned()).or_default();
                 line.waiting.insert(msg.to_owned(), waiting);
-            }
-            for row in txn
-                .open_table(FIFO_HANDED)
-                .map_err(unavailable)?
-                .iter()
-                .map_err(unavailable)?
-            {
-                let (key, at) = row.map_err(unavailable)?;
-                let (line, msg) = split(key.value())?;
+                Ok(())
+            })?;
+            each_row(txn, FIFO_HANDED, |key, at| {
+                let (line, msg) = split(key)?;
                 let waiting = kept.get_mut(line).and_then(|l| l.waiting.get_mut(msg));
                 if let Some(waiting) = waiting {
-                    waiting.handed_ms = Some(at.value());
+                    waiting.handed_ms = Some(at);
                 }
-            }
+                Ok(())
+            })?;
             Ok(kept)
         })?;
         Ok(Self {
@@ -314,6 +292,20 @@ impl Lines {
             }
         }
     }
+}
+
+/// Calls `each` with every row of `table`, in key order.
+fn each_row<V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    table: TableDefinition<'_, &'static str, V>,
+    mut each: impl FnMut(&str, V::SelfType<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let table = txn.open_table(table).map_err(unavailable)?;
+    for row in table.iter().map_err(unavailable)? {
+        let (key, value) = row.map_err(unavailable)?;
+        each(key.value(), value.value())?;
+    }
+    Ok(())
 }
 
 /// A line key and a message from a key of `fifo_places`, `fifo_waiting` or `fifo_handed`.
