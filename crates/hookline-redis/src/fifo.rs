@@ -260,10 +260,7 @@ impl Sequencer for RedisStore {
         // Registered before any message joins, so the sweep can always find a line with
         // messages in it.
         let mut register = redis::cmd("ZADD");
-        register
-            .arg(self.keys.fifo_lines())
-            .arg("GT")
-            .arg(millis(now));
+        register.arg(self.keys.fifo_lines()).arg("GT");
         for (app, endpoint) in lines.keys() {
             register.arg(millis(now)).arg(member(app, endpoint));
         }

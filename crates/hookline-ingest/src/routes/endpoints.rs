@@ -57,6 +57,9 @@ pub struct EndpointIn {
     pub version: Option<u32>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
+    /// Deliver messages one at a time in acceptance order (Hookline extension).
+    #[serde(default)]
+    pub fifo: bool,
 }
 
 /// `EndpointUpdate` (PUT): `EndpointIn` without the secret and the headers, which have
@@ -84,6 +87,9 @@ pub struct EndpointUpdate {
     pub version: Option<u32>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
+    /// Ordered delivery (Hookline extension); PUT replaces, so absent is false.
+    #[serde(default)]
+    pub fifo: bool,
 }
 
 /// How deliveries are signed: `{"type": "standard"}` (Standard Webhooks), `{"type": "svix"}`
@@ -167,6 +173,8 @@ pub struct EndpointPatch {
     pub secret: Option<SecretText>,
     pub version: Option<u32>,
     pub signature_scheme: Option<SignatureSchemeIo>,
+    /// Ordered delivery (Hookline extension).
+    pub fifo: Option<bool>,
 }
 
 /// `EndpointOut`, with both the current and the older filter and rate names.
@@ -190,6 +198,8 @@ pub struct EndpointOut {
     pub rate_limit: Option<u16>,
     pub throttle_rate: Option<u16>,
     pub signature_scheme: SignatureSchemeIo,
+    /// Messages are delivered one at a time in acceptance order (Hookline extension).
+    pub fifo: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -211,6 +221,7 @@ impl From<Endpoint> for EndpointOut {
             metadata: ep.metadata,
             rate_limit: ep.rate_limit,
             signature_scheme: ep.signature_scheme.into(),
+            fifo: ep.fifo,
             throttle_rate: ep.rate_limit,
             created_at: ep.created_at,
             updated_at: ep.updated_at,
@@ -368,7 +379,7 @@ async fn create_endpoint(
         old_secrets: Vec::new(),
         headers,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
-        fifo: false,
+        fifo: input.fifo,
         created_at: now,
         updated_at: now,
     };
@@ -422,7 +433,7 @@ pub async fn update(
             "rateLimit",
         )?,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
-        fifo: false,
+        fifo: input.fifo,
         updated_at: now(),
         ..previous.clone()
     };
@@ -488,6 +499,9 @@ fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiE
     }
     if let Some(metadata) = input.metadata {
         endpoint.metadata = metadata;
+    }
+    if let Some(fifo) = input.fifo {
+        endpoint.fifo = fifo;
     }
     if let Some(scheme) = input.signature_scheme {
         endpoint.signature_scheme = scheme.into_scheme()?;
