@@ -138,11 +138,42 @@ impl Process {
             .clone()
     }
 
+    /// Whether this process holds the TCP connection from local port `from` to port `to`
+    /// (Linux: the socket's inode in `/proc/net/tcp`, then the process's fds).
+    pub fn holds_connection(&self, from: u16, to: u16) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        let Some(inode) = socket_inode(from, to) else {
+            return false;
+        };
+        let wanted = format!("socket:[{inode}]");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to.to_string_lossy() == wanted))
+    }
+
     /// `kill -9`: no chance to ack, requeue or clean up anything.
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("SIGKILL");
         self.child.wait().await.expect("reap");
     }
+}
+
+/// The inode of the IPv4 TCP socket from local port `from` to remote port `to` (one
+/// ephemeral port may serve connections to several destinations).
+fn socket_inode(from: u16, to: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let (local, remote) = (format!(":{from:04X}"), format!(":{to:04X}"));
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let ours = fields.get(1).is_some_and(|addr| addr.ends_with(&local))
+            && fields.get(2).is_some_and(|addr| addr.ends_with(&remote));
+        ours.then(|| fields.get(9).map(|inode| (*inode).to_owned()))
+            .flatten()
+    })
 }
 
 /// The settings shared by every process of one test's deployment.

@@ -18,6 +18,8 @@ pub struct Delivery {
     pub at: Instant,
     /// The status the receiver answered (or will answer, for a held or slow reply).
     pub status: u16,
+    /// The sender's end of the connection.
+    pub peer: std::net::SocketAddr,
 }
 
 impl Delivery {
@@ -135,6 +137,8 @@ struct Inner {
     /// tens of thousands of deliveries does not rescan the list on every request.
     per_path: HashMap<String, usize>,
     per_message: HashMap<(String, String), usize>,
+    /// Requests whose body holds the text wait at the gate, whatever their reply.
+    holds: Vec<(String, Gate)>,
 }
 
 #[derive(Clone)]
@@ -168,6 +172,7 @@ impl Receiver {
             .expect("bind receiver");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         Self {
@@ -175,6 +180,14 @@ impl Receiver {
             inner,
             server: Arc::new(server),
         }
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .expect("a port in the base URL")
     }
 
     /// The URL of `path`, answering per `reply`.
@@ -218,6 +231,12 @@ impl Receiver {
         .await
     }
 
+    /// From now on, requests whose body contains `text` wait until `gate` opens, then
+    /// answer as their path says.
+    pub fn hold_when(&self, text: &str, gate: &Gate) {
+        self.lock().holds.push((text.to_owned(), gate.clone()));
+    }
+
     pub fn count(&self, path: &str) -> usize {
         self.lock().per_path.get(path).copied().unwrap_or(0)
     }
@@ -232,6 +251,7 @@ impl Receiver {
 async fn receive(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(path): Path<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, [(String, String); 1], String) {
@@ -244,6 +264,7 @@ async fn receive(
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
         status: 0,
+        peer,
     };
     let (code, delay, retry_after, gate) = {
         let mut inner = inner
@@ -262,9 +283,14 @@ async fn receive(
         let (code, delay, retry_after) = reply.map_or((200, None, None), |reply| {
             reply.status(earlier, earlier_same, &delivery.body)
         });
+        let held = inner
+            .holds
+            .iter()
+            .find(|(text, _)| delivery.body.contains(text.as_str()))
+            .map(|(_, gate)| gate.0.subscribe());
         let gate = match reply {
             Some(Reply::Held(gate)) => Some(gate.0.subscribe()),
-            _ => None,
+            _ => held,
         };
         delivery.status = code;
         inner.deliveries.push(delivery.clone());
