@@ -33,6 +33,7 @@ mod monitoring;
 mod observability;
 mod openapi;
 mod operations;
+mod ordering;
 mod outages;
 mod ports;
 mod postgres_log;

@@ -289,7 +289,7 @@ impl Exported {
     }
 }
 
-fn every_outcome() -> [Outcome; 8] {
+fn every_outcome() -> [Outcome; 9] {
     let all = [
         Outcome::Succeeded,
         Outcome::RetryScheduled,
@@ -299,6 +299,7 @@ fn every_outcome() -> [Outcome; 8] {
         Outcome::Skipped,
         Outcome::Deferred,
         Outcome::Held,
+        Outcome::Waiting,
     ];
     // A new outcome stops this compiling until it is listed above.
     for outcome in all {
@@ -310,7 +311,8 @@ fn every_outcome() -> [Outcome; 8] {
             | Outcome::Disabled
             | Outcome::Skipped
             | Outcome::Deferred
-            | Outcome::Held => {}
+            | Outcome::Held
+            | Outcome::Waiting => {}
         }
     }
     all

@@ -12,7 +12,7 @@ use hookline_core::model::{App, AppToken, DeliveryTask, Endpoint, SignatureSchem
 use hookline_core::names::{SessionId, Uid};
 use hookline_core::ports::{
     BackgroundTaskStore, BacklogLedger, EndpointHealth, IdempotencyClaim, MessageStore,
-    PageRequest, RateLimiter, Registry, RetrySchedule, TaskStart, TokenStore,
+    PageRequest, RateLimiter, Registry, RetrySchedule, Sequencer, TaskStart, TokenStore,
 };
 use hookline_core::rate::{Limit, Subject};
 use hookline_redis::{RedisConfig, RedisStore};
@@ -33,6 +33,7 @@ trait PortsUnderTest:
     + BackgroundTaskStore
     + TokenStore
     + BacklogLedger
+    + Sequencer
 {
 }
 impl<T> PortsUnderTest for T where
@@ -44,6 +45,7 @@ impl<T> PortsUnderTest for T where
         + BackgroundTaskStore
         + TokenStore
         + BacklogLedger
+        + Sequencer
 {
 }
 
@@ -1735,5 +1737,185 @@ async fn app_tokens_log_out_one_at_a_time_and_expire_by_session(#[case] backend:
         .expect("read")
         .expect("kept");
     assert_eq!(kept.expires_at, soon, "never lengthened");
+    fresh.cleanup().await;
+}
+
+/// An ordered endpoint's task for message `msg` on `endpoint`.
+fn in_line(endpoint: &str, msg: &str) -> DeliveryTask {
+    DeliveryTask {
+        msg_id: msg.into(),
+        endpoint_id: endpoint.into(),
+        in_line: true,
+        ..task(1)
+    }
+}
+
+fn joining(endpoint: &str, msg: &str) -> hookline_core::fifo::Joining {
+    hookline_core::fifo::Joining {
+        app_id: "app_1".into(),
+        endpoint_id: endpoint.into(),
+        msg_id: msg.into(),
+        due: None,
+    }
+}
+
+fn leaving(endpoint: &str, msg: &str) -> hookline_core::fifo::Leaving {
+    hookline_core::fifo::Leaving::of(&in_line(endpoint, msg))
+}
+
+/// The walk of `hookline_core::fifo::Line`'s own test, through the port: only the head
+/// goes, a leave hands the next waiting task out once, the stall sweep hands it again only
+/// once it is stale, and a task of a message that left is gone.
+#[apply(backends)]
+#[tokio::test]
+async fn an_ordered_line_lets_its_head_go_and_hands_the_next_task_out_once(
+    #[case] backend: Backend,
+) {
+    use hookline_core::fifo::Turn;
+
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let now = OffsetDateTime::now_utc();
+    let entries: Vec<_> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|m| joining("ep_a", m))
+        .collect();
+    store.join(&entries, now).await.expect("join");
+    store.join(&entries[..1], now).await.expect("join again");
+    assert_eq!(
+        store.turn(&in_line("ep_a", "m3")).await.expect("turn"),
+        Turn::Wait
+    );
+    assert_eq!(
+        store.turn(&in_line("ep_a", "m2")).await.expect("turn"),
+        Turn::Wait
+    );
+    assert_eq!(
+        store.turn(&in_line("ep_a", "m1")).await.expect("turn"),
+        Turn::Go
+    );
+    let line = store.line("app_1", "ep_a").await.expect("line");
+    assert_eq!((line.length, line.waiting), (3, 2));
+    assert_eq!(line.head.as_deref(), Some("m1"));
+
+    let handed = store
+        .leave(&[leaving("ep_a", "m1")], now)
+        .await
+        .expect("leave");
+    assert_eq!(
+        handed.iter().map(|t| t.msg_id.as_str()).collect::<Vec<_>>(),
+        ["m2"]
+    );
+    assert!(handed[0].in_line, "the waiting task comes back as it was");
+    let stale = Duration::from_secs(30);
+    let soon = store
+        .stalled(now + Duration::from_secs(1), stale, 10)
+        .await
+        .expect("sweep");
+    assert!(soon.is_empty(), "handed out a moment ago: {soon:?}");
+    let later = store
+        .stalled(now + Duration::from_secs(31), stale, 10)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        later.iter().map(|t| t.msg_id.as_str()).collect::<Vec<_>>(),
+        ["m2"]
+    );
+
+    assert_eq!(
+        store.turn(&in_line("ep_a", "m2")).await.expect("turn"),
+        Turn::Go
+    );
+    let handed = store
+        .leave(&[leaving("ep_a", "m2")], now)
+        .await
+        .expect("leave");
+    assert_eq!(
+        handed.iter().map(|t| t.msg_id.as_str()).collect::<Vec<_>>(),
+        ["m3"]
+    );
+    assert_eq!(
+        store.turn(&in_line("ep_a", "m1")).await.expect("turn"),
+        Turn::Gone
+    );
+    assert_eq!(
+        store.turn(&in_line("ep_a", "m3")).await.expect("turn"),
+        Turn::Go
+    );
+    assert!(store
+        .leave(&[leaving("ep_a", "m3")], now)
+        .await
+        .expect("leave")
+        .is_empty());
+    let line = store.line("app_1", "ep_a").await.expect("line");
+    assert_eq!((line.length, line.waiting, line.head), (0, 0, None));
+    fresh.cleanup().await;
+}
+
+/// A task asking for its turn while the message ahead of it leaves is never stranded: it
+/// either goes, or the leave hands it out, exactly one of the two.
+#[apply(backends)]
+#[tokio::test]
+async fn a_turn_racing_the_leave_ahead_of_it_is_never_stranded(#[case] backend: Backend) {
+    use hookline_core::fifo::Turn;
+
+    let fresh = Fresh::new(backend);
+    let store = Arc::clone(&fresh.store);
+    let now = OffsetDateTime::now_utc();
+    for round in 0..100 {
+        let endpoint = format!("ep_race{round}");
+        let entries = [joining(&endpoint, "a"), joining(&endpoint, "b")];
+        store.join(&entries, now).await.expect("join");
+        let (task, gone) = (in_line(&endpoint, "b"), [leaving(&endpoint, "a")]);
+        let (turn, handed) = tokio::join!(store.turn(&task), store.leave(&gone, now));
+        let went = turn.expect("turn") == Turn::Go;
+        let handed_out = !handed.expect("leave").is_empty();
+        assert!(
+            went != handed_out,
+            "round {round}: went {went}, handed out {handed_out}"
+        );
+    }
+    fresh.cleanup().await;
+}
+
+/// A message due later takes its place at its due time: what joins before that time goes
+/// first, what joins after it goes after.
+#[apply(backends)]
+#[tokio::test]
+async fn a_scheduled_message_joins_its_line_at_its_due_time(#[case] backend: Backend) {
+    let fresh = Fresh::new(backend);
+    let store = &fresh.store;
+    let now = OffsetDateTime::now_utc();
+    let scheduled = hookline_core::fifo::Joining {
+        due: Some(now + Duration::from_secs(60)),
+        ..joining("ep_due", "tomorrow")
+    };
+    store
+        .join(&[joining("ep_due", "early"), scheduled], now)
+        .await
+        .expect("join");
+    store
+        .join(&[joining("ep_due", "later")], now)
+        .await
+        .expect("join");
+    let head = |store: &Arc<dyn PortsUnderTest>| {
+        let store = Arc::clone(store);
+        async move { store.line("app_1", "ep_due").await.expect("line").head }
+    };
+    assert_eq!(head(store).await.as_deref(), Some("early"));
+    store
+        .leave(&[leaving("ep_due", "early")], now)
+        .await
+        .expect("leave");
+    assert_eq!(head(store).await.as_deref(), Some("later"));
+    store
+        .leave(&[leaving("ep_due", "later")], now)
+        .await
+        .expect("leave");
+    store
+        .join(&[joining("ep_due", "after")], now + Duration::from_secs(61))
+        .await
+        .expect("join");
+    assert_eq!(head(store).await.as_deref(), Some("tomorrow"));
     fresh.cleanup().await;
 }

@@ -273,7 +273,11 @@ mod tests {
         );
         assert_eq!(line.turn(&task("m2")), Turn::Go);
         assert_eq!(line.leave("m2", 2_000).map(|t| t.msg_id), Some("m3".into()));
-        assert_eq!(line.turn(&task("m1")), Turn::Gone, "a duplicate of the past");
+        assert_eq!(
+            line.turn(&task("m1")),
+            Turn::Gone,
+            "a duplicate of the past"
+        );
         assert_eq!(line.turn(&task("m3")), Turn::Go);
         assert!(line.leave("m3", 3_000).is_none());
         assert!(line.is_empty());
@@ -306,7 +310,11 @@ mod tests {
         line.join("later", 300, None);
         assert_eq!(line.head(), Some("early"));
         line.leave("early", 1);
-        assert_eq!(line.head(), Some("later"), "the scheduled one is not due yet");
+        assert_eq!(
+            line.head(),
+            Some("later"),
+            "the scheduled one is not due yet"
+        );
         line.leave("later", 2);
         assert_eq!(line.head(), Some("tomorrow"));
         line.join("after", 2_000_000, None);

@@ -649,10 +649,13 @@ impl DeliveryTask {
         }
     }
 
-    /// The task as sent to `endpoint`, whose version it carries.
+    /// The task as sent to `endpoint`: it carries the endpoint's version, and, when the
+    /// endpoint is ordered, asks for its turn (its message must join the line before the
+    /// task is queued).
     pub fn of_endpoint_version(self, endpoint: &Endpoint) -> Self {
         Self {
             endpoint_version: Some(endpoint.version()),
+            in_line: endpoint.fifo,
             ..self
         }
     }

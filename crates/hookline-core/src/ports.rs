@@ -479,8 +479,11 @@ pub trait Sequencer: Send + Sync {
     /// Puts each message in its endpoint's line, in the order given, at
     /// [`crate::fifo::place`]; one already in its line keeps its place. Durable before it
     /// returns: a task is queued only after its message joined.
-    async fn join(&self, joining: &[crate::fifo::Joining], now: OffsetDateTime)
-        -> Result<(), StoreError>;
+    async fn join(
+        &self,
+        joining: &[crate::fifo::Joining],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Whether `task` may call its endpoint now ([`crate::fifo::Line::turn`]). A task
     /// answered `Wait` is kept with its line (the caller acks it) and handed back by
     /// [`Sequencer::leave`] or [`Sequencer::stalled`] when its turn comes.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hookline_core::backlog::SharedTally;
+use hookline_core::fifo::{Leaving, Turn};
 use hookline_core::id::new_id;
 use hookline_core::model::{
     Attempt, DeliveryTask, DestinationStatus, Endpoint, MessageStatus, SignatureScheme, TriggerType,
@@ -11,8 +12,8 @@ use hookline_core::model::{
 use hookline_core::outcome::{classify, AttemptResult};
 use hookline_core::plan::plan_after_attempt;
 use hookline_core::ports::{
-    AttemptLog, EndpointHealth, Gate, MessageStore, RateLimiter, Registry, RetrySchedule,
-    SettledAttempt, Settlement, StoreError,
+    AttemptLog, EndpointHealth, Gate, MessageStore, QueueError, RateLimiter, Registry,
+    RetrySchedule, Sequencer, SettledAttempt, Settlement, StoreError, TaskPublisher,
 };
 use hookline_core::rate::Limits;
 use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
@@ -26,6 +27,7 @@ use crate::cache::{AppThrottles, EndpointCache, KnownCircuits};
 use crate::config::DispatcherConfig;
 use crate::in_flight::InFlight;
 use crate::sender::{Exchange, Sender, SenderError};
+use crate::turns::ends_turn;
 
 /// How long an attempt waits for one of its endpoint's request slots before giving its worker
 /// back: long enough for a fast endpoint's slots to turn over, short against a slow one.
@@ -55,6 +57,9 @@ pub enum Outcome {
     /// The endpoint's circuit is open: the attempt waits in the schedule, not spent, until
     /// the circuit may be tried again.
     Held,
+    /// An ordered endpoint's task whose turn has not come: it waits with its endpoint's
+    /// line in the store, which hands it back when the message ahead of it is done.
+    Waiting,
 }
 
 impl Outcome {
@@ -69,6 +74,7 @@ impl Outcome {
             Self::Skipped => "skipped",
             Self::Deferred => "deferred",
             Self::Held => "held",
+            Self::Waiting => "waiting",
         }
     }
 }
@@ -78,6 +84,9 @@ impl Outcome {
 pub enum DeliveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A task whose turn came could not be queued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// The stores a dispatcher reads and writes.
@@ -90,6 +99,10 @@ pub struct Stores {
     pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn EndpointHealth>,
     pub settlement: Arc<dyn Settlement>,
+    /// The lines of ordered endpoints: whose turn it is.
+    pub sequencer: Arc<dyn Sequencer>,
+    /// Queues the tasks of ordered endpoints whose turn came.
+    pub publisher: Arc<dyn TaskPublisher>,
     /// This process's backlog tally: tasks taken and concluded (flushed to the store by the
     /// process, never written on a delivery's path).
     pub backlog: SharedTally,
@@ -197,7 +210,12 @@ impl Dispatcher {
     pub async fn deliver(&self, task: &DeliveryTask) -> Result<Delivered, DeliveryError> {
         let admitted = match self.admit(task).await? {
             Admission::Send(admitted) => admitted,
-            Admission::Done(outcome) => return Ok(Delivered::Done(outcome)),
+            Admission::Done(outcome) => {
+                if task.in_line && ends_turn(outcome) {
+                    self.pass_turns(&[Leaving::of(task)]).await?;
+                }
+                return Ok(Delivered::Done(outcome));
+            }
         };
         let Some(sent) = self.exchange(task, &admitted).await? else {
             return Ok(Delivered::Done(Outcome::Deferred));
@@ -251,6 +269,14 @@ impl Dispatcher {
                 .is_some_and(|p| p.status == MessageStatus::Success)
         {
             return Ok(Admission::Done(Outcome::Skipped));
+        }
+        if task.in_line {
+            match self.stores.sequencer.turn(task).await? {
+                Turn::Go => {}
+                Turn::Wait => return Ok(Admission::Done(Outcome::Waiting)),
+                // Delivered or given up already: a duplicate must not repeat it now.
+                Turn::Gone => return Ok(Admission::Done(Outcome::Skipped)),
+            }
         }
         let Some(body) = self.payload(task).await? else {
             tracing::debug!(msg_id = %task.msg_id, "message gone; dropping task");

@@ -20,6 +20,7 @@ mod in_flight;
 mod queue_age;
 pub mod sender;
 mod settle;
+mod turns;
 pub mod worker;
 
 pub use config::DispatcherConfig;

@@ -98,7 +98,7 @@ fn concludes(outcome: Outcome) -> bool {
         | Outcome::ManualFailed
         | Outcome::Disabled
         | Outcome::Skipped => true,
-        Outcome::RetryScheduled | Outcome::Deferred | Outcome::Held => false,
+        Outcome::RetryScheduled | Outcome::Deferred | Outcome::Held | Outcome::Waiting => false,
     }
 }
 

@@ -187,6 +187,28 @@ impl Dispatcher {
         }
     }
 
+    /// Passes the turn on for the batch's messages that left their ordered endpoints'
+    /// lines, trying again while the store or the queue fails; `false` on shutdown first
+    /// (the batch is requeued, and its redelivery leaves again).
+    async fn pass_batch_turns(&self, attempts: &[Attempted], shutdown: &CancellationToken) -> bool {
+        let leaving = crate::turns::leaving(attempts);
+        let mut backoff = STORE_FAILURE_BACKOFF;
+        loop {
+            match self.pass_turns(&leaving).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    self.metrics.store_retries.inc();
+                    tracing::warn!(leaving = leaving.len(), %error, ?backoff, "turns not passed on; trying again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_STORE_FAILURE_BACKOFF);
+                }
+            }
+        }
+    }
+
     /// Settles one batch, trying again while the store fails (the tasks stay unacked), and
     /// acks its tasks once it is written; on shutdown an unwritten batch goes back.
     async fn settle_and_ack(&self, batch: Vec<Unsettled>, shutdown: &CancellationToken) {
@@ -209,6 +231,13 @@ impl Dispatcher {
                     backoff = (backoff * 2).min(MAX_STORE_FAILURE_BACKOFF);
                 }
             }
+        };
+        let outcomes = match outcomes {
+            Some(outcomes) => self
+                .pass_batch_turns(&attempts, shutdown)
+                .await
+                .then_some(outcomes),
+            None => None,
         };
         if let (Some(pause), Some(_)) = (self.config().pause_before_ack, &outcomes) {
             tokio::time::sleep(pause).await;

@@ -81,6 +81,8 @@ async fn setup(config: DispatcherConfig) -> Setup {
         limiter: Arc::new(store.clone()),
         health: Arc::new(store.clone()),
         settlement: Arc::new(store.clone()),
+        sequencer: Arc::new(store.clone()),
+        publisher: Arc::new(queue.clone()),
         backlog: backlog.clone(),
     };
     let publisher: Arc<dyn TaskPublisher> = Arc::new(queue);

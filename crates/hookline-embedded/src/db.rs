@@ -39,6 +39,14 @@ pub(crate) const SCHEDULED: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub(crate) const DUE: TableDefinition<(i64, &str), ()> = TableDefinition::new("schedule_due");
 /// Claimed schedule entries, by (lease end unix ms, key).
 pub(crate) const LEASES: TableDefinition<(i64, &str), ()> = TableDefinition::new("schedule_leases");
+/// The lines of ordered endpoints (see `fifo.rs`): a line's last unscheduled place, by line.
+pub(crate) const FIFO_LAST: TableDefinition<&str, i64> = TableDefinition::new("fifo_last");
+/// Each message's place in its line (unix µs), by line and message.
+pub(crate) const FIFO_PLACES: TableDefinition<&str, i64> = TableDefinition::new("fifo_places");
+/// Tasks waiting for their turn (task JSON), by line and message.
+pub(crate) const FIFO_WAITING: TableDefinition<&str, &[u8]> = TableDefinition::new("fifo_waiting");
+/// When a waiting task was handed out (unix ms), by line and message.
+pub(crate) const FIFO_HANDED: TableDefinition<&str, i64> = TableDefinition::new("fifo_handed");
 
 /// Whether an operation must be on disk before its caller hears back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +163,10 @@ impl Db {
         txn.open_table(SCHEDULED).map_err(unavailable)?;
         txn.open_table(DUE).map_err(unavailable)?;
         txn.open_table(LEASES).map_err(unavailable)?;
+        txn.open_table(FIFO_LAST).map_err(unavailable)?;
+        txn.open_table(FIFO_PLACES).map_err(unavailable)?;
+        txn.open_table(FIFO_WAITING).map_err(unavailable)?;
+        txn.open_table(FIFO_HANDED).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let (jobs, queue) = mpsc::channel();
         // The thread owns the only other reference to the database, and ends (dropping it)
@@ -197,22 +209,44 @@ impl Db {
         R: Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(durability, operation).await
+    }
+
+    /// [`Db::write`], queued for the writer before this returns: operations submitted one
+    /// after the other are applied and committed in that order, so a caller that submits
+    /// under a lock of its own writes in the order its in-memory changes were made. The
+    /// answer comes once the commit is done.
+    pub(crate) fn submit<R, F>(
+        &self,
+        durability: Durability,
+        operation: F,
+    ) -> impl std::future::Future<Output = Result<R, StoreError>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
         let (done, answer) = tokio::sync::oneshot::channel();
         let operation = Box::new(Request {
             operation,
             result: None,
             done,
         });
-        self.writer
+        let sent = self
+            .writer
             .jobs
             .as_ref()
-            .ok_or_else(writer_gone)?
-            .send(Job {
-                operation,
-                durability,
-            })
-            .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
+            .ok_or_else(writer_gone)
+            .and_then(|jobs| {
+                jobs.send(Job {
+                    operation,
+                    durability,
+                })
+                .map_err(|_| writer_gone())
+            });
+        async move {
+            sent?;
+            answer.await.map_err(|_| writer_gone())?
+        }
     }
 
     /// Runs `read` on a consistent snapshot, off the async workers.

@@ -1,6 +1,6 @@
-//! Every key name of the `records` table, and nothing else knows them. Parts are joined
-//! with `\0`, which no id, uid, name or header value can contain, so one app's keys never
-//! prefix another's.
+//! Every key name of the `records` table and of the ordered endpoints' `fifo_*` tables,
+//! and nothing else knows them. Parts are joined with `\0`, which no id, uid, name or
+//! header value can contain, so one app's keys never prefix another's.
 
 pub(crate) fn app(id: &str) -> String {
     format!("app\0{id}")
@@ -91,4 +91,18 @@ pub(crate) fn health(app: &str, endpoint: &str) -> String {
 }
 pub(crate) fn all_health() -> &'static str {
     "health\0"
+}
+
+/// An ordered endpoint's line, in the `fifo_*` tables (not `records`): the key of its
+/// `last`, and the prefix of its messages' keys with `\0`.
+pub(crate) fn line(app: &str, endpoint: &str) -> String {
+    format!("{app}\0{endpoint}")
+}
+/// A message in a line, in the `fifo_*` tables.
+pub(crate) fn in_line(line: &str, msg: &str) -> String {
+    format!("{line}\0{msg}")
+}
+/// The prefix of every key of an app's lines, in the `fifo_*` tables.
+pub(crate) fn lines_of_app(app: &str) -> String {
+    format!("{app}\0")
 }

@@ -19,6 +19,7 @@ mod attempts;
 mod background_tasks;
 mod backlog;
 mod db;
+mod fifo;
 mod health;
 mod keys;
 mod messages;
@@ -55,6 +56,8 @@ pub struct EmbeddedStore {
     main_key: Option<MainKey>,
     local: Arc<health::Local>,
     endpoints: Arc<registry::EndpointCache>,
+    /// The lines of ordered endpoints, in memory and written through (see `fifo.rs`).
+    lines: Arc<fifo::Lines>,
     /// The queue in the same database, so a message and its tasks can be one write.
     queue: EmbeddedQueue,
     /// The backlog view's totals, in memory (see `backlog.rs`).
@@ -78,11 +81,13 @@ pub fn open(config: &EmbeddedConfig) -> Result<(EmbeddedStore, EmbeddedQueue), S
     let db = Db::open(&database_path(&config.data_dir))?;
     let queue = EmbeddedQueue::open(db.clone())?;
     let local = Arc::new(health::Local::load(&db)?);
+    let lines = Arc::new(fifo::Lines::load(&db)?);
     let store = EmbeddedStore {
         db,
         main_key: config.main_key.clone(),
         local,
         endpoints: Arc::default(),
+        lines,
         queue: queue.clone(),
         backlog: Arc::default(),
     };

@@ -325,7 +325,8 @@ pub(crate) fn index_key(index: &str, id: &str) -> String {
 }
 
 /// The first key after every key that starts with `prefix`.
-fn prefix_end(prefix: &str) -> String {
+/// The end of the key range of every key starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 

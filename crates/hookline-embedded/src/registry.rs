@@ -15,6 +15,7 @@ use hookline_core::ports::{Page, PageRequest, Registry, StoreError};
 use hookline_core::sealing;
 
 use crate::db::{unavailable, Durability, RECORDS};
+use crate::fifo::LinesOf;
 use crate::keys;
 use crate::records::{self, Writer};
 use crate::EmbeddedStore;
@@ -92,9 +93,11 @@ impl Registry for EmbeddedStore {
 
     async fn delete_app(&self, app: &App) -> Result<(), StoreError> {
         let app = app.clone();
+        // The app's lines go in the same write: tasks of its messages find them gone.
+        let app_id = app.id.clone();
+        let lines = LinesOf::App(&app_id);
         let deleted = self
-            .db
-            .write(Durability::Immediate, move |txn| {
+            .forget_lines(lines, move |txn| {
                 let mut w = Writer::open(txn)?;
                 w.delete(&keys::app(&app.id))?;
                 w.unindex(keys::apps(), &app.id)?;
@@ -185,9 +188,14 @@ impl Registry for EmbeddedStore {
 
     async fn delete_endpoint(&self, endpoint: &Endpoint) -> Result<(), StoreError> {
         let endpoint = endpoint.clone();
+        // Its line goes in the same write: tasks of its messages find it gone.
+        let (app_id, endpoint_id) = (endpoint.app_id.clone(), endpoint.id.clone());
+        let line = LinesOf::Endpoint {
+            app_id: &app_id,
+            endpoint_id: &endpoint_id,
+        };
         let deleted = self
-            .db
-            .write(Durability::Immediate, move |txn| {
+            .forget_lines(line, move |txn| {
                 let mut w = Writer::open(txn)?;
                 w.delete(&keys::endpoint(&endpoint.app_id, &endpoint.id))?;
                 if let Some(uid) = &endpoint.uid {

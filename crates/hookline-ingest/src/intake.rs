@@ -260,11 +260,13 @@ async fn store_and_enqueue(
         response: render(message)?,
         ttl_secs: state.config().idempotency_ttl.as_secs(),
     };
-    // Tasks due later go to the schedule, which is not part of this one write.
+    // Tasks due later go to the schedule, and a message joins an ordered endpoint's line
+    // before its task is queued: neither is part of this one write.
     let due_now = new
         .deliver_at
         .is_none_or(|at| at <= time::OffsetDateTime::now_utc());
-    if due_now {
+    let ordered = item.tasks.iter().any(|task| task.in_line);
+    if due_now && !ordered {
         let written = state.messages().accept_and_enqueue(&item).await;
         if written.map_err(ApiError::from)?.is_some() {
             state.backlog().accepted(&item.tasks);
@@ -304,7 +306,10 @@ async fn store_then_enqueue(
         .map_err(ApiError::from)?;
     if let Err(error) = enqueue(state, &item.tasks, deliver_at).await {
         let removed = match state.messages().remove_message(&app_id, &msg_id).await {
-            Ok(()) => true,
+            Ok(()) => {
+                crate::lines::leave(state, &item.tasks).await;
+                true
+            }
             Err(cleanup) => {
                 tracing::error!(%msg_id, error = %cleanup, "could not remove unaccepted message");
                 false
@@ -325,6 +330,9 @@ pub(crate) async fn enqueue(
     if tasks.is_empty() {
         return Ok(());
     }
+    crate::lines::join(state, tasks, deliver_at)
+        .await
+        .map_err(ApiError::from)?;
     match deliver_at {
         Some(at) if at > time::OffsetDateTime::now_utc() => state
             .schedule()

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod group_commit;
 pub mod idempotent;
 pub mod intake;
+mod lines;
 pub mod openapi;
 pub mod outbox;
 pub mod routes;
@@ -38,7 +39,7 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, background_tasks, backlog, destinations, endpoint_activity, endpoint_example,
-    endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats, endpoints,
+    endpoint_fifo, endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats, endpoints,
     event_type_import, event_types, expunge, health, manual, message_destinations,
     message_precheck, messages, operational, operational_extras, replay, statistics,
 };
@@ -78,6 +79,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(manual::resend))
         .routes(routes!(endpoint_example::send_example))
         .routes(routes!(endpoint_stats::stats))
+        .routes(routes!(endpoint_fifo::line))
         .routes(routes!(endpoint_stats::attempt_stats))
         .routes(routes!(endpoint_activity::activity))
         .routes(routes!(endpoint_messages::list))

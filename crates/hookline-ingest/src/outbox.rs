@@ -75,6 +75,13 @@ pub(crate) async fn enqueue_stored(
     message: &Message,
     deliver_at: Option<time::OffsetDateTime>,
 ) -> Result<(), ApiError> {
-    let tasks = crate::intake::pending_tasks(state, message).await?;
+    let mut tasks = crate::intake::pending_tasks(state, message).await?;
+    // Ordered endpoints' tasks must join their lines: they are made from the endpoints.
+    let endpoints = state.registry().endpoints_of_app(&message.app_id).await?;
+    for task in &mut tasks {
+        if let Some(endpoint) = endpoints.iter().find(|ep| ep.id == task.endpoint_id) {
+            *task = task.clone().of_endpoint_version(endpoint);
+        }
+    }
     crate::intake::enqueue(state, &tasks, deliver_at).await
 }

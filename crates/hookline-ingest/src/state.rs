@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use hookline_core::backlog::SharedTally;
 use hookline_core::ports::{
     AttemptLog, BackgroundTaskStore, BacklogLedger, MessageStore, Registry, RetrySchedule,
-    TaskPublisher, TokenStore,
+    Sequencer, TaskPublisher, TokenStore,
 };
 
 use hookline_events::OperationalEvents;
@@ -88,6 +88,8 @@ pub struct Services {
     pub jobs: Arc<dyn BackgroundTaskStore>,
     /// For messages created with `deliverAt`.
     pub schedule: Arc<dyn RetrySchedule>,
+    /// Ordered endpoints' lines, which a message joins before its task is queued.
+    pub sequencer: Arc<dyn Sequencer>,
     /// This process's backlog tally: tasks accepted (the process flushes it to `ledger`).
     pub backlog: SharedTally,
     /// The backlog view's totals, read by `GET /api/v1/stats/backlog`.
@@ -144,6 +146,9 @@ impl ApiState {
     }
     pub fn schedule(&self) -> &dyn RetrySchedule {
         self.0.schedule.as_ref()
+    }
+    pub fn sequencer(&self) -> &dyn Sequencer {
+        self.0.sequencer.as_ref()
     }
     pub fn backlog(&self) -> &SharedTally {
         &self.0.backlog

@@ -15,7 +15,7 @@ use hookline_core::model::{App, Endpoint, Message, SignatureScheme};
 use hookline_core::names::EventTypeName;
 use hookline_core::ports::{
     AttemptLog, BackgroundTaskStore, BacklogLedger, MessageStore, Registry, RetrySchedule,
-    TaskPublisher, TokenStore,
+    Sequencer, TaskPublisher, TokenStore,
 };
 use hookline_embedded::{EmbeddedConfig, EmbeddedQueue};
 use hookline_events::OperationalEvents;
@@ -111,6 +111,7 @@ impl Stack {
             + TokenStore
             + BackgroundTaskStore
             + BacklogLedger
+            + Sequencer
             + Clone
             + 'static,
     {
@@ -130,6 +131,7 @@ impl Stack {
             tokens: Arc::new(store.clone()),
             jobs: Arc::new(store.clone()),
             schedule: Arc::new(store.clone()),
+            sequencer: Arc::new(store.clone()),
             backlog: SharedTally::default(),
             ledger: Arc::new(store.clone()),
             events,

@@ -122,6 +122,28 @@ impl Keys {
     pub fn outbox_deliver_at(&self, app: &str) -> String {
         format!("{}{{{app}}}:outbox_at", self.prefix)
     }
+    /// Sorted set message id → place (unix µs): an ordered endpoint's line.
+    pub fn fifo_line(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:fifo:{endpoint}", self.prefix)
+    }
+    /// The place (unix µs) of the line's last message that joined without a later due time.
+    pub fn fifo_last(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:fifo_last:{endpoint}", self.prefix)
+    }
+    /// Hash message id → task JSON: the line's tasks waiting for their turn.
+    pub fn fifo_waiting(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:fifo_wait:{endpoint}", self.prefix)
+    }
+    /// Hash message id → when its waiting task was handed out to be queued (unix ms).
+    pub fn fifo_handed(&self, app: &str, endpoint: &str) -> String {
+        format!("{}{{{app}}}:fifo_handed:{endpoint}", self.prefix)
+    }
+    /// Sorted set `<app id> <endpoint id>` → when a message last joined that line (unix ms):
+    /// the lines the stall sweep visits. Global, with a hash tag of its own: only
+    /// single-key commands and one-key scripts touch it.
+    pub fn fifo_lines(&self) -> String {
+        format!("{}{{fifo_lines}}", self.prefix)
+    }
     /// A message's JSON (expires with its retention).
     pub fn message(&self, app: &str, msg: &str) -> String {
         format!("{}{{{app}}}:msg:{msg}", self.prefix)

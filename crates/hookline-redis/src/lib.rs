@@ -20,6 +20,7 @@ mod attempts;
 mod background_tasks;
 mod backlog;
 mod connection;
+mod fifo;
 mod health;
 pub mod keys;
 mod messages;

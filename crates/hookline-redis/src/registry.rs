@@ -247,6 +247,7 @@ impl Registry for RedisStore {
             pipe.hdel(self.keys.endpoint_uids(&endpoint.app_id), uid.as_str())
                 .ignore();
         }
+        self.forget_line(&mut pipe, &endpoint.app_id, &endpoint.id);
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 

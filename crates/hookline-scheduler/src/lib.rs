@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::ports::{QueueError, RetrySchedule, StoreError, TaskPublisher};
+use hookline_core::ports::{QueueError, RetrySchedule, Sequencer, StoreError, TaskPublisher};
 use hookline_metrics::Metrics;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,12 @@ pub struct SchedulerConfig {
     pub max_idle_wait: Duration,
     /// Fault injection for crash tests: wait this long between claim and publish.
     pub pause_after_claim: Option<Duration>,
+    /// How often the lines of ordered endpoints are checked for a waiting head task that
+    /// nobody queued ([`Sequencer::stalled`]).
+    pub stall_sweep_every: Duration,
+    /// How long after a waiting task was handed out it may be handed out again: whoever
+    /// took it died before queueing it.
+    pub stale_after: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -33,6 +39,8 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(30),
             max_idle_wait: Duration::from_millis(100),
             pause_after_claim: None,
+            stall_sweep_every: Duration::from_secs(1),
+            stale_after: Duration::from_secs(30),
         }
     }
 }
@@ -50,6 +58,7 @@ pub struct Scheduler {
     config: SchedulerConfig,
     schedule: Arc<dyn RetrySchedule>,
     publisher: Arc<dyn TaskPublisher>,
+    sequencer: Arc<dyn Sequencer>,
     metrics: Arc<Metrics>,
 }
 
@@ -58,12 +67,14 @@ impl Scheduler {
         config: SchedulerConfig,
         schedule: Arc<dyn RetrySchedule>,
         publisher: Arc<dyn TaskPublisher>,
+        sequencer: Arc<dyn Sequencer>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             config,
             schedule,
             publisher,
+            sequencer,
             metrics,
         }
     }
@@ -112,9 +123,49 @@ impl Scheduler {
         Ok(claims.len())
     }
 
+    /// Queues the waiting head tasks of ordered endpoints' lines that nobody queued: a
+    /// dispatcher died between passing a turn on and queueing the task, or a message left
+    /// its line without its dispatcher (removed when its request failed). Answers how many.
+    pub async fn sweep_stalled(&self, now: OffsetDateTime) -> Result<usize, StepError> {
+        let stalled = self
+            .sequencer
+            .stalled(now, self.config.stale_after, self.config.batch_size)
+            .await?;
+        if stalled.is_empty() {
+            return Ok(0);
+        }
+        let tasks: Vec<_> = stalled.into_iter().map(|t| t.queued_now()).collect();
+        // A failed publish leaves them handed: the next sweep after `stale_after` tries again.
+        self.publisher.publish(&tasks).await?;
+        tracing::info!(
+            queued = tasks.len(),
+            "stalled ordered deliveries queued again"
+        );
+        Ok(tasks.len())
+    }
+
+    async fn run_stall_sweep(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.sweep_stalled(OffsetDateTime::now_utc()).await {
+                tracing::warn!(%error, "stall sweep of ordered endpoints failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.stall_sweep_every) => {}
+            }
+        }
+    }
+
     /// Steps until `shutdown` fires, sleeping until the next due time (at most
-    /// `max_idle_wait`) whenever a step leaves nothing due.
+    /// `max_idle_wait`) whenever a step leaves nothing due; sweeps ordered endpoints' lines
+    /// beside it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let sweep = tokio::spawn(Arc::clone(&self).run_stall_sweep(shutdown.clone()));
+        self.run_steps(&shutdown).await;
+        let _ = sweep.await;
+    }
+
+    async fn run_steps(&self, shutdown: &CancellationToken) {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             let wait = match self.step(OffsetDateTime::now_utc()).await {

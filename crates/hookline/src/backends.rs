@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use hookline_core::backlog::SharedTally;
 use hookline_core::ports::{
     AttemptLog, BackgroundTaskStore, BacklogLedger, EndpointHealth, MessageStore, RateLimiter,
-    Registry, RetrySchedule, Settlement, TaskPublisher, TaskSource, TokenStore,
+    Registry, RetrySchedule, Sequencer, Settlement, TaskPublisher, TaskSource, TokenStore,
 };
 use hookline_embedded::{EmbeddedQueue, EmbeddedStore};
 use hookline_events::OperationalEvents;
@@ -36,6 +36,9 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenStore>,
     pub jobs: Arc<dyn BackgroundTaskStore>,
     pub ledger: Arc<dyn BacklogLedger>,
+    /// Ordered endpoints' lines; on the hot store (Redis or embedded), also with the log
+    /// on PostgreSQL: a line is short-lived state.
+    pub sequencer: Arc<dyn Sequencer>,
     pub publisher: Arc<dyn TaskPublisher>,
 }
 
@@ -52,6 +55,7 @@ impl Ports {
             + TokenStore
             + BackgroundTaskStore
             + BacklogLedger
+            + Sequencer
             + Clone
             + 'static,
     {
@@ -66,6 +70,7 @@ impl Ports {
             tokens: Arc::new(store.clone()),
             jobs: Arc::new(store.clone()),
             ledger: Arc::new(store.clone()),
+            sequencer: Arc::new(store.clone()),
             publisher,
         }
     }

@@ -43,6 +43,7 @@ pub async fn ingest(
         tokens: ports.tokens,
         jobs: ports.jobs,
         schedule: ports.schedule,
+        sequencer: ports.sequencer,
         backlog: backends.backlog.clone(),
         ledger: ports.ledger,
         events: backends.events.clone(),
@@ -121,11 +122,14 @@ pub async fn scheduler(
         lease: Duration::from_millis(s.lease_ms),
         max_idle_wait: Duration::from_millis(s.poll_ms),
         pause_after_claim: s.pause_after_claim_ms.map(Duration::from_millis),
+        stall_sweep_every: Duration::from_millis(s.fifo_sweep_ms.max(1)),
+        stale_after: Duration::from_millis(s.fifo_stale_ms),
     };
     let scheduler = Arc::new(Scheduler::new(
         config,
         Arc::clone(&backends.ports.schedule),
         Arc::clone(&backends.ports.publisher),
+        Arc::clone(&backends.ports.sequencer),
         Arc::clone(&backends.metrics),
     ));
     println!("hookline: scheduler running");
@@ -145,6 +149,8 @@ fn stores(backends: &Backends) -> Stores {
         limiter: Arc::clone(&ports.limiter),
         health: Arc::clone(&ports.health),
         settlement: Arc::clone(&ports.settlement),
+        sequencer: Arc::clone(&ports.sequencer),
+        publisher: Arc::clone(&ports.publisher),
         backlog: backends.backlog.clone(),
     }
 }

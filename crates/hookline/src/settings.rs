@@ -353,6 +353,11 @@ pub struct SchedulerSettings {
     pub poll_ms: u64,
     /// Fault injection for crash tests: pause between claiming and publishing.
     pub pause_after_claim_ms: Option<u64>,
+    /// How often ordered endpoints' lines are checked for a waiting task nobody queued.
+    pub fifo_sweep_ms: u64,
+    /// How long a waiting task handed out to be queued stays handed before the sweep hands
+    /// it out again (its dispatcher died in between).
+    pub fifo_stale_ms: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -362,6 +367,8 @@ impl Default for SchedulerSettings {
             lease_ms: 30_000,
             poll_ms: 100,
             pause_after_claim_ms: None,
+            fifo_sweep_ms: 1_000,
+            fifo_stale_ms: 30_000,
         }
     }
 }

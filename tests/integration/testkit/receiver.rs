@@ -16,6 +16,8 @@ pub struct Delivery {
     pub headers: HashMap<String, String>,
     pub body: String,
     pub at: Instant,
+    /// The status the receiver answered (or will answer, for a held or slow reply).
+    pub status: u16,
 }
 
 impl Delivery {
@@ -57,6 +59,13 @@ pub enum Reply {
     FirstOfEachFailTimes(u16, usize),
     /// Hold every request until the gate opens, then answer 200.
     Held(Gate),
+    /// 500 to this percentage of requests, picked at random (a fixed pseudo-random sequence
+    /// over the path's requests), 200 to the others.
+    Flaky(u8),
+    /// 500 to every request whose body contains this text, 200 to the others.
+    FailWhen(String),
+    /// Whatever status the shared cell holds when the request arrives.
+    Switch(Arc<std::sync::atomic::AtomicU16>),
 }
 
 /// Holds [`Reply::Held`] requests until [`Gate::open`]; cloned gates are the same gate.
@@ -81,8 +90,15 @@ impl Gate {
 
 impl Reply {
     /// `n`: earlier deliveries to the path; `n_same`: earlier ones of the same message.
-    fn status(&self, n: usize, n_same: usize) -> (u16, Option<Duration>, Option<u64>) {
+    fn status(&self, n: usize, n_same: usize, body: &str) -> (u16, Option<Duration>, Option<u64>) {
         match self {
+            Self::Flaky(percent) => {
+                let fails = splitmix(n as u64) % 100 < u64::from(*percent);
+                (if fails { 500 } else { 200 }, None, None)
+            }
+            Self::FailWhen(text) if body.contains(text.as_str()) => (500, None, None),
+            Self::FailWhen(_) => (200, None, None),
+            Self::Switch(code) => (code.load(std::sync::atomic::Ordering::SeqCst), None, None),
             Self::FirstOfEachFails(code) if n_same == 0 => (*code, None, None),
             Self::FirstOfEachFails(_) => (200, None, None),
             Self::FirstOfEachFailTimes(code, times) if n_same < *times => (*code, None, None),
@@ -99,6 +115,14 @@ impl Reply {
             Self::Held(_) => (200, None, None),
         }
     }
+}
+
+/// SplitMix64: a well-spread pseudo-random number for each `n`.
+fn splitmix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[derive(Default)]
@@ -211,7 +235,7 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, [(String, String); 1], String) {
-    let delivery = Delivery {
+    let mut delivery = Delivery {
         path: path.clone(),
         headers: headers
             .iter()
@@ -219,6 +243,7 @@ async fn receive(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
+        status: 0,
     };
     let (code, delay, retry_after, gate) = {
         let mut inner = inner
@@ -233,15 +258,16 @@ async fn receive(
             .or_default();
         let earlier_same = *same;
         *same += 1;
-        inner.deliveries.push(delivery.clone());
         let reply = inner.replies.get(&path);
         let (code, delay, retry_after) = reply.map_or((200, None, None), |reply| {
-            reply.status(earlier, earlier_same)
+            reply.status(earlier, earlier_same, &delivery.body)
         });
         let gate = match reply {
             Some(Reply::Held(gate)) => Some(gate.0.subscribe()),
             _ => None,
         };
+        delivery.status = code;
+        inner.deliveries.push(delivery.clone());
         (code, delay, retry_after, gate)
     };
     if let Some(gate) = gate {

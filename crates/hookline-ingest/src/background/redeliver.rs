@@ -104,16 +104,21 @@ async fn queue_selected(
             }
             if let Some(attempt) = select(state, plan, message).await? {
                 expected.insert(message.id.clone(), attempt);
-                tasks.push(DeliveryTask::for_message(
-                    message,
-                    &plan.endpoint.id,
-                    attempt,
-                    TriggerType::Manual,
-                ));
+                tasks.push(
+                    DeliveryTask::for_message(
+                        message,
+                        &plan.endpoint.id,
+                        attempt,
+                        TriggerType::Manual,
+                    )
+                    .of_endpoint_version(&plan.endpoint),
+                );
             }
             progress.checkpoint().await?;
         }
         if !tasks.is_empty() {
+            // To an ordered endpoint they join its line in message order (see `lines`).
+            crate::lines::join(state, &tasks, None).await?;
             state.publisher().publish(&tasks).await?;
             counts.sent += tasks.len() as u64;
             progress.task.data = TaskData::Deliveries(*counts);

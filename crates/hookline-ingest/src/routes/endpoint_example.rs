@@ -102,12 +102,25 @@ async fn send(
         .await?;
     let task = DeliveryTask::for_message(&message, &endpoint.id, 1, TriggerType::Manual)
         .of_endpoint_version(&endpoint);
-    if let Err(error) = state.publisher().publish(&[task]).await {
-        let _ = state
+    let joined = crate::lines::join(&state, std::slice::from_ref(&task), None).await;
+    let queued = match joined.map_err(ApiError::from) {
+        Ok(()) => state
+            .publisher()
+            .publish(std::slice::from_ref(&task))
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = queued {
+        if state
             .messages()
             .remove_message(&message.app_id, &message.id)
-            .await;
-        return Err(error.into());
+            .await
+            .is_ok()
+        {
+            crate::lines::leave(&state, std::slice::from_ref(&task)).await;
+        }
+        return Err(error);
     }
     let body = Json(MessageOut::from(&message)).into_response();
     Ok((StatusCode::ACCEPTED, body))

@@ -536,11 +536,11 @@ fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiE
     if let Some(metadata) = input.metadata {
         endpoint.metadata = metadata;
     }
-    if let Some(scheme) = input.signature_scheme {
-        endpoint.signature_scheme = scheme.into_scheme()?;
-    }
     if let Some(fifo) = input.fifo {
         endpoint.fifo = fifo;
+    }
+    if let Some(scheme) = input.signature_scheme {
+        endpoint.signature_scheme = scheme.into_scheme()?;
     }
     let rate = either_name(
         input.throttle_rate,

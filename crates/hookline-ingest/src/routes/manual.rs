@@ -59,6 +59,9 @@ async fn resend_once(
     if !state.publisher().is_ready().await {
         return Err(ApiError::Unavailable("broker: not connected".into()));
     }
+    // To an ordered endpoint a resend takes its turn: a message still in the line keeps
+    // its place, one that left it joins its end.
+    crate::lines::join(state, std::slice::from_ref(&task), None).await?;
     state
         .publisher()
         .publish(std::slice::from_ref(&task))

@@ -10,6 +10,7 @@ pub mod common;
 pub mod destinations;
 pub mod endpoint_activity;
 pub mod endpoint_example;
+pub mod endpoint_fifo;
 pub mod endpoint_headers;
 pub mod endpoint_messages;
 pub mod endpoint_secret;
