@@ -301,9 +301,10 @@ async fn js_sdk_attempts(#[case] backend: Backend) {
     attempts(backend, Sdk::Js).await;
 }
 
-/// The destinations script (the Python SDK's: the JavaScript SDK has no destinations) leaves
-/// one `fifoEndpoint` destination, A, whose secret it rotated with an hour's grace, and sends
-/// it a message last: it arrives with A's custom header, signed with both secrets.
+/// The destinations script (the Python SDK's: the JavaScript SDK has no destinations) sees a
+/// destination whose receiver fails turn `retrying`, and leaves one `fifoEndpoint`
+/// destination, A, whose secret it rotated with an hour's grace, and sends it a message
+/// last: it arrives with A's custom header, signed with both secrets.
 #[apply(sdk_backends)]
 #[tokio::test]
 async fn python_sdk_destinations(#[case] backend: Backend) {
@@ -313,10 +314,12 @@ async fn python_sdk_destinations(#[case] backend: Backend) {
     let a_url = receiver.url("ordered", Reply::Always(204));
     let b_url = receiver.url("b", Reply::Always(204));
     let other = receiver.url("other", Reply::Always(204));
+    let fail = receiver.url("fail", Reply::Always(500));
     let env = [
         ("RECEIVER_URL", a_url.as_str()),
         ("RECEIVER_B", b_url.as_str()),
         ("RECEIVER_OTHER", other.as_str()),
+        ("RECEIVER_FAIL", fail.as_str()),
     ];
     let result = run_sdk(Sdk::Python, "destinations", &hookline, &env).await;
     let at_a = delivery(&receiver, "ordered", &result["msg"]).await;

@@ -6,8 +6,8 @@ plain HTTP (the SDK's `EndpointOut` has no `fifo`).
 
 Environment: HOOKLINE_URL, HOOKLINE_TOKEN, and receiver URLs RECEIVER_URL (destination A:
 the Rust test checks that the message sent last arrives there with A's custom header,
-signed with its rotated secret and, within the grace period, its first one), RECEIVER_B
-and RECEIVER_OTHER.
+signed with its rotated secret and, within the grace period, its first one), RECEIVER_B,
+RECEIVER_OTHER and RECEIVER_FAIL (answers 500 to everything).
 """
 
 import json
@@ -32,7 +32,7 @@ from svix.api import (
     SqsConfigIn,
 )
 
-from sdk_common import check, error_of, ids, is_time, names_field, run
+from sdk_common import check, error_of, ids, is_time, names_field, run, wait_for
 
 KEY_A = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -203,6 +203,27 @@ def listing(c, app, expected):
     check(ascending == every[::-1], "ascending", ascending)
 
 
+def blocked(c, app):
+    """A destination whose receiver always fails: its first message heads the line and
+    holds back the second, which the destination shows as `retrying`."""
+    d = c.destination.create(
+        app,
+        DestinationIn(type="fifoEndpoint", event_types=["py.blocked"], config=fifo_config(os.environ["RECEIVER_FAIL"])),
+    )
+    first = c.message.create(app, MessageIn(event_type="py.blocked", payload={"n": 1})).id
+    c.message.create(app, MessageIn(event_type="py.blocked", payload={"n": 2}))
+    seen = wait_for(
+        "the destination retrying",
+        lambda: (lambda got: got if got.status == DestinationStatus.RETRYING else None)(c.destination.get(app, d.id)),
+    )
+    check(seen.current_iterator == first, "the first message heads the line", seen)
+    check(seen.failure_reason is not None and first in seen.failure_reason, "the reason names it", seen)
+    check(is_time(seen.next_retry_at), "its next attempt", seen)
+    listed = [x for x in c.destination.list(app, DestinationListOptions(limit=250)).data if x.id == d.id]
+    check(len(listed) == 1 and listed[0].status == DestinationStatus.RETRYING, "listed as retrying", listed)
+    c.destination.delete(app, d.id)
+
+
 def main(c):
     app = c.application.create(ApplicationIn(name="Destinations")).id
     plain = c.endpoint.create(app, EndpointIn(url=os.environ["RECEIVER_OTHER"], uid="py-plain")).id
@@ -223,6 +244,7 @@ def main(c):
     check(status == 404, "no longer a destination", body)
 
     refusals(c, app, a, plain)
+    blocked(c, app)
 
     rotated = c.destination.rotate_secret(app, a.id, EndpointSecretRotateIn(grace_period_seconds=3600))
     check(rotated.key.startswith("whsec_") and rotated.key != KEY_A, "a new secret", rotated)

@@ -29,7 +29,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, nullable, unix_ms, ListQuery, ListResponse};
+use super::common::{now, nullable, unix_ms, EndpointPath, ListQuery, ListResponse};
+use super::endpoint_fifo::EndpointFifoOut;
 use super::endpoint_headers::EndpointHeadersOut;
 use super::endpoint_secret::{rotate_once, EndpointSecretOut, EndpointSecretRotateIn};
 use super::endpoints::{
@@ -205,25 +206,34 @@ pub struct DestinationOut {
     pub config: FifoEndpointConfigOut,
 }
 
-impl From<Endpoint> for DestinationOut {
-    fn from(ep: Endpoint) -> Self {
+impl DestinationOut {
+    /// The ordered endpoint `ep` as a destination, with its `line` as the line state route
+    /// reads it (`None`: a new endpoint, whose line is empty).
+    fn of(ep: Endpoint, line: Option<&EndpointFifoOut>) -> Self {
+        let head = line.and_then(|line| line.head.as_ref());
+        let blocked = head.filter(|head| head.blocked);
         Self {
             id: ep.id,
             uid: ep.uid,
-            status: if ep.disabled {
-                DestinationStatus::Disabled
-            } else {
-                DestinationStatus::Enabled
+            status: match (ep.disabled, blocked) {
+                (true, _) => DestinationStatus::Disabled,
+                (false, Some(_)) => DestinationStatus::Retrying,
+                (false, None) => DestinationStatus::Enabled,
             },
-            current_iterator: String::new(),
-            failure_reason: None,
+            current_iterator: head.map(|head| head.msg_id.clone()).unwrap_or_default(),
+            failure_reason: blocked.map(|head| {
+                format!(
+                    "blocked by {} after {} attempts",
+                    head.msg_id, head.attempts
+                )
+            }),
             created_at: ep.created_at,
             updated_at: ep.updated_at,
             batch_size: 1,
             max_wait_secs: 0,
             event_types: ep.event_types,
             channels: ep.channels,
-            next_retry_at: None,
+            next_retry_at: blocked.and_then(|head| head.next_attempt),
             metadata: ep.metadata,
             kind: DestinationType::FifoEndpoint,
             config: FifoEndpointConfigOut {
@@ -375,6 +385,21 @@ impl Settings {
     }
 }
 
+/// `endpoint` as a destination, with its line as `GET …/endpoint/{id}/fifo` answers it (the
+/// route's handler is called, so both show the same line).
+async fn shown(
+    state: &ApiState,
+    scope: &AppScope,
+    endpoint: Endpoint,
+) -> Result<DestinationOut, ApiError> {
+    let path = EndpointPath {
+        endpoint_id: endpoint.id.clone(),
+    };
+    let Json(line) =
+        super::endpoint_fifo::line(State(state.clone()), scope.clone(), Path(path)).await?;
+    Ok(DestinationOut::of(endpoint, Some(&line)))
+}
+
 /// The app's ordered endpoint `destination_id` (id or uid), or 404: an endpoint without
 /// ordered delivery is not a destination.
 async fn find_destination(
@@ -395,18 +420,24 @@ async fn find_destination(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/destination", params(("app_id" = String, Path, description = "Application id or uid"), ListQuery), responses((status = 200, body = ListResponse<DestinationOut>), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Destination")]
 pub async fn list(
     State(state): State<ApiState>,
-    AppScope { app, .. }: AppScope,
+    scope: AppScope,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListResponse<DestinationOut>>, ApiError> {
     let request = query.page_request(false)?;
-    let mut endpoints = state.registry().endpoints_of_app(&app.id).await?;
+    let mut endpoints = state.registry().endpoints_of_app(&scope.app.id).await?;
     endpoints.retain(|ep| ep.fifo);
-    Ok(Json(ListResponse::from_sorted(
-        endpoints,
-        &request,
-        |ep| ep.id.as_str(),
-        DestinationOut::from,
-    )))
+    let page = ListResponse::from_sorted(endpoints, &request, |ep| ep.id.as_str(), |ep| ep);
+    // Only the page's lines are read.
+    let mut data = Vec::with_capacity(page.data.len());
+    for endpoint in page.data {
+        data.push(shown(&state, &scope, endpoint).await?);
+    }
+    Ok(Json(ListResponse {
+        data,
+        iterator: page.iterator,
+        prev_iterator: page.prev_iterator,
+        done: page.done,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/destination", params(("app_id" = String, Path, description = "Application id or uid")), request_body = DestinationIn, responses((status = 201, body = DestinationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Destination")]
@@ -419,7 +450,11 @@ pub async fn create(
     let work = async {
         let endpoint = Settings::read(&state, input).await?.into_endpoint(&app);
         insert_endpoint(&state, &app, &endpoint).await?;
-        Ok((StatusCode::CREATED, Json(DestinationOut::from(endpoint))))
+        // A new endpoint's line is empty.
+        Ok((
+            StatusCode::CREATED,
+            Json(DestinationOut::of(endpoint, None)),
+        ))
     };
     once(&state, &headers, &app.id, "destination.create", work).await
 }
@@ -427,11 +462,11 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/destination/{destination_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("destination_id" = String, Path, description = "Destination (ordered endpoint) id or uid")), responses((status = 200, body = DestinationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Destination")]
 pub async fn get(
     State(state): State<ApiState>,
-    AppScope { app, .. }: AppScope,
+    scope: AppScope,
     Path(DestinationPath { destination_id }): Path<DestinationPath>,
 ) -> Result<Json<DestinationOut>, ApiError> {
-    let endpoint = find_destination(&state, &app.id, &destination_id).await?;
-    Ok(Json(endpoint.into()))
+    let endpoint = find_destination(&state, &scope.app.id, &destination_id).await?;
+    Ok(Json(shown(&state, &scope, endpoint).await?))
 }
 
 /// Replaces the destination's settings, or creates it (201) when the id or uid is unknown,
@@ -442,10 +477,11 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/destination/{destination_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("destination_id" = String, Path, description = "Destination (ordered endpoint) id or uid")), request_body = DestinationIn, responses((status = 200, body = DestinationOut, description = "Replaced"), (status = 201, body = DestinationOut, description = "Created"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Destination")]
 pub async fn upsert(
     State(state): State<ApiState>,
-    AppScope { app, .. }: AppScope,
+    scope: AppScope,
     Path(DestinationPath { destination_id }): Path<DestinationPath>,
     ApiJson(input): ApiJson<DestinationIn>,
 ) -> Result<(StatusCode, Json<DestinationOut>), ApiError> {
+    let app = &scope.app;
     let found = state
         .registry()
         .get_endpoint(&app.id, &destination_id)
@@ -455,9 +491,12 @@ pub async fn upsert(
         if settings.uid.is_none() {
             settings.uid = parse_uid(Some(destination_id))?;
         }
-        let endpoint = settings.into_endpoint(&app);
-        insert_endpoint(&state, &app, &endpoint).await?;
-        return Ok((StatusCode::CREATED, Json(endpoint.into())));
+        let endpoint = settings.into_endpoint(app);
+        insert_endpoint(&state, app, &endpoint).await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(DestinationOut::of(endpoint, None)),
+        ));
     };
     if !previous.fifo {
         return Err(ApiError::Conflict(format!(
@@ -475,14 +514,14 @@ pub async fn upsert(
         settings.uid.clone_from(&previous.uid);
     }
     let endpoint = settings.apply_to(&previous);
-    save_endpoint(&state, &app, &previous, &endpoint).await?;
-    Ok((StatusCode::OK, Json(endpoint.into())))
+    save_endpoint(&state, app, &previous, &endpoint).await?;
+    Ok((StatusCode::OK, Json(shown(&state, &scope, endpoint).await?)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/destination/{destination_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("destination_id" = String, Path, description = "Destination (ordered endpoint) id or uid")), request_body = DestinationPatch, responses((status = 200, body = DestinationOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Destination")]
 pub async fn patch(
     State(state): State<ApiState>,
-    AppScope { app, .. }: AppScope,
+    scope: AppScope,
     Path(DestinationPath { destination_id }): Path<DestinationPath>,
     ApiJson(input): ApiJson<DestinationPatch>,
 ) -> Result<Json<DestinationOut>, ApiError> {
@@ -490,6 +529,7 @@ pub async fn patch(
     check_batching(input.batch_size, input.max_wait_secs)?;
     let config: Option<FifoEndpointConfigPatch> =
         input.config.as_ref().map(parse_config).transpose()?;
+    let app = &scope.app;
     let previous = find_destination(&state, &app.id, &destination_id).await?;
     let mut endpoint = previous.clone();
     if let Some(url) = config.and_then(|config| config.url) {
@@ -511,8 +551,8 @@ pub async fn patch(
         endpoint.metadata = metadata;
     }
     endpoint.updated_at = now();
-    save_endpoint(&state, &app, &previous, &endpoint).await?;
-    Ok(Json(endpoint.into()))
+    save_endpoint(&state, app, &previous, &endpoint).await?;
+    Ok(Json(shown(&state, &scope, endpoint).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/destination/{destination_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("destination_id" = String, Path, description = "Destination (ordered endpoint) id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Destination")]
@@ -622,7 +662,7 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
-        let out = serde_json::to_value(DestinationOut::from(endpoint)).expect("JSON");
+        let out = serde_json::to_value(DestinationOut::of(endpoint, None)).expect("JSON");
         assert_eq!(out["type"], "fifoEndpoint");
         assert_eq!(out["status"], "disabled");
         assert_eq!(out["currentIterator"], "");
@@ -635,5 +675,60 @@ mod tests {
             serde_json::json!({"url": "https://example.com/hooks", "headers": {"headers": {"x-a": "1"}, "sensitive": []}})
         );
         assert!(!out.to_string().contains("whsec_"), "{out}");
+    }
+
+    #[test]
+    fn a_blocked_head_shows_as_retrying_with_its_reason_and_next_attempt() {
+        let next = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        let endpoint = |disabled| Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "https://example.com/hooks".into(),
+            description: String::new(),
+            event_types: None,
+            channels: None,
+            disabled,
+            metadata: BTreeMap::new(),
+            rate_limit: None,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            old_secrets: Vec::new(),
+            headers: BTreeMap::new(),
+            signature_scheme: SignatureScheme::Standard,
+            fifo: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let line = |blocked| EndpointFifoOut {
+            fifo: true,
+            length: 2,
+            waiting: 1,
+            head: Some(super::super::endpoint_fifo::LineHeadOut {
+                msg_id: "msg_1".into(),
+                status: 1,
+                attempts: if blocked { 3 } else { 0 },
+                next_attempt: blocked.then_some(next),
+                blocked,
+            }),
+        };
+        let blocked = DestinationOut::of(endpoint(false), Some(&line(true)));
+        assert_eq!(blocked.status, DestinationStatus::Retrying);
+        assert_eq!(blocked.current_iterator, "msg_1");
+        assert_eq!(
+            blocked.failure_reason.as_deref(),
+            Some("blocked by msg_1 after 3 attempts")
+        );
+        assert_eq!(blocked.next_retry_at, Some(next));
+        let moving = DestinationOut::of(endpoint(false), Some(&line(false)));
+        assert_eq!(moving.status, DestinationStatus::Enabled);
+        assert_eq!(moving.current_iterator, "msg_1");
+        assert!(moving.failure_reason.is_none() && moving.next_retry_at.is_none());
+        let disabled = DestinationOut::of(endpoint(true), Some(&line(true)));
+        assert_eq!(
+            disabled.status,
+            DestinationStatus::Disabled,
+            "disabled wins"
+        );
+        assert!(disabled.failure_reason.is_some());
     }
 }
