@@ -585,6 +585,29 @@ pub async fn rotate_secret(
 mod tests {
     use super::*;
 
+    /// An ordered endpoint with one custom header.
+    fn ordered(disabled: bool) -> Endpoint {
+        Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "https://example.com/hooks".into(),
+            description: String::new(),
+            event_types: None,
+            channels: None,
+            disabled,
+            metadata: BTreeMap::new(),
+            rate_limit: None,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            old_secrets: Vec::new(),
+            headers: BTreeMap::from([("x-a".to_owned(), "1".to_owned())]),
+            signature_scheme: SignatureScheme::Standard,
+            fifo: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
     fn input(body: serde_json::Value) -> DestinationIn {
         crate::extract::parse_json(body.to_string().as_bytes()).expect("a DestinationIn")
     }
@@ -642,26 +665,7 @@ mod tests {
 
     #[test]
     fn a_destination_shows_its_endpoint_without_the_key() {
-        let now = OffsetDateTime::UNIX_EPOCH;
-        let endpoint = Endpoint {
-            id: "ep_1".into(),
-            app_id: "app_1".into(),
-            uid: None,
-            url: "https://example.com/hooks".into(),
-            description: String::new(),
-            event_types: None,
-            channels: None,
-            disabled: true,
-            metadata: BTreeMap::new(),
-            rate_limit: None,
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            old_secrets: Vec::new(),
-            headers: BTreeMap::from([("x-a".to_owned(), "1".to_owned())]),
-            signature_scheme: SignatureScheme::Standard,
-            fifo: true,
-            created_at: now,
-            updated_at: now,
-        };
+        let endpoint = ordered(true);
         let out = serde_json::to_value(DestinationOut::of(endpoint, None)).expect("JSON");
         assert_eq!(out["type"], "fifoEndpoint");
         assert_eq!(out["status"], "disabled");
@@ -680,25 +684,6 @@ mod tests {
     #[test]
     fn a_blocked_head_shows_as_retrying_with_its_reason_and_next_attempt() {
         let next = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
-        let endpoint = |disabled| Endpoint {
-            id: "ep_1".into(),
-            app_id: "app_1".into(),
-            uid: None,
-            url: "https://example.com/hooks".into(),
-            description: String::new(),
-            event_types: None,
-            channels: None,
-            disabled,
-            metadata: BTreeMap::new(),
-            rate_limit: None,
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            old_secrets: Vec::new(),
-            headers: BTreeMap::new(),
-            signature_scheme: SignatureScheme::Standard,
-            fifo: true,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
-        };
         let line = |blocked| EndpointFifoOut {
             fifo: true,
             length: 2,
@@ -711,7 +696,7 @@ mod tests {
                 blocked,
             }),
         };
-        let blocked = DestinationOut::of(endpoint(false), Some(&line(true)));
+        let blocked = DestinationOut::of(ordered(false), Some(&line(true)));
         assert_eq!(blocked.status, DestinationStatus::Retrying);
         assert_eq!(blocked.current_iterator, "msg_1");
         assert_eq!(
@@ -719,11 +704,11 @@ mod tests {
             Some("blocked by msg_1 after 3 attempts")
         );
         assert_eq!(blocked.next_retry_at, Some(next));
-        let moving = DestinationOut::of(endpoint(false), Some(&line(false)));
+        let moving = DestinationOut::of(ordered(false), Some(&line(false)));
         assert_eq!(moving.status, DestinationStatus::Enabled);
         assert_eq!(moving.current_iterator, "msg_1");
         assert!(moving.failure_reason.is_none() && moving.next_retry_at.is_none());
-        let disabled = DestinationOut::of(endpoint(true), Some(&line(true)));
+        let disabled = DestinationOut::of(ordered(true), Some(&line(true)));
         assert_eq!(
             disabled.status,
             DestinationStatus::Disabled,
