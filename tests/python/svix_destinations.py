@@ -146,7 +146,7 @@ def change_b(c, app, b):
     fresh = c.destination.upsert(
         app, "py-dest-new", DestinationIn(type="fifoEndpoint", config=fifo_config(os.environ["RECEIVER_OTHER"]))
     )
-    check(fresh.uid == "py-dest-new" and fresh.id not in (b.id,), "upsert creates under the path's uid", fresh)
+    check(fresh.uid == "py-dest-new" and fresh.id != b.id, "upsert creates under the path's uid", fresh)
     again = c.destination.upsert(
         app, "py-dest-new", DestinationIn(type="fifoEndpoint", metadata={"n": "2"}, config=fifo_config(os.environ["RECEIVER_OTHER"]))
     )
