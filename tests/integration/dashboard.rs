@@ -458,3 +458,94 @@ async fn the_endpoint_controls_change_the_endpoint_through_the_api() {
     assert_eq!(api.get(&path).await["disabled"], false);
     browser.close().await;
 }
+
+/// An ordered endpoint's page says so and shows its line: how long it is while the head is
+/// being delivered, and, once a head keeps failing, that message as what blocks the rest,
+/// with its attempts, its next attempt and how many wait behind it. The toggle turns
+/// ordered delivery on through the API.
+#[tokio::test]
+async fn an_ordered_endpoint_shows_what_blocks_its_line() {
+    // Svix's schedule: a failed head waits seconds for its next attempt, blocking the line.
+    let stack = Stack::new("dashfifo").with("HOOKLINE__DELIVERY__TIMEOUT_MS", "60000");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let base = hookline.api_url.clone().expect("api url");
+    let app = api.create_app("ordered").await;
+    let failing = receiver.url("failing", Reply::Always(500));
+    let blocked = api
+        .create_endpoint(&app, json!({"url": failing, "fifo": true}))
+        .await;
+    let gate = Gate::closed();
+    let held = receiver.url("held", Reply::Held(gate.clone()));
+    let moving = api
+        .create_endpoint(&app, json!({"url": held, "fifo": true}))
+        .await;
+    let plain_url = receiver.url("plain", Reply::Always(204));
+    let plain = api.create_endpoint(&app, json!({"url": plain_url})).await;
+    let first = api.send(&app, "order.created", json!({"n": 1})).await;
+    api.send(&app, "order.created", json!({"n": 2})).await;
+
+    let (link, _) = portal_link(&api, &hookline, &app).await;
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    browser.wait_text("li.endpoint", "Ordered (FIFO)").await;
+
+    // The failing endpoint: its first message blocks the second.
+    browser
+        .goto(&format!("{base}/dashboard#/app/{app}/endpoint/{blocked}"))
+        .await;
+    browser.wait_text("main p", "Ordered delivery (FIFO)").await;
+    let state = browser
+        .wait_text("#fifo-line-state", "1 waiting.")
+        .await
+        .text()
+        .await
+        .expect("line text");
+    assert!(
+        state.contains(&format!("Blocked by {first} since attempt "))
+            && state.contains(", next attempt "),
+        "{state}"
+    );
+    browser.screenshot("endpoint-fifo-blocked-desktop").await;
+    browser.click("#fifo-line-state a", &first).await;
+    browser.wait_text("main", "\"n\": 1").await;
+
+    // The held endpoint: its head is in flight, not failing; once the receiver answers,
+    // the line empties.
+    browser
+        .goto(&format!("{base}/dashboard#/app/{app}/endpoint/{moving}"))
+        .await;
+    let state = browser
+        .wait_text("#fifo-line-state", "2 messages in line")
+        .await;
+    let text = state.text().await.expect("line text");
+    assert!(text.contains(&format!("delivering {first}")), "{text}");
+    gate.open();
+    browser
+        .wait_text("#fifo-line-state", "The line is empty.")
+        .await;
+
+    // An ordinary endpoint has no line; the toggle makes it ordered.
+    browser
+        .goto(&format!("{base}/dashboard#/app/{app}/endpoint/{plain}"))
+        .await;
+    browser.wait_text("#attempt-log", "Succeeded").await;
+    assert!(browser
+        .client
+        .find(fantoccini::Locator::Css("#fifo-line"))
+        .await
+        .is_err());
+    browser.click("button", "Deliver in order (FIFO)").await;
+    eventually("the confirmation", Duration::from_secs(20), || async {
+        browser.client.accept_alert().await.ok()
+    })
+    .await;
+    browser.wait_text("button", "Stop ordered delivery").await;
+    browser
+        .wait_text("#fifo-line-state", "The line is empty.")
+        .await;
+    let path = format!("/api/v1/app/{app}/endpoint/{plain}");
+    assert_eq!(api.get(&path).await["fifo"], true);
+    browser.close().await;
+}

@@ -3,7 +3,8 @@
 //! and the JavaScript SDK (npm svix 1.99.1, tests/js/<resource>.mjs). Each script creates,
 //! reads, updates, lists both ways (an iterator, then the prevIterator back to the earlier
 //! page), filters and deletes, checks the SDK parsed each answer into its types, and fails
-//! on the first surprise. What only a receiver can see (custom headers delivered, the old
+//! on the first surprise. Destinations (`fifoEndpoint` only, endpoints with ordered
+//! delivery) exist in the Python SDK alone: tests/python/svix_destinations.py. What only a receiver can see (custom headers delivered, the old
 //! secret still signing during a rotation's grace period, the chosen example, a resend) is
 //! checked here at a real receiver.
 
@@ -298,4 +299,47 @@ async fn python_sdk_attempts(#[case] backend: Backend) {
 #[tokio::test]
 async fn js_sdk_attempts(#[case] backend: Backend) {
     attempts(backend, Sdk::Js).await;
+}
+
+/// The destinations script (the Python SDK's: the JavaScript SDK has no destinations) sees a
+/// destination whose receiver fails turn `retrying`, and leaves one `fifoEndpoint`
+/// destination, A, whose secret it rotated with an hour's grace, and sends it a message
+/// last: it arrives with A's custom header, signed with both secrets.
+#[apply(sdk_backends)]
+#[tokio::test]
+async fn python_sdk_destinations(#[case] backend: Backend) {
+    let stack = Stack::on(backend, "sdkdestinations");
+    let hookline = stack.start(Role::Serve).await;
+    let receiver = Receiver::start().await;
+    let a_url = receiver.url("ordered", Reply::Always(204));
+    let b_url = receiver.url("b", Reply::Always(204));
+    let other = receiver.url("other", Reply::Always(204));
+    let fail = receiver.url("fail", Reply::Always(500));
+    let env = [
+        ("RECEIVER_URL", a_url.as_str()),
+        ("RECEIVER_B", b_url.as_str()),
+        ("RECEIVER_OTHER", other.as_str()),
+        ("RECEIVER_FAIL", fail.as_str()),
+    ];
+    let result = run_sdk(Sdk::Python, "destinations", &hookline, &env).await;
+    let at_a = delivery(&receiver, "ordered", &result["msg"]).await;
+    assert_eq!(
+        at_a.headers.get("x-tenant").map(String::as_str),
+        Some("acme"),
+        "config.headers are delivered: {:?}",
+        at_a.headers
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&at_a.body).ok(),
+        Some(json!({"n": 1}))
+    );
+    assert_verifies(&at_a, &result["new"], true, "A's rotated secret").await;
+    assert_verifies(
+        &at_a,
+        &result["old"],
+        true,
+        "A's config.key, within its grace",
+    )
+    .await;
+    assert_verifies(&at_a, &json!(OTHER_SECRET), false, "a secret A never had").await;
 }

@@ -38,8 +38,8 @@ pub use state::{ApiState, IngestConfig, ReadinessCheck, Services};
 use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
-    apps, attempts, background_tasks, backlog, endpoint_activity, endpoint_example, endpoint_fifo,
-    endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats, endpoints,
+    apps, attempts, background_tasks, backlog, destinations, endpoint_activity, endpoint_example,
+    endpoint_fifo, endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats, endpoints,
     event_type_import, event_types, expunge, health, manual, message_destinations,
     message_precheck, messages, operational, operational_extras, replay, statistics,
 };
@@ -57,6 +57,14 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoints::patch,
             endpoints::delete
         ))
+        .routes(routes!(destinations::list, destinations::create))
+        .routes(routes!(
+            destinations::get,
+            destinations::upsert,
+            destinations::patch,
+            destinations::delete
+        ))
+        .routes(routes!(destinations::rotate_secret))
         .routes(routes!(endpoint_secret::get))
         .routes(routes!(endpoint_secret::rotate))
         .routes(routes!(

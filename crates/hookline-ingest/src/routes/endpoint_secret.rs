@@ -67,19 +67,32 @@ pub async fn rotate(
     body: Option<ApiJson<EndpointSecretRotateIn>>,
 ) -> Result<Response, ApiError> {
     let input = body.map(|ApiJson(input)| input).unwrap_or_default();
+    rotate_once(&state, &app.id, &endpoint_id, &headers, input).await
+}
+
+/// Rotates the secret of the app's endpoint `endpoint_id` once per `idempotency-key`, and
+/// answers the new one: what both `…/endpoint/{id}/secret/rotate` and a destination's
+/// `…/destination/{id}/secret/rotate` do.
+pub(crate) async fn rotate_once(
+    state: &ApiState,
+    app_id: &str,
+    endpoint_id: &str,
+    headers: &HeaderMap,
+    input: EndpointSecretRotateIn,
+) -> Result<Response, ApiError> {
     let operation = format!("endpoint.rotate-secret:{endpoint_id}");
-    match begin(&state, &headers, &app.id, &operation).await? {
+    match begin(state, headers, app_id, &operation).await? {
         // The new secret is not kept beside the key: a repeat reads it again.
         Begun::Repeat(_) => {
-            let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
+            let endpoint = find_endpoint(state, app_id, endpoint_id).await?;
             Ok(Json(EndpointSecretOut {
                 key: endpoint.secret,
             })
             .into_response())
         }
         Begun::First(held) => {
-            let outcome = rotate_secret(&state, &app.id, &endpoint_id, input).await;
-            finish(&state, held, outcome, Keep::Status).await
+            let outcome = rotate_secret(state, app_id, endpoint_id, input).await;
+            finish(state, held, outcome, Keep::Status).await
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use hookline_core::id;
-use hookline_core::model::{Endpoint, SignatureScheme};
+use hookline_core::model::{App, Endpoint, SignatureScheme};
 use hookline_core::names::{Channel, EventTypeName, Uid};
 use hookline_core::secret::SecretText;
 use hookline_core::signing::SigningSecret;
@@ -57,7 +57,9 @@ pub struct EndpointIn {
     pub version: Option<u32>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
-    /// Deliver messages one at a time in acceptance order (Hookline extension).
+    /// Deliver messages one at a time in the order they were accepted, a failing one holding
+    /// back those after it until it succeeds or runs out of attempts (Hookline extension;
+    /// default false).
     #[serde(default)]
     pub fifo: bool,
 }
@@ -87,7 +89,7 @@ pub struct EndpointUpdate {
     pub version: Option<u32>,
     /// How deliveries are signed (Hookline extension); Standard Webhooks when absent.
     pub signature_scheme: Option<SignatureSchemeIo>,
-    /// Ordered delivery (Hookline extension); PUT replaces, so absent is false.
+    /// Ordered delivery (Hookline extension, as on create); PUT replaces, so absent is false.
     #[serde(default)]
     pub fifo: bool,
 }
@@ -173,7 +175,7 @@ pub struct EndpointPatch {
     pub secret: Option<SecretText>,
     pub version: Option<u32>,
     pub signature_scheme: Option<SignatureSchemeIo>,
-    /// Ordered delivery (Hookline extension).
+    /// Ordered delivery (Hookline extension, as on create).
     pub fifo: Option<bool>,
 }
 
@@ -198,7 +200,7 @@ pub struct EndpointOut {
     pub rate_limit: Option<u16>,
     pub throttle_rate: Option<u16>,
     pub signature_scheme: SignatureSchemeIo,
-    /// Messages are delivered one at a time in acceptance order (Hookline extension).
+    /// Whether messages are delivered one at a time in acceptance order (Hookline extension).
     pub fifo: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -221,8 +223,8 @@ impl From<Endpoint> for EndpointOut {
             metadata: ep.metadata,
             rate_limit: ep.rate_limit,
             signature_scheme: ep.signature_scheme.into(),
-            fifo: ep.fifo,
             throttle_rate: ep.rate_limit,
+            fifo: ep.fifo,
             created_at: ep.created_at,
             updated_at: ep.updated_at,
         }
@@ -250,7 +252,9 @@ pub(crate) async fn parse_url(state: &ApiState, url: String) -> Result<String, A
     Ok(url)
 }
 
-fn parse_event_types(types: Option<Vec<String>>) -> Result<Option<Vec<EventTypeName>>, ApiError> {
+pub(crate) fn parse_event_types(
+    types: Option<Vec<String>>,
+) -> Result<Option<Vec<EventTypeName>>, ApiError> {
     types
         .map(|t| {
             if t.is_empty() {
@@ -264,7 +268,9 @@ fn parse_event_types(types: Option<Vec<String>>) -> Result<Option<Vec<EventTypeN
         .transpose()
 }
 
-fn parse_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<Channel>>, ApiError> {
+pub(crate) fn parse_channels(
+    channels: Option<Vec<String>>,
+) -> Result<Option<Vec<Channel>>, ApiError> {
     channels
         .map(|c| {
             if c.is_empty() || c.len() > MAX_CHANNELS {
@@ -294,7 +300,7 @@ fn check_version(version: Option<u32>) -> Result<(), ApiError> {
     }
 }
 
-fn parse_secret(field: &str, text: &SecretText) -> Result<SigningSecret, ApiError> {
+pub(crate) fn parse_secret(field: &str, text: &SecretText) -> Result<SigningSecret, ApiError> {
     SigningSecret::parse(text.expose()).map_err(|e| ApiError::field(field, e.to_string()))
 }
 
@@ -340,7 +346,7 @@ pub async fn create(
 
 async fn create_endpoint(
     state: &ApiState,
-    app: &hookline_core::model::App,
+    app: &App,
     input: EndpointIn,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     check_version(input.version)?;
@@ -348,11 +354,7 @@ async fn create_endpoint(
         Some(text) => parse_secret("secret", text)?,
         None => SigningSecret::generate(),
     };
-    let headers = match input.headers {
-        Some(headers) => hookline_core::headers::check_all(headers)
-            .map_err(|e| ApiError::field("headers", e.to_string()))?,
-        None => BTreeMap::new(),
-    };
+    let headers = parse_headers("headers", input.headers.unwrap_or_default())?;
     let now = now();
     let endpoint = Endpoint {
         id: id::new_id("ep", unix_ms(now)),
@@ -383,14 +385,62 @@ async fn create_endpoint(
         created_at: now,
         updated_at: now,
     };
-    // The store checks the cap in the same atomic step as the insert.
+    insert_endpoint(state, app, &endpoint).await?;
+    Ok((StatusCode::CREATED, Json(endpoint.into())))
+}
+
+/// Stores a new endpoint and announces it (`endpoint.created`): the one way endpoints (and
+/// destinations, which are endpoints) are made. The store checks the app's endpoint cap and
+/// the uid in the same atomic step as the insert.
+pub(crate) async fn insert_endpoint(
+    state: &ApiState,
+    app: &App,
+    endpoint: &Endpoint,
+) -> Result<(), ApiError> {
     let max = state.config().max_endpoints_per_app;
-    state.registry().create_endpoint(&endpoint, max).await?;
+    state.registry().create_endpoint(endpoint, max).await?;
     state
         .events()
-        .endpoint_changed("endpoint.created", app, &endpoint)
+        .endpoint_changed("endpoint.created", app, endpoint)
         .await;
-    Ok((StatusCode::CREATED, Json(endpoint.into())))
+    Ok(())
+}
+
+/// Saves a change to an endpoint and announces it (`endpoint.updated`).
+pub(crate) async fn save_endpoint(
+    state: &ApiState,
+    app: &App,
+    previous: &Endpoint,
+    endpoint: &Endpoint,
+) -> Result<(), ApiError> {
+    state.registry().update_endpoint(previous, endpoint).await?;
+    state
+        .events()
+        .endpoint_changed("endpoint.updated", app, endpoint)
+        .await;
+    Ok(())
+}
+
+/// Deletes an endpoint and announces it (`endpoint.deleted`).
+pub(crate) async fn remove_endpoint(
+    state: &ApiState,
+    app: &App,
+    endpoint: &Endpoint,
+) -> Result<(), ApiError> {
+    state.registry().delete_endpoint(endpoint).await?;
+    state
+        .events()
+        .endpoint_changed("endpoint.deleted", app, endpoint)
+        .await;
+    Ok(())
+}
+
+/// Custom headers as `field` names them, checked as `PUT …/headers` checks them.
+pub(crate) fn parse_headers(
+    field: &str,
+    headers: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    hookline_core::headers::check_all(headers).map_err(|e| ApiError::field(field, e.to_string()))
 }
 
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 200, body = EndpointOut), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]
@@ -437,14 +487,7 @@ pub async fn update(
         updated_at: now(),
         ..previous.clone()
     };
-    state
-        .registry()
-        .update_endpoint(&previous, &endpoint)
-        .await?;
-    state
-        .events()
-        .endpoint_changed("endpoint.updated", &app, &endpoint)
-        .await;
+    save_endpoint(&state, &app, &previous, &endpoint).await?;
     Ok(Json(endpoint.into()))
 }
 
@@ -462,14 +505,7 @@ pub async fn patch(
     }
     apply_patch(&mut endpoint, input)?;
     endpoint.updated_at = now();
-    state
-        .registry()
-        .update_endpoint(&previous, &endpoint)
-        .await?;
-    state
-        .events()
-        .endpoint_changed("endpoint.updated", &app, &endpoint)
-        .await;
+    save_endpoint(&state, &app, &previous, &endpoint).await?;
     Ok(Json(endpoint.into()))
 }
 
@@ -528,11 +564,7 @@ pub async fn delete(
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<StatusCode, ApiError> {
     let endpoint = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    state.registry().delete_endpoint(&endpoint).await?;
-    state
-        .events()
-        .endpoint_changed("endpoint.deleted", &app, &endpoint)
-        .await;
+    remove_endpoint(&state, &app, &endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

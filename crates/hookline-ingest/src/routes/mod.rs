@@ -7,6 +7,7 @@ pub mod auth;
 pub mod background_tasks;
 pub mod backlog;
 pub mod common;
+pub mod destinations;
 pub mod endpoint_activity;
 pub mod endpoint_example;
 pub mod endpoint_fifo;

@@ -1,5 +1,5 @@
-// One endpoint: its settings (enable/disable, signing secret, headers), recovery of failed
-// messages, and its attempt log.
+// One endpoint: its settings (enable/disable, ordered delivery, signing secret, headers),
+// the line of an ordered endpoint, recovery of failed messages, and its attempt log.
 
 import { get, post, patch, enc } from "../api.js";
 import { h, mount, badge, facts, output, busy, errorBox } from "../dom.js";
@@ -8,22 +8,28 @@ import { attemptLog } from "./attempts.js";
 
 export async function endpointView(view, [app, endpoint], params) {
   const base = `/app/${enc(app)}/endpoint/${enc(endpoint)}`;
-  const [ep, eventTypes] = await Promise.all([
+  const [ep, eventTypes, line] = await Promise.all([
     get(base),
     get("/event-type?limit=250").then((page) => page.data.map((t) => t.name)).catch(() => []),
+    get(`${base}/fifo`).catch(() => null),
   ]);
   document.title = `${ep.url} · Hookline`;
   mount(view,
     h("p", {}, h("a", { href: `#/app/${enc(app)}` }, "← Endpoints")),
     h("h1", { class: "url" }, ep.url),
-    h("p", {}, ep.disabled ? badge("Disabled", "bad") : badge("Enabled", "ok"), " ", ep.description),
+    h("p", {}, ep.disabled ? badge("Disabled", "bad") : badge("Enabled", "ok"), " ",
+      ep.fifo ? [badge("Ordered delivery (FIFO)", "neutral"), " "] : null, ep.description),
     facts([
       ["ID", h("code", {}, ep.id)],
       ["Events", ep.filterTypes?.length ? ep.filterTypes.join(", ") : "All events"],
       ["Rate limit", ep.rateLimit ? `${ep.rateLimit}/s` : "none"],
       ["Created", when(ep.createdAt)],
     ]),
-    toggle(view, base, ep, app, endpoint, params),
+    h("div", { class: "actions" },
+      toggle(view, base, ep, app, endpoint, params),
+      fifoToggle(view, base, ep, app, endpoint, params)),
+    // A line may still drain after ordering was turned off: shown while it does.
+    ep.fifo || line?.length ? lineSection(app, base, line) : null,
     await attemptLog(app, endpoint, params, eventTypes),
     h("div", { class: "grid" },
       recoverSection(base),
@@ -41,6 +47,69 @@ function toggle(view, base, ep, app, endpoint, params) {
     }),
   }, ep.disabled ? "Enable endpoint" : "Disable endpoint");
   return h("p", {}, button, out);
+}
+
+function fifoToggle(view, base, ep, app, endpoint, params) {
+  const out = output("Ordered delivery result");
+  const question = ep.fifo
+    ? "Stop ordered delivery? Messages already in the line are still delivered in order."
+    : "Deliver this endpoint's messages one at a time, in the order they were sent? A failing message will hold back the ones after it until it succeeds or runs out of attempts.";
+  const button = h("button", {
+    type: "button",
+    onclick: () => busy(button, out, async () => {
+      if (!confirm(question)) return;
+      await patch(base, { fifo: !ep.fifo });
+      await endpointView(view, [app, endpoint], params);
+    }),
+  }, ep.fifo ? "Stop ordered delivery" : "Deliver in order (FIFO)");
+  return h("p", {}, button, out);
+}
+
+/** How often an ordered endpoint's line is read again while its page is shown. */
+const LINE_REFRESH_MS = 3000;
+
+/** An ordered endpoint's line: the message holding it back, or how long it is. */
+function lineSection(app, base, first) {
+  const state = h("p", { id: "fifo-line-state", "aria-live": "polite" });
+  const section = h("section", { class: "card", id: "fifo-line", "aria-labelledby": "fifo-title" },
+    h("h2", { id: "fifo-title" }, "Ordered delivery (FIFO)"),
+    h("p", { class: "muted" },
+      "One message at a time, in the order they were sent. A failing message holds back the "
+      + "ones after it until it succeeds or runs out of attempts."),
+    state);
+  mount(state, lineText(app, first));
+  // Stops once the page is left or drawn again: the section is then out of the document.
+  const timer = setInterval(async () => {
+    if (!section.isConnected) {
+      clearInterval(timer);
+      return;
+    }
+    try {
+      const line = await get(`${base}/fifo`);
+      if (section.isConnected) mount(state, lineText(app, line));
+    } catch (error) {
+      if (section.isConnected) mount(state, errorBox(error));
+    }
+  }, LINE_REFRESH_MS);
+  return section;
+}
+
+function lineText(app, line) {
+  if (!line) return h("span", { class: "muted" }, "The line could not be read.");
+  const { head } = line;
+  const message = head
+    ? h("a", { href: `#/app/${enc(app)}/messages?q=${enc(head.msgId)}` }, h("code", {}, head.msgId))
+    : null;
+  if (head?.blocked) {
+    return [
+      "Blocked by ", message, ` since attempt ${head.attempts}`,
+      head.nextAttempt ? [", next attempt ", when(head.nextAttempt)] : ", no attempt left",
+      `, ${line.waiting} waiting.`,
+    ];
+  }
+  if (!line.length) return "The line is empty.";
+  const count = `${line.length} ${line.length === 1 ? "message" : "messages"} in line`;
+  return head ? [count, ", delivering ", message, "."] : `${count}.`;
 }
 
 function secretSection(base) {

@@ -31,7 +31,9 @@ function endpointCard(app, ep, activity) {
   return h("li", { class: "card endpoint", "data-endpoint": ep.id },
     h("div", { class: "card-head" },
       h("a", { class: "url", href: `#/app/${enc(app)}/endpoint/${enc(ep.id)}` }, ep.url),
-      ep.disabled ? badge("Disabled", "bad") : badge("Enabled", "ok")),
+      h("span", { class: "actions" },
+        ep.fifo ? badge("Ordered (FIFO)", "neutral") : null,
+        ep.disabled ? badge("Disabled", "bad") : badge("Enabled", "ok"))),
     ep.description ? h("p", {}, ep.description) : null,
     facts([
       ["Events", events],
