@@ -23,6 +23,8 @@ const CREATE_ATTEMPTS: [&str; 5] = [
 
 /// The part of the API that manages one app's endpoints (Svix's `ManageEndpoint`).
 const ENDPOINTS: &str = "/api/v1/app/{app_id}/endpoint";
+/// FIFO destinations are endpoints too: managing them is managing endpoints.
+const DESTINATIONS: &str = "/api/v1/app/{app_id}/destination";
 
 /// What a request with `method` on the route template `route` does.
 pub fn action(method: &Method, route: &str) -> Action {
@@ -38,7 +40,10 @@ pub fn action(method: &Method, route: &str) -> Action {
         Action::RotateSecret
     } else if CREATE_ATTEMPTS.iter().any(|end| route.ends_with(end)) {
         Action::CreateAttempts
-    } else if route == ENDPOINTS || route.starts_with(&format!("{ENDPOINTS}/")) {
+    } else if [ENDPOINTS, DESTINATIONS]
+        .iter()
+        .any(|part| route == *part || route.starts_with(&format!("{part}/")))
+    {
         Action::ManageEndpoint
     } else {
         Action::OtherWrite
@@ -89,6 +94,16 @@ mod tests {
             (Method::PATCH, ep.to_owned(), Action::ManageEndpoint),
             (Method::DELETE, ep.to_owned(), Action::ManageEndpoint),
             (Method::PUT, format!("{ep}/headers"), Action::ManageEndpoint),
+            (
+                Method::POST,
+                format!("{app}/destination"),
+                Action::ManageEndpoint,
+            ),
+            (
+                Method::PATCH,
+                format!("{app}/destination/{{destination_id}}"),
+                Action::ManageEndpoint,
+            ),
             (
                 Method::PATCH,
                 format!("{ep}/headers"),

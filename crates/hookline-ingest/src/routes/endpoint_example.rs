@@ -102,7 +102,7 @@ async fn send(
         .await?;
     let task = DeliveryTask::for_message(&message, &endpoint.id, 1, TriggerType::Manual)
         .of_endpoint_version(&endpoint);
-    let joined = crate::lines::join(&state, std::slice::from_ref(&task), None).await;
+    let joined = crate::lines::join(state, std::slice::from_ref(&task), None).await;
     let queued = match joined.map_err(ApiError::from) {
         Ok(()) => state
             .publisher()
@@ -118,7 +118,7 @@ async fn send(
             .await
             .is_ok()
         {
-            crate::lines::leave(&state, std::slice::from_ref(&task)).await;
+            crate::lines::leave(state, std::slice::from_ref(&task)).await;
         }
         return Err(error);
     }
