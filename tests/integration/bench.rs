@@ -129,13 +129,13 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
 #[tokio::test]
 async fn a_bench_asked_for_an_unknown_scenario_says_which() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["bench", "--scenarios", "1,10"])
+        .args(["bench", "--scenarios", "1,11"])
         .output()
         .await
         .expect("hookline bench runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--scenarios: 10"), "{stderr}");
+    assert!(stderr.contains("--scenarios: 11"), "{stderr}");
 }
 
 #[tokio::test]
@@ -169,13 +169,68 @@ async fn the_log_scenarios_are_refused_where_they_cannot_run() {
     // A URL in the environment does not stand in the way of an embedded run: the only
     // complaint is the scenario that does not exist.
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["bench", "--embedded", "--scenarios", "10"])
+        .args(["bench", "--embedded", "--scenarios", "11"])
         .env("HOOKLINE_BENCH_POSTGRES_URL", "postgres://127.0.0.1/x")
         .output()
         .await
         .expect("hookline bench runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--scenarios: 10"), "{stderr}");
+    assert!(stderr.contains("--scenarios: 11"), "{stderr}");
+}
+
+/// Scenario 10 at its quick size on both deployments: one ordered endpoint's line drains
+/// completely, and scenario 1's rerun beside other apps' ordered endpoints delivers
+/// everything and compares itself with scenario 1.
+#[rstest::rstest]
+#[case::rabbitmq_redis(Backend::RabbitRedis)]
+#[case::embedded(Backend::Embedded)]
+#[tokio::test]
+async fn a_quick_bench_run_of_the_ordered_scenario_drains_its_line(#[case] backend: Backend) {
+    let out = std::env::temp_dir().join(format!(
+        "hookline-bench-smoke-ordered-{}-{backend:?}",
+        std::process::id()
+    ));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command.args([
+        "bench",
+        "--quick",
+        "--scenarios",
+        "1,10",
+        "--amqp-url",
+        &amqp_url(),
+        "--redis-url",
+        &redis_url(),
+    ]);
+    if backend == Backend::Embedded {
+        command.arg("--embedded");
+    }
+    run_to_success(command, &out).await;
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
+            .expect("results are JSON");
+    let ordered = results["scenarios"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == 10))
+        .expect("scenario 10 ran");
+    assert_eq!(
+        ordered["deliveries"], ordered["expected_deliveries"],
+        "{ordered}"
+    );
+    let details = &ordered["details"];
+    assert_eq!(
+        details["orderedMessages"], 100,
+        "the whole line drained: {ordered}"
+    );
+    assert!(
+        details["orderedPerSecond"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+            && details["ratioToScenario1"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0),
+        "{ordered}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// Scenarios 1 and 5 with the log on PostgreSQL, and the log's own scenarios 7-9 at their

@@ -111,6 +111,21 @@ impl ApiClient {
         Ok(endpoint["id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Creates an ordered (FIFO) endpoint; answers its id.
+    pub async fn create_ordered_endpoint(
+        &self,
+        app: &str,
+        url: &str,
+    ) -> Result<String, ClientError> {
+        let endpoint = self
+            .post(
+                &format!("/api/v1/app/{app}/endpoint"),
+                &json!({ "url": url, "fifo": true }),
+            )
+            .await?;
+        Ok(endpoint["id"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// Creates a message; answers its id (the `webhook-id` of its deliveries).
     pub async fn send(&self, app: &str, body: &Value) -> Result<String, ClientError> {
         let message = self.post(&format!("/api/v1/app/{app}/msg"), body).await?;

@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod fixture;
 pub mod flood;
 pub mod load;
+pub mod ordered;
 pub mod pglog;
 pub mod plot;
 pub mod receiver;
@@ -154,7 +155,7 @@ async fn measure(
             .zip(after)
             .and_then(|(before, after)| redis_stats::per_delivery(&before, &after, r.deliveries))
     };
-    if wanted(1) || wanted(2) || wanted(4) {
+    if wanted(1) || wanted(2) || wanted(4) || wanted(10) {
         let cpu = deployment.cpu_watch(&options.services);
         let before = cpu.start();
         let calls_before = redis_calls().await;
@@ -179,6 +180,9 @@ async fn measure(
     }
     if wanted(5) {
         results.push(scenarios::latency(&bench).await?);
+    }
+    if wanted(10) {
+        results.push(ordered::run(&bench, single).await?);
     }
     // Before 6, 3 and 4, whose leftovers (a refusing endpoint's retries, a million waiting
     // retries) would keep scenario 7 from ever seeing nothing pending.

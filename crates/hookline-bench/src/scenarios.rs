@@ -43,6 +43,11 @@ pub struct Scale {
     pub read_fixture_payload_bytes: usize,
     /// Scenario 9: requests timed per query.
     pub read_requests: usize,
+    /// Scenario 10: messages through one ordered endpoint's line.
+    pub ordered_messages: usize,
+    /// Scenario 10: other apps whose ordered endpoints receive a trickle during the rerun of
+    /// scenario 1.
+    pub ordered_apps: usize,
 }
 
 impl Scale {
@@ -64,6 +69,8 @@ impl Scale {
         read_fixture_messages: 10_000_000,
         read_fixture_payload_bytes: 256,
         read_requests: 200,
+        ordered_messages: 3_000,
+        ordered_apps: 20,
     };
 
     pub const QUICK: Self = Self {
@@ -84,11 +91,13 @@ impl Scale {
         read_fixture_messages: 20_000,
         read_fixture_payload_bytes: 256,
         read_requests: 20,
+        ordered_messages: 100,
+        ordered_apps: 3,
     };
 }
 
 /// The scenarios there are, by number.
-pub const ALL: std::ops::RangeInclusive<u8> = 1..=9;
+pub const ALL: std::ops::RangeInclusive<u8> = 1..=10;
 /// The scenarios about the delivery log (7 also runs with the log in Redis, for comparison).
 pub const LOG: [u8; 3] = [7, 8, 9];
 /// The scenarios that need the log on PostgreSQL (`--postgres`).
@@ -204,7 +213,7 @@ impl Bench {
     }
 
     /// Sends at full speed to an app whose endpoints are `paths`; matches what arrived.
-    async fn flood(
+    pub(crate) async fn flood(
         &self,
         name: &str,
         paths: &[String],

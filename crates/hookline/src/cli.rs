@@ -100,7 +100,8 @@ pub struct BenchArgs {
     /// Scenarios to run: 1 max throughput, 2 fan-out, 3 isolation, 4 backlog, 5 latency,
     /// 6 one app's flood beside quiet apps; and, asked for by number, 7 log sizing (Redis,
     /// and PostgreSQL with --postgres), 8 retention drop and 9 log reads at volume (both
-    /// with --postgres).
+    /// with --postgres), 10 ordered endpoints (one line's drain at a 1 ms receiver, and
+    /// scenario 1 again beside other apps' ordered endpoints).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6")]
     pub scenarios: Vec<u8>,
     /// Messages the flooding app sends in scenario 6 (200,000 in a full run).
