@@ -7,6 +7,22 @@ use serde_json::Value;
 use crate::testkit::process::{amqp_url, postgres_url, redis_url};
 use crate::testkit::Backend;
 
+/// `hookline bench --quick` on the local RabbitMQ and Redis, with `args` after.
+fn quick_bench(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command
+        .args([
+            "bench",
+            "--quick",
+            "--amqp-url",
+            &amqp_url(),
+            "--redis-url",
+            &redis_url(),
+        ])
+        .args(args);
+    command
+}
+
 /// Runs `command` with `--out out` and answers what it printed, failing the test (with its
 /// output) unless it succeeded.
 async fn run_to_success(mut command: tokio::process::Command, out: &std::path::Path) -> String {
@@ -34,15 +50,7 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
         "hookline-bench-smoke-{}-{backend:?}",
         std::process::id()
     ));
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-    command.args([
-        "bench",
-        "--quick",
-        "--amqp-url",
-        &amqp_url(),
-        "--redis-url",
-        &redis_url(),
-    ]);
+    let mut command = quick_bench(&[]);
     let engine = match backend {
         Backend::Embedded => {
             command.arg("--embedded");
@@ -190,17 +198,7 @@ async fn a_quick_bench_run_of_the_ordered_scenario_drains_its_line(#[case] backe
         "hookline-bench-smoke-ordered-{}-{backend:?}",
         std::process::id()
     ));
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-    command.args([
-        "bench",
-        "--quick",
-        "--scenarios",
-        "1,10",
-        "--amqp-url",
-        &amqp_url(),
-        "--redis-url",
-        &redis_url(),
-    ]);
+    let mut command = quick_bench(&["--scenarios", "1,10"]);
     if backend == Backend::Embedded {
         command.arg("--embedded");
     }
@@ -242,19 +240,7 @@ async fn a_quick_bench_run_with_the_log_on_postgres_reports_the_log_scenarios() 
         "hookline-bench-smoke-postgres-{}",
         std::process::id()
     ));
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-    command.args([
-        "bench",
-        "--quick",
-        "--scenarios",
-        "1,5,7,8,9",
-        "--amqp-url",
-        &amqp_url(),
-        "--redis-url",
-        &redis_url(),
-        "--postgres",
-        &postgres_url(),
-    ]);
+    let command = quick_bench(&["--scenarios", "1,5,7,8,9", "--postgres", &postgres_url()]);
     let stdout = run_to_success(command, &out).await;
     for line in [
         "delivery log in postgres",

@@ -10,8 +10,7 @@ use tokio::sync::watch;
 
 use crate::load;
 use crate::receiver::Behaviour;
-use crate::scenarios::{paths, result, Bench, ScenarioError, ScenarioResult, SENDERS};
-use crate::stats;
+use crate::scenarios::{paths, result, Bench, ScenarioError, ScenarioResult};
 
 /// Scenario 1 beside ordered endpoints, as a share of scenario 1 alone, at least.
 pub const BESIDE_RATIO_TARGET: f64 = 0.95;
@@ -70,21 +69,9 @@ async fn drain_one_line(bench: &Bench) -> Result<(f64, usize), ScenarioError> {
         .url(&path[0], Behaviour::Slow(RECEIVER_DELAY));
     bench.api.create_ordered_endpoint(&app, &url).await?;
     let messages = bench.scale.ordered_messages;
-    let bar = bench.bar(messages, "10 ordered: sending");
-    let sent = load::max_throughput(
-        &bench.api,
-        &app,
-        bench.body.clone(),
-        messages,
-        SENDERS,
-        bench.epoch,
-        &bar,
-    )
-    .await;
-    bar.finish();
-    let bar = bench.bar(0, "10 ordered: delivered in order");
-    bench.await_deliveries(&path, sent.sent.len(), &bar).await;
-    let matched = stats::match_arrivals(&sent.sent, &bench.receiver.take(), Some(&path));
+    let (_, matched) = bench
+        .flood_app("10 ordered line", &app, &path, bench.body.clone(), messages)
+        .await;
     Ok((matched.per_second(), matched.deliveries()))
 }
 

@@ -12,10 +12,9 @@ use time::OffsetDateTime;
 
 use crate::client::ClientError;
 use crate::fixture::{self, rfc3339, Spec, Template};
-use crate::load;
 use crate::receiver::Behaviour;
 use crate::redis_stats::{self, Census};
-use crate::scenarios::{paths, result, Bench, ScenarioError, ScenarioResult, SENDERS};
+use crate::scenarios::{paths, result, Bench, ScenarioError, ScenarioResult};
 use crate::stats::{self, LatencyBin, Matched};
 
 /// Scenario 7's payload, and scenario 8's fixture's: 1 KiB as stored (minified JSON).
@@ -166,21 +165,10 @@ pub async fn sizing(bench: &Bench, target: &LogTarget) -> Result<ScenarioResult,
     let before = Weights::read(target).await?;
     let paths = paths("s7", 1);
     let (app, endpoints) = app_with_endpoints(bench, "7 log sizing", &paths).await?;
-    let bar = bench.bar(messages, "7 log sizing: sending");
-    let sent = load::max_throughput(
-        &bench.api,
-        &app,
-        Arc::new(body(PAYLOAD_BYTES)),
-        messages,
-        SENDERS,
-        bench.epoch,
-        &bar,
-    )
-    .await;
-    bar.finish();
-    let bar = bench.bar(0, "7 log sizing: delivered");
-    bench.await_deliveries(&paths, sent.sent.len(), &bar).await;
-    let matched = stats::match_arrivals(&sent.sent, &bench.receiver.take(), Some(&paths));
+    let body = Arc::new(body(PAYLOAD_BYTES));
+    let (sent, matched) = bench
+        .flood_app("7 log sizing", &app, &paths, body, messages)
+        .await;
     let settled = settle(bench, target, &app, &endpoints[0].0, matched.deliveries()).await;
     let after = Weights::read(target).await?;
     let mut r = result(7, "log sizing: bytes kept per message", &sent, &matched, 1);

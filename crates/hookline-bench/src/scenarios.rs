@@ -224,23 +224,30 @@ impl Bench {
             .map(|p| (p.clone(), Behaviour::Accept))
             .collect();
         let app = self.app_with(name, &endpoints, &[]).await?;
+        Ok(self
+            .flood_app(name, &app, paths, self.body.clone(), messages)
+            .await)
+    }
+
+    /// Sends `messages` of `body` at full speed to `app`, whose endpoints are `paths`;
+    /// matches what arrived.
+    pub(crate) async fn flood_app(
+        &self,
+        name: &str,
+        app: &str,
+        paths: &[String],
+        body: Arc<Value>,
+        messages: usize,
+    ) -> (LoadResult, Matched) {
         let bar = self.bar(messages, &format!("{name}: sending"));
-        let sent = load::max_throughput(
-            &self.api,
-            &app,
-            self.body.clone(),
-            messages,
-            SENDERS,
-            self.epoch,
-            &bar,
-        )
-        .await;
+        let sent =
+            load::max_throughput(&self.api, app, body, messages, SENDERS, self.epoch, &bar).await;
         bar.finish();
         let bar = self.bar(0, &format!("{name}: delivered"));
         self.await_deliveries(paths, sent.sent.len() * paths.len(), &bar)
             .await;
         let matched = stats::match_arrivals(&sent.sent, &self.receiver.take(), Some(paths));
-        Ok((sent, matched))
+        (sent, matched)
     }
 
     /// Sends at `rate` for `seconds` to an app with these endpoints; matches what arrived on

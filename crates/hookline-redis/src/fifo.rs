@@ -22,6 +22,7 @@ use hookline_core::ports::{Sequencer, StoreError};
 use redis::Script;
 use time::OffsetDateTime;
 
+use crate::outbox::UNREGISTER;
 use crate::{decode, encode, unavailable, RedisStore};
 
 /// How long an empty line stays registered after its last join: far longer than a join
@@ -116,20 +117,6 @@ static STALLED: LazyLock<Script> = LazyLock::new(|| {
         return {{task or '', empty and 1 or 0}}
         "
     ))
-});
-
-/// KEYS: fifo_lines. ARGV: member, the score read. Removes the line's registration only if
-/// no join registered it again since it was read.
-static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-        if score and tonumber(score) == tonumber(ARGV[2]) then
-            return redis.call('ZREM', KEYS[1], ARGV[1])
-        end
-        return 0
-        ",
-    )
 });
 
 /// The `fifo_lines` member of a line (ids never hold a space).

@@ -64,9 +64,10 @@ static CLAIM_MARKS: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: outbox_apps. ARGV: app id, the score read. Removes the app only if its registration
-/// is still the one read (no process registered it again meanwhile).
-static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: a registration set (`outbox_apps`, `fifo_lines`). ARGV: member, the score read.
+/// Removes the member only if its registration is still the one read (no process registered
+/// it again meanwhile).
+pub(crate) static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
