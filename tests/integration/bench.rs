@@ -23,6 +23,17 @@ fn quick_bench(args: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// A results directory of this test process's own, named for the run.
+fn out_dir(run: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hookline-bench-smoke-{run}-{}", std::process::id()))
+}
+
+/// The `results.json` a run wrote into `out`.
+fn results_in(out: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
+        .expect("results are JSON")
+}
+
 /// Runs `command` with `--out out` and answers what it printed, failing the test (with its
 /// output) unless it succeeded.
 async fn run_to_success(mut command: tokio::process::Command, out: &std::path::Path) -> String {
@@ -46,10 +57,7 @@ async fn run_to_success(mut command: tokio::process::Command, out: &std::path::P
 #[case::embedded(Backend::Embedded)]
 #[tokio::test]
 async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] backend: Backend) {
-    let out = std::env::temp_dir().join(format!(
-        "hookline-bench-smoke-{}-{backend:?}",
-        std::process::id()
-    ));
+    let out = out_dir(&format!("{backend:?}"));
     let mut command = quick_bench(&[]);
     let engine = match backend {
         Backend::Embedded => {
@@ -64,9 +72,7 @@ async fn a_quick_bench_run_prints_ratios_and_writes_results_and_plots(#[case] ba
     assert!(stdout.contains("peak RSS after scenario 1"), "{stdout}");
     assert!(stdout.contains("CPU per delivery, in µs"), "{stdout}");
 
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
-            .expect("results are JSON");
+    let results = results_in(&out);
     assert_eq!(results["engine"], engine, "{results}");
     assert!(
         results["ceiling"]["rabbitmq_per_second"]
@@ -194,18 +200,13 @@ async fn the_log_scenarios_are_refused_where_they_cannot_run() {
 #[case::embedded(Backend::Embedded)]
 #[tokio::test]
 async fn a_quick_bench_run_of_the_ordered_scenario_drains_its_line(#[case] backend: Backend) {
-    let out = std::env::temp_dir().join(format!(
-        "hookline-bench-smoke-ordered-{}-{backend:?}",
-        std::process::id()
-    ));
+    let out = out_dir(&format!("ordered-{backend:?}"));
     let mut command = quick_bench(&["--scenarios", "1,10"]);
     if backend == Backend::Embedded {
         command.arg("--embedded");
     }
     run_to_success(command, &out).await;
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
-            .expect("results are JSON");
+    let results = results_in(&out);
     let ordered = results["scenarios"]
         .as_array()
         .and_then(|all| all.iter().find(|s| s["id"] == 10))
@@ -236,10 +237,7 @@ async fn a_quick_bench_run_of_the_ordered_scenario_drains_its_line(#[case] backe
 /// each delivers everything, reports its figures, and the bench's schema is gone after.
 #[tokio::test]
 async fn a_quick_bench_run_with_the_log_on_postgres_reports_the_log_scenarios() {
-    let out = std::env::temp_dir().join(format!(
-        "hookline-bench-smoke-postgres-{}",
-        std::process::id()
-    ));
+    let out = out_dir("postgres");
     let command = quick_bench(&["--scenarios", "1,5,7,8,9", "--postgres", &postgres_url()]);
     let stdout = run_to_success(command, &out).await;
     for line in [
@@ -251,9 +249,7 @@ async fn a_quick_bench_run_with_the_log_on_postgres_reports_the_log_scenarios() 
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
-            .expect("results are JSON");
+    let results = results_in(&out);
     assert_eq!(results["log"], "postgres", "{results}");
     let scenarios = results["scenarios"].as_array().expect("scenarios");
     let ids: Vec<u64> = scenarios.iter().filter_map(|s| s["id"].as_u64()).collect();

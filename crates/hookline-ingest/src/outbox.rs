@@ -75,13 +75,17 @@ pub(crate) async fn enqueue_stored(
     message: &Message,
     deliver_at: Option<time::OffsetDateTime>,
 ) -> Result<(), ApiError> {
-    let mut tasks = crate::intake::pending_tasks(state, message).await?;
     // Ordered endpoints' tasks must join their lines: they are made from the endpoints.
     let endpoints = state.registry().endpoints_of_app(&message.app_id).await?;
-    for task in &mut tasks {
-        if let Some(endpoint) = endpoints.iter().find(|ep| ep.id == task.endpoint_id) {
-            *task = task.clone().of_endpoint_version(endpoint);
-        }
-    }
+    let tasks: Vec<_> = crate::intake::pending_tasks(state, message)
+        .await?
+        .into_iter()
+        .map(
+            |task| match endpoints.iter().find(|ep| ep.id == task.endpoint_id) {
+                Some(endpoint) => task.of_endpoint_version(endpoint),
+                None => task,
+            },
+        )
+        .collect();
     crate::intake::enqueue(state, &tasks, deliver_at).await
 }

@@ -8,10 +8,12 @@
 //!
 //! The stall sweep finds lines through the global `fifo_lines` set, in which `join`
 //! registers a line (a `ZADD GT` of the current time, a command of its own before the
-//! line's script). A line found empty whose registration is older than
-//! [`FORGET_AFTER_MS`] is removed with a compare-and-remove on the score that was read, so
-//! a join that registered the line again meanwhile keeps it listed (the same argument as
-//! the outbox's `outbox_apps`).
+//! line's script), unless this process did so within the outbox's refresh interval (60 s):
+//! a busy line costs one registration per minute per process, not one per message. A line
+//! found empty whose registration is older than [`FORGET_AFTER_MS`] (far longer than the
+//! refresh) is removed with a compare-and-remove on the score that was read, so a join that
+//! registered the line again meanwhile keeps it listed, and a registration a process still
+//! relies on is never old enough to go (the same argument as the outbox's `outbox_apps`).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -246,15 +248,26 @@ impl Sequencer for RedisStore {
         }
         // Registered before any message joins, so the sweep can always find a line with
         // messages in it.
-        let mut register = redis::cmd("ZADD");
-        register.arg(self.keys.fifo_lines()).arg("GT");
-        for (app, endpoint) in lines.keys() {
-            register.arg(millis(now)).arg(member(app, endpoint));
+        let now_ms = millis(now);
+        let unlisted: Vec<String> = lines
+            .keys()
+            .map(|(app, endpoint)| member(app, endpoint))
+            .filter(|line| !self.lines.is_fresh(line, now_ms))
+            .collect();
+        if !unlisted.is_empty() {
+            let mut register = redis::cmd("ZADD");
+            register.arg(self.keys.fifo_lines()).arg("GT");
+            for line in &unlisted {
+                register.arg(now_ms).arg(line);
+            }
+            register
+                .query_async::<()>(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            for line in &unlisted {
+                self.lines.record(line, now_ms);
+            }
         }
-        register
-            .query_async::<()>(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
         let now_us = micros(now);
         let joins = lines
             .iter()

@@ -102,6 +102,8 @@ pub struct RedisStore {
     max_attempts_per_endpoint: u64,
     main_key: Option<MainKey>,
     outbox: std::sync::Arc<outbox::Registrations>,
+    /// This process's registrations of ordered endpoints' lines in `fifo_lines`.
+    lines: std::sync::Arc<outbox::Registrations>,
     log_elsewhere: bool,
 }
 
@@ -132,6 +134,7 @@ impl RedisStore {
             max_attempts_per_endpoint: config.max_attempts_per_endpoint,
             main_key: config.main_key.clone(),
             outbox: std::sync::Arc::new(outbox::Registrations::new(config.outbox_refresh)),
+            lines: std::sync::Arc::new(outbox::Registrations::new(config.outbox_refresh)),
             log_elsewhere: config.log_elsewhere,
         })
     }

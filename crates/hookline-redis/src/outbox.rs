@@ -102,14 +102,14 @@ impl Registrations {
     }
 
     /// Whether this process registered `app` less than `refresh` before `now`.
-    fn is_fresh(&self, app: &str, now: i64) -> bool {
+    pub(crate) fn is_fresh(&self, app: &str, now: i64) -> bool {
         let written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         written
             .get(app)
             .is_some_and(|at| now.saturating_sub(*at) < self.refresh_ms)
     }
 
-    fn record(&self, app: &str, at: i64) {
+    pub(crate) fn record(&self, app: &str, at: i64) {
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         if written.len() >= REMEMBERED_APPS && !written.contains_key(app) {
             // Stale entries make no write cheaper; dropping any entry costs at most a ZADD.
