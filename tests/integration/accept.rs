@@ -141,12 +141,19 @@ async fn send_until_accepted(
 /// 3,000 messages from 16 client workers that retry with the same idempotency key; ingest
 /// (`serve` in embedded mode) is killed with `kill -9` and restarted after every ~150
 /// accepted messages, so kills land inside requests. Each key yields exactly one message,
-/// and every message is delivered (duplicates only under the same `webhook-id`).
+/// and every message is delivered (duplicates only under the same `webhook-id`). With an
+/// ordered endpoint too: a kill between a message joining its line and its task being
+/// queued, or before a refused message left it, must not stall the line.
 #[rstest]
-#[case::rabbit_redis(Backend::RabbitRedis)]
-#[case::embedded(Backend::Embedded)]
+#[case::rabbit_redis(Backend::RabbitRedis, false)]
+#[case::embedded(Backend::Embedded, false)]
+#[case::rabbit_redis_ordered(Backend::RabbitRedis, true)]
+#[case::embedded_ordered(Backend::Embedded, true)]
 #[tokio::test]
-async fn kill_ingest_mid_request_one_delivered_message_per_key(#[case] backend: Backend) {
+async fn kill_ingest_mid_request_one_delivered_message_per_key(
+    #[case] backend: Backend,
+    #[case] fifo: bool,
+) {
     const MESSAGES: usize = 3_000;
     const KILL_EVERY: usize = 150;
     const MAX_KILLS: usize = 12;
@@ -169,7 +176,8 @@ async fn kill_ingest_mid_request_one_delivered_message_per_key(#[case] backend: 
     let api = stack.api(&ingest);
     let app = api.create_app("kill-ingest").await;
     let url = receiver.url("sink", Reply::Always(200));
-    api.create_endpoint(&app, json!({"url": url})).await;
+    api.create_endpoint(&app, json!({"url": url, "fifo": fifo}))
+        .await;
 
     let client = RetryingClient::new(&api.base);
     let workers = client.spawn(&app, MESSAGES, 16, Duration::from_secs(240));
@@ -196,8 +204,10 @@ async fn kill_ingest_mid_request_one_delivered_message_per_key(#[case] backend: 
     let listed_set: HashSet<String> = listed.iter().cloned().collect();
 
     // Every stored message reaches the receiver; give the outbox sweep (after the lease)
-    // and the retries their time, then count what is missing.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // and the retries their time (an ordered line its one-at-a-time drain), then count what
+    // is missing.
+    let wait = if fifo { 240 } else { 60 };
+    let deadline = Instant::now() + Duration::from_secs(wait);
     let undelivered = loop {
         let seen: HashSet<String> = receiver
             .deliveries("sink")
@@ -213,7 +223,7 @@ async fn kill_ingest_mid_request_one_delivered_message_per_key(#[case] backend: 
     let deliveries = receiver.deliveries("sink");
     let extra_messages = listed.len().saturating_sub(MESSAGES);
     println!(
-        "{backend:?}: {kills} kills; {} messages listed for {MESSAGES} keys ({extra_messages} keys with two messages); \
+        "{backend:?} (ordered: {fifo}): {kills} kills; {} messages listed for {MESSAGES} keys ({extra_messages} keys with two messages); \
          {undelivered} undelivered; {} deliveries ({} duplicates)",
         listed.len(),
         deliveries.len(),
