@@ -658,6 +658,8 @@ fn endpoint(app_id: &str, n: usize, uid: Option<&str>) -> Endpoint {
         headers: Default::default(),
         signature_scheme: SignatureScheme::Standard,
         fifo: false,
+        tls: None,
+        oauth: None,
         created_at: now,
         updated_at: now,
     }

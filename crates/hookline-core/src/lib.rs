@@ -32,6 +32,7 @@ pub mod id;
 pub mod json;
 pub mod model;
 pub mod names;
+pub mod outbound;
 pub mod outcome;
 pub mod plan;
 pub mod ports;

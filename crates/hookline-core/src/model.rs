@@ -74,6 +74,13 @@ pub struct Endpoint {
     /// ([`crate::fifo`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fifo: bool,
+    /// A client certificate to present and the CAs to trust; `None`: no client certificate,
+    /// the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::outbound::EndpointTls>,
+    /// An OAuth2 client whose bearer token every delivery carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<crate::outbound::OAuthClient>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -747,6 +754,8 @@ mod tests {
             headers: BTreeMap::new(),
             signature_scheme: SignatureScheme::Standard,
             fifo: false,
+            tls: None,
+            oauth: None,
             created_at: now,
             updated_at: now,
         }

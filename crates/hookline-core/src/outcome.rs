@@ -18,6 +18,9 @@ pub enum TransportError {
     CircuitOpen,
     /// The receiver reset or closed the connection before its response arrived.
     Reset,
+    /// The endpoint's OAuth2 token could not be had: the token endpoint failed, refused the
+    /// client or answered without a token. The delivery itself was not sent.
+    Token,
     /// Anything else that broke the exchange (a protocol error, a malformed response).
     Other,
 }

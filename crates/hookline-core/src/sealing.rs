@@ -9,6 +9,8 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+use crate::secret::SecretText;
+
 const SEALED_PREFIX: &str = "sealed:v1:";
 const NONCE_LEN: usize = 24;
 
@@ -84,15 +86,15 @@ pub fn open(key: Option<&MainKey>, stored: &str) -> Result<String, SealError> {
     String::from_utf8(plain).map_err(|_| SealError::Open)
 }
 
-/// The stored form of an endpoint: its current and old secrets sealed (when a key is set).
+/// The stored form of an endpoint: every secret it holds sealed (when a key is set): its
+/// signing secrets, its client certificate's private key and its OAuth2 client secret.
 pub fn seal_endpoint(
     key: Option<&MainKey>,
     endpoint: &crate::model::Endpoint,
 ) -> Result<crate::model::Endpoint, SealError> {
     let mut stored = endpoint.clone();
-    stored.secret = seal(key, endpoint.secret.expose())?.into();
-    for old in &mut stored.old_secrets {
-        old.secret = seal(key, old.secret.expose())?.into();
+    for secret in endpoint_secrets(&mut stored) {
+        *secret = seal(key, secret.expose())?.into();
     }
     Ok(stored)
 }
@@ -102,11 +104,23 @@ pub fn open_endpoint(
     key: Option<&MainKey>,
     mut endpoint: crate::model::Endpoint,
 ) -> Result<crate::model::Endpoint, SealError> {
-    endpoint.secret = open(key, endpoint.secret.expose())?.into();
-    for old in &mut endpoint.old_secrets {
-        old.secret = open(key, old.secret.expose())?.into();
+    for secret in endpoint_secrets(&mut endpoint) {
+        *secret = open(key, secret.expose())?.into();
     }
     Ok(endpoint)
+}
+
+/// Every secret an endpoint record holds, so sealing and opening cannot miss one.
+fn endpoint_secrets(endpoint: &mut crate::model::Endpoint) -> Vec<&mut SecretText> {
+    let mut secrets = vec![&mut endpoint.secret];
+    secrets.extend(endpoint.old_secrets.iter_mut().map(|old| &mut old.secret));
+    if let Some(identity) = endpoint.tls.as_mut().and_then(|tls| tls.identity.as_mut()) {
+        secrets.push(&mut identity.key);
+    }
+    if let Some(secret) = endpoint.oauth.as_mut().and_then(|o| o.client_secret.as_mut()) {
+        secrets.push(secret);
+    }
+    secrets
 }
 
 #[cfg(test)]
@@ -140,5 +154,40 @@ mod tests {
         assert_eq!(open(None, &sealed), Err(SealError::NoKey));
         assert_eq!(MainKey::parse("short").err(), Some(SealError::BadKey));
         assert_eq!(format!("{key:?}"), "MainKey(<redacted>)");
+    }
+
+    #[test]
+    fn every_secret_of_an_endpoint_is_sealed_and_opened() {
+        use crate::outbound::{ClientIdentity, EndpointTls, OAuthClient};
+        let key = MainKey::parse(KEY).unwrap();
+        let mut endpoint: crate::model::Endpoint = serde_json::from_value(serde_json::json!({
+            "id": "ep_1", "appId": "app_1", "uid": null, "url": "https://example.com/",
+            "description": "", "eventTypes": null, "channels": null, "disabled": false,
+            "metadata": {}, "rateLimit": null, "secret": "whsec_signing",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        endpoint.tls = Some(EndpointTls {
+            identity: Some(ClientIdentity {
+                certificate: "CERT".into(),
+                key: "PRIVATE-KEY-BYTES".into(),
+            }),
+            server_ca: None,
+            trust_system_roots: false,
+        });
+        endpoint.oauth = Some(OAuthClient {
+            token_url: "https://auth.example/token".into(),
+            client_id: "id".into(),
+            client_secret: Some("CLIENT-SECRET".into()),
+            auth_method: Default::default(),
+            scopes: Vec::new(),
+            extra_params: Default::default(),
+        });
+        let stored = seal_endpoint(Some(&key), &endpoint).unwrap();
+        let text = serde_json::to_string(&stored).unwrap();
+        for secret in ["whsec_signing", "PRIVATE-KEY-BYTES", "CLIENT-SECRET"] {
+            assert!(!text.contains(secret), "{secret} stored in the clear: {text}");
+        }
+        assert_eq!(open_endpoint(Some(&key), stored).unwrap(), endpoint);
     }
 }

@@ -204,6 +204,8 @@ mod tests {
             headers: Default::default(),
             signature_scheme: Default::default(),
             fifo: false,
+            tls: None,
+            oauth: None,
             created_at: at,
             updated_at: at,
         }

@@ -124,6 +124,8 @@ async fn endpoint(setup: &Setup, id: &str, url: &str) -> Endpoint {
         headers: BTreeMap::new(),
         signature_scheme: Default::default(),
         fifo: false,
+        tls: None,
+        oauth: None,
         created_at: now,
         updated_at: now,
     };

@@ -268,6 +268,8 @@ impl OperationalEvents {
                     headers: BTreeMap::new(),
                     signature_scheme: SignatureScheme::Standard,
                     fifo: false,
+                    tls: None,
+                    oauth: None,
                     created_at: now,
                     updated_at: now,
                 };

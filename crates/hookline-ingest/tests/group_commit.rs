@@ -235,6 +235,8 @@ fn endpoint(app_id: &str, n: usize) -> Endpoint {
         headers: Default::default(),
         signature_scheme: SignatureScheme::Standard,
         fifo: false,
+        tls: None,
+        oauth: None,
         created_at: now,
         updated_at: now,
     }

@@ -359,6 +359,8 @@ impl Settings {
             headers: self.headers,
             signature_scheme: SignatureScheme::Standard,
             fifo: true,
+            tls: None,
+            oauth: None,
             created_at: now,
             updated_at: now,
         }
@@ -603,6 +605,8 @@ mod tests {
             headers: BTreeMap::from([("x-a".to_owned(), "1".to_owned())]),
             signature_scheme: SignatureScheme::Standard,
             fifo: true,
+            tls: None,
+            oauth: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }

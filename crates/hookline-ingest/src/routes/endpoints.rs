@@ -382,6 +382,8 @@ async fn create_endpoint(
         headers,
         signature_scheme: scheme_or_default(input.signature_scheme)?,
         fifo: input.fifo,
+        tls: None,
+        oauth: None,
         created_at: now,
         updated_at: now,
     };

@@ -258,6 +258,8 @@ pub async fn create(
         headers: checked_headers(input.headers.unwrap_or_default())?,
         signature_scheme: SignatureScheme::Standard,
         fifo: false,
+        tls: None,
+        oauth: None,
         created_at: now,
         updated_at: now,
     };
@@ -358,6 +360,8 @@ fn upsert_new(path: &str, body_uid: Option<&Uid>) -> Result<Endpoint, ApiError> 
         headers: BTreeMap::new(),
         signature_scheme: SignatureScheme::Standard,
         fifo: false,
+        tls: None,
+        oauth: None,
         created_at: now,
         updated_at: now,
     })
