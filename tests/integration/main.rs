@@ -38,6 +38,7 @@ mod outages;
 mod ports;
 mod postgres_log;
 mod races;
+mod reach;
 mod scale;
 mod secrets;
 mod shutdown;

@@ -47,6 +47,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/views/backlog.js", JS),
     asset!("js/views/endpoints.js", JS),
     asset!("js/views/endpoint.js", JS),
+    asset!("js/views/endpoint_access.js", JS),
     asset!("js/views/attempts.js", JS),
     asset!("js/views/attempt.js", JS),
     asset!("js/views/messages.js", JS),

@@ -65,6 +65,7 @@ export async function api(method, path, body, token = session()?.token) {
 export const get = (path) => api("GET", path);
 export const post = (path, body = {}) => api("POST", path, body);
 export const patch = (path, body) => api("PATCH", path, body);
+export const del = (path) => api("DELETE", path);
 
 /** `?a=1&b=2`, skipping empty values; arrays repeat their key. */
 export function query(params) {

@@ -1,10 +1,12 @@
-// One endpoint: its settings (enable/disable, ordered delivery, signing secret, headers),
+// One endpoint: its settings (enable/disable, ordered delivery, signing key, TLS and OAuth2,
+// headers),
 // the line of an ordered endpoint, recovery of failed messages, and its attempt log.
 
 import { get, post, patch, enc } from "../api.js";
 import { h, mount, badge, facts, output, busy, errorBox } from "../dom.js";
 import { when } from "../format.js";
 import { attemptLog } from "./attempts.js";
+import { signingSection, reachSection } from "./endpoint_access.js";
 
 export async function endpointView(view, [app, endpoint], params) {
   const base = `/app/${enc(app)}/endpoint/${enc(endpoint)}`;
@@ -33,7 +35,8 @@ export async function endpointView(view, [app, endpoint], params) {
     await attemptLog(app, endpoint, params, eventTypes),
     h("div", { class: "grid" },
       recoverSection(base),
-      secretSection(base),
+      signingSection(base, ep),
+      await reachSection(base),
       await headersSection(base)));
 }
 
@@ -110,44 +113,6 @@ function lineText(app, line) {
   if (!line.length) return "The line is empty.";
   const count = `${line.length} ${line.length === 1 ? "message" : "messages"} in line`;
   return head ? [count, ", delivering ", message, "."] : `${count}.`;
-}
-
-function secretSection(base) {
-  const shown = h("code", { id: "secret-value" }, "••••••••••••••••");
-  const out = output("Secret result");
-  const reveal = h("button", {
-    type: "button",
-    "aria-controls": "secret-value",
-    onclick: () => busy(reveal, out, async () => {
-      if (reveal.dataset.shown) {
-        shown.textContent = "••••••••••••••••";
-        delete reveal.dataset.shown;
-        reveal.textContent = "Reveal";
-        return;
-      }
-      const secret = await get(`${base}/secret`);
-      shown.textContent = secret.key;
-      reveal.dataset.shown = "1";
-      reveal.textContent = "Hide";
-    }),
-  }, "Reveal");
-  const rotate = h("button", {
-    type: "button",
-    onclick: () => busy(rotate, out, async () => {
-      if (!confirm("Rotate the signing secret? The current one keeps signing during the grace period.")) return;
-      await post(`${base}/secret/rotate`, {});
-      const secret = await get(`${base}/secret`);
-      shown.textContent = secret.key;
-      reveal.dataset.shown = "1";
-      reveal.textContent = "Hide";
-      mount(out, "Rotated. The previous secret also signs until its grace period ends.");
-    }),
-  }, "Rotate");
-  return h("section", { class: "card", "aria-labelledby": "secret-title" },
-    h("h2", { id: "secret-title" }, "Signing secret"),
-    h("p", {}, shown),
-    h("p", { class: "actions" }, reveal, rotate),
-    out);
 }
 
 async function headersSection(base) {
