@@ -101,6 +101,16 @@ pub enum KeyType {
 }
 
 impl KeyType {
+    /// The type of a key's stored text, by its prefix alone (`whsk_`: ed25519), without
+    /// reading the key: cheap enough for every endpoint of a list.
+    pub fn of_text(text: &str) -> Self {
+        if text.starts_with(SECRET_PREFIX) {
+            Self::Ed25519
+        } else {
+            Self::Hmac
+        }
+    }
+
     /// `hmac` or `ed25519`, as the API names it.
     pub fn as_str(self) -> &'static str {
         match self {
