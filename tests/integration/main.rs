@@ -9,6 +9,7 @@ mod testkit;
 mod accept;
 mod adversarial;
 mod api;
+mod asymmetric;
 mod attempt_log;
 mod background_tasks;
 mod backlog;

@@ -8,6 +8,7 @@
 //! - [`names`]: validated newtypes for every outside value (parse, don't validate).
 //! - [`json`]: the one-time payload minifier.
 //! - [`signing`]: Standard Webhooks secrets and signatures.
+//! - [`asymmetric`]: ed25519 keys (`whsk_`/`whpk_`) and their `v1a,` signatures.
 //! - [`sealing`]: endpoint secrets encrypted at rest under a main key.
 //! - [`secret`]: text that redacts itself in `Debug` (secrets, tokens, passwords).
 //! - [`retry`]: the retry schedule with jitter.
@@ -23,6 +24,7 @@
 //! Architecture invariant: this crate performs no I/O and knows no HTTP API shape.
 
 pub mod address;
+pub mod asymmetric;
 pub mod backlog;
 pub mod breaker;
 pub mod fair;

@@ -16,7 +16,7 @@ use hookline_core::ports::{
     RetrySchedule, Sequencer, SettledAttempt, Settlement, StoreError, TaskPublisher,
 };
 use hookline_core::rate::Limits;
-use hookline_core::signing::{hex_body_signature, signature_header, SigningSecret};
+use hookline_core::signing::{hex_body_signature, signature_header, KeyType, SigningKey};
 use hookline_events::OperationalEvents;
 use hookline_metrics::Metrics;
 use hookline_net::Resolver;
@@ -121,7 +121,7 @@ struct Admitted {
     endpoint: Endpoint,
     previous: Option<DestinationStatus>,
     body: Bytes,
-    secrets: Vec<SigningSecret>,
+    secrets: Vec<SigningKey>,
 }
 
 /// What [`Dispatcher::deliver`] leaves to do.
@@ -297,15 +297,25 @@ impl Dispatcher {
         if !limits.is_empty() && !self.within_rate_limits(task, limits).await? {
             return Ok(Admission::Done(Outcome::Deferred));
         }
-        let secrets: Result<Vec<SigningSecret>, _> = endpoint
+        let secrets: Result<Vec<SigningKey>, _> = endpoint
             .signing_secrets(OffsetDateTime::now_utc())
-            .map(SigningSecret::parse)
+            .map(SigningKey::parse)
             .collect();
-        let Ok(secrets) = secrets else {
-            // Secrets are generated or validated on save, so this is a damaged record. Never
-            // send unsigned; leave the task for an operator rather than retry it forever.
-            tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
-            return Ok(Admission::Done(Outcome::Skipped));
+        // The hex body scheme is an HMAC keyed by the current secret's text; the API refuses
+        // it beside an ed25519 key, so one here is a damaged record too.
+        let unsignable = |keys: &[SigningKey]| {
+            matches!(endpoint.signature_scheme, SignatureScheme::HexBody { .. })
+                && keys.first().map(SigningKey::key_type) != Some(KeyType::Hmac)
+        };
+        let secrets = match secrets {
+            Ok(keys) if !unsignable(&keys) => keys,
+            _ => {
+                // Secrets are generated or validated on save, so this is a damaged record.
+                // Never send unsigned; leave the task for an operator rather than retry it
+                // forever.
+                tracing::error!(endpoint_id = %endpoint.id, "stored endpoint secret is unreadable; task dropped");
+                return Ok(Admission::Done(Outcome::Skipped));
+            }
         };
         Ok(Admission::Send(Box::new(Admitted {
             endpoint,
@@ -549,7 +559,7 @@ pub(crate) fn attempt_record(
 /// the `webhook-id`, so a repeated delivery carries the same id and receivers can deduplicate.
 fn signed_headers(
     endpoint: &Endpoint,
-    secrets: &[SigningSecret],
+    secrets: &[SigningKey],
     task: &DeliveryTask,
     body: &[u8],
     now: OffsetDateTime,

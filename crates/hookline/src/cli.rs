@@ -35,7 +35,8 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: SocketAddr,
-        /// The endpoint's signing secret (`whsec_…`).
+        /// The endpoint's signing secret (`whsec_…`), or its public key (`whpk_…`) if it
+        /// signs with ed25519.
         #[arg(long, env = "HOOKLINE_SECRET", hide_env_values = true)]
         secret: String,
     },

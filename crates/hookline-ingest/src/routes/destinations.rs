@@ -24,7 +24,7 @@ use hookline_core::id;
 use hookline_core::model::{App, Endpoint, SignatureScheme};
 use hookline_core::names::{Channel, EventTypeName, Uid};
 use hookline_core::secret::SecretText;
-use hookline_core::signing::SigningSecret;
+use hookline_core::signing::{KeyType, SigningKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -32,7 +32,9 @@ use time::OffsetDateTime;
 use super::common::{now, nullable, unix_ms, EndpointPath, ListQuery, ListResponse};
 use super::endpoint_fifo::EndpointFifoOut;
 use super::endpoint_headers::EndpointHeadersOut;
-use super::endpoint_secret::{rotate_once, EndpointSecretOut, EndpointSecretRotateIn};
+use super::endpoint_secret::{
+    check_scheme_fits_key, rotate_once, EndpointSecretOut, EndpointSecretRotateIn,
+};
 use super::endpoints::{
     insert_endpoint, parse_channels, parse_event_types, parse_headers, parse_secret, parse_uid,
     parse_url, remove_endpoint, save_endpoint,
@@ -104,7 +106,8 @@ pub struct FifoEndpointConfigIn {
     pub url: String,
     /// Custom headers sent with every delivery.
     pub headers: Option<BTreeMap<String, String>>,
-    /// The `whsec_…` signing secret; generated when absent.
+    /// The `whsec_…` signing secret, or a `whsk_…` ed25519 secret key; an HMAC secret is
+    /// generated when absent.
     #[schema(value_type = Option<String>)]
     pub key: Option<SecretText>,
 }
@@ -313,7 +316,7 @@ struct Settings {
     disabled: bool,
     url: String,
     headers: BTreeMap<String, String>,
-    key: Option<SigningSecret>,
+    key: Option<SigningKey>,
     event_types: Option<Vec<EventTypeName>>,
     channels: Option<Vec<Channel>>,
     metadata: BTreeMap<String, String>,
@@ -342,7 +345,9 @@ impl Settings {
     /// A new ordered endpoint of `app` with these settings.
     fn into_endpoint(self, app: &App) -> Endpoint {
         let now = now();
-        let secret = self.key.unwrap_or_else(SigningSecret::generate);
+        let secret = self
+            .key
+            .unwrap_or_else(|| SigningKey::generate(KeyType::Hmac));
         Endpoint {
             id: id::new_id("ep", unix_ms(now)),
             app_id: app.id.clone(),
@@ -368,9 +373,12 @@ impl Settings {
 
     /// `previous` with these settings: what a PUT replaces. The endpoint's own settings that
     /// a destination does not describe (description, rate limit, signature scheme) stay, and
-    /// so does the secret unless `config.key` names a new one.
-    fn apply_to(self, previous: &Endpoint) -> Endpoint {
-        Endpoint {
+    /// so does the secret unless `config.key` names a new one (which must suit the scheme).
+    fn apply_to(self, previous: &Endpoint) -> Result<Endpoint, ApiError> {
+        if let Some(key) = &self.key {
+            check_scheme_fits_key(&previous.signature_scheme, key.key_type(), "config.key")?;
+        }
+        Ok(Endpoint {
             uid: self.uid,
             url: self.url,
             headers: self.headers,
@@ -383,7 +391,7 @@ impl Settings {
             metadata: self.metadata,
             updated_at: now(),
             ..previous.clone()
-        }
+        })
     }
 }
 
@@ -515,7 +523,7 @@ pub async fn upsert(
     {
         settings.uid.clone_from(&previous.uid);
     }
-    let endpoint = settings.apply_to(&previous);
+    let endpoint = settings.apply_to(&previous)?;
     save_endpoint(&state, app, &previous, &endpoint).await?;
     Ok((StatusCode::OK, Json(shown(&state, &scope, endpoint).await?)))
 }

@@ -10,13 +10,14 @@ use hookline_core::id;
 use hookline_core::model::{App, Endpoint, SignatureScheme};
 use hookline_core::names::{Channel, EventTypeName, Uid};
 use hookline_core::secret::SecretText;
-use hookline_core::signing::SigningSecret;
+use hookline_core::signing::{KeyType, SigningKey};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::common::{
     either_name, now, nullable, parse_names, unix_ms, EndpointPath, ListQuery, ListResponse,
 };
+use super::endpoint_secret::{check_scheme_fits_key, chosen_key, KeyTypeIo};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::idempotent::once;
@@ -49,8 +50,12 @@ pub struct EndpointIn {
     pub throttle_rate: Option<u16>,
     /// The older name of `throttleRate`.
     pub rate_limit: Option<u16>,
+    /// A `whsec_…` HMAC secret or a `whsk_…` ed25519 secret key; generated when absent.
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
+    /// The type of key to generate when `secret` is absent (Hookline extension; default
+    /// `hmac`). With `secret`, it must name that key's type.
+    pub key_type: Option<KeyTypeIo>,
     /// Custom headers sent with every delivery (as `PUT …/headers` sets them).
     pub headers: Option<BTreeMap<String, String>>,
     /// Svix's endpoint version: only 1 exists.
@@ -170,7 +175,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub rate_limit: Option<Option<u16>>,
-    /// A new secret, in force at once (rotating keeps the old one signing for a while).
+    /// A new secret (`whsec_…` or `whsk_…`), in force at once (rotating keeps the old one
+    /// signing for a while).
     #[schema(value_type = Option<String>)]
     pub secret: Option<SecretText>,
     pub version: Option<u32>,
@@ -202,6 +208,9 @@ pub struct EndpointOut {
     pub signature_scheme: SignatureSchemeIo,
     /// Whether messages are delivered one at a time in acceptance order (Hookline extension).
     pub fifo: bool,
+    /// The type of the current signing key (Hookline extension): `hmac` (`v1,` signatures)
+    /// or `ed25519` (`v1a,`; `GET …/secret` answers its `whpk_` public key).
+    pub key_type: KeyTypeIo,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -225,6 +234,7 @@ impl From<Endpoint> for EndpointOut {
             signature_scheme: ep.signature_scheme.into(),
             throttle_rate: ep.rate_limit,
             fifo: ep.fifo,
+            key_type: KeyType::of_text(ep.secret.expose()).into(),
             created_at: ep.created_at,
             updated_at: ep.updated_at,
         }
@@ -300,8 +310,8 @@ fn check_version(version: Option<u32>) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) fn parse_secret(field: &str, text: &SecretText) -> Result<SigningSecret, ApiError> {
-    SigningSecret::parse(text.expose()).map_err(|e| ApiError::field(field, e.to_string()))
+pub(crate) fn parse_secret(field: &str, text: &SecretText) -> Result<SigningKey, ApiError> {
+    SigningKey::parse(text.expose()).map_err(|e| ApiError::field(field, e.to_string()))
 }
 
 /// Finds an endpoint of the app by id or uid, or answers 404.
@@ -350,10 +360,14 @@ async fn create_endpoint(
     input: EndpointIn,
 ) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
     check_version(input.version)?;
-    let secret = match &input.secret {
-        Some(text) => parse_secret("secret", text)?,
-        None => SigningSecret::generate(),
-    };
+    let secret = chosen_key(
+        input.secret.as_ref(),
+        "secret",
+        input.key_type,
+        KeyType::Hmac,
+    )?;
+    let signature_scheme = scheme_or_default(input.signature_scheme)?;
+    check_scheme_fits_key(&signature_scheme, secret.key_type(), "signatureScheme")?;
     let headers = parse_headers("headers", input.headers.unwrap_or_default())?;
     let now = now();
     let endpoint = Endpoint {
@@ -380,7 +394,7 @@ async fn create_endpoint(
         secret: secret.expose().into(),
         old_secrets: Vec::new(),
         headers,
-        signature_scheme: scheme_or_default(input.signature_scheme)?,
+        signature_scheme,
         fifo: input.fifo,
         tls: None,
         oauth: None,
@@ -489,6 +503,8 @@ pub async fn update(
         updated_at: now(),
         ..previous.clone()
     };
+    let key_type = KeyType::of_text(endpoint.secret.expose());
+    check_scheme_fits_key(&endpoint.signature_scheme, key_type, "signatureScheme")?;
     save_endpoint(&state, &app, &previous, &endpoint).await?;
     Ok(Json(endpoint.into()))
 }
@@ -514,6 +530,12 @@ pub async fn patch(
 /// Sets the fields a patch names (all but `url`, which needs the resolver).
 fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiError> {
     check_version(input.version)?;
+    // The field a scheme and key that do not fit are blamed on: the one this patch set.
+    let mismatch_field = if input.signature_scheme.is_some() {
+        "signatureScheme"
+    } else {
+        "secret"
+    };
     if let Some(description) = input.description {
         endpoint.description = description;
     }
@@ -556,7 +578,8 @@ fn apply_patch(endpoint: &mut Endpoint, input: EndpointPatch) -> Result<(), ApiE
     if let Some(secret) = &input.secret {
         endpoint.secret = parse_secret("secret", secret)?.expose().into();
     }
-    Ok(())
+    let key_type = KeyType::of_text(endpoint.secret.expose());
+    check_scheme_fits_key(&endpoint.signature_scheme, key_type, mismatch_field)
 }
 
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", params(("app_id" = String, Path, description = "Application id or uid"), ("endpoint_id" = String, Path, description = "Endpoint id or uid")), responses((status = 204, description = "Deleted"), crate::openapi::ErrorResponses), security(("bearer" = [])), tag = "Endpoint")]

@@ -69,8 +69,10 @@ pub async fn get_secret(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<OperationalWebhookEndpointSecretOut>, ApiError> {
     let endpoint = find(&state, &endpoint_id).await?;
+    // Shown as an app endpoint's key is: an admin could have given this one an ed25519 key
+    // through the app's endpoint routes, and its secret key is never answered.
     Ok(Json(OperationalWebhookEndpointSecretOut {
-        key: endpoint.secret,
+        key: super::endpoint_secret::shown_key(&endpoint.secret)?,
     }))
 }
 

@@ -1,4 +1,5 @@
-//! `hookline listen`: a local receiver that verifies each delivery and prints it.
+//! `hookline listen`: a local receiver that verifies each delivery and prints it, with the
+//! endpoint's `whsec_` secret (`v1,` entries) or its `whpk_` public key (`v1a,` entries).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,14 +8,17 @@ use anyhow::Context;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hookline_core::signing::{verify, SigningSecret};
+use hookline_core::signing::{verify, VerifyKey};
 use time::OffsetDateTime;
 
 /// The tolerance Standard Webhooks receivers use for the timestamp.
 const TOLERANCE_SECS: i64 = 300;
 
 pub async fn run(listen: SocketAddr, secret: &str) -> anyhow::Result<()> {
-    let secret = Arc::new(SigningSecret::parse(secret).context("--secret is not a whsec_ secret")?);
+    let secret = Arc::new(
+        VerifyKey::parse(secret)
+            .context("--secret is neither a whsec_ secret nor a whpk_ public key")?,
+    );
     let app = axum::Router::new()
         .fallback(axum::routing::post(receive))
         .with_state(secret);
@@ -34,7 +38,7 @@ pub async fn run(listen: SocketAddr, secret: &str) -> anyhow::Result<()> {
 }
 
 async fn receive(
-    State(secret): State<Arc<SigningSecret>>,
+    State(secret): State<Arc<VerifyKey>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
