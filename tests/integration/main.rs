@@ -30,6 +30,7 @@ mod isolation;
 mod limits;
 mod list_filters;
 mod monitoring;
+mod oauth;
 mod observability;
 mod openapi;
 mod operations;
