@@ -31,6 +31,7 @@ mod isolation;
 mod limits;
 mod list_filters;
 mod monitoring;
+mod oauth;
 mod observability;
 mod openapi;
 mod operations;

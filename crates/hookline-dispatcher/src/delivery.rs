@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use crate::cache::{AppThrottles, EndpointCache, KnownCircuits};
 use crate::config::DispatcherConfig;
 use crate::in_flight::InFlight;
+use crate::oauth::TokenCache;
 use crate::sender::{Exchange, Sender, SenderError};
 use crate::turns::ends_turn;
 
@@ -149,11 +150,11 @@ pub(crate) struct Sent {
     pub(crate) request_headers: std::collections::BTreeMap<String, String>,
 }
 
-/// Delivers tasks. Stateless apart from its HTTP connection pool.
+/// Delivers tasks. Stateless apart from its HTTP connection pool and caches.
 pub struct Dispatcher {
     pub(crate) config: DispatcherConfig,
     pub(crate) stores: Stores,
-    sender: Sender,
+    pub(crate) sender: Sender,
     pub(crate) events: OperationalEvents,
     pub(crate) metrics: Arc<Metrics>,
     in_flight: InFlight,
@@ -161,6 +162,8 @@ pub struct Dispatcher {
     pub(crate) circuits: KnownCircuits,
     apps: AppThrottles,
     pub(crate) queue_age: crate::queue_age::QueueAge,
+    /// OAuth2 access tokens of the endpoints that need one, shared by every worker.
+    pub(crate) tokens: TokenCache,
 }
 
 impl Dispatcher {
@@ -192,6 +195,7 @@ impl Dispatcher {
             circuits,
             apps,
             queue_age: crate::queue_age::QueueAge::default(),
+            tokens: TokenCache::default(),
         })
     }
 
@@ -346,9 +350,9 @@ impl Dispatcher {
             .find(|d| d.endpoint_id == endpoint_id))
     }
 
-    /// Signs and sends the request in one of the endpoint's slots. `None` when no slot came
-    /// free within a moment: the endpoint is slow, and the task waits in the schedule, not
-    /// in a worker.
+    /// Signs and sends the request in one of the endpoint's slots, with the endpoint's OAuth2
+    /// bearer token when it has a client (`oauth.rs`). `None` when no slot came free within a
+    /// moment: the endpoint is slow, and the task waits in the schedule, not in a worker.
     async fn exchange(
         &self,
         task: &DeliveryTask,
@@ -365,14 +369,23 @@ impl Dispatcher {
         let signed_at = OffsetDateTime::now_utc();
         let body = admitted.body.clone();
         let headers = signed_headers(endpoint, &admitted.secrets, task, &body, signed_at);
-        let request_headers = self.logged_headers(&headers);
-        let exchange = self.sender.post(&endpoint.url, headers, body).await;
+        let sent = match &endpoint.oauth {
+            Some(client) => self.post_authorized(endpoint, client, headers, body).await,
+            None => self.post(&endpoint.url, headers, body).await,
+        };
         drop(slot);
-        self.metrics.attempt_took(exchange.duration);
-        Ok(Some(Sent {
+        self.metrics.attempt_took(sent.exchange.duration);
+        Ok(Some(sent))
+    }
+
+    /// One POST, and its request headers as the attempt log keeps them.
+    pub(crate) async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> Sent {
+        let request_headers = self.logged_headers(&headers);
+        let exchange = self.sender.post(url, headers, body).await;
+        Sent {
             exchange,
             request_headers,
-        }))
+        }
     }
 
     /// The attempt's record and what follows from it, decided but not yet written.
@@ -497,7 +510,10 @@ impl Dispatcher {
 
     /// The request headers as the attempt log keeps them, with the user agent the sender
     /// adds.
-    fn logged_headers(&self, headers: &HeaderMap) -> std::collections::BTreeMap<String, String> {
+    pub(crate) fn logged_headers(
+        &self,
+        headers: &HeaderMap,
+    ) -> std::collections::BTreeMap<String, String> {
         let sent = headers
             .iter()
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));

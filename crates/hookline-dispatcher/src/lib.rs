@@ -5,6 +5,7 @@
 //! - [`sender`]: the outbound HTTP exchange and how its failures are named.
 //! - [`delivery`]: one task, start to finish, as a function of the stores ([`Dispatcher::deliver`]:
 //!   admit, exchange, settle); a task whose circuit is open is held (`hold.rs`), not attempted.
+//! - [`oauth`]: OAuth2 client-credentials tokens for endpoints that want a bearer token.
 //! - [`worker`]: the consume loop with bounded concurrency and graceful shutdown.
 //!
 //! Invariant: a task is acked only after its outcome (attempt record, and the next retry when
@@ -17,6 +18,7 @@ pub mod delivery;
 mod health;
 mod hold;
 mod in_flight;
+pub mod oauth;
 mod queue_age;
 pub mod sender;
 mod settle;

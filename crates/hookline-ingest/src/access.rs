@@ -94,6 +94,13 @@ mod tests {
             (Method::PATCH, ep.to_owned(), Action::ManageEndpoint),
             (Method::DELETE, ep.to_owned(), Action::ManageEndpoint),
             (Method::PUT, format!("{ep}/headers"), Action::ManageEndpoint),
+            (Method::PUT, format!("{ep}/oauth"), Action::ManageEndpoint),
+            (
+                Method::DELETE,
+                format!("{ep}/oauth"),
+                Action::ManageEndpoint,
+            ),
+            (Method::GET, format!("{ep}/oauth"), Action::Read),
             (
                 Method::POST,
                 format!("{app}/destination"),

@@ -18,6 +18,8 @@ pub const QUEUE_LANES: [&str; 3] = ["fast", "bulk", "dead"];
 /// The `lane` values of `hookline_published_tasks_total`: tasks are published to the delivery
 /// queues only, never straight to the dead-letter queue.
 pub const PUBLISH_LANES: [&str; 2] = ["fast", "bulk"];
+/// The `result` values of `hookline_oauth_token_requests_total`.
+pub const TOKEN_RESULTS: [&str; 4] = ["ok", "unreachable", "refused", "invalid"];
 
 /// Buckets for one HTTP attempt, in seconds: 1 ms to 30 s.
 const ATTEMPT_BUCKETS: [f64; 14] = [
@@ -73,6 +75,9 @@ pub struct Metrics {
     /// anything due; 0 in a process that runs no scheduler. `time()` minus it is how long the
     /// retry schedule has gone unserved.
     pub scheduler_last_step: Gauge,
+    /// OAuth2 token requests to endpoints' authorisation servers, by `result` (one of
+    /// [`TOKEN_RESULTS`]).
+    pub oauth_token_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -190,6 +195,17 @@ impl Metrics {
             "Unix time of the scheduler's last successful step, whether or not it found tasks due.",
         ))?;
         registry.register(Box::new(scheduler_last_step.clone()))?;
+        let oauth_token_requests = IntCounterVec::new(
+            Opts::new(
+                "hookline_oauth_token_requests_total",
+                "OAuth2 token requests to endpoints' authorisation servers, by result: ok, unreachable, refused (non-2xx) or invalid (no usable bearer token in the answer).",
+            ),
+            &["result"],
+        )?;
+        for result in TOKEN_RESULTS {
+            oauth_token_requests.with_label_values(&[result]);
+        }
+        registry.register(Box::new(oauth_token_requests.clone()))?;
         Ok(Self {
             registry,
             messages_accepted,
@@ -210,12 +226,18 @@ impl Metrics {
             published_tasks,
             admission_waiting,
             scheduler_last_step,
+            oauth_token_requests,
         })
     }
 
     /// Counts a settled task under `outcome` (a fixed, small set of names).
     pub fn delivery(&self, outcome: &str) {
         self.deliveries.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a token request under `result` (one of [`TOKEN_RESULTS`]).
+    pub fn oauth_token_request(&self, result: &str) {
+        self.oauth_token_requests.with_label_values(&[result]).inc();
     }
 
     pub fn attempt_took(&self, duration: Duration) {

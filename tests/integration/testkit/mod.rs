@@ -2,6 +2,7 @@
 //! API client and condition waits with deadlines.
 
 pub mod api;
+pub mod bearer_receiver;
 pub mod browser;
 pub mod dns;
 pub mod js;
@@ -10,6 +11,7 @@ pub mod process;
 pub mod python;
 pub mod rabbit_node;
 pub mod receiver;
+pub mod token_server;
 pub mod wait;
 
 pub use api::Api;
