@@ -180,6 +180,7 @@ impl Dispatcher {
             config.max_response_bytes,
             &config.user_agent,
             resolver,
+            config.egress_proxy.as_ref(),
         )?;
         Ok(Self {
             config,
@@ -356,7 +357,10 @@ impl Dispatcher {
         let body = admitted.body.clone();
         let headers = signed_headers(endpoint, &admitted.secrets, task, &body, signed_at);
         let request_headers = self.logged_headers(&headers);
-        let exchange = self.sender.post(&endpoint.url, headers, body).await;
+        let exchange = self
+            .sender
+            .post(&endpoint.url, endpoint.tls.as_ref(), headers, body)
+            .await;
         drop(slot);
         self.metrics.attempt_took(exchange.duration);
         Ok(Some(Sent {
