@@ -94,6 +94,7 @@ mod tests {
             (Method::PATCH, ep.to_owned(), Action::ManageEndpoint),
             (Method::DELETE, ep.to_owned(), Action::ManageEndpoint),
             (Method::PUT, format!("{ep}/headers"), Action::ManageEndpoint),
+            (Method::PUT, format!("{ep}/mtls"), Action::ManageEndpoint),
             (
                 Method::POST,
                 format!("{app}/destination"),

@@ -39,9 +39,10 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, background_tasks, backlog, destinations, endpoint_activity, endpoint_example,
-    endpoint_fifo, endpoint_headers, endpoint_messages, endpoint_secret, endpoint_stats, endpoints,
-    event_type_import, event_types, expunge, health, manual, message_destinations,
-    message_precheck, messages, operational, operational_extras, replay, statistics,
+    endpoint_fifo, endpoint_headers, endpoint_messages, endpoint_mtls, endpoint_secret,
+    endpoint_stats, endpoints, event_type_import, event_types, expunge, health, manual,
+    message_destinations, message_precheck, messages, operational, operational_extras, replay,
+    statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -71,6 +72,11 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoint_headers::get,
             endpoint_headers::update,
             endpoint_headers::patch
+        ))
+        .routes(routes!(
+            endpoint_mtls::get,
+            endpoint_mtls::update,
+            endpoint_mtls::delete
         ))
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(message_precheck::precheck))
