@@ -4,12 +4,14 @@
 pub mod api;
 pub mod browser;
 pub mod dns;
+pub mod forward_proxy;
 pub mod js;
 pub mod pg_node;
 pub mod process;
 pub mod python;
 pub mod rabbit_node;
 pub mod receiver;
+pub mod tls_receiver;
 pub mod wait;
 
 pub use api::Api;
