@@ -20,6 +20,7 @@ mod crashes;
 mod dashboard;
 mod delivery;
 mod deploy;
+mod egress;
 mod embedded;
 mod endpoint_changes;
 mod failover;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use hookline_core::retry::RetryPolicy;
+use hookline_core::secret::SecretText;
 
 /// What an operator tunes on a dispatcher.
 #[derive(Debug, Clone)]
@@ -39,6 +40,10 @@ pub struct DispatcherConfig {
     pub settle_batch: usize,
     /// Fault injection for crash tests: a pause between a batch's write and its acks.
     pub pause_before_ack: Option<Duration>,
+    /// The operator's forward proxy (`http://[user:password@]host:port`) every delivery goes
+    /// through; `None`: deliveries connect directly and proxy environment variables are
+    /// ignored. A secret: its URL may carry credentials.
+    pub egress_proxy: Option<SecretText>,
 }
 
 impl Default for DispatcherConfig {
@@ -60,6 +65,7 @@ impl Default for DispatcherConfig {
             cache_ttl: Duration::from_secs(1),
             settle_batch: 256,
             pause_before_ack: None,
+            egress_proxy: None,
         }
     }
 }

@@ -183,6 +183,7 @@ impl Dispatcher {
             config.max_response_bytes,
             &config.user_agent,
             resolver,
+            config.egress_proxy.as_ref(),
         )?;
         Ok(Self {
             config,
@@ -371,17 +372,21 @@ impl Dispatcher {
         let headers = signed_headers(endpoint, &admitted.secrets, task, &body, signed_at);
         let sent = match &endpoint.oauth {
             Some(client) => self.post_authorized(endpoint, client, headers, body).await,
-            None => self.post(&endpoint.url, headers, body).await,
+            None => self.post(endpoint, headers, body).await,
         };
         drop(slot);
         self.metrics.attempt_took(sent.exchange.duration);
         Ok(Some(sent))
     }
 
-    /// One POST, and its request headers as the attempt log keeps them.
-    pub(crate) async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> Sent {
+    /// One POST to the endpoint, with its TLS settings, and its request headers as the
+    /// attempt log keeps them.
+    pub(crate) async fn post(&self, endpoint: &Endpoint, headers: HeaderMap, body: Bytes) -> Sent {
         let request_headers = self.logged_headers(&headers);
-        let exchange = self.sender.post(url, headers, body).await;
+        let exchange = self
+            .sender
+            .post(&endpoint.url, endpoint.tls.as_ref(), headers, body)
+            .await;
         Sent {
             exchange,
             request_headers,

@@ -32,7 +32,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use hookline_core::model::Endpoint;
-use hookline_core::outbound::{OAuthAuthMethod, OAuthClient};
+use hookline_core::outbound::{EndpointTls, OAuthAuthMethod, OAuthClient};
 use hookline_core::outcome::{AttemptResult, TransportError};
 use hookline_core::secret::SecretText;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -256,12 +256,18 @@ fn refresh_after(lifetime: Duration) -> Duration {
     most.max(lifetime / 2)
 }
 
-/// Asks `client`'s token endpoint for a token, through `sender`: the deliveries' address
-/// policy, timeout and response size limit apply to it.
-pub async fn request_token(sender: &Sender, client: &OAuthClient) -> Result<Fetched, TokenError> {
+/// Asks `client`'s token endpoint for a token, through `sender` with the endpoint's TLS
+/// settings (an authorisation server behind the same private CA, or asking for the same
+/// client certificate): the deliveries' address policy, proxy, timeout and response size
+/// limit apply to it.
+pub async fn request_token(
+    sender: &Sender,
+    client: &OAuthClient,
+    tls: Option<&EndpointTls>,
+) -> Result<Fetched, TokenError> {
     let (headers, form) = token_request(client);
     let exchange = sender
-        .post(&client.token_url, headers, Bytes::from(form))
+        .post(&client.token_url, tls, headers, Bytes::from(form))
         .await;
     match exchange.result {
         AttemptResult::Transport(kind) => Err(TokenError::Unreachable(transport_text(kind))),
@@ -404,7 +410,7 @@ impl Dispatcher {
             Err(error) => return self.without_token(headers, &error, started),
         };
         let sent = self
-            .post_bearer(&endpoint.url, headers.clone(), &token, body.clone())
+            .post_bearer(endpoint, headers.clone(), &token, body.clone())
             .await;
         if sent.exchange.result != AttemptResult::Status(401) {
             return sent;
@@ -412,7 +418,7 @@ impl Dispatcher {
         self.tokens.invalidate(&endpoint.id, &fingerprint, &token);
         let started = std::time::Instant::now();
         match self.token(endpoint, client, &fingerprint).await {
-            Ok(token) => self.post_bearer(&endpoint.url, headers, &token, body).await,
+            Ok(token) => self.post_bearer(endpoint, headers, &token, body).await,
             Err(error) => self.without_token(headers, &error, started),
         }
     }
@@ -426,10 +432,11 @@ impl Dispatcher {
     ) -> Result<Token, TokenError> {
         let sender = self.sender.clone();
         let client = client.clone();
+        let tls = endpoint.tls.clone();
         let metrics = Arc::clone(&self.metrics);
         let endpoint_id = endpoint.id.clone();
         let fetch = move || async move {
-            let answer = request_token(&sender, &client).await;
+            let answer = request_token(&sender, &client, tls.as_ref()).await;
             let result = answer.as_ref().map_or_else(TokenError::label, |_| "ok");
             metrics.oauth_token_request(result);
             if let Err(error) = &answer {
@@ -442,7 +449,7 @@ impl Dispatcher {
 
     async fn post_bearer(
         &self,
-        url: &str,
+        endpoint: &Endpoint,
         mut headers: HeaderMap,
         token: &Token,
         body: Bytes,
@@ -452,7 +459,7 @@ impl Dispatcher {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        self.post(url, headers, body).await
+        self.post(endpoint, headers, body).await
     }
 
     /// The attempt of a delivery that was not sent for want of a token.
@@ -691,6 +698,7 @@ mod tests {
             4096,
             "test",
             hookline_net::Resolver::system(policy),
+            None,
         )
         .expect("sender")
     }
@@ -717,7 +725,7 @@ mod tests {
             OAuthAuthMethod::ClientSecretBasic,
             OAuthAuthMethod::ClientSecretPost,
         ] {
-            let fetched = request_token(&sender(), &client(&url, method))
+            let fetched = request_token(&sender(), &client(&url, method), None)
                 .await
                 .expect("token");
             assert_eq!(fetched.access_token.expose(), "tok-1");
@@ -759,9 +767,13 @@ mod tests {
     async fn a_refusal_is_described_without_the_secret() {
         let (url, _, server) =
             token_server((401, r#"{"error":"invalid_client","got":"s3cr+t/&="}"#)).await;
-        let error = request_token(&sender(), &client(&url, OAuthAuthMethod::ClientSecretPost))
-            .await
-            .expect_err("refused");
+        let error = request_token(
+            &sender(),
+            &client(&url, OAuthAuthMethod::ClientSecretPost),
+            None,
+        )
+        .await
+        .expect_err("refused");
         let text = error.to_string();
         assert!(text.starts_with("token endpoint answered 401: "), "{text}");
         assert!(text.contains("invalid_client"), "{text}");
@@ -774,6 +786,7 @@ mod tests {
                 "http://127.0.0.1:1/token",
                 OAuthAuthMethod::ClientSecretBasic,
             ),
+            None,
         )
         .await
         .expect_err("unreachable");

@@ -1,13 +1,16 @@
 //! The outbound HTTP exchange: one POST, bounded in time and in bytes read, with every failure
 //! named by its kind so the attempt log can tell a timeout from a refused connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error as _;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hookline_core::outbound::EndpointTls;
 use hookline_core::outcome::{retry_after, AttemptResult, TransportError};
-use hookline_net::{ResolveError, Resolver};
+use hookline_core::secret::SecretText;
+use hookline_net::{ProxyResolver, ResolveError, Resolver};
 use reqwest::header::HeaderMap;
 
 /// What came back from one POST.
@@ -34,82 +37,283 @@ struct Response {
     retry_after: Option<Duration>,
 }
 
-/// The client could not be built (the TLS backend failed to initialise).
+/// The sender could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct SenderError(#[source] reqwest::Error);
+pub enum SenderError {
+    /// The TLS backend failed to initialise.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The egress proxy's URL cannot be used (the URL itself is not repeated: it may hold a
+    /// password).
+    #[error("egress proxy: {0}")]
+    Proxy(String),
+}
 
-/// Posts signed deliveries. Cheap to clone: the connection pool is shared.
-#[derive(Debug, Clone)]
+/// Most clients with their own TLS settings kept at once; past it the least recently used
+/// is dropped (with its pooled connections) and built again when next needed.
+pub const TLS_CLIENT_CAPACITY: usize = 1024;
+
+/// The operator's forward proxy every delivery goes through.
+#[derive(Clone)]
+struct EgressProxy {
+    proxy: reqwest::Proxy,
+    /// Its host as written, which the client's resolver lets past the policy.
+    host: String,
+}
+
+impl EgressProxy {
+    fn parse(url: &SecretText) -> Result<Self, SenderError> {
+        let parsed = url::Url::parse(url.expose())
+            .map_err(|e| SenderError::Proxy(format!("not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(SenderError::Proxy(
+                "the scheme must be http or https".into(),
+            ));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(name)) => name.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(SenderError::Proxy("the URL has no host".into())),
+        };
+        // reqwest takes `user:password@` from the URL as the proxy's Basic credentials.
+        let proxy = reqwest::Proxy::all(parsed.as_str())
+            .map_err(|_| SenderError::Proxy("reqwest refuses the URL".into()))?;
+        Ok(Self { proxy, host })
+    }
+}
+
+/// What every client of a sender is built with, whatever its TLS settings.
+#[derive(Clone)]
+struct Base {
+    resolver: Resolver,
+    timeout: Duration,
+    user_agent: String,
+    proxy: Option<EgressProxy>,
+}
+
+impl Base {
+    fn builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            // A redirect could point anywhere, including the platform's own network; a
+            // receiver that moved must have its endpoint URL updated instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(&self.user_agent)
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60));
+        match &self.proxy {
+            Some(egress) => builder
+                .dns_resolver(Arc::new(ProxyResolver::new(
+                    self.resolver.clone(),
+                    &egress.host,
+                )))
+                .proxy(egress.proxy.clone()),
+            // Without one, `HTTP(S)_PROXY` in the environment must not reroute deliveries
+            // around the address policy.
+            None => builder
+                .dns_resolver(Arc::new(self.resolver.clone()))
+                .no_proxy(),
+        }
+    }
+}
+
+/// The clients of endpoints with their own TLS settings, by [`EndpointTls::fingerprint`]:
+/// a pooled connection made with one identity is never used for another.
+struct ClientCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    /// Each client and the tick it was last used at.
+    clients: HashMap<String, (Arc<reqwest::Client>, u64)>,
+    tick: u64,
+}
+
+impl ClientCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, fingerprint: &str) -> Option<Arc<reqwest::Client>> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        inner.clients.get_mut(fingerprint).map(|(client, used)| {
+            *used = tick;
+            Arc::clone(client)
+        })
+    }
+
+    /// Keeps `client` unless another was kept for the fingerprint meanwhile, and answers the
+    /// one kept.
+    fn insert(&self, fingerprint: String, client: reqwest::Client) -> Arc<reqwest::Client> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        if let Some((kept, used)) = inner.clients.get_mut(&fingerprint) {
+            *used = tick;
+            return Arc::clone(kept);
+        }
+        if inner.clients.len() >= self.capacity {
+            let oldest = inner
+                .clients
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                inner.clients.remove(&oldest);
+            }
+        }
+        let client = Arc::new(client);
+        inner
+            .clients
+            .insert(fingerprint, (Arc::clone(&client), tick));
+        client
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().clients.len()
+    }
+}
+
+/// Posts signed deliveries. Cheap to clone: the connection pools are shared.
+#[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    shared: reqwest::Client,
+    base: Arc<Base>,
+    clients: Arc<ClientCache>,
     resolver: Resolver,
     timeout: Duration,
     max_response_bytes: usize,
 }
 
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("resolver", &self.resolver)
+            .field("proxied", &self.base.proxy.is_some())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Sender {
-    /// Every connection goes to an address `resolver` let through.
+    /// Every connection goes to an address `resolver` let through; with `egress_proxy`,
+    /// every request goes through that proxy, its destination checked by `resolver` first.
     pub fn new(
         timeout: Duration,
         max_response_bytes: usize,
         user_agent: &str,
         resolver: Resolver,
+        egress_proxy: Option<&SecretText>,
     ) -> Result<Self, SenderError> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(std::sync::Arc::new(resolver.clone()))
-            // A redirect could point anywhere, including the platform's own network; a receiver
-            // that moved must have its endpoint URL updated instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(SenderError)?;
+        let base = Base {
+            resolver: resolver.clone(),
+            timeout,
+            user_agent: user_agent.to_owned(),
+            proxy: egress_proxy.map(EgressProxy::parse).transpose()?,
+        };
+        let shared = base.builder().build().map_err(SenderError::Client)?;
         Ok(Self {
-            client,
+            shared,
+            base: Arc::new(base),
+            clients: Arc::new(ClientCache::new(TLS_CLIENT_CAPACITY)),
             resolver,
             timeout,
             max_response_bytes,
         })
     }
 
-    /// POSTs `body` to `url` and reads at most the configured number of response bytes.
-    pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> Exchange {
-        let started = Instant::now();
-        // Literal IP hosts never reach the resolver, so the policy is applied to them here.
-        let refused = match url::Url::parse(url) {
-            Ok(parsed) => self
-                .resolver
-                .policy()
-                .check_url(&parsed)
-                .err()
-                .map(|e| e.to_string()),
-            Err(error) => Some(error.to_string()),
-        };
-        if let Some(reason) = refused {
-            tracing::warn!(%reason, "delivery refused by the address policy");
-            return Exchange {
-                result: AttemptResult::Transport(TransportError::Blocked),
-                response_body: String::new(),
-                response_headers: BTreeMap::new(),
-                duration: started.elapsed(),
-                retry_after: None,
-            };
+    /// The client for an endpoint's TLS settings, built on first use; why it cannot be
+    /// built otherwise (the attempt log's text).
+    fn client_for(&self, tls: &EndpointTls) -> Result<Arc<reqwest::Client>, String> {
+        let fingerprint = tls.fingerprint();
+        if let Some(client) = self.clients.get(&fingerprint) {
+            return Ok(client);
         }
+        let unusable =
+            |problem: String| format!("tls: the endpoint's TLS settings cannot be used: {problem}");
+        let builder = hookline_net::tls::configure(self.base.builder(), tls)
+            .map_err(|e| unusable(format!("{}: {e}", e.field())))?;
+        let client = builder.build().map_err(|e| unusable(error_text(&e)))?;
+        Ok(self.clients.insert(fingerprint, client))
+    }
+
+    /// Why `url` must not be contacted, if it must not: the policy refuses it, or, through
+    /// the egress proxy (which resolves the name itself), its name resolves only to refused
+    /// addresses or not at all.
+    async fn refusal(&self, url: &str, deadline: tokio::time::Instant) -> Option<TransportError> {
+        let parsed = match url::Url::parse(url) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                tracing::warn!(reason = %error, "delivery refused: the URL does not parse");
+                return Some(TransportError::Blocked);
+            }
+        };
+        let name = match self.resolver.policy().check_url(&parsed) {
+            Ok(name) => name,
+            Err(reason) => {
+                tracing::warn!(%reason, "delivery refused by the address policy");
+                return Some(TransportError::Blocked);
+            }
+        };
+        let (Some(name), Some(_)) = (name, &self.base.proxy) else {
+            // Direct connections resolve through the policy's resolver as they connect.
+            return None;
+        };
+        match tokio::time::timeout_at(deadline, self.resolver.permitted(name)).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(ResolveError::Blocked(reason))) => {
+                tracing::warn!(%reason, "delivery refused by the address policy");
+                Some(TransportError::Blocked)
+            }
+            Ok(Err(ResolveError::Lookup { .. })) => Some(TransportError::Connect),
+            Err(_) => Some(TransportError::Timeout),
+        }
+    }
+
+    /// POSTs `body` to `url` (with the endpoint's own TLS settings, if any) and reads at
+    /// most the configured number of response bytes.
+    pub async fn post(
+        &self,
+        url: &str,
+        tls: Option<&EndpointTls>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Exchange {
+        let started = Instant::now();
         // One deadline for the whole exchange, head and body alike, so a receiver that
         // trickles its response cannot hold a worker past the limit however often it sends.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let outcome = self.exchange(url, headers, body, deadline).await;
-        let failed = |kind| Exchange {
+        let failed = |kind, text: String| Exchange {
             result: AttemptResult::Transport(kind),
-            response_body: String::new(),
+            response_body: text,
             response_headers: BTreeMap::new(),
             duration: started.elapsed(),
             retry_after: None,
         };
-        match outcome {
+        if let Some(kind) = self.refusal(url, deadline).await {
+            return failed(kind, String::new());
+        }
+        let client = match tls.map(|tls| self.client_for(tls)) {
+            None => None,
+            Some(Ok(client)) => Some(client),
+            Some(Err(text)) => return failed(TransportError::Tls, text),
+        };
+        let client = client.as_deref().unwrap_or(&self.shared);
+        match self.exchange(client, url, headers, body, deadline).await {
             Ok(response) => Exchange {
                 result: AttemptResult::Status(response.status),
                 response_body: response.body,
@@ -117,7 +321,7 @@ impl Sender {
                 duration: started.elapsed(),
                 retry_after: response.retry_after,
             },
-            Err(kind) => failed(kind),
+            Err((kind, text)) => failed(kind, text),
         }
     }
 
@@ -126,16 +330,17 @@ impl Sender {
     /// the body short); without a status the exchange failed with the returned kind.
     async fn exchange(
         &self,
+        client: &reqwest::Client,
         url: &str,
         headers: HeaderMap,
         body: Bytes,
         deadline: tokio::time::Instant,
-    ) -> Result<Response, TransportError> {
-        let sent = self.client.post(url).headers(headers).body(body).send();
+    ) -> Result<Response, (TransportError, String)> {
+        let sent = client.post(url).headers(headers).body(body).send();
         let mut response = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Err(transport_error(&error)),
-            Err(_elapsed) => return Err(TransportError::Timeout),
+            Ok(Err(error)) => return Err(failure(&error)),
+            Err(_elapsed) => return Err((TransportError::Timeout, String::new())),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -173,6 +378,29 @@ impl Sender {
             retry_after,
         })
     }
+}
+
+/// A failed exchange's kind, and for a TLS failure what went wrong, for the attempt log.
+fn failure(error: &reqwest::Error) -> (TransportError, String) {
+    let kind = transport_error(error);
+    let text = match (kind, find_cause::<rustls::Error>(error)) {
+        (TransportError::Tls, Some(tls)) => hookline_net::tls::describe_failure(tls),
+        _ => String::new(),
+    };
+    (kind, text)
+}
+
+/// `error` and its causes, one after the other (for reqwest's builder errors, whose own
+/// text is only "builder error").
+fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// Names a failed exchange: timeout, connect, TLS or other.
@@ -254,6 +482,8 @@ fn find_cause<E: std::error::Error + 'static>(error: &reqwest::Error) -> Option<
 mod tests {
     use super::*;
     use hookline_core::address::AddressPolicy;
+    use hookline_core::outbound::ClientIdentity;
+    use hookline_net::testing::TestCa;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -268,6 +498,7 @@ mod tests {
             max,
             "test",
             loopback_allowed(),
+            None,
         )
         .expect("client")
     }
@@ -281,6 +512,7 @@ mod tests {
             16,
             "test",
             Resolver::system(AddressPolicy::default()),
+            None,
         )
         .expect("client");
         for url in [
@@ -288,7 +520,9 @@ mod tests {
             format!("http://localhost:{port}/"),
             format!("http://[::ffff:127.0.0.1]:{port}/"),
         ] {
-            let exchange = strict.post(&url, HeaderMap::new(), Bytes::new()).await;
+            let exchange = strict
+                .post(&url, None, HeaderMap::new(), Bytes::new())
+                .await;
             assert_eq!(
                 exchange.result,
                 AttemptResult::Transport(TransportError::Blocked),
@@ -311,7 +545,7 @@ mod tests {
             .port();
         let url = format!("http://127.0.0.1:{port}/");
         let exchange = sender(2_000, 16)
-            .post(&url, HeaderMap::new(), Bytes::new())
+            .post(&url, None, HeaderMap::new(), Bytes::new())
             .await;
         assert_eq!(
             exchange.result,
@@ -330,7 +564,7 @@ mod tests {
             drop(socket);
         });
         let exchange = sender(300, 16)
-            .post(&url, HeaderMap::new(), Bytes::new())
+            .post(&url, None, HeaderMap::new(), Bytes::new())
             .await;
         assert_eq!(
             exchange.result,
@@ -356,7 +590,7 @@ mod tests {
                 drop(socket);
             });
             let exchange = sender(2_000, 16)
-                .post(&url, HeaderMap::new(), Bytes::from_static(b"{}"))
+                .post(&url, None, HeaderMap::new(), Bytes::from_static(b"{}"))
                 .await;
             assert_eq!(
                 exchange.result,
@@ -398,7 +632,7 @@ mod tests {
                 }
             });
             let exchange = sender(450, 1_000)
-                .post(&url, HeaderMap::new(), Bytes::new())
+                .post(&url, None, HeaderMap::new(), Bytes::new())
                 .await;
             assert_eq!(exchange.result, expected, "trickle head: {trickle_head}");
             assert!(
@@ -426,7 +660,7 @@ mod tests {
         });
         let url = format!("https://127.0.0.1:{port}/");
         let exchange = sender(2_000, 16)
-            .post(&url, HeaderMap::new(), Bytes::new())
+            .post(&url, None, HeaderMap::new(), Bytes::new())
             .await;
         assert_eq!(
             exchange.result,
@@ -451,10 +685,143 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().expect("addr"));
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         let exchange = sender(2_000, 100)
-            .post(&url, HeaderMap::new(), Bytes::new())
+            .post(&url, None, HeaderMap::new(), Bytes::new())
             .await;
         assert_eq!(exchange.result, AttemptResult::Status(302));
         assert_eq!(exchange.response_body.len(), 100);
         server.abort();
+    }
+
+    fn tls_of(ca: &TestCa, client: Option<&str>, trust_system_roots: bool) -> EndpointTls {
+        EndpointTls {
+            identity: client.map(|name| {
+                let issued = ca.client(name);
+                ClientIdentity {
+                    certificate: issued.certificate,
+                    key: issued.key.into(),
+                }
+            }),
+            server_ca: Some(ca.certificate.clone()),
+            trust_system_roots,
+        }
+    }
+
+    #[test]
+    fn clients_are_shared_by_fingerprint_and_bounded() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = TestCa::new(dir.path(), "cache-ca");
+        let mut sender = sender(2_000, 16);
+        sender.clients = Arc::new(ClientCache::new(2));
+        let a = tls_of(&ca, Some("a"), false);
+        let b = tls_of(&ca, Some("b"), false);
+        let a_with_roots = EndpointTls {
+            trust_system_roots: true,
+            ..a.clone()
+        };
+        let first = sender.client_for(&a).expect("a's client");
+        let again = sender.client_for(&a.clone()).expect("a's client again");
+        assert!(Arc::ptr_eq(&first, &again), "one fingerprint, one client");
+        let other = sender.client_for(&b).expect("b's client");
+        assert!(
+            !Arc::ptr_eq(&first, &other),
+            "another identity, another client"
+        );
+        // Touch a, so b is the least recently used when a third arrives.
+        sender.client_for(&a).expect("a again");
+        let third = sender.client_for(&a_with_roots).expect("a third client");
+        assert!(!Arc::ptr_eq(&first, &third));
+        assert_eq!(sender.clients.len(), 2, "the bound holds");
+        assert!(
+            Arc::ptr_eq(&first, &sender.client_for(&a).expect("a")),
+            "the recently used client stayed"
+        );
+        assert!(
+            !Arc::ptr_eq(&other, &sender.client_for(&b).expect("b")),
+            "the least recently used one was dropped and built again"
+        );
+    }
+
+    #[tokio::test]
+    async fn unusable_tls_settings_fail_the_attempt_as_tls_without_echoing_the_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = TestCa::new(dir.path(), "bad-ca");
+        let (a, b) = (ca.client("a"), ca.client("b"));
+        let wrong_key = EndpointTls {
+            identity: Some(ClientIdentity {
+                certificate: a.certificate.clone(),
+                key: b.key.clone().into(),
+            }),
+            server_ca: None,
+            trust_system_roots: false,
+        };
+        let garbage = EndpointTls {
+            identity: Some(ClientIdentity {
+                certificate: "not a certificate".into(),
+                key: "not a key".into(),
+            }),
+            ..wrong_key.clone()
+        };
+        let empty_bundle = EndpointTls {
+            identity: None,
+            server_ca: Some("no certificates here".into()),
+            trust_system_roots: false,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("https://{}/", listener.local_addr().expect("addr"));
+        let key_line = b.key.lines().nth(1).expect("a base64 line").to_owned();
+        for (tls, field) in [
+            (wrong_key, "identity"),
+            (garbage, "identity"),
+            (empty_bundle, "serverCaCert"),
+        ] {
+            let exchange = sender(2_000, 16)
+                .post(&url, Some(&tls), HeaderMap::new(), Bytes::new())
+                .await;
+            assert_eq!(
+                exchange.result,
+                AttemptResult::Transport(TransportError::Tls),
+                "{field}"
+            );
+            let text = &exchange.response_body;
+            assert!(
+                text.starts_with("tls: the endpoint's TLS settings cannot be used"),
+                "{text}"
+            );
+            assert!(!text.contains(&key_line[..16]), "{text}");
+        }
+        let pending = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(pending.is_err(), "nothing was sent with unusable settings");
+    }
+
+    #[tokio::test]
+    async fn through_the_proxy_a_blocked_destination_never_reaches_it() {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy_url: SecretText =
+            format!("http://user:pw@{}", proxy.local_addr().expect("addr")).into();
+        // The policy refuses loopback, the proxy's own address: the proxy is still usable,
+        // its destinations are not.
+        let strict = Sender::new(
+            Duration::from_secs(2),
+            16,
+            "test",
+            Resolver::system(AddressPolicy::default()),
+            Some(&proxy_url),
+        )
+        .expect("client");
+        for url in [
+            "http://localhost:9/",
+            "http://127.0.0.1:9/",
+            "https://10.0.0.1/",
+        ] {
+            let exchange = strict.post(url, None, HeaderMap::new(), Bytes::new()).await;
+            assert_eq!(
+                exchange.result,
+                AttemptResult::Transport(TransportError::Blocked),
+                "{url}"
+            );
+        }
+        let pending = tokio::time::timeout(Duration::from_millis(100), proxy.accept()).await;
+        assert!(pending.is_err(), "the proxy was never contacted");
+        assert!(!format!("{strict:?}").contains("pw"));
     }
 }

@@ -101,6 +101,7 @@ mod tests {
                 Action::ManageEndpoint,
             ),
             (Method::GET, format!("{ep}/oauth"), Action::Read),
+            (Method::PUT, format!("{ep}/mtls"), Action::ManageEndpoint),
             (
                 Method::POST,
                 format!("{app}/destination"),

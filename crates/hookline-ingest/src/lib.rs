@@ -39,10 +39,10 @@ use crate::extract::BodyLimit;
 use crate::routes::auth as auth_routes;
 use crate::routes::{
     apps, attempts, background_tasks, backlog, destinations, endpoint_activity, endpoint_example,
-    endpoint_fifo, endpoint_headers, endpoint_messages, endpoint_oauth, endpoint_secret,
-    endpoint_stats, endpoints, event_type_import, event_types, expunge, health, manual,
-    message_destinations, message_precheck, messages, operational, operational_extras, replay,
-    statistics,
+    endpoint_fifo, endpoint_headers, endpoint_messages, endpoint_mtls, endpoint_oauth,
+    endpoint_secret, endpoint_stats, endpoints, event_type_import, event_types, expunge, health,
+    manual, message_destinations, message_precheck, messages, operational, operational_extras,
+    replay, statistics,
 };
 
 /// The authenticated API and its OpenAPI document, built together: `routes!` registers a
@@ -77,6 +77,11 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
             endpoint_oauth::get,
             endpoint_oauth::update,
             endpoint_oauth::delete
+        ))
+        .routes(routes!(
+            endpoint_mtls::get,
+            endpoint_mtls::update,
+            endpoint_mtls::delete
         ))
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(message_precheck::precheck))

@@ -14,6 +14,10 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::TokioResolver;
 use hookline_core::address::{AddressPolicy, DestinationError};
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod tls;
+
 /// Why a name yielded no address to connect to.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ResolveError {
@@ -160,6 +164,52 @@ impl reqwest::dns::Resolve for Resolver {
     }
 }
 
+/// The resolver of a client that sends every request through the operator's egress proxy:
+/// such a client connects only to the proxy, so this resolves the proxy's host without the
+/// policy (it is the operator's, and usually private); any other name still passes it. The
+/// final destination is checked with [`Resolver::permitted`] before the request is handed to
+/// the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyResolver {
+    resolver: Resolver,
+    proxy_host: String,
+}
+
+impl ProxyResolver {
+    pub fn new(resolver: Resolver, proxy_host: &str) -> Self {
+        Self {
+            resolver,
+            proxy_host: proxy_host.trim_end_matches('.').to_ascii_lowercase(),
+        }
+    }
+
+    async fn resolve_name(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        if name
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(&self.proxy_host)
+        {
+            self.resolver.lookup(name).await
+        } else {
+            self.resolver.permitted(name).await
+        }
+    }
+}
+
+impl reqwest::dns::Resolve for ProxyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.clone();
+        Box::pin(async move {
+            let ips = resolver
+                .resolve_name(name.as_str())
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +226,21 @@ mod tests {
         let lenient = Resolver::system(AddressPolicy::new(allowed, false));
         let ips = lenient.permitted("localhost").await.expect("permitted");
         assert!(ips.iter().all(IpAddr::is_loopback));
+    }
+
+    #[tokio::test]
+    async fn the_proxy_host_alone_escapes_the_policy() {
+        let proxied = ProxyResolver::new(Resolver::system(AddressPolicy::default()), "LocalHost.");
+        let ips = proxied
+            .resolve_name("localhost")
+            .await
+            .expect("the proxy host");
+        assert!(ips.iter().all(IpAddr::is_loopback));
+        let other = ProxyResolver::new(Resolver::system(AddressPolicy::default()), "proxy.example");
+        assert!(matches!(
+            other.resolve_name("localhost").await,
+            Err(ResolveError::Blocked(_))
+        ));
     }
 
     #[tokio::test]

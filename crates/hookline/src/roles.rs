@@ -93,6 +93,7 @@ pub async fn dispatcher(
         cache_ttl: Duration::from_millis(d.endpoint_cache_ms),
         settle_batch: d.settle_batch,
         pause_before_ack: d.pause_before_ack_ms.map(Duration::from_millis),
+        egress_proxy: d.egress_proxy.clone(),
         ..DispatcherConfig::default()
     };
     let dispatcher = Arc::new(Dispatcher::new(

@@ -309,6 +309,11 @@ pub struct DeliverySettings {
     pub settle_batch: usize,
     /// Fault injection for crash tests: pause between writing a batch and acking it.
     pub pause_before_ack_ms: Option<u64>,
+    /// A forward proxy every delivery goes through (`http://[user:password@]host:port`),
+    /// for receivers that allow only fixed source addresses. Each destination still passes
+    /// the address policy before the request is handed to it; the proxy's own host is
+    /// exempt. Unset: deliveries connect directly, whatever `HTTP(S)_PROXY` says.
+    pub egress_proxy: Option<SecretText>,
 }
 
 impl Default for DeliverySettings {
@@ -332,6 +337,7 @@ impl Default for DeliverySettings {
             endpoint_cache_ms: 1_000,
             settle_batch: 256,
             pause_before_ack_ms: None,
+            egress_proxy: None,
         }
     }
 }
@@ -550,6 +556,7 @@ impl Settings {
             ));
         }
         self.resolver()?;
+        self.check_egress_proxy()?;
         self.main_key()?;
         if let Engines::Services = self.engines()? {
             self.redis_config()?;
@@ -589,6 +596,30 @@ impl Settings {
                 Ok(hookline_net::Resolver::with_server(policy, server))
             }
         }
+    }
+
+    /// The egress proxy must be an http(s) URL with a host; problems are named without
+    /// repeating the URL, which may hold a password.
+    fn check_egress_proxy(&self) -> Result<(), SettingsError> {
+        let Some(proxy) = &self.delivery.egress_proxy else {
+            return Ok(());
+        };
+        let key = "delivery.egress_proxy";
+        let url = url::Url::parse(proxy.expose())
+            .map_err(|e| invalid(key, format!("not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(key, "must be an http:// or https:// URL"));
+        }
+        if url.host().is_none() {
+            return Err(invalid(key, "must name the proxy's host"));
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            return Err(invalid(
+                key,
+                "must be only scheme, credentials, host and port",
+            ));
+        }
+        Ok(())
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -895,6 +926,25 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_egress_proxy_is_named_without_its_password() {
+        for bad in [
+            "proxy.internal:3128",
+            "socks5://u:hunter2@proxy:1080",
+            "http://u:hunter2@proxy:3128/some/path",
+            "http://u:hunter2@",
+        ] {
+            let mut settings = Settings::default();
+            settings.delivery.egress_proxy = Some(bad.into());
+            let error = settings.check().expect_err(bad).to_string();
+            assert!(error.starts_with("delivery.egress_proxy:"), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+        let mut settings = Settings::default();
+        settings.delivery.egress_proxy = Some("http://u:hunter2@proxy.internal:3128".into());
+        settings.check().expect("a proxy URL with credentials");
+    }
+
+    #[test]
     fn lists_come_as_arrays_or_comma_separated_text() {
         let text = "[auth]\nadmin_tokens = \"aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb\"\n[delivery]\nretry_schedule_ms = \"10,20\"\n";
         let settings: Settings = config::Config::builder()
@@ -922,6 +972,8 @@ mod tests {
             [operational_webhooks]
             url = "http://127.0.0.1:9/"
             secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            [delivery]
+            egress_proxy = "http://proxyuser:proxypassword@10.0.0.5:3128"
         "#;
         let settings: Settings = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
@@ -940,6 +992,7 @@ mod tests {
             "redispassword",
             "redissecond",
             "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "proxypassword",
         ];
         for secret in secrets {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");

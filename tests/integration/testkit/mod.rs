@@ -5,12 +5,14 @@ pub mod api;
 pub mod bearer_receiver;
 pub mod browser;
 pub mod dns;
+pub mod forward_proxy;
 pub mod js;
 pub mod pg_node;
 pub mod process;
 pub mod python;
 pub mod rabbit_node;
 pub mod receiver;
+pub mod tls_receiver;
 pub mod token_server;
 pub mod wait;
 

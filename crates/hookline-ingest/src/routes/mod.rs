@@ -13,6 +13,7 @@ pub mod endpoint_example;
 pub mod endpoint_fifo;
 pub mod endpoint_headers;
 pub mod endpoint_messages;
+pub mod endpoint_mtls;
 pub mod endpoint_oauth;
 pub mod endpoint_secret;
 pub mod endpoint_stats;
