@@ -414,6 +414,8 @@ mod tests {
         assert_eq!(hmac.expose(), VECTOR_SECRET);
         let ed = SigningKey::generate(KeyType::Ed25519);
         assert_eq!(ed.key_type(), KeyType::Ed25519);
+        assert_eq!(KeyType::of_text(&ed.expose()), KeyType::Ed25519);
+        assert_eq!(KeyType::of_text(VECTOR_SECRET), KeyType::Hmac);
         assert!(ed.expose().starts_with("whsk_"));
         assert!(ed.public_text().starts_with("whpk_"));
         assert_eq!(SigningKey::parse(&ed.expose()).unwrap(), ed);
