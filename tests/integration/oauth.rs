@@ -246,7 +246,9 @@ async fn a_thousand_deliveries_share_one_token(#[case] backend: Backend) {
 async fn a_revoked_token_is_replaced_once(#[case] backend: Backend) {
     let stack = Stack::on(backend, "oauth-revoke");
     let tokens = TokenServer::start(CLIENT_ID, CLIENT_SECRET, HOUR).await;
-    let receiver = BearerReceiver::start(&tokens).await;
+    // Slow refusals: deliveries made with the revoked token are still being refused after
+    // the new token came, and must not drop it.
+    let receiver = BearerReceiver::start_slow_to_refuse(&tokens, Duration::from_millis(150)).await;
     let (_hookline, api, app, endpoint) =
         oauth_endpoint(&stack, &receiver, &tokens, "revoke").await;
     let mut sent: HashSet<String> = api
