@@ -9,7 +9,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::testkit::bearer_receiver::BearerReceiver;
-use crate::testkit::process::Process;
 use crate::testkit::token_server::TokenServer;
 use crate::testkit::{eventually, sdk_backends, Api, Backend, Reply, Role, Stack};
 use rstest_reuse::apply;
@@ -36,27 +35,25 @@ fn client_config(tokens: &TokenServer, auth_method: &str) -> Value {
     })
 }
 
-/// A deployment, an app, and an endpoint at `path` of `receiver` with `tokens`' client.
+/// An app, and an endpoint at `path` of `receiver` with `tokens`' client.
 async fn oauth_endpoint(
-    stack: &Stack,
+    api: &Api,
     receiver: &BearerReceiver,
     tokens: &TokenServer,
     path: &str,
-) -> (Process, Api, String, String) {
-    let hookline = stack.start(Role::Serve).await;
-    let api = stack.api(&hookline);
+) -> (String, String) {
     let app = api.create_app(&format!("{path}-app")).await;
     let url = receiver.url(path, Reply::Always(200));
     let endpoint = api.create_endpoint(&app, json!({ "url": url })).await;
     let (status, body) = set_oauth(
-        &api,
+        api,
         &app,
         &endpoint,
         client_config(tokens, "clientSecretBasic"),
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    (hookline, api, app, endpoint)
+    (app, endpoint)
 }
 
 /// The endpoint's attempts, newest first (every page).
@@ -190,7 +187,9 @@ async fn a_thousand_deliveries_share_one_token(#[case] backend: Backend) {
     let stack = Stack::on(backend, "oauth-many");
     let tokens = TokenServer::start(CLIENT_ID, CLIENT_SECRET, HOUR).await;
     let receiver = BearerReceiver::start(&tokens).await;
-    let (hookline, api, app, endpoint) = oauth_endpoint(&stack, &receiver, &tokens, "many").await;
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let (app, endpoint) = oauth_endpoint(&api, &receiver, &tokens, "many").await;
     let sent: HashSet<String> = api
         .send_many(&app, "invoice.paid", 1_000)
         .await
@@ -246,9 +245,14 @@ async fn a_thousand_deliveries_share_one_token(#[case] backend: Backend) {
 async fn a_revoked_token_is_replaced_once(#[case] backend: Backend) {
     let stack = Stack::on(backend, "oauth-revoke");
     let tokens = TokenServer::start(CLIENT_ID, CLIENT_SECRET, HOUR).await;
-    let receiver = BearerReceiver::start(&tokens).await;
-    let (_hookline, api, app, endpoint) =
-        oauth_endpoint(&stack, &receiver, &tokens, "revoke").await;
+    // Slow refusals: deliveries made with the revoked token are still being refused after
+    // the new token came, and must not drop it.
+    let receiver = BearerReceiver::start_slow_to_refuse(&tokens, Duration::from_millis(150)).await;
+    let (hookline, logs) = stack
+        .start_capturing_logs(Role::Serve, &[("HOOKLINE__LOG__FILTER", "debug")])
+        .await;
+    let api = stack.api(&hookline);
+    let (app, endpoint) = oauth_endpoint(&api, &receiver, &tokens, "revoke").await;
     let mut sent: HashSet<String> = api
         .send_many(&app, "invoice.paid", 300)
         .await
@@ -274,6 +278,20 @@ async fn a_revoked_token_is_replaced_once(#[case] backend: Backend) {
     // The 401 was answered within the attempt: no attempt failed.
     let failed = attempts(&api, &app, &endpoint, "&status=2").await;
     assert!(failed.is_empty(), "{failed:?}");
+    // Debug logs, 401s and token requests included, never show a token or the secret.
+    let captured = logs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert!(
+        captured.contains("attempt recorded"),
+        "debug logs were captured"
+    );
+    let issued = tokens.all_issued();
+    assert_eq!(issued.len(), 2);
+    for secret in issued.iter().map(String::as_str).chain([CLIENT_SECRET]) {
+        assert!(!captured.contains(secret), "a secret in the logs: {secret}");
+    }
 }
 
 /// (c) A token server that is down: `token` attempts, retried, then delivered once it is back.
@@ -290,7 +308,9 @@ async fn a_token_server_outage_is_retried_then_delivered(#[case] backend: Backen
     let tokens = TokenServer::start(CLIENT_ID, CLIENT_SECRET, HOUR).await;
     tokens.set_down(true);
     let receiver = BearerReceiver::start(&tokens).await;
-    let (_hookline, api, app, endpoint) = oauth_endpoint(&stack, &receiver, &tokens, "down").await;
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let (app, endpoint) = oauth_endpoint(&api, &receiver, &tokens, "down").await;
     let sent: HashSet<String> = api
         .send_many(&app, "invoice.paid", 5)
         .await

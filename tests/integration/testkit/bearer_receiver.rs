@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -19,6 +20,8 @@ struct Guard {
     inner: Receiver,
     client: reqwest::Client,
     rejected: AtomicUsize,
+    /// How long a refusal takes.
+    refuse_after: Duration,
 }
 
 #[derive(Clone)]
@@ -39,11 +42,18 @@ impl Drop for BearerReceiver {
 impl BearerReceiver {
     /// A receiver that trusts `tokens`' tokens.
     pub async fn start(tokens: &TokenServer) -> Self {
+        Self::start_slow_to_refuse(tokens, Duration::ZERO).await
+    }
+
+    /// A receiver that trusts `tokens`' tokens and answers a refusal only after `delay`, so
+    /// requests made with a token keep arriving after its first refusal has gone back.
+    pub async fn start_slow_to_refuse(tokens: &TokenServer, delay: Duration) -> Self {
         let guard = Arc::new(Guard {
             tokens: tokens.clone(),
             inner: Receiver::start().await,
             client: reqwest::Client::new(),
             rejected: AtomicUsize::new(0),
+            refuse_after: delay,
         });
         let app = Router::new()
             .route("/{path}", axum::routing::post(guarded))
@@ -91,6 +101,7 @@ async fn guarded(
         .and_then(|v| v.strip_prefix("Bearer "));
     if !token.is_some_and(|token| guard.tokens.is_valid(token)) {
         guard.rejected.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(guard.refuse_after).await;
         return (StatusCode::UNAUTHORIZED, "invalid_token".to_owned());
     }
     let mut forwarded = headers.clone();

@@ -24,7 +24,7 @@ struct Inner {
     requests: usize,
     /// Tokens issued and not revoked, with when each expires.
     valid: HashMap<String, Instant>,
-    issued: usize,
+    issued: Vec<String>,
     /// The form of the last request.
     last_form: BTreeMap<String, String>,
 }
@@ -57,7 +57,7 @@ impl TokenServer {
             down: false,
             requests: 0,
             valid: HashMap::new(),
-            issued: 0,
+            issued: Vec::new(),
             last_form: BTreeMap::new(),
         }));
         let app = Router::new()
@@ -87,7 +87,12 @@ impl TokenServer {
 
     /// Tokens issued so far.
     pub fn issued(&self) -> usize {
-        self.lock().issued
+        self.lock().issued.len()
+    }
+
+    /// Every token issued so far, revoked or not.
+    pub fn all_issued(&self) -> Vec<String> {
+        self.lock().issued.clone()
     }
 
     /// Whether `token` was issued here, is not revoked and has not expired.
@@ -162,7 +167,7 @@ async fn token(
     let access_token = hex(&bytes);
     let expires = Instant::now() + inner.lifetime;
     inner.valid.insert(access_token.clone(), expires);
-    inner.issued += 1;
+    inner.issued.push(access_token.clone());
     let answer = json!({
         "access_token": access_token,
         "token_type": "Bearer",
