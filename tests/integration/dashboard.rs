@@ -549,3 +549,79 @@ async fn an_ordered_endpoint_shows_what_blocks_its_line() {
     assert_eq!(api.get(&path).await["fifo"], true);
     browser.close().await;
 }
+
+/// The endpoint page shows how deliveries reach the endpoint: its Ed25519 public key, the
+/// client certificate it presents and the CAs it trusts, its OAuth2 client. It never shows
+/// the secret key, the certificate's private key or the client secret, not even in the
+/// page's source.
+#[tokio::test]
+async fn the_endpoint_page_shows_credentials_without_their_secrets() {
+    const SECRET_KEY: &str = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const PUBLIC_KEY: &str = "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+    const CLIENT_SECRET: &str = "dash-client-secret-0b7e";
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = hookline_net::testing::TestCa::new(dir.path(), "dash-ca");
+    let client = ca.client("dash-client");
+    let stack = Stack::new("dashreach");
+    let hookline = stack.start(Role::Serve).await;
+    let api = stack.api(&hookline);
+    let receiver = Receiver::start().await;
+    let base = hookline.api_url.clone().expect("api url");
+    let app = api.create_app("reach").await;
+    let url = receiver.url("reach", Reply::Always(200));
+    let endpoint = api
+        .create_endpoint(&app, json!({"url": url, "secret": SECRET_KEY}))
+        .await;
+    let path = format!("/api/v1/app/{app}/endpoint/{endpoint}");
+    let mtls = json!({"identity": client.identity_pem(), "serverCaCert": ca.certificate});
+    let (status, body) = api
+        .call(Method::PUT, &format!("{path}/mtls"), Some(&mtls), &[])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let oauth = json!({"grantType": "clientCredentials", "authMethod": "clientSecretBasic",
+        "tokenUrl": "https://auth.example.com/oauth/token", "clientId": "dash",
+        "clientSecret": CLIENT_SECRET, "scopes": ["webhooks.write"]});
+    let (status, body) = api
+        .call(Method::PUT, &format!("{path}/oauth"), Some(&oauth), &[])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let (link, _) = portal_link(&api, &hookline, &app).await;
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    browser
+        .goto(&format!("{base}/dashboard#/app/{app}/endpoint/{endpoint}"))
+        .await;
+    browser.wait_text("#signing", "Ed25519 · v1a").await;
+    browser.wait_text("#secret-value", PUBLIC_KEY).await;
+    browser.wait_text("#tls-subject", "CN=dash-client").await;
+    browser
+        .wait_text("#tls-trust", "1 custom CA certificate only")
+        .await;
+    browser
+        .wait_text("#oauth-token-url", "https://auth.example.com/oauth/token")
+        .await;
+    browser.wait_text("#reach", "set (never shown)").await;
+    browser.screenshot("endpoint-security-desktop").await;
+    let source = browser.client.source().await.expect("source");
+    let key_line = client.key.lines().nth(1).expect("a key line");
+    for secret in [SECRET_KEY, CLIENT_SECRET, key_line] {
+        assert!(
+            !source.contains(secret),
+            "the page shows a secret: {secret}"
+        );
+    }
+
+    // Removing the OAuth2 client, after the confirmation.
+    browser.click("#reach button", "Remove OAuth2 client").await;
+    eventually("the confirmation", Duration::from_secs(20), || async {
+        browser.client.accept_alert().await.ok()
+    })
+    .await;
+    browser.wait_text("#oauth-none", "No OAuth2 client.").await;
+    let (status, _) = api
+        .call(Method::GET, &format!("{path}/oauth"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    browser.close().await;
+}

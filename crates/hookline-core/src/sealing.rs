@@ -117,7 +117,11 @@ fn endpoint_secrets(endpoint: &mut crate::model::Endpoint) -> Vec<&mut SecretTex
     if let Some(identity) = endpoint.tls.as_mut().and_then(|tls| tls.identity.as_mut()) {
         secrets.push(&mut identity.key);
     }
-    if let Some(secret) = endpoint.oauth.as_mut().and_then(|o| o.client_secret.as_mut()) {
+    if let Some(secret) = endpoint
+        .oauth
+        .as_mut()
+        .and_then(|o| o.client_secret.as_mut())
+    {
         secrets.push(secret);
     }
     secrets
@@ -186,7 +190,10 @@ mod tests {
         let stored = seal_endpoint(Some(&key), &endpoint).unwrap();
         let text = serde_json::to_string(&stored).unwrap();
         for secret in ["whsec_signing", "PRIVATE-KEY-BYTES", "CLIENT-SECRET"] {
-            assert!(!text.contains(secret), "{secret} stored in the clear: {text}");
+            assert!(
+                !text.contains(secret),
+                "{secret} stored in the clear: {text}"
+            );
         }
         assert_eq!(open_endpoint(Some(&key), stored).unwrap(), endpoint);
     }

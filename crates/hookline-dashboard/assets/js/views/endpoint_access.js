@@ -12,7 +12,7 @@ const HIDDEN = "••••••••••••••••";
 /** The signing key: reveal (HMAC) or show (Ed25519 public key), rotate, switch kind. */
 export function signingSection(base, ep) {
   const ed25519 = ep.keyType === "ed25519";
-  const shown = h("code", { id: "secret-value" }, HIDDEN);
+  const shown = h("code", { id: "secret-value", class: "wrap" }, HIDDEN);
   const out = output("Signing key result");
   const show = async () => {
     const secret = await get(`${base}/secret`);
