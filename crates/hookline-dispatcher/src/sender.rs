@@ -247,7 +247,9 @@ impl Sender {
             |problem: String| format!("tls: the endpoint's TLS settings cannot be used: {problem}");
         let builder = hookline_net::tls::configure(self.base.builder(), tls)
             .map_err(|e| unusable(format!("{}: {e}", e.field())))?;
-        let client = builder.build().map_err(|e| unusable(error_text(&e)))?;
+        let client = builder
+            .build()
+            .map_err(|e| unusable(hookline_net::tls::chain_text(&e)))?;
         Ok(self.clients.insert(fingerprint, client))
     }
 
@@ -388,19 +390,6 @@ fn failure(error: &reqwest::Error) -> (TransportError, String) {
         _ => String::new(),
     };
     (kind, text)
-}
-
-/// `error` and its causes, one after the other (for reqwest's builder errors, whose own
-/// text is only "builder error").
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 /// Names a failed exchange: timeout, connect, TLS or other.

@@ -304,8 +304,9 @@ pub fn describe_failure(error: &rustls::Error) -> String {
     }
 }
 
-/// `error` and its causes, one after the other.
-fn chain_text(error: &dyn std::error::Error) -> String {
+/// `error` and its causes, one after the other (for errors whose own text is only a
+/// summary, such as reqwest's "builder error").
+pub fn chain_text(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(cause) = next {

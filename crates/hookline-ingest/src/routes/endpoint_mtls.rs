@@ -14,8 +14,8 @@ use hookline_net::tls::{self, TlsSettingError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::common::{now, EndpointPath};
-use super::endpoints::find_endpoint;
+use super::common::EndpointPath;
+use super::endpoints::{amend_endpoint, find_endpoint};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::scope::AppScope;
@@ -123,15 +123,10 @@ pub async fn update(
     ApiJson(input): ApiJson<EndpointMtlsConfigIn>,
 ) -> Result<StatusCode, ApiError> {
     let config = parse(input)?;
-    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    let mut endpoint = previous.clone();
-    endpoint.tls = Some(config);
-    // The bump tells dispatchers' endpoint caches the endpoint changed.
-    endpoint.updated_at = now();
-    state
-        .registry()
-        .update_endpoint(&previous, &endpoint)
-        .await?;
+    amend_endpoint(&state, &app, &endpoint_id, |endpoint| {
+        endpoint.tls = Some(config)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,16 +136,6 @@ pub async fn delete(
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<StatusCode, ApiError> {
-    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    if previous.tls.is_none() {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    let mut endpoint = previous.clone();
-    endpoint.tls = None;
-    endpoint.updated_at = now();
-    state
-        .registry()
-        .update_endpoint(&previous, &endpoint)
-        .await?;
+    amend_endpoint(&state, &app, &endpoint_id, |endpoint| endpoint.tls = None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,8 +16,8 @@ use hookline_core::outbound::{OAuthAuthMethod, OAuthClient};
 use hookline_core::secret::SecretText;
 use serde::{Deserialize, Serialize};
 
-use super::common::{now, EndpointPath};
-use super::endpoints::{find_endpoint, save_endpoint};
+use super::common::EndpointPath;
+use super::endpoints::{amend_endpoint, find_endpoint};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::scope::AppScope;
@@ -132,12 +132,10 @@ pub async fn update(
     ApiJson(input): ApiJson<EndpointOauthConfigIn>,
 ) -> Result<StatusCode, ApiError> {
     let client = checked(&state, input).await?;
-    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    let mut endpoint = previous.clone();
-    endpoint.oauth = Some(client);
-    // A newer `updated_at` is what makes dispatchers' copies of the endpoint stale.
-    endpoint.updated_at = now();
-    save_endpoint(&state, &app, &previous, &endpoint).await?;
+    amend_endpoint(&state, &app, &endpoint_id, |endpoint| {
+        endpoint.oauth = Some(client)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -147,14 +145,7 @@ pub async fn delete(
     AppScope { app, .. }: AppScope,
     Path(EndpointPath { endpoint_id }): Path<EndpointPath>,
 ) -> Result<StatusCode, ApiError> {
-    let previous = find_endpoint(&state, &app.id, &endpoint_id).await?;
-    if previous.oauth.is_none() {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    let mut endpoint = previous.clone();
-    endpoint.oauth = None;
-    endpoint.updated_at = now();
-    save_endpoint(&state, &app, &previous, &endpoint).await?;
+    amend_endpoint(&state, &app, &endpoint_id, |endpoint| endpoint.oauth = None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

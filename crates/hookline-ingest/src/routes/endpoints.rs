@@ -437,6 +437,25 @@ pub(crate) async fn save_endpoint(
     Ok(())
 }
 
+/// Changes one setting of the app's endpoint `endpoint_id` that has its own route (its TLS
+/// settings, its OAuth2 client) and saves it as [`save_endpoint`] does, unless `amend` left
+/// it as it was. The newer `updated_at` is what makes dispatchers' copies of it stale.
+pub(crate) async fn amend_endpoint(
+    state: &ApiState,
+    app: &App,
+    endpoint_id: &str,
+    amend: impl FnOnce(&mut Endpoint),
+) -> Result<(), ApiError> {
+    let previous = find_endpoint(state, &app.id, endpoint_id).await?;
+    let mut endpoint = previous.clone();
+    amend(&mut endpoint);
+    if endpoint == previous {
+        return Ok(());
+    }
+    endpoint.updated_at = now();
+    save_endpoint(state, app, &previous, &endpoint).await
+}
+
 /// Deletes an endpoint and announces it (`endpoint.deleted`).
 pub(crate) async fn remove_endpoint(
     state: &ApiState,
