@@ -145,10 +145,17 @@ async fn kill_dispatcher_between_batch_write_and_ack_redelivers_the_batch() {
     let sent: Vec<String> = api.send_many(&app, "order.created", MESSAGES).await;
     let sent_set: HashSet<String> = sent.iter().cloned().collect();
 
+    // No scheduler runs here: the per-endpoint cap is lifted so that no task waits for a
+    // slot in the retry schedule (a loaded machine makes slot waits long), which is not what
+    // this test is about.
+    let uncapped = ("HOOKLINE__DELIVERY__MAX_IN_FLIGHT_PER_ENDPOINT", "256");
     let mut stalled = stack
         .start_with(
             Role::Dispatcher,
-            &[("HOOKLINE__DELIVERY__PAUSE_BEFORE_ACK_MS", "600000")],
+            &[
+                ("HOOKLINE__DELIVERY__PAUSE_BEFORE_ACK_MS", "600000"),
+                uncapped,
+            ],
         )
         .await;
     receiver
@@ -172,7 +179,7 @@ async fn kill_dispatcher_between_batch_write_and_ack_redelivers_the_batch() {
         "each delivered once before the kill"
     );
 
-    let _successor = stack.start(Role::Dispatcher).await;
+    let _successor = stack.start_with(Role::Dispatcher, &[uncapped]).await;
     eventually(
         "every task redelivered",
         Duration::from_secs(60),
