@@ -5,7 +5,6 @@
 //! and `hookline listen` verifies with a `whpk_` key. tests/python/svix_ed25519.py checks the
 //! same deliveries with Python's `cryptography` through the Svix SDK.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -15,8 +14,8 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::testkit::listen::Listener;
 use crate::testkit::process::TOKEN;
 use crate::testkit::python::run_python;
 use crate::testkit::receiver::Delivery;
@@ -352,31 +351,9 @@ async fn listen_verifies_v1a_with_a_public_key(#[case] backend: Backend) {
     let stack = Stack::on(backend, "listen-ed25519");
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
-    let mut listen = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["listen", "--listen", "127.0.0.1:0"])
-        .env("HOOKLINE_SECRET", PUBLIC_KEY)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hookline listen");
-    let mut lines = BufReader::new(listen.stdout.take().expect("stdout")).lines();
-    let first = lines.next_line().await.expect("read").expect("a line");
-    let address = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("the address in {first}"))
-        .to_owned();
-    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = std::sync::Arc::clone(&printed);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(line);
-        }
-    });
+    let listen = Listener::start(PUBLIC_KEY).await;
     let app = api.create_app("listen-ed25519").await;
-    let url = format!("{address}/hooks");
+    let url = format!("{}/hooks", listen.address);
     api.create_endpoint(&app, json!({"url": url, "secret": SECRET_KEY}))
         .await;
     // Another ed25519 key: the listener must reject its deliveries.
@@ -390,13 +367,9 @@ async fn listen_verifies_v1a_with_a_public_key(#[case] backend: Backend) {
         "the listener to verify one delivery and reject the other",
         Duration::from_secs(20),
         || {
-            let printed = std::sync::Arc::clone(&printed);
+            let lines = listen.lines();
             let msg = msg.clone();
             async move {
-                let lines = printed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
                 let verified = lines
                     .iter()
                     .filter(|l| l.starts_with(&format!("verified {msg}")))

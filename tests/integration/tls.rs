@@ -6,71 +6,23 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hookline_net::testing::TestCa;
 use serde_json::json;
 
 use crate::testkit::{eventually, PrivateNode, Receiver, Reply, Role, Stack};
 
-/// A CA and a certificate for `localhost` signed by it, made with openssl.
+/// A CA and a certificate for `localhost` signed by it, written to `dir` as `ca.pem`,
+/// `redis.pem` and `redis.key` (the names the servers below are given).
 fn make_certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=hookline-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "redis.key",
-        "-out",
-        "redis.csr",
-    ]);
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .expect("write san.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "redis.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "redis.pem",
-    ]);
+    let ca = TestCa::new(dir, "ca");
+    let server = ca.server("redis");
+    for (name, text) in [
+        ("ca.pem", &ca.certificate),
+        ("redis.pem", &server.certificate),
+        ("redis.key", &server.key),
+    ] {
+        std::fs::write(dir.join(name), text).expect("write a certificate file");
+    }
 }
 
 /// A Redis listening with TLS only, stopped when dropped.
@@ -245,10 +197,7 @@ async fn amqps_delivers_with_a_trusted_certificate_and_refuses_an_unknown_one() 
         "the refusal in the log",
         Duration::from_secs(20),
         || async {
-            let logs = logs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .to_lowercase();
+            let logs = logs.text().to_lowercase();
             (logs.contains("certificate") || logs.contains("unknownissuer")).then_some(())
         },
     )

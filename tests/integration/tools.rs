@@ -1,12 +1,11 @@
 //! The terminal tools: `hookline listen` verifies and prints deliveries, `hookline send`
 //! creates a message, `hookline recover` shows progress and the summary on a terminal.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::testkit::listen::Listener;
 use crate::testkit::process::TOKEN;
 use crate::testkit::{backends, eventually, Backend, Receiver, Reply, Role, Stack};
 use rstest_reuse::apply;
@@ -27,33 +26,10 @@ async fn listen_prints_verified_deliveries_that_send_created(#[case] backend: Ba
     let hookline = stack.start(Role::Serve).await;
     let api = stack.api(&hookline);
     let base = hookline.api_url.clone().expect("url");
-    let mut listen = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["listen", "--listen", "127.0.0.1:0"])
-        .env("HOOKLINE_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hookline listen");
-    let mut lines = BufReader::new(listen.stdout.take().expect("stdout")).lines();
-    let first = lines.next_line().await.expect("read").expect("a line");
-    assert!(first.contains("listening on"), "{first}");
-    let address = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the address")
-        .to_owned();
-    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = std::sync::Arc::clone(&printed);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(line);
-        }
-    });
+    let listen = Listener::start(SECRET).await;
 
     let app = api.create_app("listen-app").await;
-    let url = format!("{address}/hooks");
+    let url = format!("{}/hooks", listen.address);
     api.create_endpoint(&app, json!({"url": url, "secret": SECRET}))
         .await;
     // A second endpoint signs with another secret: the listener must reject it.
@@ -84,13 +60,9 @@ async fn listen_prints_verified_deliveries_that_send_created(#[case] backend: Ba
         "the listener to print both deliveries",
         Duration::from_secs(20),
         || {
-            let printed = std::sync::Arc::clone(&printed);
+            let lines = listen.lines();
             let msg = msg.clone();
             async move {
-                let lines = printed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
                 let verified = lines
                     .iter()
                     .any(|l| l == &format!("verified {msg} (14 bytes)"));

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod dns;
 pub mod forward_proxy;
 pub mod js;
+pub mod listen;
 pub mod pg_node;
 pub mod process;
 pub mod python;

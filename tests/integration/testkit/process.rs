@@ -12,6 +12,30 @@ use super::api::Api;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
+/// What a process started by [`Stack::start_capturing_logs`] has written to stderr so far.
+#[derive(Clone)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The text, once checked to hold the dispatcher's debug-level line for each attempt: a
+    /// test that looks for secrets in it must not be looking at a quieter log.
+    pub fn at_debug_level(&self) -> String {
+        let text = self.text();
+        assert!(
+            text.contains("attempt recorded"),
+            "debug logs were captured: {text}"
+        );
+        text
+    }
+}
+
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 pub fn amqp_url() -> String {
@@ -303,12 +327,12 @@ impl Stack {
         &self,
         role: Role,
         extra: &[(&str, &str)],
-    ) -> (Process, std::sync::Arc<std::sync::Mutex<String>>) {
+    ) -> (Process, CapturedLogs) {
         let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let process = self
             .spawn(role, extra, Some(std::sync::Arc::clone(&logs)))
             .await;
-        (process, logs)
+        (process, CapturedLogs(logs))
     }
 
     /// Starts `role` with extra variables for this process only.
