@@ -70,18 +70,22 @@ impl SigningSecret {
 
     /// The Standard Webhooks signature of one attempt: `v1,<base64>`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = self.mac();
+        let mac = self.signed_content_mac(msg_id, timestamp, body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// The HMAC over the signed content `{msg_id}.{timestamp}.{body}`, before finalising:
+    /// signing encodes it, verifying compares it in constant time.
+    fn signed_content_mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length, so this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+        mac
     }
 }
 
@@ -209,13 +213,10 @@ impl VerifyKey {
                 else {
                     return false;
                 };
-                let mut mac = secret.mac();
-                mac.update(msg_id.as_bytes());
-                mac.update(b".");
-                mac.update(timestamp.to_string().as_bytes());
-                mac.update(b".");
-                mac.update(body);
-                mac.verify_slice(&given).is_ok()
+                secret
+                    .signed_content_mac(msg_id, timestamp, body)
+                    .verify_slice(&given)
+                    .is_ok()
             }
             Self::Ed25519(public) => entry
                 .strip_prefix(crate::asymmetric::SIGNATURE_PREFIX)
