@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use crate::cache::{AppThrottles, EndpointCache, KnownCircuits};
 use crate::config::DispatcherConfig;
 use crate::in_flight::InFlight;
+use crate::keys::KeyCache;
 use crate::oauth::TokenCache;
 use crate::sender::{Exchange, Sender, SenderError};
 use crate::turns::ends_turn;
@@ -164,6 +165,8 @@ pub struct Dispatcher {
     pub(crate) queue_age: crate::queue_age::QueueAge,
     /// OAuth2 access tokens of the endpoints that need one, shared by every worker.
     pub(crate) tokens: TokenCache,
+    /// Ed25519 signing keys already read, so a delivery does not derive them again.
+    keys: KeyCache,
 }
 
 impl Dispatcher {
@@ -197,6 +200,7 @@ impl Dispatcher {
             apps,
             queue_age: crate::queue_age::QueueAge::default(),
             tokens: TokenCache::default(),
+            keys: KeyCache::default(),
         })
     }
 
@@ -304,7 +308,7 @@ impl Dispatcher {
         }
         let secrets: Result<Vec<SigningKey>, _> = endpoint
             .signing_secrets(OffsetDateTime::now_utc())
-            .map(SigningKey::parse)
+            .map(|text| self.keys.parse(text))
             .collect();
         // The hex body scheme is an HMAC keyed by the current secret's text; the API refuses
         // it beside an ed25519 key, so one here is a damaged record too.

@@ -18,6 +18,7 @@ pub mod delivery;
 mod health;
 mod hold;
 mod in_flight;
+mod keys;
 pub mod oauth;
 mod queue_age;
 pub mod sender;
